@@ -1,0 +1,106 @@
+-- Source tables of the SOC product, as its loaders land them in `raw`.
+-- Every tenant-scoped table has tenant_id; `_loaded_at` is when the loader wrote the row
+-- (the watermark for freshness and late-arriving data).
+
+create table if not exists raw.tenants (
+    tenant_id   text primary key,
+    name        text not null,
+    plan        text not null,            -- standard | enterprise
+    timezone    text not null,            -- IANA name
+    created_at  timestamptz not null,
+    _loaded_at  timestamptz not null default now()
+);
+
+create table if not exists raw.analysts (
+    analyst_id  text primary key,         -- '<tenant>-a<nnn>'
+    tenant_id   text not null,
+    name        text not null,
+    email       text not null,
+    team        text not null,            -- tier1 | tier2 | threat_hunting | ir
+    hired_at    date not null,
+    _loaded_at  timestamptz not null default now()
+);
+
+create table if not exists raw.attack_techniques (   -- MITRE ATT&CK reference, not tenant-scoped
+    technique_id text primary key,        -- e.g. T1566
+    name         text not null,
+    tactic       text not null
+);
+
+create table if not exists raw.incidents (
+    incident_id         bigint primary key,
+    tenant_id           text not null,
+    title               text not null,
+    severity            text not null,    -- critical | high | medium | low
+    status              text not null,    -- new | acknowledged | in_progress | resolved | closed
+    opened_at           timestamptz not null,
+    acknowledged_at     timestamptz,      -- null while new
+    resolved_at         timestamptz,      -- set iff status in (resolved, closed)
+    assignee_id         text,             -- analysts.analyst_id, null while new
+    attack_technique_id text,             -- attack_techniques.technique_id
+    sla_ack_minutes     integer not null, -- acknowledge target by severity
+    sla_resolve_minutes integer not null, -- resolve target by severity
+    _loaded_at          timestamptz not null default now()
+);
+
+create table if not exists raw.alerts (
+    alert_id            bigint primary key,
+    tenant_id           text not null,
+    incident_id         bigint,           -- null when the alert was not escalated
+    connector_id        text not null,
+    rule_name           text not null,
+    severity            text not null,
+    attack_technique_id text,
+    created_at          timestamptz not null,
+    _loaded_at          timestamptz not null default now()
+);
+
+create table if not exists raw.detections (          -- detection rules: ATT&CK coverage
+    detection_id  text primary key,
+    tenant_id     text not null,
+    technique_id  text not null,
+    name          text not null,
+    enabled       boolean not null,
+    created_at    timestamptz not null,
+    _loaded_at    timestamptz not null default now()
+);
+
+create table if not exists raw.connectors (
+    connector_id text primary key,        -- '<tenant>-c<nn>'
+    tenant_id    text not null,
+    name         text not null,
+    kind         text not null,           -- edr | siem | firewall | cloud | identity | email
+    created_at   timestamptz not null,
+    _loaded_at   timestamptz not null default now()
+);
+
+create table if not exists raw.connector_health_events (
+    event_id        bigint primary key,
+    tenant_id       text not null,
+    connector_id    text not null,
+    observed_at     timestamptz not null,
+    status          text not null,        -- healthy | degraded | down
+    latency_ms      integer not null,
+    events_ingested bigint not null,
+    _loaded_at      timestamptz not null default now()
+);
+
+create table if not exists raw.compliance_controls (
+    tenant_id   text not null,
+    control_id  text not null,            -- e.g. 'SOC2-CC6.1'
+    framework   text not null,            -- SOC2 | ISO27001 | NIST-CSF
+    title       text not null,
+    owner_id    text,                     -- analysts.analyst_id
+    _loaded_at  timestamptz not null default now(),
+    primary key (tenant_id, control_id)
+);
+
+create table if not exists raw.compliance_evidence (
+    evidence_id   bigint primary key,
+    tenant_id     text not null,
+    control_id    text not null,
+    collected_at  timestamptz not null,
+    status        text not null,          -- valid | expired | rejected
+    reviewer_id   text,
+    _loaded_at    timestamptz not null default now()
+);

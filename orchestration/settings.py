@@ -1,0 +1,47 @@
+"""Where everything lives: one settings object, read from the environment.
+
+`REPORTS_DATABASE_URL` selects an external PostgreSQL server; without it an embedded server
+(pgserver) keeps its data under `$NEXUS_HOME/pgdata`. `NEXUS_HOME` defaults to `.nexus/` in
+the repository, so a fresh clone needs nothing configured.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
+TEMPLATES_DIR = REPO_ROOT / "templates"
+EXPECTATIONS_DIR = REPO_ROOT / "expectations"
+
+EMBEDDED_DATABASE = "nexus"
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    external_database_url: str | None
+
+    @property
+    def pgdata(self) -> Path:
+        return self.home / "pgdata"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.home / "artifacts"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"
+
+    @property
+    def embedded(self) -> bool:
+        return self.external_database_url is None
+
+
+def get_settings() -> Settings:
+    home = Path(os.environ.get("NEXUS_HOME") or REPO_ROOT / ".nexus").resolve()
+    url = os.environ.get("REPORTS_DATABASE_URL") or None
+    return Settings(home=home, external_database_url=url)
