@@ -9,6 +9,7 @@ Report queries never run as the connecting user: `reader_transaction` switches t
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -23,6 +24,7 @@ from .settings import EMBEDDED_DATABASE, Settings, get_settings
 READER_ROLE = "report_reader"
 SCHEMAS = ("raw", "staging", "analytics", "control", "snapshots")
 TENANT_SETTING = "app.tenant_id"
+READER_PASSWORD_ENV = "REPORTS_READER_PASSWORD"
 _TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 _server: Any = None  # the pgserver handle this process holds
@@ -123,6 +125,15 @@ def _redact(url: str) -> str:
 
 
 @contextlib.contextmanager
+def connection(settings: Settings | None = None) -> Iterator[psycopg2.extensions.connection]:
+    conn = connect(settings)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+@contextlib.contextmanager
 def cursor(settings: Settings | None = None) -> Iterator[psycopg2.extensions.cursor]:
     """A cursor in one transaction, committed on success, as the connecting (admin) user."""
     conn = connect(settings)
@@ -142,19 +153,57 @@ def validate_tenant_id(tenant_id: str) -> str:
     return tenant_id
 
 
+def reader_url(settings: Settings | None = None) -> str:
+    """The warehouse URL logged in as report_reader itself.
+
+    Report queries log in as the reporting role instead of switching to it with SET ROLE:
+    a switched role can RESET ROLE (or set_config('role', ...)) back to the admin, a login
+    role has nowhere to go.
+    """
+    params = psycopg2.extensions.parse_dsn(database_url(settings))
+    params["user"] = READER_ROLE
+    password = os.environ.get(READER_PASSWORD_ENV)
+    if password:
+        params["password"] = password
+    else:
+        params.pop("password", None)
+    return psycopg2.extensions.make_dsn(**params)
+
+
+def connect_reader(settings: Settings | None = None) -> psycopg2.extensions.connection:
+    try:
+        return psycopg2.connect(reader_url(settings), application_name="nexus-reports-reader")
+    except psycopg2.OperationalError as exc:
+        raise WarehouseError(
+            f"cannot connect as {READER_ROLE}: {str(exc).strip()} "
+            f"(with a password-protected server, set {READER_PASSWORD_ENV})"
+        ) from exc
+
+
+@contextlib.contextmanager
+def reader_connection(settings: Settings | None = None) -> Iterator[psycopg2.extensions.connection]:
+    conn = connect_reader(settings)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
 @contextlib.contextmanager
 def reader_transaction(
     conn: psycopg2.extensions.connection, tenant_id: str
 ) -> Iterator[psycopg2.extensions.cursor]:
-    """A transaction as `report_reader` with the tenant set; both reset when it ends.
+    """A transaction of the reporting role with the tenant set by SET LOCAL.
 
-    `SET LOCAL` scopes role and tenant to this transaction, so a pooled or reused connection
-    never carries a tenant into the next query.
+    The tenant lives exactly as long as the transaction, so a reused connection never
+    carries one tenant into the next query. Refuses a connection of any other role.
     """
     validate_tenant_id(tenant_id)
     with conn:
         with conn.cursor() as cur:
-            cur.execute(f"set local role {READER_ROLE}")
+            cur.execute("select session_user, current_user")
+            if cur.fetchone() != (READER_ROLE, READER_ROLE):
+                raise WarehouseError(f"report queries must run on a {READER_ROLE} connection")
             cur.execute("select set_config(%s, %s, true)", (TENANT_SETTING, tenant_id))
             yield cur
 
@@ -170,14 +219,17 @@ def ensure_database(settings: Settings | None = None) -> None:
         cur.execute("select 1 from pg_roles where rolname = %s", (READER_ROLE,))
         if cur.fetchone() is None:
             try:
-                cur.execute(f"create role {READER_ROLE} nologin nosuperuser nobypassrls noinherit")
+                cur.execute(f"create role {READER_ROLE}")
             except psycopg2.errors.DuplicateObject:
                 pass
-        # The reader may read report models and nothing else: no raw data, no staging, no control.
-        cur.execute(f"alter role {READER_ROLE} nologin nosuperuser nobypassrls")
-        cur.execute("select current_user")
-        (me,) = cur.fetchone()
-        cur.execute(f'grant {READER_ROLE} to "{me}"')
+        # The reader may read report models and nothing else: no raw data, no staging, no
+        # control, nothing it owns, no way around row-level security.
+        cur.execute(
+            f"alter role {READER_ROLE} login nosuperuser nobypassrls nocreatedb nocreaterole noinherit noreplication"
+        )
+        password = os.environ.get(READER_PASSWORD_ENV)
+        if password:
+            cur.execute(f"alter role {READER_ROLE} password %s", (password,))
         cur.execute(f"grant usage on schema analytics to {READER_ROLE}")
         for schema in ("raw", "staging", "control", "snapshots"):
             cur.execute(f"revoke all on schema {schema} from {READER_ROLE}")

@@ -1,0 +1,27 @@
+"""The single Dagster entry point (loaded by workspace.yaml)."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from . import catalog
+from .defs.dbt.assets import dbt_resource, nexus_dbt_models
+from .defs.reports.assets import build_report_assets
+from .defs.reports.checks import build_gate_b_check
+from .defs.reports.schedules import build_job, build_schedule
+from .defs.tenants.sensors import tenant_partitions_sensor
+
+templates = catalog.load_all()
+report_assets = [asset for t in templates for asset in build_report_assets(t)]
+gate_b_checks = [build_gate_b_check(t) for t in templates]
+report_jobs = {t.key: build_job(t) for t in templates}
+report_schedules = [build_schedule(t, report_jobs[t.key]) for t in templates]
+
+defs = dg.Definitions(
+    assets=[nexus_dbt_models, *report_assets],
+    asset_checks=gate_b_checks,
+    jobs=list(report_jobs.values()),
+    schedules=report_schedules,
+    sensors=[tenant_partitions_sensor],
+    resources={"dbt": dbt_resource},
+)

@@ -1,0 +1,42 @@
+"""The dbt project as Dagster assets: sources -> staging views -> metric models."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+
+from ... import warehouse
+from ...dbt_manifest import MANIFEST_PATH
+from ...settings import DBT_PROJECT_DIR
+
+dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+
+
+def dbt_asset_key(schema: str, alias: str) -> dg.AssetKey:
+    """One naming rule for every dbt model: <schema>/<relation>, e.g. analytics/metric_incident_flow_v1."""
+    return dg.AssetKey([schema, alias])
+
+
+class NexusDbtTranslator(DagsterDbtTranslator):
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        if dbt_resource_props["resource_type"] == "source":
+            return dg.AssetKey([dbt_resource_props["source_name"], dbt_resource_props["name"]])
+        return dbt_asset_key(dbt_resource_props["schema"], dbt_resource_props["alias"])
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        return "metrics" if dbt_resource_props.get("schema") == "analytics" else "staging"
+
+
+@dbt_assets(manifest=MANIFEST_PATH, project=dbt_project, dagster_dbt_translator=NexusDbtTranslator())
+def nexus_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+    # The profile reads the warehouse location from the environment; the embedded server may
+    # only now have been started by this process.
+    os.environ.update(warehouse.dbt_env())
+    yield from dbt.cli(["build"], context=context).stream()
+
+
+dbt_resource = DbtCliResource(project_dir=dbt_project, profiles_dir=str(DBT_PROJECT_DIR))

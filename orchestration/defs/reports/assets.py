@@ -1,0 +1,146 @@
+"""Report templates as asset pairs: <template>/snapshot -> Gate B -> <template>/published.
+
+Built from the catalog, not written per template: each template's assets depend on exactly
+the dbt models its sections read, and are partitioned by tenant x period.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from ... import dbt_manifest, pipeline, runs, warehouse
+from ...catalog import Template
+from ...runs import ReportRequest
+from ..dbt.assets import dbt_asset_key
+from ..tenants.sensors import tenant_partitions
+
+PARTITIONS_START = "2025-01-01"
+REQUESTER_TAG = "nexus/requester"
+TRIGGER_TAG = "nexus/trigger"
+DEFAULT_REQUESTER = "dagster-ui"
+
+
+def partitions_for(template: Template) -> dg.MultiPartitionsDefinition:
+    period = {
+        "monthly": dg.MonthlyPartitionsDefinition(start_date=PARTITIONS_START),
+        "weekly": dg.WeeklyPartitionsDefinition(start_date=PARTITIONS_START),
+        "daily": dg.DailyPartitionsDefinition(start_date=PARTITIONS_START),
+    }[template.cadence]
+    return dg.MultiPartitionsDefinition({"tenant": tenant_partitions, "period": period})
+
+
+def snapshot_key(template: Template) -> dg.AssetKey:
+    return dg.AssetKey([template.key, "snapshot"])
+
+
+def published_key(template: Template) -> dg.AssetKey:
+    return dg.AssetKey([template.key, "published"])
+
+
+def request_from_context(template: Template, context: dg.AssetExecutionContext) -> ReportRequest:
+    keys = context.partition_key.keys_by_dimension
+    tags = context.run.tags
+    return ReportRequest.for_period(
+        template,
+        keys["tenant"],
+        keys["period"],
+        requester=tags.get(REQUESTER_TAG, DEFAULT_REQUESTER),
+        trigger=tags.get(TRIGGER_TAG, "manual"),
+    )
+
+
+def run_record(template: Template, context) -> dict:
+    with warehouse.connection() as conn:
+        record = runs.run_for_dagster_run(conn, context.run.run_id, template.key)
+    if record is None:
+        raise dg.Failure(
+            description=f"no {template.key} snapshot was taken in this Dagster run: "
+            f"materialize {template.key}/snapshot and {template.key}/published together"
+        )
+    return record
+
+
+def _failure(exc: pipeline.RunFailed) -> dg.Failure:
+    return dg.Failure(
+        description=exc.diagnosis,
+        metadata={"report_run_id": exc.run_id, "failure_class": exc.failure_class},
+        allow_retries=False,
+    )
+
+
+def build_report_assets(template: Template) -> list[dg.AssetsDefinition]:
+    partitions = partitions_for(template)
+    dbt_deps = [
+        dbt_asset_key(info.schema, info.alias)
+        for info in (dbt_manifest.model(name, version) for name, version in template.models_read())
+    ]
+    metadata = {
+        "template_version": template.version,
+        "owner": template.owner,
+        "sensitivity": template.sensitivity,
+        "formats": ", ".join(template.formats),
+        "content_hash": template.content_hash,
+        "metrics": ", ".join(f"{m.id} ({m.model} v{m.version})" for m in template.metrics),
+    }
+
+    @dg.asset(
+        key=snapshot_key(template),
+        deps=dbt_deps,
+        partitions_def=partitions,
+        group_name=template.key,
+        kinds={"postgres"},
+        owners=[f"email:{template.owner}"] if "@" in template.owner else None,
+        description=f"{template.title} v{template.version}: every section queried under RLS "
+        "for the partition's tenant and period, frozen in immutable snapshot tables.",
+        metadata=metadata,
+    )
+    def snapshot_asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        request = request_from_context(template, context)
+        with warehouse.connection() as conn:
+            run_id = pipeline.start(conn, template, request, dagster_run_id=context.run.run_id)
+            context.log.info(f"report run {run_id}, input hash {request.input_hash}")
+            try:
+                with pipeline.guarded(conn, run_id, "query_failure"):
+                    sections = pipeline.take_snapshot(conn, run_id, template, request)
+            except pipeline.RunFailed as exc:
+                raise _failure(exc) from exc
+        return dg.MaterializeResult(
+            metadata={
+                "report_run_id": run_id,
+                "input_hash": request.input_hash,
+                "template_version": template.version,
+                **{f"rows/{name}": s.row_count for name, s in sections.items()},
+            }
+        )
+
+    @dg.asset(
+        key=published_key(template),
+        deps=[snapshot_key(template)],
+        partitions_def=partitions,
+        group_name=template.key,
+        kinds={"csv", "json", "xlsx", "pdf"} & set(template.formats) or None,
+        description=f"{template.title} v{template.version}: formats rendered from the snapshot and "
+        "published atomically with a manifest, only after Gate B passed.",
+        metadata=metadata,
+    )
+    def published_asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        record = run_record(template, context)
+        request = pipeline.request_of(record)
+        with warehouse.connection() as conn:
+            try:
+                with pipeline.guarded(conn, record["run_id"], "format_error"):
+                    published = pipeline.render_and_publish(
+                        conn, record["run_id"], template, request, pipeline.sections_of(template, record)
+                    )
+            except pipeline.RunFailed as exc:
+                raise _failure(exc) from exc
+        return dg.MaterializeResult(
+            metadata={
+                "report_run_id": published.run_id,
+                "location": dg.MetadataValue.path(str(published.location)),
+                "input_hash": record["input_hash"],
+                "files": dg.MetadataValue.json(published.manifest["files"]),
+            }
+        )
+
+    return [snapshot_asset, published_asset]

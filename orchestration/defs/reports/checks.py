@@ -1,0 +1,44 @@
+"""Gate B as a blocking asset check on each template's snapshot."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from ... import pipeline, warehouse
+from ...catalog import Template
+from .assets import _failure, run_record, snapshot_key
+
+
+def build_gate_b_check(template: Template) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=snapshot_key(template),
+        name="gate_b",
+        blocking=True,
+        description=f"Gate B: the {template.expectation_suite} and shared Great Expectations suites "
+        "on the snapshot; a failed critical expectation fails the run and blocks publishing.",
+    )
+    def gate_b_check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        record = run_record(template, context)
+        request = pipeline.request_of(record)
+        sections = pipeline.sections_of(template, record)
+        with warehouse.connection() as conn:
+            try:
+                with pipeline.guarded(conn, record["run_id"], "validation_failed"):
+                    result = pipeline.gate_b(conn, record["run_id"], template, request, sections)
+            except pipeline.RunFailed as exc:
+                if exc.failure_class != "validation_failed":
+                    raise _failure(exc) from exc
+                with warehouse.connection() as fresh:
+                    summary = pipeline.runs.get_run(fresh, record["run_id"])["gate_summary"]
+                return dg.AssetCheckResult(
+                    passed=False,
+                    severity=dg.AssetCheckSeverity.ERROR,
+                    description=exc.diagnosis,
+                    metadata={"report_run_id": record["run_id"], "gate_b": dg.MetadataValue.json(summary)},
+                )
+        return dg.AssetCheckResult(
+            passed=True,
+            metadata={"report_run_id": record["run_id"], "gate_b": dg.MetadataValue.json(result.summary())},
+        )
+
+    return gate_b_check

@@ -1,0 +1,200 @@
+"""Report run requests and their records in `control.report_runs`.
+
+A request is validated before anything runs and hashed (the input hash) from its canonical
+JSON, so the same request always has the same hash. The run record is the one place that
+says what a run was asked to do and how it ended.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import hashlib
+import json
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .catalog import Template
+from .warehouse import dict_rows, json_param, validate_tenant_id
+
+TRIGGERS = ("manual", "schedule", "correction", "retry")
+FAILURE_CLASSES = (
+    "query_failure",
+    "source_unavailable",
+    "validation_failed",
+    "policy_violation",
+    "format_error",
+    "storage_failure",
+    "delivery_failure",
+    "timeout",
+    "cancelled",
+)
+
+
+class RequestError(ValueError):
+    """A run request that cannot run; the message says what to change."""
+
+
+def month_window(period_key: str) -> tuple[dt.date, dt.date]:
+    """'2026-10' or '2026-10-01' -> (2026-10-01, 2026-11-01)."""
+    try:
+        start = dt.date.fromisoformat(period_key[:7] + "-01")
+    except ValueError as exc:
+        raise RequestError(f"invalid period {period_key!r}: expected YYYY-MM") from exc
+    last = calendar.monthrange(start.year, start.month)[1]
+    return start, start + dt.timedelta(days=last)
+
+
+def last_complete_month(today: dt.date | None = None) -> str:
+    today = today or dt.datetime.now(dt.timezone.utc).date()
+    first = today.replace(day=1)
+    return (first - dt.timedelta(days=1)).strftime("%Y-%m")
+
+
+@dataclass(frozen=True)
+class ReportRequest:
+    template_key: str
+    template_version: int
+    tenant_id: str
+    window_start: dt.date
+    window_end: dt.date
+    requester: str
+    trigger: str = "manual"
+    period_key: str | None = None
+    formats: tuple[str, ...] = ()
+    filters: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def for_period(cls, template: Template, tenant_id: str, period_key: str, **kwargs: Any) -> "ReportRequest":
+        start, end = month_window(period_key)
+        kwargs.setdefault("formats", template.formats)
+        return cls(
+            template_key=template.key,
+            template_version=template.version,
+            tenant_id=tenant_id,
+            window_start=start,
+            window_end=end,
+            period_key=start.strftime("%Y-%m"),
+            **kwargs,
+        )
+
+    def validate(self, template: Template) -> "ReportRequest":
+        if (self.template_key, self.template_version) != (template.key, template.version):
+            raise RequestError(f"request is for {self.template_key} v{self.template_version}, not {template.label}")
+        try:
+            validate_tenant_id(self.tenant_id)
+        except ValueError as exc:
+            raise RequestError(str(exc)) from exc
+        if self.window_start >= self.window_end:
+            raise RequestError(f"empty window: {self.window_start} is not before {self.window_end}")
+        unknown = sorted(set(self.formats) - set(template.formats))
+        if not self.formats or unknown:
+            raise RequestError(
+                f"formats {list(self.formats)} not offered by {template.label} (offers {list(template.formats)})"
+            )
+        if self.filters:
+            raise RequestError(f"{template.label} declares no filters; got {sorted(self.filters)}")
+        if self.trigger not in TRIGGERS:
+            raise RequestError(f"unknown trigger {self.trigger!r}; expected one of {TRIGGERS}")
+        if not self.requester.strip():
+            raise RequestError("a run needs a requester")
+        return self
+
+    def canonical(self) -> dict[str, Any]:
+        """What the input hash covers: everything that decides the report's content and audience."""
+        return {
+            "template_key": self.template_key,
+            "template_version": self.template_version,
+            "tenant_id": self.tenant_id,
+            "window_start": self.window_start.isoformat(),
+            "window_end": self.window_end.isoformat(),
+            "filters": self.filters,
+            "formats": sorted(self.formats),
+            "requester": self.requester,
+        }
+
+    @property
+    def input_hash(self) -> str:
+        canonical = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["window_start"] = self.window_start.isoformat()
+        data["window_end"] = self.window_end.isoformat()
+        data["formats"] = list(self.formats)
+        return data
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+def create_run(conn, request: ReportRequest, *, dagster_run_id: str | None = None) -> str:
+    run_id = new_run_id()
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            """
+            insert into control.report_runs
+                (run_id, dagster_run_id, template_key, template_version, tenant_id, period_key,
+                 window_start, window_end, formats, requester, trigger, request, input_hash,
+                 state, started_at)
+            values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'running', now())
+            """,
+            (
+                run_id, dagster_run_id, request.template_key, request.template_version,
+                request.tenant_id, request.period_key, request.window_start, request.window_end,
+                list(request.formats), request.requester, request.trigger,
+                json_param(request.as_json()), request.input_hash,
+            ),
+        )
+    return run_id
+
+
+def update_run(conn, run_id: str, **fields: Any) -> None:
+    allowed = {
+        "snapshot_tables", "row_counts", "gate_passed", "gate_summary",
+        "artifact_location", "manifest_sha256", "state",
+    }
+    unknown = set(fields) - allowed
+    if unknown:
+        raise ValueError(f"cannot update {sorted(unknown)}")
+    sets = ", ".join(f"{k} = %s" for k in fields)
+    values = [json_param(v) if isinstance(v, (dict, list)) else v for v in fields.values()]
+    with conn, conn.cursor() as cur:
+        cur.execute(f"update control.report_runs set {sets} where run_id = %s", (*values, run_id))
+
+
+def finish_run(conn, run_id: str, state: str, *, failure_class: str | None = None, diagnosis: str | None = None) -> None:
+    """End a run: completed, or failed/cancelled with a classified reason. Ends are final."""
+    if state == "failed" and failure_class not in FAILURE_CLASSES:
+        raise ValueError(f"a failed run needs a failure class from {FAILURE_CLASSES}")
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            """
+            update control.report_runs
+               set state = %s, failure_class = %s, diagnosis = %s, ended_at = now()
+             where run_id = %s and state in ('queued', 'running')
+            """,
+            (state, failure_class if state == "failed" else None, diagnosis, run_id),
+        )
+
+
+def get_run(conn, run_id: str) -> dict[str, Any] | None:
+    with conn, conn.cursor() as cur:
+        cur.execute("select * from control.report_runs where run_id = %s", (run_id,))
+        rows = dict_rows(cur)
+    return rows[0] if rows else None
+
+
+def run_for_dagster_run(conn, dagster_run_id: str, template_key: str) -> dict[str, Any] | None:
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            """select * from control.report_runs
+                where dagster_run_id = %s and template_key = %s
+                order by created_at desc limit 1""",
+            (dagster_run_id, template_key),
+        )
+        rows = dict_rows(cur)
+    return rows[0] if rows else None

@@ -1,0 +1,133 @@
+"""Snapshots: each section of a run, queried under RLS and frozen in its own table.
+
+The query runs as `report_reader` with the run's tenant set; its rows are copied into
+`snapshots."r_<run>__<section>"`, which then refuses updates and deletes. Every format and
+Gate B read the snapshot, never live data, so all four files show the same numbers.
+"""
+
+from __future__ import annotations
+
+import csv
+import tempfile
+from collections.abc import Callable
+
+import psycopg2
+
+from . import dbt_manifest
+from .catalog import SectionDef, Template, render_sql
+from .exports import SectionSnapshot
+from .runs import ReportRequest
+from .warehouse import reader_transaction
+
+ORDINAL = "_ordinal"  # row position in the section's own ORDER BY; formats sort by it
+_SPOOL_BYTES = 16 * 1024 * 1024
+
+
+class SnapshotError(RuntimeError):
+    """A section query failed or broke its declared contract."""
+
+
+def table_name(run_id: str, section: str) -> str:
+    return f'snapshots."r_{run_id}__{section}"'
+
+
+def _create_table(cur, table: str, section: SectionDef) -> None:
+    columns = ",\n".join(f'"{c.name}" {c.type}' for c in section.columns)
+    cur.execute(
+        f"""
+        create table {table} (
+            {ORDINAL} bigint generated always as identity,
+            {columns}
+        )
+        """
+    )
+
+
+def _freeze(cur, table: str) -> None:
+    """From now on the table refuses every change, its own loader's included."""
+    cur.execute(
+        f"""
+        create trigger immutable_snapshot before insert or update or delete on {table}
+            for each row execute function snapshots.refuse_change();
+        create trigger immutable_snapshot_truncate before truncate on {table}
+            for each statement execute function snapshots.refuse_change();
+        """
+    )
+
+
+def ensure_snapshot_functions(cur) -> None:
+    cur.execute(
+        """
+        create or replace function snapshots.refuse_change() returns trigger
+        language plpgsql as $$
+        begin
+            raise exception 'report snapshots are immutable (%% on %%)', tg_op, tg_table_name;
+        end $$;
+        """
+    )
+
+
+def take(
+    conn,
+    reader,
+    run_id: str,
+    template: Template,
+    request: ReportRequest,
+    *,
+    resolve_relation: Callable[[str, int | None], str] | None = None,
+) -> dict[str, SectionSnapshot]:
+    """Query every section for the request's tenant and window into immutable snapshot tables.
+
+    `reader` is a report_reader connection (queries); `conn` the admin connection (writes).
+    """
+    resolve = resolve_relation or (lambda name, version=None: dbt_manifest.model(name, version).relation)
+    params = {"window_start": request.window_start, "window_end": request.window_end}
+    snapshots: dict[str, SectionSnapshot] = {}
+    for section in template.sections:
+        sql = render_sql(section, resolve)
+        table = table_name(run_id, section.name)
+        with tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES, mode="w+b") as spool:
+            try:
+                with reader_transaction(reader, request.tenant_id) as cur:
+                    copy_sql = cur.mogrify(
+                        f"copy ({sql}) to stdout with (format csv, header true)", params
+                    ).decode()
+                    cur.copy_expert(copy_sql, spool)
+            except psycopg2.Error as exc:
+                raise SnapshotError(
+                    f"section {section.name!r} of {template.label}: query failed: {str(exc).strip()}"
+                ) from exc
+            spool.seek(0)
+            header = next(csv.reader([spool.readline().decode("utf-8")]), [])
+            declared = [c.name for c in section.columns]
+            if header != declared:
+                raise SnapshotError(
+                    f"section {section.name!r} of {template.label}: query returns columns {header}, "
+                    f"the template declares {declared}"
+                )
+            spool.seek(0)
+            with conn, conn.cursor() as cur:
+                ensure_snapshot_functions(cur)
+                _create_table(cur, table, section)
+                column_list = ", ".join(f'"{c}"' for c in declared)
+                cur.copy_expert(
+                    f"copy {table} ({column_list}) from stdin with (format csv, header true)", spool
+                )
+                rows = cur.rowcount
+                _freeze(cur, table)
+        snapshots[section.name] = SectionSnapshot(
+            name=section.name,
+            title=section.title,
+            table=table,
+            columns=tuple(c.as_column() for c in section.columns),
+            order_by=(ORDINAL,),
+            row_count=rows,
+        )
+    return snapshots
+
+
+def drop(conn, run_id: str, sections: list[str]) -> None:
+    """Remove a run's snapshot tables (used only when abandoning a run that never published)."""
+    with conn, conn.cursor() as cur:
+        for section in sections:
+            cur.execute(f"drop table if exists {table_name(run_id, section)}")

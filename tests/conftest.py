@@ -1,0 +1,78 @@
+"""Test session setup: a real PostgreSQL (embedded, or REPORTS_DATABASE_URL), fresh schemas.
+
+The suite never touches the demo's data: NEXUS_HOME points at a temporary folder, and with an
+external server our schemas in its database are dropped and recreated at the start.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# Fixed, so tests do not depend on today's date: data ends 2026-07-01, reports cover June.
+SEED_END = dt.date(2026, 7, 1)
+PERIOD = "2026-06"
+TENANTS = 3
+INCIDENTS = 6_000
+
+
+def pytest_configure(config):
+    os.environ["NEXUS_HOME"] = tempfile.mkdtemp(prefix="nexus-test-")
+    os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fresh_warehouse():
+    from orchestration import warehouse
+
+    if not warehouse.get_settings().embedded:
+        with warehouse.cursor() as cur:
+            for schema in reversed(warehouse.SCHEMAS):
+                cur.execute(f"drop schema if exists {schema} cascade")
+    warehouse.ensure_database()
+    yield
+
+
+@pytest.fixture(scope="session")
+def manifest_path():
+    from orchestration import dbt_manifest
+
+    return dbt_manifest.parse()
+
+
+@pytest.fixture(scope="session")
+def built(fresh_warehouse, manifest_path):
+    """Sample data for TENANTS tenants and the dbt project built on it."""
+    from orchestration import dbt_manifest, seed, warehouse
+
+    with warehouse.connection() as conn:
+        counts = seed.seed(conn, tenants=TENANTS, incidents=INCIDENTS, seed=7, end_date=SEED_END)
+    dbt_manifest.build()
+    return counts
+
+
+@pytest.fixture()
+def conn():
+    from orchestration import warehouse
+
+    with warehouse.connection() as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def tenant_ids(built):
+    from orchestration import seed
+
+    return seed.tenant_ids(TENANTS)
+
+
+@pytest.fixture(scope="session")
+def artifacts_root() -> Path:
+    from orchestration.settings import get_settings
+
+    return get_settings().artifacts_dir

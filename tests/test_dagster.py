@@ -1,0 +1,128 @@
+"""The Dagster wiring: definitions load, lineage, schedule, sensor, and a real materialization."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from orchestration import runs
+from orchestration.settings import REPO_ROOT
+
+from .conftest import PERIOD
+
+TEMPLATE = "incident_summary"
+
+
+@pytest.fixture(scope="module")
+def defs(manifest_path):
+    from orchestration.definitions import defs
+
+    return defs
+
+
+def test_dagster_definitions_validate(manifest_path):
+    dagster = Path(sys.executable).parent / "dagster"
+    proc = subprocess.run(
+        [str(dagster), "definitions", "validate", "-w", str(REPO_ROOT / "workspace.yaml")],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Validation successful" in proc.stdout + proc.stderr
+
+
+def test_report_assets_sit_downstream_of_the_dbt_models_they_read(defs):
+    graph = defs.resolve_asset_graph()
+    snapshot = dg.AssetKey([TEMPLATE, "snapshot"])
+    published = dg.AssetKey([TEMPLATE, "published"])
+    parents = graph.get(snapshot).parent_keys
+    assert parents == {
+        dg.AssetKey(["analytics", "metric_incident_flow_v1"]),
+        dg.AssetKey(["analytics", "metric_incident_response_v1"]),
+        dg.AssetKey(["analytics", "metric_incident_status_v1"]),
+        dg.AssetKey(["analytics", "tenants"]),
+    }
+    assert graph.get(published).parent_keys == {snapshot}
+    check_keys = graph.get(snapshot).check_keys
+    assert dg.AssetCheckKey(snapshot, "gate_b") in check_keys
+    # dbt lineage continues down to the raw sources
+    assert dg.AssetKey(["raw", "incidents"]) in graph.get(dg.AssetKey(["staging", "stg_incidents"])).parent_keys
+
+
+def test_gate_b_check_is_blocking(defs):
+    checks = [c for c in defs.asset_checks if dg.AssetCheckKey(dg.AssetKey([TEMPLATE, "snapshot"]), "gate_b") in c.check_keys]
+    assert len(checks) == 1
+    spec = next(iter(checks[0].check_specs))
+    assert spec.blocking is True
+
+
+def test_schedule_requests_one_run_per_tenant_for_last_month(defs, tenant_ids):
+    schedule = defs.get_schedule_def(f"{TEMPLATE}_monthly_schedule")
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("tenants", tenant_ids)
+        context = dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=dt.datetime(2026, 11, 1, 3, 0, tzinfo=dt.timezone.utc)
+        )
+        requests = list(schedule.evaluate_tick(context).run_requests)
+    keys = sorted(r.partition_key for r in requests)
+    assert keys == sorted(f"2026-10-01|{t}" for t in tenant_ids)
+    assert all(r.tags["nexus/trigger"] == "schedule" for r in requests)
+    assert len({r.run_key for r in requests}) == len(requests)
+
+
+def test_tenant_sensor_syncs_partitions(defs, tenant_ids):
+    sensor = defs.get_sensor_def("tenant_partitions_sensor")
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("tenants", ["gone-tenant"])
+        result = sensor(dg.build_sensor_context(instance=instance))
+        requests = result.dynamic_partitions_requests
+        added = [k for r in requests if isinstance(r, dg.AddDynamicPartitionsRequest) for k in r.partition_keys]
+        deleted = [k for r in requests if isinstance(r, dg.DeleteDynamicPartitionsRequest) for k in r.partition_keys]
+        assert sorted(added) == sorted(tenant_ids)
+        assert deleted == ["gone-tenant"]
+
+
+def _materialize(defs, instance, tenant: str, period: str):
+    job = defs.resolve_job_def(f"{TEMPLATE}_job")
+    return job.execute_in_process(
+        instance=instance,
+        partition_key=dg.MultiPartitionKey({"tenant": tenant, "period": f"{period}-01"}),
+        tags={"nexus/requester": "test-suite"},
+        raise_on_error=False,
+    )
+
+
+def test_materializing_a_partition_publishes_the_report(built, defs, conn, tenant_ids):
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("tenants", tenant_ids)
+        result = _materialize(defs, instance, tenant_ids[1], PERIOD)
+        assert result.success
+        checks = result.get_asset_check_evaluations()
+        assert [c.passed for c in checks] == [True]
+        published = [m for m in result.get_asset_materialization_events()
+                     if m.asset_key == dg.AssetKey([TEMPLATE, "published"])]
+        assert len(published) == 1
+    record = runs.run_for_dagster_run(conn, result.run_id, TEMPLATE)
+    assert record["state"] == "completed" and record["requester"] == "test-suite"
+    assert record["tenant_id"] == tenant_ids[1] and record["period_key"] == PERIOD
+    location = Path(record["artifact_location"])
+    assert (location / "manifest.json").exists()
+    assert len(list(location.iterdir())) == 5
+
+
+def test_gate_b_failure_in_dagster_blocks_published(built, defs, conn, tenant_ids, artifacts_root):
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("tenants", tenant_ids)
+        result = _materialize(defs, instance, tenant_ids[0], "2025-01")  # before any data: empty mandatory sections
+        assert not result.success
+        checks = result.get_asset_check_evaluations()
+        assert [c.passed for c in checks] == [False]
+        materialized = {m.asset_key for m in result.get_asset_materialization_events()}
+        assert dg.AssetKey([TEMPLATE, "published"]) not in materialized
+    record = runs.run_for_dagster_run(conn, result.run_id, TEMPLATE)
+    assert record["state"] == "failed" and record["failure_class"] == "validation_failed"
+    assert not (artifacts_root / tenant_ids[0] / TEMPLATE / "2025-01").exists()

@@ -1,0 +1,237 @@
+"""The incident summary end to end through the plain pipeline (no Dagster): files, numbers, gate."""
+
+from __future__ import annotations
+
+import csv
+import json
+from decimal import Decimal
+
+import openpyxl
+import psycopg2
+import pytest
+
+from orchestration import artifacts, catalog, pipeline, runs, snapshot
+from orchestration.runs import ReportRequest
+
+from .conftest import PERIOD
+
+
+@pytest.fixture(scope="module")
+def template():
+    return catalog.load("incident_summary", 1)
+
+
+@pytest.fixture(scope="module")
+def published(built, template, tenant_ids):
+    request = ReportRequest.for_period(template, tenant_ids[0], PERIOD, requester="alice@acme.example")
+    return pipeline.run_report(template, request)
+
+
+def independent_summary(conn, tenant: str, start, end) -> list[list[str]]:
+    """The primary section recomputed from raw incidents, bypassing dbt entirely."""
+    with conn, conn.cursor() as cur:
+        cur.execute("set local time zone 'UTC'")
+        cur.execute(
+            """
+            with i as (
+                select *, opened_at >= %(s)s and opened_at < %(e)s as in_window,
+                       extract(epoch from acknowledged_at - opened_at) as ack_s,
+                       extract(epoch from resolved_at - opened_at) as res_s
+                from raw.incidents where tenant_id = %(t)s
+            )
+            select tenant_id, severity,
+                   count(*) filter (where in_window) as opened,
+                   count(*) filter (where resolved_at >= %(s)s and resolved_at < %(e)s) as resolved,
+                   round(sum(ack_s) filter (where in_window) / nullif(count(ack_s) filter (where in_window), 0) / 60, 1),
+                   round(sum(res_s) filter (where in_window) / nullif(count(res_s) filter (where in_window), 0) / 60, 1),
+                   round(100.0 * count(*) filter (where in_window and ack_s <= sla_ack_minutes * 60)
+                         / nullif(count(ack_s) filter (where in_window), 0), 1),
+                   round(100.0 * count(*) filter (where in_window and res_s <= sla_resolve_minutes * 60)
+                         / nullif(count(res_s) filter (where in_window), 0), 1),
+                   count(*) filter (where opened_at < %(e)s and (resolved_at is null or resolved_at >= %(e)s))
+            from i
+            group by tenant_id, severity
+            having count(*) filter (where in_window) > 0
+                or count(*) filter (where opened_at < %(e)s and (resolved_at is null or resolved_at >= %(e)s)) > 0
+            order by array_position(array['critical', 'high', 'medium', 'low'], severity)
+            """,
+            {"t": tenant, "s": start, "e": end},
+        )
+        return [["" if v is None else str(v) for v in row] for row in cur.fetchall()]
+
+
+def read_csv(path):
+    with path.open(newline="", encoding="utf-8") as fh:
+        return list(csv.reader(fh))
+
+
+def test_all_four_files_and_manifest_are_published(published, tenant_ids):
+    names = sorted(p.name for p in published.location.iterdir())
+    assert names == sorted(["incident_summary.csv", "incident_summary.json", "incident_summary.xlsx",
+                            "incident_summary.pdf", "manifest.json"])
+    assert published.location.parts[-4:-1] == (tenant_ids[0], "incident_summary", PERIOD)
+    assert not list(published.location.parent.glob(".staging-*"))
+
+
+def test_csv_equals_an_independent_query(published, conn, tenant_ids, template):
+    start, end = runs.month_window(PERIOD)
+    rows = read_csv(published.location / "incident_summary.csv")
+    assert rows[0] == [c.name for c in template.section("summary_by_severity").columns]
+    expected = independent_summary(conn, tenant_ids[0], start, end)
+    assert len(expected) >= 3
+    assert rows[1:] == expected
+
+
+def test_xlsx_matches_csv(published, template):
+    rows = read_csv(published.location / "incident_summary.csv")
+    book = openpyxl.load_workbook(published.location / "incident_summary.xlsx", read_only=True)
+    sheet = book[template.section("summary_by_severity").title[:31]]
+    values = [list(r) for r in sheet.iter_rows(values_only=True)]
+    body = values[1:]
+    assert len(body) == len(rows) - 1
+
+    def norm(v):
+        if v is None or v == "":
+            return None
+        try:
+            return round(float(v), 6)
+        except (TypeError, ValueError):
+            return str(v)
+
+    assert [[norm(v) for v in r] for r in body] == [[norm(v) for v in r] for r in rows[1:]]
+
+
+def test_json_has_every_section_with_snapshot_row_counts(published, template):
+    doc = json.loads((published.location / "incident_summary.json").read_text())
+    assert doc["report"]["run_id"] == published.run_id
+    assert [s["name"] for s in doc["sections"]] == [s.name for s in template.sections]
+    for section in doc["sections"]:
+        assert len(section["rows"]) == published.manifest["row_counts"][section["name"]]
+    trend = next(s for s in doc["sections"] if s["name"] == "daily_trend")
+    assert len(trend["rows"]) == 30  # June: every day present, even days without incidents
+
+
+def test_manifest_hashes_match_files_and_names_versions(published, template):
+    manifest = artifacts.read_manifest(published.location)
+    assert artifacts.verify(published.location) == []
+    assert {f["format"] for f in manifest["files"]} == {"csv", "json", "xlsx", "pdf"}
+    assert manifest["template"] == {
+        "key": "incident_summary", "version": 1, "content_hash": template.content_hash,
+        "owner": template.owner, "sensitivity": template.sensitivity,
+    }
+    assert {m["id"] for m in manifest["metrics"]} == {m.id for m in template.metrics}
+    assert all(m["formula"] and m["formula_version"] for m in manifest["metrics"])
+    assert len(manifest["dbt"]["manifest_sha256"]) == 64
+    assert manifest["gate_b"]["passed"] is True
+    assert manifest["input_hash"] == published.manifest["input_hash"]
+
+
+def test_tampered_file_is_detected(published, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(published.location, copy)
+    with (copy / "incident_summary.csv").open("a") as fh:
+        fh.write("x\n")
+    assert any("sha256" in p for p in artifacts.verify(copy))
+
+
+def test_same_request_same_input_hash(published, conn, template, tenant_ids):
+    record = runs.get_run(conn, published.run_id)
+    again = ReportRequest.for_period(template, tenant_ids[0], PERIOD, requester="alice@acme.example")
+    assert record["input_hash"] == again.input_hash == published.manifest["input_hash"]
+    other = ReportRequest.for_period(template, tenant_ids[1], PERIOD, requester="alice@acme.example")
+    assert other.input_hash != again.input_hash
+    assert record["state"] == "completed" and record["failure_class"] is None
+
+
+def test_snapshot_tables_are_immutable(published, conn):
+    record = runs.get_run(conn, published.run_id)
+    table = record["snapshot_tables"]["summary_by_severity"]
+    for sql in (f"update {table} set severity = 'x'", f"delete from {table}", f"truncate {table}",
+                f"insert into {table} (tenant_id, severity) values ('x', 'low')"):
+        with pytest.raises(psycopg2.Error, match="immutable"):
+            with conn, conn.cursor() as cur:
+                cur.execute(sql)
+
+
+def _no_artifacts(root, tenant):
+    folder = root / tenant / "incident_summary"
+    return not folder.exists() or not any(p.name != ".staging" and (p / "manifest.json").exists()
+                                           for period in folder.iterdir() for p in period.iterdir())
+
+
+def test_gate_b_fails_on_empty_mandatory_sections_and_publishes_nothing(built, conn, template, tenant_ids, artifacts_root):
+    request = ReportRequest.for_period(template, tenant_ids[1], "2019-01", requester="bob@globex.example")
+    with pytest.raises(pipeline.RunFailed) as failed:
+        pipeline.run_report(template, request)
+    assert failed.value.failure_class == "validation_failed"
+    record = runs.get_run(conn, failed.value.run_id)
+    assert record["state"] == "failed" and record["gate_passed"] is False
+    assert "row count" in record["diagnosis"]
+    assert record["artifact_location"] is None
+    assert not (artifacts_root / tenant_ids[1] / "incident_summary" / "2019-01").exists()
+
+
+def test_gate_b_catches_another_tenants_row(built, conn, template, tenant_ids, artifacts_root):
+    """A section whose query leaks a row of another tenant (e.g. a bad join) must not publish."""
+    victim, other = tenant_ids[2], tenant_ids[0]
+    leaky = template.section("by_status").sql.replace(
+        "group by tenant_id, severity, status",
+        f"group by tenant_id, severity, status\n      union all select '{other}', 'low', 'new', 1",
+    ).replace("order by array_position", "order by 1, array_position", 1)
+    sections = tuple(
+        s.model_copy(update={"sql": leaky}) if s.name == "by_status" else s for s in template.sections
+    )
+    bad = template.model_copy(update={"sections": sections})
+    request = ReportRequest.for_period(bad, victim, PERIOD, requester="carol@initech.example")
+    with pytest.raises(pipeline.RunFailed) as failed:
+        pipeline.run_report(bad, request)
+    assert failed.value.failure_class == "validation_failed"
+    assert "tenant" in failed.value.diagnosis
+    record = runs.get_run(conn, failed.value.run_id)
+    assert record["state"] == "failed" and record["artifact_location"] is None
+    assert not (artifacts_root / victim / "incident_summary" / PERIOD).exists()
+
+
+def test_publish_refuses_without_a_passed_gate(built, conn, template, tenant_ids, artifacts_root):
+    request = ReportRequest.for_period(template, tenant_ids[2], PERIOD, requester="dave@initech.example")
+    run_id = pipeline.start(conn, template, request)
+    sections = pipeline.take_snapshot(conn, run_id, template, request)
+    with pytest.raises(pipeline.RunFailed, match="no passed Gate B"):
+        pipeline.render_and_publish(conn, run_id, template, request, sections)
+    assert runs.get_run(conn, run_id)["state"] == "failed"
+    assert not (artifacts_root / tenant_ids[2] / "incident_summary" / PERIOD / run_id).exists()
+
+
+def test_section_query_breaking_its_contract_fails_as_query_failure(built, conn, template, tenant_ids):
+    sections = tuple(
+        s.model_copy(update={"sql": s.sql.replace("sum(incident_count) as incident_count", "sum(incident_count) as n")})
+        if s.name == "by_status" else s
+        for s in template.sections
+    )
+    bad = template.model_copy(update={"sections": sections})
+    request = ReportRequest.for_period(bad, tenant_ids[0], PERIOD, requester="erin@acme.example")
+    with pytest.raises(pipeline.RunFailed) as failed:
+        pipeline.run_report(bad, request)
+    assert failed.value.failure_class == "query_failure"
+    assert "declares" in failed.value.diagnosis
+    assert runs.get_run(conn, failed.value.run_id)["state"] == "failed"
+
+
+def test_request_validation_refuses_bad_requests(template, tenant_ids):
+    good = ReportRequest.for_period(template, tenant_ids[0], PERIOD, requester="x")
+    for change, message in [
+        ({"formats": ("docx",)}, "formats"),
+        ({"tenant_id": "Acme Corp"}, "tenant"),
+        ({"filters": {"severity": "high"}}, "filters"),
+        ({"requester": " "}, "requester"),
+        ({"trigger": "whim"}, "trigger"),
+        ({"template_version": 9}, "request is for"),
+    ]:
+        from dataclasses import replace
+
+        with pytest.raises(runs.RequestError, match=message):
+            replace(good, **change).validate(template)
+    with pytest.raises(runs.RequestError, match="period"):
+        ReportRequest.for_period(template, tenant_ids[0], "June", requester="x")

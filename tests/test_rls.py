@@ -1,0 +1,128 @@
+"""Row-level security: the reporting role sees one tenant, or nothing, and cannot escape."""
+
+from __future__ import annotations
+
+import psycopg2
+import pytest
+
+from orchestration import dbt_manifest, warehouse
+
+MODELS = [("metric_incident_flow", 1), ("metric_incident_status", 1), ("metric_incident_response", 1), ("tenants", None)]
+
+
+@pytest.fixture()
+def reader():
+    with warehouse.reader_connection() as c:
+        yield c
+
+
+@pytest.mark.parametrize("name,version", MODELS)
+def test_reader_sees_only_its_tenant(built, reader, tenant_ids, name, version):
+    relation = dbt_manifest.model(name, version).relation
+    for tenant in tenant_ids:
+        with warehouse.reader_transaction(reader, tenant) as cur:
+            cur.execute(f"select distinct tenant_id from {relation}")
+            assert [r[0] for r in cur.fetchall()] == [tenant]
+
+
+@pytest.mark.parametrize("name,version", MODELS)
+def test_reader_without_tenant_sees_no_rows(built, conn, reader, name, version):
+    relation = dbt_manifest.model(name, version).relation
+    with conn, conn.cursor() as cur:
+        cur.execute(f"select count(*) from {relation}")
+        assert cur.fetchone()[0] > 0  # the admin sees data: the table is not simply empty
+    with reader, reader.cursor() as cur:
+        cur.execute(f"select count(*) from {relation}")
+        assert cur.fetchone()[0] == 0
+        cur.execute("select set_config('app.tenant_id', '', true)")
+        cur.execute(f"select count(*) from {relation}")
+        assert cur.fetchone()[0] == 0
+
+
+def test_tenant_does_not_outlive_its_transaction(built, reader, tenant_ids):
+    relation = dbt_manifest.model("metric_incident_flow", 1).relation
+    with warehouse.reader_transaction(reader, tenant_ids[0]) as cur:
+        cur.execute(f"select count(*) from {relation}")
+        assert cur.fetchone()[0] > 0
+    with reader, reader.cursor() as cur:
+        cur.execute("select current_setting('app.tenant_id', true)")
+        assert not cur.fetchone()[0]
+        cur.execute(f"select count(*) from {relation}")
+        assert cur.fetchone()[0] == 0
+
+
+def test_report_queries_refuse_an_admin_connection(built, conn, tenant_ids):
+    with pytest.raises(warehouse.WarehouseError, match="report_reader"):
+        with warehouse.reader_transaction(conn, tenant_ids[0]):
+            pass
+
+
+def test_reader_role_owns_nothing_and_cannot_bypass(built, conn):
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            "select rolsuper, rolbypassrls, rolcreaterole, rolcreatedb from pg_roles where rolname = %s",
+            (warehouse.READER_ROLE,),
+        )
+        assert cur.fetchone() == (False, False, False, False)
+        cur.execute(
+            """select count(*) from pg_class c join pg_roles r on r.oid = c.relowner
+               where r.rolname = %s""",
+            (warehouse.READER_ROLE,),
+        )
+        assert cur.fetchone()[0] == 0
+
+
+def _as_reader_fails(reader, tenant, sql) -> str:
+    with pytest.raises(psycopg2.Error) as err:
+        with warehouse.reader_transaction(reader, tenant) as cur:
+            cur.execute(sql)
+    return str(err.value)
+
+
+def test_reader_cannot_disable_or_drop_rls(built, reader, tenant_ids):
+    relation = dbt_manifest.model("metric_incident_flow", 1).relation
+    for sql in (
+        f"alter table {relation} disable row level security",
+        f"alter table {relation} no force row level security",
+        f"drop policy tenant_isolation on {relation}",
+        "set row_security = off; select count(*) from " + relation,
+    ):
+        message = _as_reader_fails(reader, tenant_ids[0], sql)
+        assert "must be owner" in message or "row-level security" in message or "permission denied" in message
+
+
+@pytest.mark.parametrize("sql", [
+    "select * from raw.incidents limit 1",
+    "select * from staging.stg_incidents limit 1",
+    "select * from control.report_runs limit 1",
+    "create table analytics.sneaky (x int)",
+    "insert into control.report_runs (run_id) values ('x')",
+    "set role postgres",
+    "select set_config('role', 'postgres', true)",
+    "reset role; select * from raw.incidents limit 1",
+])
+def test_reader_cannot_reach_raw_staging_or_control(built, reader, tenant_ids, sql):
+    assert "permission denied" in _as_reader_fails(reader, tenant_ids[0], sql)
+
+
+def test_reader_cannot_touch_snapshots(built, reader, tenant_ids):
+    assert "permission denied" in _as_reader_fails(
+        reader, tenant_ids[0], "create table snapshots.sneaky (tenant_id text)"
+    )
+
+
+def test_rls_survives_a_rebuild(built, conn):
+    dbt_manifest.build(select="metric_incident_flow")
+    info = dbt_manifest.model("metric_incident_flow", 1)
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            "select relrowsecurity, relforcerowsecurity from pg_class where oid = %s::regclass", (info.relation,)
+        )
+        assert cur.fetchone() == (True, True)
+
+
+def test_invalid_tenant_is_refused_before_any_query(conn):
+    for bad in ("", "ACME", "a'; drop table x; --", "acme,globex", None):
+        with pytest.raises(warehouse.WarehouseError):
+            with warehouse.reader_transaction(conn, bad):
+                pass
