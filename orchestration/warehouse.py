@@ -37,10 +37,15 @@ class WarehouseError(RuntimeError):
 def _embedded_server(settings: Settings):
     global _server
     if _server is None:
-        import pgserver  # imported lazily: external-server users never start it
+        import warnings
 
         settings.pgdata.mkdir(parents=True, exist_ok=True)
-        _server = pgserver.get_server(settings.pgdata, cleanup_mode="stop")
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); harmless here.
+            warnings.simplefilter("ignore")
+            import pgserver  # imported lazily: external-server users never start it
+
+            _server = pgserver.get_server(settings.pgdata, cleanup_mode="stop")
     return _server
 
 
