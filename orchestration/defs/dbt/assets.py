@@ -1,6 +1,5 @@
 """The dbt project as Dagster assets: sources -> staging views -> metric models."""
 
-from __future__ import annotations
 
 import os
 from collections.abc import Mapping
@@ -10,7 +9,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from ... import warehouse
-from ...dbt_manifest import MANIFEST_PATH
+from ...dbt_manifest import MANIFEST_PATH, dbt_executable
 from ...settings import DBT_PROJECT_DIR
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
@@ -39,4 +38,7 @@ def nexus_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     yield from dbt.cli(["build"], context=context).stream()
 
 
-dbt_resource = DbtCliResource(project_dir=dbt_project, profiles_dir=str(DBT_PROJECT_DIR))
+# The venv's dbt, also when Dagster runs without the venv on PATH.
+dbt_resource = DbtCliResource(
+    project_dir=dbt_project, profiles_dir=str(DBT_PROJECT_DIR), dbt_executable=dbt_executable()
+)

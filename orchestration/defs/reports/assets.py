@@ -4,7 +4,6 @@ Built from the catalog, not written per template: each template's assets depend 
 the dbt models its sections read, and are partitioned by tenant x period.
 """
 
-from __future__ import annotations
 
 import dagster as dg
 
@@ -89,7 +88,7 @@ def build_report_assets(template: Template) -> list[dg.AssetsDefinition]:
         partitions_def=partitions,
         group_name=template.key,
         kinds={"postgres"},
-        owners=[f"email:{template.owner}"] if "@" in template.owner else None,
+        owners=[template.owner] if "@" in template.owner else [f"team:{template.owner}"],
         description=f"{template.title} v{template.version}: every section queried under RLS "
         "for the partition's tenant and period, frozen in immutable snapshot tables.",
         metadata=metadata,

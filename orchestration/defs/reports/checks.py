@@ -1,6 +1,5 @@
 """Gate B as a blocking asset check on each template's snapshot."""
 
-from __future__ import annotations
 
 import dagster as dg
 

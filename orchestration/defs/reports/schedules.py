@@ -1,6 +1,5 @@
 """One job per template, and a schedule per cadence built from its partitioned job."""
 
-from __future__ import annotations
 
 import dagster as dg
 
@@ -15,7 +14,7 @@ def job_name(template: Template) -> str:
     return f"{template.key}_job"
 
 
-def build_job(template: Template) -> dg.UnresolvedAssetJobDefinition:
+def build_job(template: Template):
     return dg.define_asset_job(
         job_name(template),
         selection=dg.AssetSelection.assets(snapshot_key(template), published_key(template)),

@@ -1,6 +1,5 @@
 """Tenants are dynamic partitions, kept equal to the tenants table by a sensor."""
 
-from __future__ import annotations
 
 import dagster as dg
 

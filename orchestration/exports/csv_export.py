@@ -1,0 +1,29 @@
+"""CSV: one COPY straight from the snapshot to the file, formula injection neutralized in SQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .sections import SectionSnapshot
+
+# OWASP CSV injection: a cell starting with one of these is a formula to spreadsheet apps.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n")
+_TRIGGER_SQL = r"E'^[=+@\t\r\n-]'"  # the same characters, as a PostgreSQL regex
+
+
+def neutralize_formula(value: str) -> str:
+    return "'" + value if value.startswith(FORMULA_TRIGGERS) else value
+
+
+def _column_sql(name: str, type_: str) -> str:
+    quoted = f'"{name}"'
+    if type_ != "text":
+        return quoted  # numbers stay numbers: a negative count is data, not a formula
+    return f"case when {quoted} ~ {_TRIGGER_SQL} then '''' || {quoted} else {quoted} end as {quoted}"
+
+
+def write_csv(conn, section: SectionSnapshot, path: Path) -> int:
+    select = section.select_sql([_column_sql(c.name, c.type) for c in section.columns])
+    with conn.cursor() as cur, path.open("wb") as fh:
+        cur.copy_expert(f"copy ({select}) to stdout with (format csv, header true, encoding 'UTF8')", fh)
+        return cur.rowcount
