@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .catalog import Template
-from .warehouse import dict_rows, json_param, validate_tenant_id
+from .warehouse import WarehouseError, dict_rows, json_param, validate_tenant_id
 
 TRIGGERS = ("manual", "schedule", "correction", "retry")
 FAILURE_CLASSES = (
@@ -84,7 +84,7 @@ class ReportRequest:
             raise RequestError(f"request is for {self.template_key} v{self.template_version}, not {template.label}")
         try:
             validate_tenant_id(self.tenant_id)
-        except ValueError as exc:
+        except WarehouseError as exc:
             raise RequestError(str(exc)) from exc
         if self.window_start >= self.window_end:
             raise RequestError(f"empty window: {self.window_start} is not before {self.window_end}")

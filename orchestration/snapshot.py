@@ -55,18 +55,6 @@ def _freeze(cur, table: str) -> None:
     )
 
 
-def ensure_snapshot_functions(cur) -> None:
-    cur.execute(
-        """
-        create or replace function snapshots.refuse_change() returns trigger
-        language plpgsql as $$
-        begin
-            raise exception 'report snapshots are immutable (%% on %%)', tg_op, tg_table_name;
-        end $$;
-        """
-    )
-
-
 def take(
     conn,
     reader,
@@ -107,7 +95,6 @@ def take(
                 )
             spool.seek(0)
             with conn, conn.cursor() as cur:
-                ensure_snapshot_functions(cur)
                 _create_table(cur, table, section)
                 column_list = ", ".join(f'"{c}"' for c in declared)
                 cur.copy_expert(
