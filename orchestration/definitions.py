@@ -16,11 +16,16 @@ report_assets = [asset for t in templates for asset in build_report_assets(t)]
 gate_b_checks = [build_gate_b_check(t) for t in templates]
 report_jobs = {t.key: build_job(t) for t in templates}
 report_schedules = [build_schedule(t, report_jobs[t.key]) for t in templates]
+dbt_build_job = dg.define_asset_job(
+    "dbt_build_job",
+    selection=dg.AssetSelection.assets(nexus_dbt_models),
+    description="dbt build: staging views, metric models, data tests and unit tests.",
+)
 
 defs = dg.Definitions(
     assets=[nexus_dbt_models, *report_assets],
     asset_checks=gate_b_checks,
-    jobs=list(report_jobs.values()),
+    jobs=[dbt_build_job, *report_jobs.values()],
     schedules=report_schedules,
     sensors=[tenant_partitions_sensor],
     resources={"dbt": dbt_resource},

@@ -53,12 +53,8 @@ def run_demo(*, tenant_count: int = 3, incidents: int = 20_000, period: str | No
 
     instance = dg.DagsterInstance.get()
     started = time.perf_counter()
-    dbt_result = dg.materialize(
-        [defs.resolve_assets_def(dg.AssetKey(["analytics", "tenants"]))],
-        instance=instance,
-        resources={"dbt": defs.resources["dbt"]},
-        tags={"nexus/trigger": "demo"},
-        raise_on_error=False,
+    dbt_result = defs.resolve_job_def("dbt_build_job").execute_in_process(
+        instance=instance, tags={"nexus/trigger": "demo"}, raise_on_error=False
     )
     if not dbt_result.success:
         raise warehouse.WarehouseError("dbt build failed in Dagster; open the run in the Dagster UI (make dev)")

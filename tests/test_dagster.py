@@ -61,7 +61,7 @@ def test_gate_b_check_is_blocking(defs):
 
 
 def test_schedule_requests_one_run_per_tenant_for_last_month(defs, tenant_ids):
-    schedule = defs.get_schedule_def(f"{TEMPLATE}_monthly_schedule")
+    schedule = defs.resolve_schedule_def(f"{TEMPLATE}_monthly_schedule")
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("tenants", tenant_ids)
         context = dg.build_schedule_context(
@@ -75,7 +75,7 @@ def test_schedule_requests_one_run_per_tenant_for_last_month(defs, tenant_ids):
 
 
 def test_tenant_sensor_syncs_partitions(defs, tenant_ids):
-    sensor = defs.get_sensor_def("tenant_partitions_sensor")
+    sensor = defs.resolve_sensor_def("tenant_partitions_sensor")
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("tenants", ["gone-tenant"])
         result = sensor(dg.build_sensor_context(instance=instance))
