@@ -7,6 +7,7 @@ never make it read a local file or reach the network.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -31,7 +32,20 @@ def safe_url_fetcher() -> URLFetcher:
     return URLFetcher(allowed_protocols={"data"}, allow_redirects=False, fail_on_errors=False)
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+PDF_CELL_CHARS = 300
+PDF_CELL_MARKER = "…[cut: full value in the CSV/XLSX/JSON files]"
+
+
 def display(value) -> str:
+    if isinstance(value, str):
+        value = _CONTROL.sub("\ufffd", value)
+        if len(value) > PDF_CELL_CHARS:
+            # Page layout of one unbreakable 30,000-character cell takes minutes; say it was cut.
+            value = value[:PDF_CELL_CHARS] + PDF_CELL_MARKER
+        return value
     if value is None:
         return ""
     if isinstance(value, bool):

@@ -1,0 +1,202 @@
+"""Renderers on a hand-made snapshot: what a spreadsheet user, a parser and a reader would see."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import tracemalloc
+import uuid
+from decimal import Decimal
+
+import openpyxl
+import pypdf
+import pytest
+
+from orchestration import warehouse
+from orchestration.exports import (
+    ChartSpec, Column, KeyFigure, ReportContext, SectionSnapshot, neutralize_formula, safe_url_fetcher,
+    write_csv, write_json, write_pdf, write_xlsx,
+)
+from orchestration.exports.xlsx_export import MAX_CELL_CHARS, TRUNCATION_MARKER
+
+DANGEROUS = ['=HYPERLINK("http://evil.example","x")', "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", "\tleading tab",
+             "\rcarriage", '<img src="file:///etc/passwd">']
+PLAIN = ['comma, "quote"', "line\nbreak", "Zugriff verweigert — ü 日本", "a\x01b"]
+COLUMNS = (Column("tenant_id", "text", "Tenant"), Column("label", "text", "Label"),
+           Column("amount", "numeric", "Amount"), Column("day", "date", "Day"))
+
+
+@pytest.fixture(scope="module")
+def conn():
+    with warehouse.connection() as c:
+        yield c
+
+
+def make_section(conn, name: str, rows: list[tuple]) -> SectionSnapshot:
+    table = f'snapshots."t_{uuid.uuid4().hex[:10]}_{name}"'
+    with conn, conn.cursor() as cur:
+        cur.execute(f"create table {table} (_ordinal bigint generated always as identity, tenant_id text, "
+                    "label text, amount numeric, day date)")
+        cur.executemany(f"insert into {table} (tenant_id, label, amount, day) values (%s, %s, %s, %s)", rows)
+    return SectionSnapshot(name=name, title=f"Section {name}", table=table, columns=COLUMNS,
+                           order_by=("_ordinal",), row_count=len(rows))
+
+
+def report(**changes) -> ReportContext:
+    base = ReportContext(
+        template_key="test_report", template_version=3, title="Test report", tenant_id="acme",
+        tenant_name="Acme Corp", period_label="June 2026", window_start=dt.date(2026, 6, 1),
+        window_end=dt.date(2026, 7, 1), run_id="run0123456789abc", input_hash="f" * 64,
+        generated_at=dt.datetime(2026, 7, 1, 3, 0, tzinfo=dt.timezone.utc),
+        key_figures=(KeyFigure("Incidents opened", "1,234"), KeyFigure("MTTA", "42.5", "min")),
+        charts=(ChartSpec("tricky", "bar", "label", ("amount",), "Amounts"),), primary_section="tricky",
+    )
+    return ReportContext(**{**base.__dict__, **changes})
+
+
+@pytest.fixture(scope="module")
+def tricky(conn):
+    rows = [("acme", text, Decimal(i) - 3, dt.date(2026, 6, i + 1)) for i, text in enumerate(DANGEROUS + PLAIN)]
+    rows.append(("acme", None, None, None))
+    rows.append(("acme", "x" * 40_000, Decimal("1.5"), dt.date(2026, 6, 30)))
+    return make_section(conn, "tricky", rows)
+
+
+def unescape(value):
+    # xlsxwriter stores a carriage return as the OOXML escape _x000D_ (Excel shows a CR);
+    # openpyxl hands the escape back verbatim.
+    return value.replace("_x000D_", "\r") if isinstance(value, str) else value
+
+
+def read_csv(path):
+    with path.open(newline="", encoding="utf-8") as fh:
+        return list(csv.reader(fh))
+
+
+def test_csv_neutralizes_formulas_and_keeps_everything_else(conn, tricky, tmp_path):
+    path = tmp_path / "out.csv"
+    assert write_csv(conn, tricky, path) == tricky.row_count
+    rows = read_csv(path)
+    assert rows[0] == ["tenant_id", "label", "amount", "day"]
+    labels = [r[1] for r in rows[1:]]
+    for text in DANGEROUS[:6]:
+        assert "'" + text in labels  # inert: a spreadsheet shows the text
+    assert '<img src="file:///etc/passwd">' in labels
+    for text in PLAIN:
+        assert text in labels  # commas, quotes, newlines, unicode round-trip byte-exact
+    assert rows[1][2] == "-3"  # a negative number stays a number
+    assert "x" * 40_000 in labels  # CSV has no cell limit: never cut
+    assert neutralize_formula("=1+1") == "'=1+1" and neutralize_formula("1+1") == "1+1"
+
+
+def test_xlsx_text_is_never_a_formula_and_limits_are_visible(conn, tricky, tmp_path):
+    path = tmp_path / "out.xlsx"
+    assert write_xlsx(conn, report(), [tricky], path) == tricky.row_count
+    book = openpyxl.load_workbook(path)
+    assert book.sheetnames == ["Report", "Section tricky"]
+    sheet = book["Section tricky"]
+    assert [c.value for c in sheet[1]] == ["Tenant", "Label", "Amount", "Day"]
+    cells = [row[1] for row in sheet.iter_rows(min_row=2)]
+    assert len(cells) == tricky.row_count
+    for cell, text in zip(cells, DANGEROUS):
+        assert cell.data_type == "s" and unescape(cell.value) == text  # the original text, as text
+    assert cells[len(DANGEROUS) + 3].value == "a\ufffdb"  # XML-illegal control char replaced visibly
+    long_value = cells[-1].value
+    assert len(long_value) == MAX_CELL_CHARS and long_value.endswith(TRUNCATION_MARKER)
+    amounts = [row[2].value for row in sheet.iter_rows(min_row=2)]
+    assert amounts[0] == -3 and isinstance(amounts[0], (int, float))
+    assert sheet.freeze_panes == "A2"
+    header = [r[1] for r in book["Report"].iter_rows(values_only=True)]
+    assert "run0123456789abc" in header and "f" * 64 in header
+
+
+def test_xlsx_values_equal_csv_values(conn, tricky, tmp_path):
+    write_csv(conn, tricky, tmp_path / "a.csv")
+    write_xlsx(conn, report(), [tricky], tmp_path / "a.xlsx")
+    csv_rows = read_csv(tmp_path / "a.csv")[1:]
+    sheet = openpyxl.load_workbook(tmp_path / "a.xlsx")["Section tricky"]
+    for csv_row, xlsx_row in zip(csv_rows, sheet.iter_rows(min_row=2, values_only=True)):
+        label = csv_row[1][1:] if csv_row[1].startswith("'") and csv_row[1][1:].startswith(("=", "+", "-", "@", "\t", "\r")) else csv_row[1]
+        if xlsx_row[1] is not None and len(label) <= MAX_CELL_CHARS and "\x01" not in label:
+            assert unescape(xlsx_row[1]) == label
+        assert (float(csv_row[2]) if csv_row[2] else None) == xlsx_row[2]
+
+
+def test_json_is_faithful_and_parses(conn, tricky, tmp_path):
+    path = tmp_path / "out.json"
+    assert write_json(conn, report(), [tricky], path) == tricky.row_count
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    assert doc["report"]["run_id"] == "run0123456789abc"
+    assert doc["report"]["key_figures"][1] == {"label": "MTTA", "value": "42.5", "unit": "min"}
+    section = doc["sections"][0]
+    assert section["row_count"] == len(section["rows"]) == tricky.row_count
+    labels = [r["label"] for r in section["rows"]]
+    assert labels[: len(DANGEROUS)] == DANGEROUS  # JSON is data: no neutralization
+    assert section["rows"][0]["amount"] == -3 and section["rows"][0]["day"] == "2026-06-01"
+    assert section["rows"][-1]["amount"] == 1.5
+    assert section["rows"][-2] == {"tenant_id": "acme", "label": None, "amount": None, "day": None}
+
+
+def pdf_text(path) -> str:
+    # pypdf returns some runs of WeasyPrint's subset fonts as UTF-16 with NUL high bytes.
+    return "\n".join(page.extract_text() for page in pypdf.PdfReader(str(path)).pages).replace("\x00", "")
+
+
+def test_pdf_has_header_figures_pages_and_provenance(conn, tricky, tmp_path):
+    path = tmp_path / "out.pdf"
+    write_pdf(conn, report(), [tricky], path)
+    assert path.read_bytes().startswith(b"%PDF")
+    text = pdf_text(path)
+    for expected in ("Test report", "Acme Corp", "June 2026", "1,234", "42.5", "Page 1 of", "run0123456789abc", "Amounts"):
+        assert expected in text
+    assert "file:///etc/passwd" in text  # shown as escaped text, never fetched
+
+
+def test_pdf_row_cap_says_what_was_left_out(conn, tmp_path):
+    big = make_section(conn, "big", [("acme", f"row {i}", Decimal(i), None) for i in range(1200)])
+    path = tmp_path / "capped.pdf"
+    assert write_pdf(conn, report(charts=()), [big], path, row_cap=100) == 100
+    text = " ".join(pdf_text(path).split())
+    assert "Showing 100 of 1,200 rows; the full data is in the CSV/XLSX/JSON files of this run." in text
+
+
+def test_pdf_degraded_banner(conn, tricky, tmp_path):
+    path = tmp_path / "degraded.pdf"
+    write_pdf(conn, report(degraded=True, degraded_reason="connector feed 6 hours late"), [tricky], path)
+    assert "DEGRADED: connector feed 6 hours late" in pdf_text(path)
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "http://127.0.0.1/", "https://example.com/x.png", "ftp://x/y"])
+def test_pdf_fetcher_refuses_files_and_network(url):
+    with pytest.raises(ValueError, match="disallowed protocol"):
+        safe_url_fetcher().fetch(url)
+
+
+def test_pdf_fetcher_allows_inline_data():
+    response = safe_url_fetcher().fetch("data:text/plain;base64,aGk=")
+    assert response.read() == b"hi"
+
+
+def test_csv_and_xlsx_stream_in_bounded_memory(conn, tmp_path):
+    table = f'snapshots."t_{uuid.uuid4().hex[:10]}_large"'
+    with conn, conn.cursor() as cur:
+        cur.execute(f"create table {table} (_ordinal bigint generated always as identity, tenant_id text, "
+                    "label text, amount numeric, day date)")
+        cur.execute(f"insert into {table} (tenant_id, label, amount, day) select 'acme', 'label ' || g, g, "
+                    "date '2026-01-01' + (g % 300) from generate_series(1, 100000) g")
+    section = SectionSnapshot("large", "Large", table, COLUMNS, ("_ordinal",), 100_000)
+    peaks = {}
+    for name, write in (("csv", lambda p: write_csv(conn, section, p)),
+                        ("json", lambda p: write_json(conn, report(), [section], p)),
+                        ("xlsx", lambda p: write_xlsx(conn, report(), [section], p))):
+        tracemalloc.start()
+        rows = write(tmp_path / f"large.{name}")
+        conn.commit()
+        peaks[name] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert rows == 100_000
+    # 100,000 rows are ~3 MB as CSV and ~30 MB as Python tuples: a writer holding them all exceeds these bounds.
+    assert peaks["csv"] < 2_000_000, peaks
+    assert peaks["json"] < 10_000_000, peaks
+    assert peaks["xlsx"] < 10_000_000, peaks
