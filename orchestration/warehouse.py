@@ -129,13 +129,9 @@ def _redact(url: str) -> str:
     return re.sub(r"://([^:@/]+):[^@/]*@", r"://\1:***@", url)
 
 
-@contextlib.contextmanager
-def connection(settings: Settings | None = None) -> Iterator[psycopg2.extensions.connection]:
-    conn = connect(settings)
-    try:
-        yield conn
-    finally:
-        conn.close()
+def connection(settings: Settings | None = None) -> contextlib.closing:
+    """An admin connection, closed when the with-block ends."""
+    return contextlib.closing(connect(settings))
 
 
 @contextlib.contextmanager
@@ -185,13 +181,9 @@ def connect_reader(settings: Settings | None = None) -> psycopg2.extensions.conn
         ) from exc
 
 
-@contextlib.contextmanager
-def reader_connection(settings: Settings | None = None) -> Iterator[psycopg2.extensions.connection]:
-    conn = connect_reader(settings)
-    try:
-        yield conn
-    finally:
-        conn.close()
+def reader_connection(settings: Settings | None = None) -> contextlib.closing:
+    """A report_reader connection, closed when the with-block ends."""
+    return contextlib.closing(connect_reader(settings))
 
 
 @contextlib.contextmanager
