@@ -22,6 +22,12 @@ from .exports import ChartSpec, Column
 from .settings import TEMPLATES_DIR
 
 FORMATS = ("csv", "json", "xlsx", "pdf")
+ROLES = (
+    "viewer", "analyst", "manager", "executive", "template_owner", "approver", "tenant_admin", "platform_admin",
+)
+RoleName = Literal[
+    "viewer", "analyst", "manager", "executive", "template_owner", "approver", "tenant_admin", "platform_admin",
+]
 COLUMN_TYPES = ("text", "integer", "bigint", "numeric", "date", "timestamptz", "boolean")
 _IDENT = r"^[a-z][a-z0-9_]{0,30}$"
 
@@ -91,6 +97,11 @@ class ChartDef(_Strict):
         return ChartSpec(section=self.section, kind=self.kind, x=self.x, y=self.y, title=self.title)
 
 
+class RolesDef(_Strict):
+    run: tuple[RoleName, ...] = Field(min_length=1)
+    receive: tuple[RoleName, ...] = Field(min_length=1)
+
+
 class Template(_Strict):
     key: str = Field(pattern=_IDENT)
     version: int = Field(ge=1)
@@ -100,6 +111,10 @@ class Template(_Strict):
     cadence: Literal["daily", "weekly", "monthly"]
     formats: tuple[Literal["csv", "json", "xlsx", "pdf"], ...] = Field(min_length=1)
     sensitivity: Literal["internal", "confidential", "restricted"]
+    roles: RolesDef
+    retention_days: int = Field(ge=1, le=3650)
+    # What a run does when a source it depends on is stale: fail, or publish marked DEGRADED.
+    degraded_data: Literal["fail", "publish_degraded"] = "fail"
     expectation_suite: str
     primary_section: str
     metrics: tuple[MetricRef, ...] = ()
