@@ -23,12 +23,15 @@ def user_errors(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        from .access import AccessDenied
         from .catalog import TemplateError
+        from .governance import GovernanceError
         from .runs import RequestError
 
         try:
             return fn(*args, **kwargs)
-        except (warehouse.WarehouseError, dbt_manifest.DbtError, TemplateError, RequestError) as exc:
+        except (warehouse.WarehouseError, dbt_manifest.DbtError, TemplateError, RequestError,
+                GovernanceError, AccessDenied, ValueError) as exc:
             raise UserError(str(exc)) from exc
 
     return wrapper
@@ -63,7 +66,11 @@ def seed(tenants: int, incidents: int, seed_value: int, end_date) -> None:
             conn, tenants=tenants, incidents=incidents, seed=seed_value,
             end_date=end_date.date() if end_date else None,
         )
+        from . import access
+
+        people = access.seed_sample_principals(conn, seeding.tenant_ids(tenants))
     seconds = (dt.datetime.now() - started).total_seconds()
+    click.echo(f"  control.principals             {people:>12,} sample principals")
     for table, rows in counts.items():
         click.echo(f"  raw.{table:<26} {rows:>12,} rows")
     click.echo(f"seeded in {seconds:.1f}s")
@@ -132,3 +139,177 @@ def where() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# ---------------------------------------------------------------- governance
+
+
+@main.group(help="Report templates: versions, lifecycle (draft -> approved -> deprecated) and Gate A.")
+def templates() -> None:
+    pass
+
+
+@templates.command("list", help="Template versions with their state (system ones, plus a tenant's custom ones).")
+@click.option("--tenant", default=None, help="also show this tenant's custom templates")
+@user_errors
+def templates_list(tenant: str | None) -> None:
+    from . import governance
+
+    with warehouse.connection() as conn:
+        governance.register_system_templates(conn)
+        rows = governance.list_versions(conn, tenant_id=tenant)
+    click.echo(f"{'template':<28} {'ver':>3}  {'state':<10} {'owner':<10} {'author':<26} approved by")
+    for r in rows:
+        click.echo(f"{r['template_key']:<28} {r['version']:>3}  {r['state']:<10} {r['owner_tenant'] or 'system':<10} "
+                   f"{r['author']:<26} {r['approved_by'] or '-'}")
+
+
+@templates.command("show", help="One template version: content, state and history.")
+@click.argument("key")
+@click.option("--version", type=int, default=None)
+@click.option("--tenant", default=None)
+@user_errors
+def templates_show(key: str, version: int | None, tenant: str | None) -> None:
+    import yaml
+
+    from . import governance
+
+    with warehouse.connection() as conn:
+        governance.register_system_templates(conn)
+        rows = [r for r in governance.list_versions(conn, tenant_id=tenant) if r["template_key"] == key]
+        if not rows:
+            raise UserError(f"no template {key}")
+        version = version or max(r["version"] for r in rows)
+        template, row = governance.load_version(conn, key, version, tenant_id=tenant)
+        events = [e for e in governance.history(conn, key) if e["version"] == version]
+    click.echo(f"{template.label}: {row['state']} (author {row['author']}, approved by {row['approved_by'] or '-'}, "
+               f"hash {row['content_hash'][:16]})")
+    click.echo(yaml.safe_dump(template.model_dump(mode="json"), sort_keys=False, allow_unicode=True))
+    click.echo("history:")
+    for e in events:
+        details = {k: v for k, v in e["details"].items() if k != "diff"}
+        click.echo(f"  {e['at']:%Y-%m-%d %H:%M:%S}  {e['event']:<15} {e['actor']:<26} {details}")
+        if e["details"].get("diff"):
+            click.echo("    " + e["details"]["diff"].replace("\n", "\n    "))
+
+
+@templates.command("diff", help="What changed between two versions.")
+@click.argument("key")
+@click.argument("v1", type=int)
+@click.argument("v2", type=int)
+@click.option("--tenant", default=None)
+@user_errors
+def templates_diff(key: str, v1: int, v2: int, tenant: str | None) -> None:
+    from . import governance
+
+    with warehouse.connection() as conn:
+        governance.register_system_templates(conn)
+        click.echo(governance.diff(conn, key, v1, v2, tenant_id=tenant) or "(no differences)")
+
+
+@templates.command("submit", help="Submit a template file as a new version (Gate A runs).")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--as", "actor", required=True, help="the submitting principal")
+@click.option("--tenant", default=None, help="submit as this tenant's custom template")
+@user_errors
+def templates_submit(file: str, actor: str, tenant: str | None) -> None:
+    from pathlib import Path
+
+    from . import catalog, governance
+
+    template = catalog.load_file(Path(file), check_name=False)
+    with warehouse.connection() as conn:
+        governance.submit(conn, template, actor=actor, tenant_id=tenant)
+    click.echo(f"{template.label} submitted by {actor}; Gate A passed; awaiting approval by another approver")
+
+
+@templates.command("approve", help="Approve a draft (Gate A runs again; the approver must not be the author).")
+@click.argument("key")
+@click.argument("version", type=int)
+@click.option("--as", "actor", required=True)
+@user_errors
+def templates_approve(key: str, version: int, actor: str) -> None:
+    from . import governance
+
+    with warehouse.connection() as conn:
+        governance.register_system_templates(conn)
+        governance.approve(conn, key, version, actor=actor)
+    click.echo(f"{key} v{version} approved by {actor}")
+
+
+@templates.command("deprecate", help="Deprecate an approved version: scheduled runs stop, manual runs warn.")
+@click.argument("key")
+@click.argument("version", type=int)
+@click.option("--as", "actor", required=True)
+@click.option("--reason", required=True)
+@user_errors
+def templates_deprecate(key: str, version: int, actor: str, reason: str) -> None:
+    from . import governance
+
+    with warehouse.connection() as conn:
+        governance.deprecate(conn, key, version, actor=actor, reason=reason)
+    click.echo(f"{key} v{version} deprecated by {actor}: {reason}")
+
+
+@main.group(help="Principals (users and service accounts), their roles and tenant memberships.")
+def principals() -> None:
+    pass
+
+
+@principals.command("list")
+@user_errors
+def principals_list() -> None:
+    from . import access
+
+    with warehouse.connection() as conn:
+        for p in access.list_principals(conn):
+            click.echo(f"{p.principal_id:<32} {p.kind:<8} {'active' if p.active else 'inactive':<8} "
+                       f"roles={','.join(sorted(p.roles))} tenants={','.join(sorted(p.tenants))}")
+
+
+@principals.command("add", help="Create or replace a principal's roles and memberships.")
+@click.argument("principal_id")
+@click.option("--role", "roles", multiple=True, required=True)
+@click.option("--tenant", "tenants", multiple=True, required=True, help="tenant id, or * for all")
+@click.option("--service", is_flag=True, help="a service account rather than a person")
+@click.option("--as", "actor", required=True)
+@user_errors
+def principals_add(principal_id: str, roles, tenants, service: bool, actor: str) -> None:
+    from . import access
+
+    with warehouse.connection() as conn:
+        for tenant in tenants:
+            access.authorize(conn, actor, "manage_principals", target=principal_id,
+                             tenant_id=None if tenant == access.ALL_TENANTS else tenant)
+        if access.ALL_TENANTS in tenants:
+            access.authorize(conn, actor, "audit", target=principal_id)  # all-tenant grants: platform admins only
+        access.upsert_principal(conn, principal_id, kind="service" if service else "user",
+                                roles=roles, tenants=tenants, actor=actor)
+    click.echo(f"{principal_id}: roles {', '.join(roles)}; tenants {', '.join(tenants)}")
+
+
+@main.group(help="The tamper-evident audit log.")
+def audit() -> None:
+    pass
+
+
+@audit.command("verify", help="Check the hash chain; names the first broken row.")
+@user_errors
+def audit_verify() -> None:
+    from . import audit as audit_log
+
+    with warehouse.connection() as conn:
+        result = audit_log.verify(conn)
+    if not result.ok:
+        raise UserError(f"audit chain broken at row {result.first_broken_seq}: {result.problem}")
+    click.echo(f"audit chain intact: {result.rows} rows")
+
+
+@audit.command("tail", help="The newest audit rows.")
+@click.option("-n", default=20, show_default=True)
+@user_errors
+def audit_tail(n: int) -> None:
+    with warehouse.cursor() as cur:
+        cur.execute("select seq, at, actor, tenant_id, action, target, outcome from control.audit_log order by seq desc limit %s", (n,))
+        for row in reversed(cur.fetchall()):
+            click.echo(f"{row[0]:>6} {row[1]:%Y-%m-%d %H:%M:%S} {row[2]:<28} {row[3] or '-':<10} {row[4]:<22} {row[6]:<9} {row[5]}")

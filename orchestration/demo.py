@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import dagster_home, dbt_manifest, runs, tenants, warehouse
+from . import access, dagster_home, dbt_manifest, governance, runs, tenants, warehouse
 from .runs import last_complete_month
 
 
@@ -66,6 +66,10 @@ def run_demo(*, tenant_count: int = 3, incidents: int = 20_000, period: str | No
 
     with warehouse.connection() as conn:
         tenant_ids = tenants.list_tenant_ids(conn)
+        access.seed_sample_principals(conn, tenant_ids)
+        approved = governance.approve_system_templates(conn, approver=access.APPROVERS[0])
+    if approved:
+        echo(f"approved by {access.APPROVERS[0]} after Gate A: {', '.join(approved)}")
     add, _ = tenants.partition_changes(tenant_ids, instance.get_dynamic_partitions("tenants"))
     if add:
         instance.add_dynamic_partitions("tenants", add)
@@ -79,7 +83,7 @@ def run_demo(*, tenant_count: int = 3, incidents: int = 20_000, period: str | No
             result = job_def.execute_in_process(
                 instance=instance,
                 partition_key=partition,
-                tags={"nexus/trigger": "manual", "nexus/requester": "demo"},
+                tags={"nexus/trigger": "manual", "nexus/requester": access.DEMO},
                 raise_on_error=False,
                 run_config=QUIET,
             )

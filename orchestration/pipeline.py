@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg2
 
-from . import artifacts, dbt_manifest, runs, snapshot
+from . import access, artifacts, audit, dbt_manifest, governance, runs, snapshot
 from .artifacts import StorageError
 from .catalog import Template
 from .exports import KeyFigure, ReportContext, SectionSnapshot, write_csv, write_json, write_pdf, write_xlsx
@@ -47,7 +47,10 @@ EXTENSIONS = {"csv": "csv", "json": "json", "xlsx": "xlsx", "pdf": "pdf"}
 
 
 def fail(conn, run_id: str, failure_class: str, diagnosis: str) -> RunFailed:
+    conn.rollback()  # the step may have left its transaction aborted
     runs.finish_run(conn, run_id, "failed", failure_class=failure_class, diagnosis=diagnosis)
+    audit.record_now(conn, actor="system", action="run.failed", target=run_id, outcome="failed",
+                     correlation_id=run_id, details={"failure_class": failure_class, "diagnosis": diagnosis})
     return RunFailed(run_id, failure_class, diagnosis)
 
 
@@ -77,8 +80,32 @@ def guarded(conn, run_id: str, failure_class: str):
 
 
 def start(conn, template: Template, request: ReportRequest, *, dagster_run_id: str | None = None) -> str:
-    request.validate(template)
-    return runs.create_run(conn, request, dagster_run_id=dagster_run_id)
+    """Validate, record and authorize a run; a refused run ends as failed (policy_violation)."""
+    try:
+        request.validate(template)
+    except runs.RequestError as exc:
+        audit.record_now(conn, actor=request.requester or "(none)", action="run.refused", target=template.label,
+                         outcome="denied", tenant_id=request.tenant_id if isinstance(request.tenant_id, str) else None,
+                         details={"reason": str(exc)})
+        raise
+    run_id = runs.create_run(conn, request, dagster_run_id=dagster_run_id)
+    target = f"{template.label} for {request.tenant_id} {request.window_start}..{request.window_end}"
+    try:
+        runnable = governance.check_runnable(conn, template, trigger=request.trigger)
+    except governance.NotRunnable as exc:
+        audit.record_now(conn, actor=request.requester, action="run.denied", target=target, outcome="denied",
+                         tenant_id=request.tenant_id, correlation_id=run_id, details={"reason": str(exc)})
+        raise fail(conn, run_id, "policy_violation", str(exc)) from exc
+    try:
+        access.authorize(conn, request.requester, "run", target=target, tenant_id=request.tenant_id,
+                         allowed_roles=template.roles.run, correlation_id=run_id)
+    except access.AccessDenied as exc:
+        raise fail(conn, run_id, "policy_violation", str(exc)) from exc
+    audit.record_now(conn, actor=request.requester, action="run.requested", target=target, outcome="allowed",
+                     tenant_id=request.tenant_id, correlation_id=run_id,
+                     details={"trigger": request.trigger, "input_hash": request.input_hash,
+                              **({"warning": runnable.warning} if runnable.warning else {})})
+    return run_id
 
 
 def take_snapshot(conn, run_id: str, template: Template, request: ReportRequest) -> dict[str, SectionSnapshot]:
@@ -164,6 +191,10 @@ def render_and_publish(
         raise
     runs.update_run(conn, run_id, artifact_location=str(final), manifest_sha256=manifest_sha)
     runs.finish_run(conn, run_id, "completed")
+    audit.record_now(conn, actor=request.requester, action="report.exported", target=str(final), outcome="succeeded",
+                     tenant_id=request.tenant_id, correlation_id=run_id,
+                     details={"files": [{k: f[k] for k in ("name", "sha256", "bytes")} for f in files],
+                              "manifest_sha256": manifest_sha})
     return Published(run_id=run_id, location=final, manifest=manifest)
 
 

@@ -47,13 +47,21 @@ def manifest_path():
 
 @pytest.fixture(scope="session")
 def built(fresh_warehouse, manifest_path):
-    """Sample data for TENANTS tenants and the dbt project built on it."""
-    from orchestration import dbt_manifest, seed, warehouse
+    """Sample data for TENANTS tenants, the dbt project built on it, principals, approved templates."""
+    from orchestration import access, dbt_manifest, governance, seed, warehouse
 
     with warehouse.connection() as conn:
         counts = seed.seed(conn, tenants=TENANTS, incidents=INCIDENTS, seed=7, end_date=SEED_END)
     dbt_manifest.build()
+    with warehouse.connection() as conn:
+        access.seed_sample_principals(conn, seed.tenant_ids(TENANTS))
+        governance.approve_system_templates(conn, approver=access.APPROVERS[0])
     return counts
+
+
+def analyst(tenant: str) -> str:
+    """The sample analyst principal of a tenant (created by seed_sample_principals)."""
+    return f"analyst@{tenant}.example"
 
 
 @pytest.fixture()

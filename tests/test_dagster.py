@@ -13,7 +13,7 @@ import pytest
 from orchestration import runs
 from orchestration.settings import REPO_ROOT
 
-from .conftest import PERIOD
+from .conftest import PERIOD, analyst
 
 TEMPLATE = "incident_summary"
 
@@ -86,12 +86,12 @@ def test_tenant_sensor_syncs_partitions(defs, tenant_ids):
         assert deleted == ["gone-tenant"]
 
 
-def _materialize(defs, instance, tenant: str, period: str):
+def _materialize(defs, instance, tenant: str, period: str, requester: str | None = None):
     job = defs.resolve_job_def(f"{TEMPLATE}_job")
     return job.execute_in_process(
         instance=instance,
         partition_key=dg.MultiPartitionKey({"tenant": tenant, "period": f"{period}-01"}),
-        tags={"nexus/requester": "test-suite"},
+        tags={"nexus/requester": requester or analyst(tenant)},
         raise_on_error=False,
     )
 
@@ -107,7 +107,7 @@ def test_materializing_a_partition_publishes_the_report(built, defs, conn, tenan
                      if m.asset_key == dg.AssetKey([TEMPLATE, "published"])]
         assert len(published) == 1
     record = runs.run_for_dagster_run(conn, result.run_id, TEMPLATE)
-    assert record["state"] == "completed" and record["requester"] == "test-suite"
+    assert record["state"] == "completed" and record["requester"] == analyst(tenant_ids[1])
     assert record["tenant_id"] == tenant_ids[1] and record["period_key"] == PERIOD
     location = Path(record["artifact_location"])
     assert (location / "manifest.json").exists()

@@ -10,10 +10,10 @@ import openpyxl
 import psycopg2
 import pytest
 
-from orchestration import artifacts, catalog, pipeline, runs, snapshot
+from orchestration import access, artifacts, catalog, governance, pipeline, runs, snapshot, warehouse
 from orchestration.runs import ReportRequest
 
-from .conftest import PERIOD
+from .conftest import PERIOD, analyst
 
 
 @pytest.fixture(scope="module")
@@ -23,8 +23,16 @@ def template():
 
 @pytest.fixture(scope="module")
 def published(built, template, tenant_ids):
-    request = ReportRequest.for_period(template, tenant_ids[0], PERIOD, requester="alice@acme.example")
+    request = ReportRequest.for_period(template, tenant_ids[0], PERIOD, requester=analyst(tenant_ids[0]))
     return pipeline.run_report(template, request)
+
+
+def approved_variant(conn, template, version: int, sections):
+    """Submit and approve a changed copy of the template as a new version (the real lifecycle)."""
+    variant = template.model_copy(update={"version": version, "sections": sections})
+    governance.submit(conn, variant, actor=access.PLATFORM_OWNER)
+    governance.approve(conn, variant.key, version, actor=access.APPROVERS[1])
+    return variant
 
 
 def independent_summary(conn, tenant: str, start, end) -> list[list[str]]:
@@ -138,9 +146,9 @@ def test_tampered_file_is_detected(published, tmp_path):
 
 def test_same_request_same_input_hash(published, conn, template, tenant_ids):
     record = runs.get_run(conn, published.run_id)
-    again = ReportRequest.for_period(template, tenant_ids[0], PERIOD, requester="alice@acme.example")
+    again = ReportRequest.for_period(template, tenant_ids[0], PERIOD, requester=analyst(tenant_ids[0]))
     assert record["input_hash"] == again.input_hash == published.manifest["input_hash"]
-    other = ReportRequest.for_period(template, tenant_ids[1], PERIOD, requester="alice@acme.example")
+    other = ReportRequest.for_period(template, tenant_ids[1], PERIOD, requester=analyst(tenant_ids[0]))
     assert other.input_hash != again.input_hash
     assert record["state"] == "completed" and record["failure_class"] is None
 
@@ -162,7 +170,7 @@ def _no_artifacts(root, tenant):
 
 
 def test_gate_b_fails_on_empty_mandatory_sections_and_publishes_nothing(built, conn, template, tenant_ids, artifacts_root):
-    request = ReportRequest.for_period(template, tenant_ids[1], "2019-01", requester="bob@globex.example")
+    request = ReportRequest.for_period(template, tenant_ids[1], "2019-01", requester=analyst(tenant_ids[1]))
     with pytest.raises(pipeline.RunFailed) as failed:
         pipeline.run_report(template, request)
     assert failed.value.failure_class == "validation_failed"
@@ -181,8 +189,9 @@ def test_gate_b_catches_another_tenants_row(built, conn, template, tenant_ids, a
     sections = tuple(
         s.model_copy(update={"sql": leaky}) if s.name == "by_status" else s for s in template.sections
     )
-    bad = template.model_copy(update={"sections": sections})
-    request = ReportRequest.for_period(bad, victim, PERIOD, requester="carol@initech.example")
+    # It compiles and has the declared columns, so Gate A lets it through: Gate B must stop it.
+    bad = approved_variant(conn, template, 90, sections)
+    request = ReportRequest.for_period(bad, victim, PERIOD, requester=analyst(victim))
     with pytest.raises(pipeline.RunFailed) as failed:
         pipeline.run_report(bad, request)
     assert failed.value.failure_class == "validation_failed"
@@ -193,7 +202,7 @@ def test_gate_b_catches_another_tenants_row(built, conn, template, tenant_ids, a
 
 
 def test_publish_refuses_without_a_passed_gate(built, conn, template, tenant_ids, artifacts_root):
-    request = ReportRequest.for_period(template, tenant_ids[2], PERIOD, requester="dave@initech.example")
+    request = ReportRequest.for_period(template, tenant_ids[2], PERIOD, requester=analyst(tenant_ids[2]))
     run_id = pipeline.start(conn, template, request)
     sections = pipeline.take_snapshot(conn, run_id, template, request)
     with pytest.raises(pipeline.RunFailed, match="no passed Gate B"):
@@ -202,19 +211,18 @@ def test_publish_refuses_without_a_passed_gate(built, conn, template, tenant_ids
     assert not (artifacts_root / tenant_ids[2] / "incident_summary" / PERIOD / run_id).exists()
 
 
-def test_section_query_breaking_its_contract_fails_as_query_failure(built, conn, template, tenant_ids):
+def test_section_query_breaking_its_contract_is_stopped_at_snapshot(built, conn, template, tenant_ids):
+    """Defence in depth behind Gate A: the snapshot itself checks the columns against the contract."""
     sections = tuple(
         s.model_copy(update={"sql": s.sql.replace("sum(incident_count) as incident_count", "sum(incident_count) as n")})
         if s.name == "by_status" else s
         for s in template.sections
     )
     bad = template.model_copy(update={"sections": sections})
-    request = ReportRequest.for_period(bad, tenant_ids[0], PERIOD, requester="erin@acme.example")
-    with pytest.raises(pipeline.RunFailed) as failed:
-        pipeline.run_report(bad, request)
-    assert failed.value.failure_class == "query_failure"
-    assert "declares" in failed.value.diagnosis
-    assert runs.get_run(conn, failed.value.run_id)["state"] == "failed"
+    request = ReportRequest.for_period(bad, tenant_ids[0], PERIOD, requester=analyst(tenant_ids[0]))
+    with warehouse.reader_connection() as reader:
+        with pytest.raises(snapshot.SnapshotError, match="the template declares"):
+            snapshot.take(conn, reader, "contract00000001", bad, request)
 
 
 def test_request_validation_refuses_bad_requests(template, tenant_ids):

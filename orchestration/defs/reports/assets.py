@@ -9,7 +9,7 @@ import dagster as dg
 
 from ... import dbt_manifest, pipeline, runs, warehouse
 from ...catalog import Template
-from ...runs import ReportRequest
+from ...runs import ReportRequest, RequestError
 from ..dbt.assets import dbt_asset_key
 from ..tenants.sensors import tenant_partitions
 
@@ -96,13 +96,17 @@ def build_report_assets(template: Template) -> list[dg.AssetsDefinition]:
     def snapshot_asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         request = request_from_context(template, context)
         with warehouse.connection() as conn:
-            run_id = pipeline.start(conn, template, request, dagster_run_id=context.run.run_id)
-            context.log.info(f"report run {run_id}, input hash {request.input_hash}")
             try:
+                # Approval, requester and tenant are checked here, for every launch path
+                # (UI, schedule, sensor, CLI): a refusal is recorded and fails the run.
+                run_id = pipeline.start(conn, template, request, dagster_run_id=context.run.run_id)
+                context.log.info(f"report run {run_id}, input hash {request.input_hash}")
                 with pipeline.guarded(conn, run_id, "query_failure"):
                     sections = pipeline.take_snapshot(conn, run_id, template, request)
             except pipeline.RunFailed as exc:
                 raise _failure(exc) from exc
+            except RequestError as exc:
+                raise dg.Failure(description=str(exc), allow_retries=False) from exc
         return dg.MaterializeResult(
             metadata={
                 "report_run_id": run_id,

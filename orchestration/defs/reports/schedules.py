@@ -3,6 +3,7 @@
 
 import dagster as dg
 
+from ...access import SCHEDULER
 from ...catalog import Template
 from .assets import REQUESTER_TAG, TRIGGER_TAG, partitions_for, published_key, snapshot_key
 
@@ -29,6 +30,6 @@ def build_schedule(template: Template, job) -> dg.ScheduleDefinition:
         job,
         name=f"{template.key}_{template.cadence}_schedule",
         hour_of_day=_HOUR,
-        tags={TRIGGER_TAG: "schedule", REQUESTER_TAG: f"schedule:{template.key}"},
+        tags={TRIGGER_TAG: "schedule", REQUESTER_TAG: SCHEDULER},
         default_status=dg.DefaultScheduleStatus.RUNNING,
     )
