@@ -313,3 +313,37 @@ def audit_tail(n: int) -> None:
         cur.execute("select seq, at, actor, tenant_id, action, target, outcome from control.audit_log order by seq desc limit %s", (n,))
         for row in reversed(cur.fetchall()):
             click.echo(f"{row[0]:>6} {row[1]:%Y-%m-%d %H:%M:%S} {row[2]:<28} {row[3] or '-':<10} {row[4]:<22} {row[6]:<9} {row[5]}")
+
+
+@main.group(help="The metric dictionary (from the dbt manifest).")
+def metrics() -> None:
+    pass
+
+
+@metrics.command("list", help="Every metric: id, model version, owner, formula, and the templates that use it.")
+@user_errors
+def metrics_list() -> None:
+    from . import metric_docs
+
+    for e in metric_docs.dictionary():
+        version = f"v{e['model_version']}" if e["model_version"] is not None else "-"
+        click.echo(f"{e['id']:<28} {e['model']} {version:<4} owner={e['owner']}  formula v{e['formula_version']}: {e['formula']}")
+        click.echo(f"{'':<28} unit={e['unit']} grain={e['grain']} templates={', '.join(e['templates']) or '-'}")
+
+
+@metrics.command("doc", help="Write docs/metric-dictionary.md (or, with --check, fail when it is stale).")
+@click.option("--check", is_flag=True)
+@user_errors
+def metrics_doc(check: bool) -> None:
+    from . import metric_docs
+
+    text = metric_docs.render_markdown(metric_docs.dictionary())
+    path = metric_docs.DOC_PATH
+    if check:
+        if not path.exists() or path.read_text() != text:
+            raise UserError(f"{path} is stale: run `nexus-reports metrics doc` and commit it")
+        click.echo(f"{path} is current")
+        return
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(text)
+    click.echo(f"wrote {path}")

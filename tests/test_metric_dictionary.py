@@ -49,3 +49,20 @@ def test_metric_formulas_have_unit_tests(manifest):
     tested = {n["model"] for n in manifest.get("unit_tests", {}).values()}
     for model in models(manifest, "metrics"):
         assert model["name"] in tested, f"{model['name']} has no dbt unit test"
+
+
+def test_metric_dictionary_document_is_current(manifest_path):
+    from orchestration import metric_docs
+
+    expected = metric_docs.render_markdown(metric_docs.dictionary(dbt_manifest.load_manifest(manifest_path)))
+    assert metric_docs.DOC_PATH.read_text() == expected, "run `nexus-reports metrics doc` and commit docs/metric-dictionary.md"
+
+
+def test_every_template_metric_is_in_the_dictionary(manifest_path):
+    from orchestration import catalog, metric_docs
+
+    entries = {(e["id"], e["model"], e["model_version"]): e for e in metric_docs.dictionary()}
+    for template in catalog.load_all():
+        for m in template.metrics:
+            assert (m.id, m.model, m.version) in entries, f"{template.label} uses {m.id} not in the dictionary"
+            assert template.label in entries[(m.id, m.model, m.version)]["templates"]
