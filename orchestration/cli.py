@@ -54,7 +54,7 @@ def init() -> None:
 @click.option("--incidents", default=20_000, show_default=True, type=click.IntRange(0, 50_000_000))
 @click.option("--seed", "seed_value", default=42, show_default=True, type=int)
 @click.option("--end-date", type=click.DateTime(["%Y-%m-%d"]), default=None,
-              help="Data ends just before this date [default: first day of the current month]")
+              help="Data ends just before this date [default: today, UTC]")
 @user_errors
 def seed(tenants: int, incidents: int, seed_value: int, end_date) -> None:
     from . import seed as seeding

@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import access, dagster_home, dbt_manifest, governance, runs, tenants, warehouse
-from .runs import last_complete_month
+from . import access, catalog, dagster_home, dbt_manifest, governance, runs, tenants, warehouse
 
 
 # Dagster's step-by-step log stays in the instance (the UI shows it); the terminal gets warnings.
@@ -41,8 +40,8 @@ def run_demo(*, tenant_count: int = 3, incidents: int = 20_000, period: str | No
 
     from . import seed as seeding
 
-    period = period or last_complete_month()
-    runs.month_window(period)  # validates the period before any work
+    if period:
+        runs.month_window(period)  # validates the period before any work
     warehouse.ensure_database()
     home = dagster_home.prepare()
     echo(f"warehouse: {'embedded PostgreSQL' if warehouse.get_settings().embedded else 'REPORTS_DATABASE_URL'}; DAGSTER_HOME={home}")
@@ -77,8 +76,13 @@ def run_demo(*, tenant_count: int = 3, incidents: int = 20_000, period: str | No
     results = []
     for key, job in report_jobs.items():
         job_def = defs.resolve_job_def(job.name)
+        template = catalog.load(key)
+        # The last complete period of the template's cadence, as its schedule would choose it.
+        latest = job_def.partitions_def.time_window_dimension.partitions_def.get_last_partition_key()
+        period_key = f"{period}-01" if period and template.cadence == "monthly" else latest
+        label = runs.period_window(template.cadence, period_key)[0]
         for tenant in tenant_ids:
-            partition = dg.MultiPartitionKey({"tenant": tenant, "period": f"{period}-01"})
+            partition = dg.MultiPartitionKey({"tenant": tenant, "period": period_key})
             t0 = time.perf_counter()
             result = job_def.execute_in_process(
                 instance=instance,
@@ -87,7 +91,7 @@ def run_demo(*, tenant_count: int = 3, incidents: int = 20_000, period: str | No
                 raise_on_error=False,
                 run_config=QUIET,
             )
-            results.append(_describe(key, tenant, period, result.run_id, time.perf_counter() - t0))
+            results.append(_describe(key, tenant, label, result.run_id, time.perf_counter() - t0))
     return results
 
 
@@ -117,12 +121,12 @@ def _describe(template: str, tenant: str, period: str, dagster_run_id: str, seco
 
 
 def print_table(results: list[DemoResult], echo: Callable[[str], None] = print) -> None:
-    header = f"{'template':<18} {'tenant':<10} {'period':<8} {'state':<10} {'rows':>6} {'gate':<7} {'secs':>5}  files / location"
+    header = f"{'template':<28} {'tenant':<10} {'period':<10} {'state':<10} {'rows':>6} {'gate':<7} {'secs':>5}  files / location"
     echo("")
     echo(header)
     echo("-" * len(header))
     for r in results:
         detail = f"{len(r.files)} files: {', '.join(r.files)}" if r.files else r.diagnosis
-        echo(f"{r.template:<18} {r.tenant:<10} {r.period:<8} {r.state:<10} {r.rows:>6} {r.gate:<7} {r.seconds:>5.1f}  {detail}")
+        echo(f"{r.template:<28} {r.tenant:<10} {r.period:<10} {r.state:<10} {r.rows:>6} {r.gate:<7} {r.seconds:>5.1f}  {detail}")
         if r.location:
-            echo(f"{'':<18} {'':<10} {'':<8} {'':<10} {'':>6} {'':<7} {'':>5}  {r.location}")
+            echo(f"{'':<28} {'':<10} {'':<10} {'':<10} {'':>6} {'':<7} {'':>5}  {r.location}")

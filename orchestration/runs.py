@@ -46,6 +46,25 @@ def month_window(period_key: str) -> tuple[dt.date, dt.date]:
     return start, start + dt.timedelta(days=last)
 
 
+PERIOD_DAYS = {"daily": 1, "weekly": 7}
+
+
+def period_window(cadence: str, period_key: str) -> tuple[str, dt.date, dt.date]:
+    """(canonical period key, start, end exclusive) of one period of a cadence.
+
+    Monthly keys are 'YYYY-MM' (or the month's first day, as Dagster's partitions name it);
+    weekly and daily keys are the period's first day.
+    """
+    if cadence == "monthly":
+        start, end = month_window(period_key)
+        return start.strftime("%Y-%m"), start, end
+    try:
+        start = dt.date.fromisoformat(period_key)
+    except ValueError as exc:
+        raise RequestError(f"invalid {cadence} period {period_key!r}: expected YYYY-MM-DD") from exc
+    return start.isoformat(), start, start + dt.timedelta(days=PERIOD_DAYS[cadence])
+
+
 def last_complete_month(today: dt.date | None = None) -> str:
     today = today or dt.datetime.now(dt.timezone.utc).date()
     first = today.replace(day=1)
@@ -67,7 +86,7 @@ class ReportRequest:
 
     @classmethod
     def for_period(cls, template: Template, tenant_id: str, period_key: str, **kwargs: Any) -> "ReportRequest":
-        start, end = month_window(period_key)
+        key, start, end = period_window(template.cadence, period_key)
         kwargs.setdefault("formats", template.formats)
         return cls(
             template_key=template.key,
@@ -75,7 +94,7 @@ class ReportRequest:
             tenant_id=tenant_id,
             window_start=start,
             window_end=end,
-            period_key=start.strftime("%Y-%m"),
+            period_key=key,
             **kwargs,
         )
 

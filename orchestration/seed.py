@@ -205,9 +205,9 @@ def tenant_ids(n: int) -> list[str]:
 
 
 def default_end_date(today: dt.date | None = None) -> dt.date:
-    """The first day of the current month (UTC): the data ends just before it."""
+    """Today (UTC): the data ends at midnight, so the last complete day, week and month all have data."""
     today = today or dt.datetime.now(dt.timezone.utc).date()
-    return dt.date(today.year, today.month, 1)
+    return dt.date(today.year, today.month, today.day)
 
 
 # ----------------------------------------------------------------------------------------------

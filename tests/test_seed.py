@@ -110,11 +110,11 @@ def test_tenant_ids_are_named_slugs_then_numbered():
         assert warehouse.validate_tenant_id(tenant_id) == tenant_id
 
 
-def test_default_end_date_is_first_of_month():
-    assert seeding.default_end_date(dt.date(2026, 3, 17)) == dt.date(2026, 3, 1)
+def test_default_end_date_is_today():
+    assert seeding.default_end_date(dt.date(2026, 3, 17)) == dt.date(2026, 3, 17)
     assert seeding.default_end_date(dt.date(2026, 1, 1)) == dt.date(2026, 1, 1)
     today = dt.datetime.now(dt.timezone.utc).date()
-    assert seeding.default_end_date() == today.replace(day=1)
+    assert seeding.default_end_date() == today
 
 
 def test_counts_match_tables(conn, seeded):
