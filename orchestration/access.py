@@ -113,6 +113,20 @@ def authorize(
     return principal
 
 
+# Roles that reach beyond one tenant: only a platform admin grants them.
+PLATFORM_GRANTED = frozenset({"platform_admin", "approver", "template_owner"})
+
+
+def authorize_grant(conn, actor: str, principal_id: str, roles: Iterable[str], tenants: Iterable[str]) -> None:
+    """A tenant admin manages people of their own tenants; wider grants need a platform admin."""
+    roles, tenants = set(roles), set(tenants)
+    if ALL_TENANTS in tenants or roles & PLATFORM_GRANTED:
+        authorize(conn, actor, "audit", target=f"grant {sorted(roles)} on {sorted(tenants)} to {principal_id}")
+        return
+    for tenant in sorted(tenants):
+        authorize(conn, actor, "manage_principals", target=principal_id, tenant_id=tenant)
+
+
 def upsert_principal(
     conn, principal_id: str, *, kind: str = "user", display_name: str | None = None,
     roles: Iterable[str] = (), tenants: Iterable[str] = (), actor: str = "system",

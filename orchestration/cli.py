@@ -278,11 +278,7 @@ def principals_add(principal_id: str, roles, tenants, service: bool, actor: str)
     from . import access
 
     with warehouse.connection() as conn:
-        for tenant in tenants:
-            access.authorize(conn, actor, "manage_principals", target=principal_id,
-                             tenant_id=None if tenant == access.ALL_TENANTS else tenant)
-        if access.ALL_TENANTS in tenants:
-            access.authorize(conn, actor, "audit", target=principal_id)  # all-tenant grants: platform admins only
+        access.authorize_grant(conn, actor, principal_id, roles, tenants)
         access.upsert_principal(conn, principal_id, kind="service" if service else "user",
                                 roles=roles, tenants=tenants, actor=actor)
     click.echo(f"{principal_id}: roles {', '.join(roles)}; tenants {', '.join(tenants)}")
