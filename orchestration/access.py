@@ -178,8 +178,9 @@ def seed_sample_principals(conn, tenant_ids: Iterable[str]) -> int:
         (APPROVERS[0], "user", "Report approver", ["approver"], [ALL_TENANTS]),
         (APPROVERS[1], "user", "Second approver", ["approver"], [ALL_TENANTS]),
         ("platform@nexus.example", "user", "Platform admin", ["platform_admin"], [ALL_TENANTS]),
-        (SCHEDULER, "service", "Schedules", ["analyst"], [ALL_TENANTS]),
-        (DEMO, "service", "make demo", ["analyst"], [ALL_TENANTS]),
+        # Service accounts run every standard template, confidential and restricted included.
+        (SCHEDULER, "service", "Schedules", ["analyst", "manager"], [ALL_TENANTS]),
+        (DEMO, "service", "make demo", ["analyst", "manager"], [ALL_TENANTS]),
     ]
     for tenant in tenant_ids:
         for role in ("analyst", "manager", "executive", "viewer", "tenant_admin"):

@@ -247,10 +247,7 @@ def report_context(conn, run_id, template: Template, request: ReportRequest, sec
         row = cur.fetchone()
         if row:
             tenant_name = row[0]
-    if request.period_key:
-        period_label = request.window_start.strftime("%B %Y")
-    else:
-        period_label = f"{request.window_start} – {request.window_end - dt.timedelta(days=1)}"
+    period_label = runs.window_label(request.window_start, request.window_end)
     return ReportContext(
         template_key=template.key,
         template_version=template.version,

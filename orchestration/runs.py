@@ -65,6 +65,18 @@ def period_window(cadence: str, period_key: str) -> tuple[str, dt.date, dt.date]
     return start.isoformat(), start, start + dt.timedelta(days=PERIOD_DAYS[cadence])
 
 
+def window_label(start: dt.date, end: dt.date) -> str:
+    """How a report names its window: 'June 2026', 'Week of 22 Jun 2026', '3 Jun 2026', or the range."""
+    last = end - dt.timedelta(days=1)
+    if start.day == 1 and end == (start + dt.timedelta(days=32)).replace(day=1):
+        return start.strftime("%B %Y")
+    if (end - start).days == PERIOD_DAYS["weekly"] and start.weekday() == 0:
+        return f"Week of {start.day} {start:%b %Y} ({start:%d %b} – {last:%d %b})"
+    if (end - start).days == 1:
+        return f"{start.day} {start:%b %Y}"
+    return f"{start.isoformat()} – {last.isoformat()}"
+
+
 def last_complete_month(today: dt.date | None = None) -> str:
     today = today or dt.datetime.now(dt.timezone.utc).date()
     first = today.replace(day=1)

@@ -50,7 +50,7 @@ def test_file_name_must_match_key_and_version(tmp_path):
 
 
 def test_unknown_template_lists_known_ones():
-    with pytest.raises(catalog.TemplateError, match="known templates: incident_summary"):
+    with pytest.raises(catalog.TemplateError, match="known templates: analyst_throughput, attack_coverage, compliance_evidence_summary, connector_health, incident_summary, sla_performance"):
         catalog.load("sla_dashboard")
 
 

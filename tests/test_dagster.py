@@ -10,7 +10,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from orchestration import runs
+from orchestration import catalog, dbt_manifest, runs
 from orchestration.settings import REPO_ROOT
 
 from .conftest import PERIOD, analyst
@@ -51,6 +51,33 @@ def test_report_assets_sit_downstream_of_the_dbt_models_they_read(defs):
     assert dg.AssetCheckKey(snapshot, "gate_b") in check_keys
     # dbt lineage continues down to the raw sources
     assert dg.AssetKey(["raw", "incidents"]) in graph.get(dg.AssetKey(["staging", "stg_incidents"])).parent_keys
+
+
+@pytest.mark.parametrize("template", catalog.load_all(), ids=lambda t: t.key)
+def test_every_template_is_an_asset_pair_on_exactly_its_models(defs, template):
+    graph = defs.resolve_asset_graph()
+    snapshot = dg.AssetKey([template.key, "snapshot"])
+    node = graph.get(snapshot)
+    expected = {dg.AssetKey([dbt_manifest.model(n, v).schema, dbt_manifest.model(n, v).alias])
+                for n, v in template.models_read()}
+    assert node.parent_keys == expected
+    assert graph.get(dg.AssetKey([template.key, "published"])).parent_keys == {snapshot}
+    assert dg.AssetCheckKey(snapshot, "gate_b") in node.check_keys
+    metadata = node.metadata
+    assert metadata["template_version"] == template.version and metadata["sensitivity"] == template.sensitivity
+    assert all(f"{m.id} ({m.model} v{m.version})" in metadata["metrics"] for m in template.metrics)
+    assert defs.resolve_schedule_def(f"{template.key}_{template.cadence}_schedule")
+
+
+def test_weekly_schedule_runs_the_last_iso_week(defs, tenant_ids):
+    schedule = defs.resolve_schedule_def("connector_health_weekly_schedule")
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("tenants", tenant_ids)
+        monday = dt.datetime(2026, 11, 23, 3, 0, tzinfo=dt.timezone.utc)
+        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=monday)
+        requests = list(schedule.evaluate_tick(context).run_requests)
+    assert sorted(r.partition_key for r in requests) == sorted(f"2026-11-16|{t}" for t in tenant_ids)
+    assert runs.period_window("weekly", "2026-11-16")[1:] == (dt.date(2026, 11, 16), dt.date(2026, 11, 23))
 
 
 def test_gate_b_check_is_blocking(defs):

@@ -11,7 +11,7 @@ import psycopg2
 import psycopg2.extensions
 import pytest
 
-from orchestration import artifacts
+from orchestration import artifacts, catalog
 from orchestration.settings import REPO_ROOT
 
 CLI = str(Path(sys.executable).parent / "nexus-reports")
@@ -57,8 +57,10 @@ def test_bad_input_is_one_clear_line(demo_env):
 def test_demo_end_to_end_twice(demo_env):
     first = run_cli(demo_env, "demo", "--tenants", "2", "--incidents", "3000")
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-    lines = [l for l in first.stdout.splitlines() if l.startswith("incident_summary")]
-    assert len(lines) == 2 and all("completed" in l and "passed" in l and "5 files" in l for l in lines)
+    for template in catalog.load_all():  # every template, for both tenants
+        lines = [l for l in first.stdout.splitlines() if l.split(" ", 1)[0] == template.key]
+        assert len(lines) == 2, (template.key, first.stdout[-3000:])
+        assert all("completed" in l and "passed" in l and "5 files" in l for l in lines), lines
 
     home = Path(demo_env["NEXUS_HOME"]) / "artifacts"
     manifests = sorted(home.glob("*/incident_summary/*/*/manifest.json"))

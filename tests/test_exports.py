@@ -200,3 +200,17 @@ def test_csv_and_xlsx_stream_in_bounded_memory(conn, tmp_path):
     assert peaks["csv"] < 2_000_000, peaks
     assert peaks["json"] < 10_000_000, peaks
     assert peaks["xlsx"] < 10_000_000, peaks
+
+
+def test_line_chart_breaks_at_missing_values_instead_of_drawing_zero():
+    import datetime as dt
+
+    from orchestration.exports import ChartSpec
+    from orchestration.exports.charts import render_svg
+
+    spec = ChartSpec(section="s", kind="line", x="day", y=("pct",), title="SLA met per day")
+    days = [dt.date(2026, 6, d) for d in range(1, 6)]
+    svg = render_svg(spec, ["day", "pct"], list(zip(days, [90, 95, None, 80, 85])))
+    assert svg.count("<polyline") == 2  # two runs either side of the day without data
+    bottom = 240 - 46  # HEIGHT - BOTTOM: where a zero would be drawn
+    assert f",{bottom}.0" not in svg.split("<polyline", 1)[1]

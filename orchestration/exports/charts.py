@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 from xml.sax.saxutils import escape
 
 from .sections import ChartSpec
@@ -13,11 +12,10 @@ LEFT, RIGHT, TOP, BOTTOM = 52, 16, 26, 46
 PALETTE = ["#1F6FEB", "#D1495B", "#EDAE49", "#00798C", "#6A4C93"]
 
 
-def _num(value) -> float:
+def _num(value) -> float | None:
+    # None stays None: a day without incidents has no attainment, which is not 0 %.
     if value is None:
-        return 0.0
-    if isinstance(value, Decimal):
-        return float(value)
+        return None
     return float(value)
 
 
@@ -37,12 +35,27 @@ def _nice_max(value: float) -> float:
     return 10 * magnitude
 
 
+def _segments(values: list[float | None]) -> list[list[int]]:
+    """Indexes of the runs of present values."""
+    runs, current = [], []
+    for i, v in enumerate(values):
+        if v is None:
+            if current:
+                runs.append(current)
+            current = []
+        else:
+            current.append(i)
+    if current:
+        runs.append(current)
+    return runs
+
+
 def render_svg(spec: ChartSpec, columns: list[str], rows: list[tuple]) -> str:
     x_index = columns.index(spec.x)
     y_indexes = [columns.index(y) for y in spec.y]
     labels = [_label(r[x_index]) for r in rows]
     series = [[_num(r[i]) for r in rows] for i in y_indexes]
-    top = _nice_max(max((v for s in series for v in s), default=0.0))
+    top = _nice_max(max((v for s in series for v in s if v is not None), default=0.0))
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
            f'viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="10">']
@@ -58,7 +71,7 @@ def render_svg(spec: ChartSpec, columns: list[str], rows: list[tuple]) -> str:
         bar_w = group_w * 0.8 / max(len(series), 1)
         for s_i, values in enumerate(series):
             for i, v in enumerate(values):
-                h = plot_h * v / top
+                h = plot_h * (v or 0.0) / top
                 x = LEFT + i * group_w + group_w * 0.1 + s_i * bar_w
                 out.append(f'<rect x="{x:.1f}" y="{TOP + plot_h - h:.1f}" width="{bar_w:.1f}" height="{h:.1f}" '
                            f'fill="{PALETTE[s_i % len(PALETTE)]}"/>')
@@ -67,8 +80,9 @@ def render_svg(spec: ChartSpec, columns: list[str], rows: list[tuple]) -> str:
         step_x = plot_w / max(n - 1, 1)
         centers = [LEFT + i * step_x for i in range(n)]
         for s_i, values in enumerate(series):
-            points = " ".join(f"{centers[i]:.1f},{TOP + plot_h - plot_h * v / top:.1f}" for i, v in enumerate(values))
-            out.append(f'<polyline points="{points}" fill="none" stroke="{PALETTE[s_i % len(PALETTE)]}" stroke-width="2"/>')
+            for segment in _segments(values):  # a missing value breaks the line
+                points = " ".join(f"{centers[i]:.1f},{TOP + plot_h - plot_h * values[i] / top:.1f}" for i in segment)
+                out.append(f'<polyline points="{points}" fill="none" stroke="{PALETTE[s_i % len(PALETTE)]}" stroke-width="2"/>')
     for i, label in enumerate(labels):
         if i % label_every == 0:
             out.append(f'<text x="{centers[i]:.1f}" y="{TOP + plot_h + 14}" text-anchor="middle" fill="#333">{escape(label)}</text>')

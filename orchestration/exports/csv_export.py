@@ -17,6 +17,9 @@ def neutralize_formula(value: str) -> str:
 
 def _column_sql(name: str, type_: str) -> str:
     quoted = f'"{name}"'
+    if type_ == "boolean":
+        # COPY writes t/f; spreadsheets and the JSON variant say true/false.
+        return f"case when {quoted} then 'true' when not {quoted} then 'false' end as {quoted}"
     if type_ != "text":
         return quoted  # numbers stay numbers: a negative count is data, not a formula
     return f"case when {quoted} ~ {_TRIGGER_SQL} then '''' || {quoted} else {quoted} end as {quoted}"

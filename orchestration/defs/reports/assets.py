@@ -22,7 +22,8 @@ DEFAULT_REQUESTER = "dagster-ui"
 def partitions_for(template: Template) -> dg.MultiPartitionsDefinition:
     period = {
         "monthly": dg.MonthlyPartitionsDefinition(start_date=PARTITIONS_START),
-        "weekly": dg.WeeklyPartitionsDefinition(start_date=PARTITIONS_START),
+        # ISO weeks: Monday to Sunday, keyed by the Monday.
+        "weekly": dg.WeeklyPartitionsDefinition(start_date=PARTITIONS_START, day_offset=1),
         "daily": dg.DailyPartitionsDefinition(start_date=PARTITIONS_START),
     }[template.cadence]
     return dg.MultiPartitionsDefinition({"tenant": tenant_partitions, "period": period})
