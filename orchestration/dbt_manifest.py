@@ -6,6 +6,7 @@ metric metadata (owner, formula, formula version) a run records in its manifest.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
@@ -99,6 +100,15 @@ class ModelInfo:
     schema: str
     alias: str
     meta: dict[str, Any]
+    deprecation_date: str | None = None  # ISO timestamp from the model version's YAML
+
+    def deprecated_at(self, when: "dt.datetime") -> bool:
+        if not self.deprecation_date:
+            return False
+        cutoff = dt.datetime.fromisoformat(self.deprecation_date.replace("Z", "+00:00"))
+        if cutoff.tzinfo is None:
+            cutoff = cutoff.replace(tzinfo=dt.timezone.utc)
+        return cutoff <= when
 
     @property
     def relation(self) -> str:
@@ -122,6 +132,7 @@ def model(name: str, version: int | None = None, manifest: dict[str, Any] | None
                 schema=node["schema"],
                 alias=node["alias"],
                 meta=dict(node.get("config", {}).get("meta") or node.get("meta") or {}),
+                deprecation_date=node.get("deprecation_date"),
             )
     wanted = f"{name} v{version}" if version is not None else name
     raise DbtError(f"dbt model {wanted} is not in the dbt manifest")

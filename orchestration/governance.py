@@ -9,6 +9,7 @@ is valid for the template.
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import json
 from dataclasses import dataclass
@@ -56,6 +57,15 @@ def gate_a(conn, template: Template, *, author: str | None = None, approver: str
             dbt_manifest.metric_definition(metric.id, metric.model, metric.version, manifest)
         except dbt_manifest.DbtError as exc:
             problems.append(f"metric {metric.id} ({metric.model} v{metric.version}): {exc}")
+    now = dt.datetime.now(dt.timezone.utc)
+    for name, version in template.models_read():
+        try:
+            info = dbt_manifest.model(name, version, manifest)
+        except dbt_manifest.DbtError:
+            continue  # reported by the section check
+        if info.deprecated_at(now):
+            problems.append(f"dbt model {name} v{version} was deprecated on {info.deprecation_date}: "
+                            "move the template to the model's current version")
     problems += _section_problems(template, manifest)
     problems += _suite_problems(template, suites_root)
     if approver is not None:

@@ -64,6 +64,24 @@ def test_gate_a_blocks_submission(conn, template, make_bad, expected):
     assert state_of(conn, bad.key, bad.version) is None  # nothing was submitted
 
 
+def test_gate_a_blocks_a_model_version_past_its_deprecation_date(conn, template, monkeypatch):
+    """The old version stays usable until its deprecation date, and not after."""
+    import copy
+
+    from orchestration import dbt_manifest
+
+    real = dbt_manifest.load_manifest()
+    manifest = copy.deepcopy(real)
+    node = next(n for n in manifest["nodes"].values()
+                if n["resource_type"] == "model" and n["name"] == "metric_incident_flow" and str(n.get("version")) == "1")
+    monkeypatch.setattr(dbt_manifest, "load_manifest", lambda *a, **k: manifest)
+    node["deprecation_date"] = "2999-01-01T00:00:00"
+    assert not any("deprecated" in p for p in governance.gate_a(conn, template))
+    node["deprecation_date"] = "2026-01-01T00:00:00"
+    problems = governance.gate_a(conn, template)
+    assert any("metric_incident_flow v1 was deprecated on 2026-01-01" in p for p in problems)
+
+
 def test_gate_a_blocks_an_invalid_suite(conn, template, tmp_path):
     suite = json.loads((Path(governance.EXPECTATIONS_DIR) / "incident_summary.json").read_text())
     suite["expectations"].append({"type": "expect_column_values_to_be_between", "kwargs": {"column": "no_such_column", "min_value": 0},
