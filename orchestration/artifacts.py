@@ -15,6 +15,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from . import faults
+
 MANIFEST = "manifest.json"
 
 
@@ -50,6 +52,7 @@ def publish(staging: Path, final: Path, manifest: dict[str, Any]) -> str:
         data = json.dumps(manifest, indent=2, sort_keys=True, default=str).encode()
         tmp = staging / f".{MANIFEST}.partial"
         tmp.write_bytes(data)
+        faults.hit("store")  # the store failing mid-publish (tests): staging holds a partial manifest
         for entry in staging.iterdir():
             _fsync(entry)
         tmp.rename(staging / MANIFEST)

@@ -97,6 +97,34 @@ class ChartDef(_Strict):
         return ChartSpec(section=self.section, kind=self.kind, x=self.x, y=self.y, title=self.title)
 
 
+class FilterDef(_Strict):
+    """A run parameter the section SQL reads as %(name)s; absent filters are passed as NULL."""
+    name: str = Field(pattern=_IDENT)
+    type: Literal["text", "integer", "date", "enum"]
+    values: tuple[str, ...] = ()  # the allowed values of an enum
+    label: str | None = None
+
+    @model_validator(mode="after")
+    def _enum_has_values(self) -> "FilterDef":
+        if (self.type == "enum") != bool(self.values):
+            raise ValueError(f"filter {self.name}: an enum lists its values, other types do not")
+        if self.name in ("window_start", "window_end"):
+            raise ValueError(f"filter {self.name}: the name is reserved for the run's window")
+        return self
+
+
+class SourceDef(_Strict):
+    """A raw source a template depends on, and how fresh it must be for a window.
+
+    Fresh when the newest loaded row of the tenant (max(_loaded_at)) is no older than
+    max_age_hours before the earlier of the window end and now. `event_time` is the column
+    that places a row in a window, for late-arriving-data detection.
+    """
+    name: str = Field(pattern=_IDENT)
+    event_time: str = Field(pattern=_IDENT)
+    max_age_hours: int = Field(default=24, ge=1)
+
+
 class RolesDef(_Strict):
     run: tuple[RoleName, ...] = Field(min_length=1)
     receive: tuple[RoleName, ...] = Field(min_length=1)
@@ -115,6 +143,11 @@ class Template(_Strict):
     retention_days: int = Field(ge=1, le=3650)
     # What a run does when a source it depends on is stale: fail, or publish marked DEGRADED.
     degraded_data: Literal["fail", "publish_degraded"] = "fail"
+    # What rows loaded after a published run's watermark, inside its window, cause.
+    backfill: Literal["ignore", "flag", "correct"] = "flag"
+    timeout_seconds: int = Field(default=900, ge=1, le=86_400)
+    sources: tuple[SourceDef, ...] = ()
+    filters: tuple[FilterDef, ...] = ()
     expectation_suite: str
     primary_section: str
     metrics: tuple[MetricRef, ...] = ()
@@ -151,7 +184,8 @@ class Template(_Strict):
     @cached_property
     def content_hash(self) -> str:
         """sha256 of the template's canonical JSON: what an approval refers to."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        # Defaults are left out so that a new optional field does not void existing approvals.
+        canonical = json.dumps(self.model_dump(mode="json", exclude_defaults=True), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
     def models_read(self) -> list[tuple[str, int | None]]:

@@ -96,7 +96,8 @@ def _section_problems(template: Template, manifest) -> list[str]:
             try:
                 with reader_transaction(reader, GATE_A_TENANT) as cur:
                     cur.execute(f"select * from ({sql}) as gate_a limit 0",
-                                {"window_start": "2000-01-01", "window_end": "2000-02-01"})
+                                {"window_start": "2000-01-01", "window_end": "2000-02-01",
+                                 **{f.name: None for f in template.filters}})
                     returned = [d.name for d in cur.description]
             except psycopg2.Error as exc:
                 problems.append(f"section {section.name}: query does not compile as report_reader: {str(exc).strip().splitlines()[0]}")

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import signal
+import threading
+import time
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -16,14 +19,14 @@ from typing import Any
 
 import psycopg2
 
-from . import access, artifacts, audit, dbt_manifest, governance, runs, snapshot
+from . import access, artifacts, audit, dbt_manifest, faults, governance, runs, snapshot
 from .artifacts import StorageError
 from .catalog import Template
 from .exports import KeyFigure, ReportContext, SectionSnapshot, write_csv, write_json, write_pdf, write_xlsx
 from .quality import GateResult, run_gate_b
 from .runs import ReportRequest
 from .settings import Settings, get_settings
-from .warehouse import reader_connection, reader_transaction, sqlalchemy_url
+from .warehouse import dict_rows, reader_connection, reader_transaction, sqlalchemy_url
 
 
 class RunFailed(RuntimeError):
@@ -46,41 +49,187 @@ class Published:
 EXTENSIONS = {"csv": "csv", "json": "json", "xlsx": "xlsx", "pdf": "pdf"}
 
 
-def fail(conn, run_id: str, failure_class: str, diagnosis: str) -> RunFailed:
-    conn.rollback()  # the step may have left its transaction aborted
-    runs.finish_run(conn, run_id, "failed", failure_class=failure_class, diagnosis=diagnosis)
-    audit.record_now(conn, actor="system", action="run.failed", target=run_id, outcome="failed",
-                     correlation_id=run_id, details={"failure_class": failure_class, "diagnosis": diagnosis})
+class AlreadyActive(RuntimeError):
+    """The same request (input hash) is already queued or running: that run is the answer."""
+
+    def __init__(self, run_id: str):
+        super().__init__(f"the same request is already active as run {run_id}")
+        self.run_id = run_id
+
+
+class RunInterrupted(BaseException):
+    """Raised into a running step from outside its flow (signal, checkpoint). Not an Exception,
+    so that no `except Exception` in a library swallows it."""
+
+    failure_class = "cancelled"
+
+
+class RunCancelled(RunInterrupted):
+    failure_class = "cancelled"
+
+
+class RunTimedOut(RunInterrupted):
+    failure_class = "timeout"
+
+
+# The class a failure gets when nothing more specific is known: the stage it happened in.
+STAGE_CLASS = {
+    "queued": "policy_violation", "starting": "policy_violation", "freshness": "source_unavailable",
+    "snapshot": "query_failure", "gate_b": "validation_failed", "render": "format_error", "publish": "storage_failure",
+}
+_stage: dict[str, str] = {}  # run_id -> stage, for runs executing in this process
+
+
+def classify(exc: BaseException, default: str) -> tuple[str, str]:
+    """(failure class, one-line diagnosis) of an exception that ended a run."""
+    first_line = (str(exc).strip().splitlines() or [""])[0]
+    text = f"{type(exc).__name__}: {first_line}" if first_line else type(exc).__name__
+    if isinstance(exc, RunInterrupted):
+        return exc.failure_class, str(exc)
+    if isinstance(exc, KeyboardInterrupt) or type(exc).__name__ == "DagsterExecutionInterruptedError":
+        return "cancelled", "cancelled: the run was terminated (Dagster terminate or interrupt)"
+    if isinstance(exc, psycopg2.errors.QueryCanceled):
+        if "statement timeout" in str(exc):
+            return "timeout", f"a query ran past the run's timeout: {text}"
+        return "cancelled", f"a query was cancelled: {text}"
+    if isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)):
+        return "source_unavailable", f"lost the warehouse connection: {text}"
+    if isinstance(exc, (StorageError, faults.InjectedStorageFailure)):
+        return "storage_failure", text
+    return default, text
+
+
+def abandon(conn, run_id: str, settings: Settings | None = None) -> None:
+    """Leave nothing of an unfinished run visible: staging files removed, snapshot marked abandoned."""
+    record = runs.get_run(conn, run_id)
+    if record is None:
+        return
+    settings = settings or get_settings()
+    final = artifacts.run_location(settings.artifacts_dir, record["tenant_id"], record["template_key"],
+                                   record["period_key"] or f"{record['window_start']}_{record['window_end']}", run_id)
+    artifacts.discard(artifacts.staging_location(final))
+    tables = snapshot.tables_of(conn, run_id)
+    if tables:
+        runs.update_run(conn, run_id, snapshot_state="abandoned",
+                        snapshot_tables={**record["snapshot_tables"], **tables})
+
+
+def end_unsuccessfully(conn, run_id: str, failure_class: str, diagnosis: str, *, settings=None) -> "RunFailed":
+    """Clean up, record the class, diagnosis and guidance, audit; returns the RunFailed to raise."""
+    from .warehouse import connection
+
+    state = "cancelled" if failure_class == "cancelled" else "failed"
+    try:
+        conn.rollback()  # the step may have left its transaction aborted
+        _finish(conn, run_id, state, failure_class, diagnosis, settings)
+    except psycopg2.Error:
+        with connection() as fresh:  # the step's own connection may be the thing that broke
+            _finish(fresh, run_id, state, failure_class, diagnosis, settings)
+    _stage.pop(run_id, None)
     return RunFailed(run_id, failure_class, diagnosis)
 
 
+def _finish(conn, run_id, state, failure_class, diagnosis, settings) -> None:
+    abandon(conn, run_id, settings)
+    if runs.finish_run(conn, run_id, state, failure_class=failure_class, diagnosis=diagnosis):
+        audit.record_now(conn, actor="system", action=f"run.{state}", target=run_id, outcome=state,
+                         correlation_id=run_id, details={"failure_class": failure_class, "diagnosis": diagnosis})
+
+
+def fail(conn, run_id: str, failure_class: str, diagnosis: str) -> "RunFailed":
+    return end_unsuccessfully(conn, run_id, failure_class, diagnosis)
+
+
 @contextlib.contextmanager
-def guarded(conn, run_id: str, failure_class: str):
-    """End the run as failed when a step raises something it did not classify itself."""
+def guarded(conn, run_id: str, failure_class: str | None = None):
+    """End the run (cleaned up, classified) when a step raises something it did not handle itself.
+    Exceptions become RunFailed; interrupts from outside (Dagster terminate) propagate as they are."""
     try:
         yield
     except RunFailed:
         raise
     except BaseException as exc:
-        if isinstance(exc, psycopg2.OperationalError):
-            failure_class = "source_unavailable"
-        elif isinstance(exc, KeyboardInterrupt):
-            failure_class = "cancelled"
-        try:
-            conn.rollback()
-            runs.finish_run(conn, run_id, "cancelled" if failure_class == "cancelled" else "failed",
-                            failure_class=failure_class, diagnosis=f"{type(exc).__name__}: {exc}".strip())
-        except psycopg2.Error:
-            from .warehouse import connection
-
-            with connection() as fresh:  # the step's own connection may be the thing that broke
-                runs.finish_run(fresh, run_id, "failed", failure_class=failure_class,
-                                diagnosis=f"{type(exc).__name__}: {exc}".strip())
+        default = failure_class or STAGE_CLASS.get(_stage.get(run_id, ""), "query_failure")
+        cls, diagnosis = classify(exc, default)
+        failed = end_unsuccessfully(conn, run_id, cls, diagnosis)
+        if isinstance(exc, (Exception, RunInterrupted)):
+            raise failed from exc
         raise
 
 
-def start(conn, template: Template, request: ReportRequest, *, dagster_run_id: str | None = None) -> str:
-    """Validate, record and authorize a run; a refused run ends as failed (policy_violation)."""
+def checkpoint(conn, run_id: str, stage: str, **fault_context) -> None:
+    """Progress, and the place where a cancel request or the timeout takes effect."""
+    _stage[run_id] = stage
+    info = runs.set_stage(conn, run_id, stage)
+    if info["cancel_requested"]:
+        raise RunCancelled(f"cancelled on request (at {stage})")
+    limit = info["timeout_seconds"]
+    if limit and info["started_at"] and (info["now"] - info["started_at"]).total_seconds() > limit:
+        raise RunTimedOut(f"exceeded the template's timeout of {limit}s (at {stage})")
+    faults.hit(stage, **fault_context)
+
+
+def remaining_seconds(conn, run_id: str) -> float | None:
+    record = runs.get_run(conn, run_id)
+    if not record or not record["timeout_seconds"] or not record["started_at"]:
+        return None
+    elapsed = (dt.datetime.now(dt.timezone.utc) - record["started_at"]).total_seconds()
+    return max(record["timeout_seconds"] - elapsed, 0.001)
+
+
+@contextlib.contextmanager
+def interruptible(conn, run_id: str):
+    """In the main thread: SIGTERM cancels the run and an alarm ends it at its timeout, raised
+    wherever the step is (rendering, sleeping, between queries); queries get statement_timeout."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    remaining = remaining_seconds(conn, run_id)
+    limit = runs.get_run(conn, run_id)["timeout_seconds"]
+
+    def on_term(signum, frame):
+        raise RunCancelled("cancelled on request (the worker received SIGTERM)")
+
+    def on_alarm(signum, frame):
+        raise RunTimedOut(f"exceeded the template's timeout of {limit}s")
+
+    old_term = signal.signal(signal.SIGTERM, on_term)
+    old_alarm = signal.signal(signal.SIGALRM, on_alarm)
+    if remaining:
+        signal.setitimer(signal.ITIMER_REAL, remaining)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGTERM, old_term)
+        signal.signal(signal.SIGALRM, old_alarm)
+
+
+def reap(conn, settings: Settings | None = None) -> list[str]:
+    """Runs whose worker died (killed, crashed machine) end as failed with the class of the stage
+    they died in, and are cleaned up. Checked on this host by pid, elsewhere by heartbeat age."""
+    reaped = []
+    with conn, conn.cursor() as cur:
+        cur.execute("select * from control.report_runs where state = 'running'")
+        running = dict_rows(cur)
+    now = dt.datetime.now(dt.timezone.utc)
+    for record in running:
+        alive = runs.worker_alive(record)
+        stale = bool(record["heartbeat_at"] and record["timeout_seconds"]
+                     and (now - record["heartbeat_at"]).total_seconds() > 2 * record["timeout_seconds"])
+        if alive is False or (alive is None and stale):
+            cls = STAGE_CLASS.get(record["stage"], "query_failure")
+            how = f"worker process {record['worker_pid']} died" if alive is False else "its worker stopped reporting"
+            end_unsuccessfully(conn, record["run_id"], cls, f"{how} during {record['stage']}; nothing was published",
+                               settings=settings)
+            reaped.append(record["run_id"])
+    return reaped
+
+
+def start(conn, template: Template, request: ReportRequest, *, dagster_run_id: str | None = None,
+          run_id: str | None = None, **create: Any) -> str:
+    """Validate, record and authorize a run; a refused run ends as failed (policy_violation).
+    `run_id`: a run already recorded as queued (by the CLI) that this process now executes."""
     try:
         request.validate(template)
     except runs.RequestError as exc:
@@ -88,7 +237,16 @@ def start(conn, template: Template, request: ReportRequest, *, dagster_run_id: s
                          outcome="denied", tenant_id=request.tenant_id if isinstance(request.tenant_id, str) else None,
                          details={"reason": str(exc)})
         raise
-    run_id = runs.create_run(conn, request, dagster_run_id=dagster_run_id)
+    if run_id is None:
+        run_id, created = runs.create_run(conn, request, dagster_run_id=dagster_run_id,
+                                          timeout_seconds=template.timeout_seconds, **create)
+        if not created:
+            audit.record_now(conn, actor=request.requester, action="run.deduplicated", target=run_id,
+                             outcome="allowed", tenant_id=request.tenant_id, correlation_id=run_id,
+                             details={"input_hash": request.input_hash})
+            raise AlreadyActive(run_id)
+    runs.mark_running(conn, run_id, dagster_run_id=dagster_run_id)
+    _stage[run_id] = "starting"
     target = f"{template.label} for {request.tenant_id} {request.window_start}..{request.window_end}"
     try:
         runnable = governance.check_runnable(conn, template, trigger=request.trigger)
@@ -109,20 +267,21 @@ def start(conn, template: Template, request: ReportRequest, *, dagster_run_id: s
 
 
 def take_snapshot(conn, run_id: str, template: Template, request: ReportRequest) -> dict[str, SectionSnapshot]:
+    checkpoint(conn, run_id, "snapshot")
     try:
         with reader_connection() as reader:
-            sections = snapshot.take(conn, reader, run_id, template, request)
+            sections = snapshot.take(conn, reader, run_id, template, request,
+                                     timeout_seconds=remaining_seconds(conn, run_id))
     except snapshot.SnapshotError as exc:
         raise fail(conn, run_id, "query_failure", str(exc)) from exc
     except dbt_manifest.DbtError as exc:
         raise fail(conn, run_id, "query_failure", str(exc)) from exc
-    except psycopg2.OperationalError as exc:
-        raise fail(conn, run_id, "source_unavailable", f"warehouse unavailable during snapshot: {exc}".strip()) from exc
     runs.update_run(
         conn,
         run_id,
         snapshot_tables={name: s.table for name, s in sections.items()},
         row_counts={name: s.row_count for name, s in sections.items()},
+        snapshot_state="frozen",
     )
     return sections
 
@@ -152,6 +311,7 @@ def request_of(record: dict[str, Any]) -> ReportRequest:
 
 
 def gate_b(conn, run_id: str, template: Template, request: ReportRequest, sections, *, settings=None) -> GateResult:
+    checkpoint(conn, run_id, "gate_b")
     result = run_gate_b(template, request, sections, connection_string=sqlalchemy_url(settings=settings))
     runs.update_run(conn, run_id, gate_passed=result.passed, gate_summary=result.summary())
     if not result.passed:
@@ -176,12 +336,14 @@ def render_and_publish(
     except OSError as exc:
         raise fail(conn, run_id, "storage_failure", f"cannot create {staging}: {exc}") from exc
     try:
+        checkpoint(conn, run_id, "render")
         try:
             context = report_context(conn, run_id, template, request, sections, record)
             files = _render(conn, template, request, sections, context, staging)
         except (psycopg2.Error, OSError, ValueError, RuntimeError) as exc:
             raise fail(conn, run_id, "format_error", f"rendering failed: {exc}".strip()) from exc
         manifest = build_manifest(template, request, record, sections, files, context)
+        checkpoint(conn, run_id, "publish")
         try:
             manifest_sha = artifacts.publish(staging, final, manifest)
         except StorageError as exc:
@@ -191,6 +353,7 @@ def render_and_publish(
         raise
     runs.update_run(conn, run_id, artifact_location=str(final), manifest_sha256=manifest_sha)
     runs.finish_run(conn, run_id, "completed")
+    _stage.pop(run_id, None)
     audit.record_now(conn, actor=request.requester, action="report.exported", target=str(final), outcome="succeeded",
                      tenant_id=request.tenant_id, correlation_id=run_id,
                      details={"files": [{k: f[k] for k in ("name", "sha256", "bytes")} for f in files],
@@ -303,21 +466,37 @@ def build_manifest(template, request, record, sections, files, context) -> dict[
     }
 
 
-def run_report(template: Template, request: ReportRequest, *, conn=None, settings=None, dagster_run_id=None) -> Published:
-    """All steps in a row, in this process (CLI, tests)."""
+MAX_ATTEMPTS = 3
+BACKOFF_SECONDS = 1.0
+
+
+def run_report(template: Template, request: ReportRequest, *, conn=None, settings=None, dagster_run_id=None,
+               run_id: str | None = None, retries: bool = True, **create: Any) -> Published:
+    """All steps in a row, in this process (CLI, tests, the report_run job). A transient failure
+    (runs.TRANSIENT) is retried with exponential backoff, each attempt its own run (retry_of)."""
+    attempt = create.pop("attempt", 1)
+    while True:
+        try:
+            return _run_once(template, request, conn=conn, settings=settings, dagster_run_id=dagster_run_id,
+                             run_id=run_id, attempt=attempt, **create)
+        except RunFailed as failed:
+            if not retries or failed.failure_class not in runs.TRANSIENT or attempt >= MAX_ATTEMPTS:
+                raise
+            time.sleep(BACKOFF_SECONDS * 2 ** (attempt - 1))
+            attempt, run_id, create["retry_of"] = attempt + 1, None, failed.run_id
+
+
+def _run_once(template, request, *, conn, settings, dagster_run_id, run_id, **create) -> Published:
     from .warehouse import connect
 
     own = conn is None
     conn = conn or connect(settings)
     try:
-        run_id = start(conn, template, request, dagster_run_id=dagster_run_id)
-        with guarded(conn, run_id, "query_failure"):
+        run_id = start(conn, template, request, dagster_run_id=dagster_run_id, run_id=run_id, **create)
+        with guarded(conn, run_id), interruptible(conn, run_id):
             sections = take_snapshot(conn, run_id, template, request)
-        with guarded(conn, run_id, "validation_failed"):
             gate_b(conn, run_id, template, request, sections, settings=settings)
-        with guarded(conn, run_id, "format_error"):
             return render_and_publish(conn, run_id, template, request, sections, settings=settings)
     finally:
         if own:
             conn.close()
-

@@ -11,6 +11,8 @@ import calendar
 import datetime as dt
 import hashlib
 import json
+import os
+import socket
 import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -30,6 +32,23 @@ FAILURE_CLASSES = (
     "timeout",
     "cancelled",
 )
+
+
+# Per failure class: whether a retry can help (it is then retried automatically) and what a
+# data engineer should do.
+TRANSIENT = frozenset({"source_unavailable", "storage_failure", "delivery_failure"})
+GUIDANCE = {
+    "query_failure": "permanent: a section query failed; fix the template SQL or the dbt model, then rerun",
+    "source_unavailable": "transient: retried automatically with backoff; if it persists, check the warehouse and the loaders",
+    "validation_failed": "permanent until the data changes: read the Gate B results, fix the data, then run a correction",
+    "policy_violation": "permanent: the request is not allowed (approval, role, tenant); change the request, do not retry",
+    "format_error": "permanent: a renderer failed on this data; report it with the run id",
+    "storage_failure": "transient: retried automatically with backoff; if it persists, check space and permissions of the artifact store",
+    "delivery_failure": "transient: retried automatically; check the channel's endpoint",
+    "timeout": "permanent for this window size: narrow the window or raise the template's timeout_seconds",
+    "cancelled": "cancelled on request: run it again if still wanted",
+}
+STAGES = ("queued", "starting", "freshness", "snapshot", "gate_b", "render", "publish", "done")
 
 
 class RequestError(ValueError):
@@ -124,13 +143,37 @@ class ReportRequest:
             raise RequestError(
                 f"formats {list(self.formats)} not offered by {template.label} (offers {list(template.formats)})"
             )
-        if self.filters:
-            raise RequestError(f"{template.label} declares no filters; got {sorted(self.filters)}")
+        self._check_filters(template)
         if self.trigger not in TRIGGERS:
             raise RequestError(f"unknown trigger {self.trigger!r}; expected one of {TRIGGERS}")
         if not self.requester.strip():
             raise RequestError("a run needs a requester")
         return self
+
+    def _check_filters(self, template: Template) -> None:
+        declared = {f.name: f for f in template.filters}
+        unknown = sorted(set(self.filters) - set(declared))
+        if unknown:
+            offered = ", ".join(declared) or "none"
+            raise RequestError(f"{template.label} has no filter {', '.join(unknown)} (its filters: {offered})")
+        for name, value in self.filters.items():
+            spec = declared[name]
+            if spec.type == "enum" and value not in spec.values:
+                raise RequestError(f"filter {name}={value!r}: expected one of {', '.join(spec.values)}")
+            if spec.type == "integer" and (isinstance(value, bool) or not isinstance(value, int)):
+                raise RequestError(f"filter {name}={value!r}: expected an integer")
+            if spec.type == "date":
+                try:
+                    dt.date.fromisoformat(str(value))
+                except ValueError:
+                    raise RequestError(f"filter {name}={value!r}: expected a date YYYY-MM-DD") from None
+            if spec.type == "text" and not isinstance(value, str):
+                raise RequestError(f"filter {name}={value!r}: expected text")
+
+    def query_params(self, template: Template) -> dict[str, Any]:
+        """The window and every declared filter (NULL when not given) for the section SQL."""
+        return {"window_start": self.window_start, "window_end": self.window_end,
+                **{f.name: self.filters.get(f.name) for f in template.filters}}
 
     def canonical(self) -> dict[str, Any]:
         """What the input hash covers: everything that decides the report's content and audience."""
@@ -162,7 +205,12 @@ def new_run_id() -> str:
     return uuid.uuid4().hex[:16]
 
 
-def create_run(conn, request: ReportRequest, *, dagster_run_id: str | None = None) -> str:
+def create_run(conn, request: ReportRequest, *, dagster_run_id: str | None = None, state: str = "queued",
+               supersedes: str | None = None, retry_of: str | None = None, attempt: int = 1,
+               timeout_seconds: int | None = None, schedule_id: str | None = None,
+               tick_at: dt.datetime | None = None) -> tuple[str, bool]:
+    """Record a run; (run_id, True). While a run of the same input hash is queued or running,
+    nothing is created and that run is returned: (its run_id, False)."""
     run_id = new_run_id()
     with conn, conn.cursor() as cur:
         cur.execute(
@@ -170,23 +218,90 @@ def create_run(conn, request: ReportRequest, *, dagster_run_id: str | None = Non
             insert into control.report_runs
                 (run_id, dagster_run_id, template_key, template_version, tenant_id, period_key,
                  window_start, window_end, formats, requester, trigger, request, input_hash,
-                 state, started_at)
-            values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'running', now())
+                 state, stage, supersedes_run_id, retry_of, attempt, timeout_seconds, schedule_id, tick_at)
+            values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'queued', %s, %s, %s, %s, %s, %s)
+            on conflict (input_hash) where state in ('queued', 'running') do nothing
+            returning run_id
             """,
             (
                 run_id, dagster_run_id, request.template_key, request.template_version,
                 request.tenant_id, request.period_key, request.window_start, request.window_end,
                 list(request.formats), request.requester, request.trigger,
-                json_param(request.as_json()), request.input_hash,
+                json_param(request.as_json()), request.input_hash, state,
+                supersedes, retry_of, attempt, timeout_seconds, schedule_id, tick_at,
             ),
         )
-    return run_id
+        if cur.fetchone():
+            return run_id, True
+        cur.execute("select run_id from control.report_runs where input_hash = %s and state in ('queued', 'running')",
+                    (request.input_hash,))
+        row = cur.fetchone()
+    if row is None:  # the active run ended between the two statements: try again
+        return create_run(conn, request, dagster_run_id=dagster_run_id, state=state, supersedes=supersedes,
+                          retry_of=retry_of, attempt=attempt, timeout_seconds=timeout_seconds,
+                          schedule_id=schedule_id, tick_at=tick_at)
+    return row[0], False
+
+
+def mark_running(conn, run_id: str, *, dagster_run_id: str | None = None) -> None:
+    """queued -> running, in this process (its pid, so a cancel can reach it, and a heartbeat)."""
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            """update control.report_runs
+                  set state = 'running', stage = 'starting', started_at = coalesce(started_at, now()),
+                      heartbeat_at = now(), worker_pid = %s, worker_host = %s,
+                      dagster_run_id = coalesce(%s, dagster_run_id)
+                where run_id = %s and state in ('queued', 'running')""",
+            (os.getpid(), socket.gethostname(), dagster_run_id, run_id),
+        )
+
+
+def set_stage(conn, run_id: str, stage: str) -> dict[str, Any]:
+    """Record progress (and a heartbeat); returns what the stage needs to know: cancel, deadline."""
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}")
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            """update control.report_runs set stage = %s, heartbeat_at = now() where run_id = %s
+               returning cancel_requested, started_at, timeout_seconds, now()""",
+            (stage, run_id),
+        )
+        row = cur.fetchone()
+    cancel, started, timeout, now = row
+    return {"cancel_requested": cancel, "started_at": started, "timeout_seconds": timeout, "now": now}
+
+
+def request_cancel(conn, run_id: str) -> dict[str, Any] | None:
+    """Flag the run for cancellation; a queued run ends at once, a running one at its next check."""
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            """update control.report_runs set cancel_requested = coalesce(cancel_requested, now())
+                where run_id = %s and state in ('queued', 'running')""",
+            (run_id,),
+        )
+    finish_run(conn, run_id, "cancelled", failure_class="cancelled", diagnosis="cancelled before it started",
+               only_from=("queued",))
+    return get_run(conn, run_id)
+
+
+def worker_alive(record: dict[str, Any]) -> bool | None:
+    """True/False for a worker on this host; None when it runs elsewhere (cannot tell)."""
+    if record.get("worker_host") != socket.gethostname() or not record.get("worker_pid"):
+        return None
+    try:
+        os.kill(record["worker_pid"], 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def update_run(conn, run_id: str, **fields: Any) -> None:
     allowed = {
-        "snapshot_tables", "row_counts", "gate_passed", "gate_summary",
-        "artifact_location", "manifest_sha256", "state",
+        "snapshot_tables", "row_counts", "gate_passed", "gate_summary", "artifact_location", "manifest_sha256",
+        "snapshot_state", "degraded", "degraded_reason", "source_watermarks", "dagster_run_id", "superseded_by",
+        "late_data_at",
     }
     unknown = set(fields) - allowed
     if unknown:
@@ -197,19 +312,27 @@ def update_run(conn, run_id: str, **fields: Any) -> None:
         cur.execute(f"update control.report_runs set {sets} where run_id = %s", (*values, run_id))
 
 
-def finish_run(conn, run_id: str, state: str, *, failure_class: str | None = None, diagnosis: str | None = None) -> None:
-    """End a run: completed, or failed/cancelled with a classified reason. Ends are final."""
-    if state == "failed" and failure_class not in FAILURE_CLASSES:
-        raise ValueError(f"a failed run needs a failure class from {FAILURE_CLASSES}")
+def finish_run(conn, run_id: str, state: str, *, failure_class: str | None = None, diagnosis: str | None = None,
+               only_from: tuple[str, ...] = ("queued", "running")) -> bool:
+    """End a run: completed, or failed/cancelled with a classified reason and retry guidance.
+    Ends are final: returns False when the run had already ended."""
+    if state in ("failed", "cancelled") and failure_class not in FAILURE_CLASSES:
+        raise ValueError(f"a {state} run needs a failure class from {FAILURE_CLASSES}")
     with conn, conn.cursor() as cur:
         cur.execute(
             """
             update control.report_runs
-               set state = %s, failure_class = %s, diagnosis = %s, ended_at = now()
-             where run_id = %s and state in ('queued', 'running')
+               set state = %s, failure_class = %s, diagnosis = %s, retry_guidance = %s,
+                   stage = case when %s = 'completed' then 'done' else stage end,
+                   published_at = case when %s = 'completed' then now() end,
+                   ended_at = now()
+             where run_id = %s and state = any(%s)
             """,
-            (state, failure_class if state == "failed" else None, diagnosis, run_id),
+            (state, failure_class if state != "completed" else None, diagnosis,
+             GUIDANCE.get(failure_class) if state != "completed" else None,
+             state, state, run_id, list(only_from)),
         )
+        return cur.rowcount == 1
 
 
 def get_run(conn, run_id: str) -> dict[str, Any] | None:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import psycopg2
 
-from . import dbt_manifest
+from . import dbt_manifest, faults
 from .catalog import SectionDef, Template, render_sql
 from .exports import SectionSnapshot
 from .runs import ReportRequest
@@ -63,24 +63,32 @@ def take(
     request: ReportRequest,
     *,
     resolve_relation: Callable[[str, int | None], str] | None = None,
+    timeout_seconds: float | None = None,
 ) -> dict[str, SectionSnapshot]:
     """Query every section for the request's tenant and window into immutable snapshot tables.
 
     `reader` is a report_reader connection (queries); `conn` the admin connection (writes).
     """
     resolve = resolve_relation or (lambda name, version=None: dbt_manifest.model(name, version).relation)
-    params = {"window_start": request.window_start, "window_end": request.window_end}
+    params = request.query_params(template)
     snapshots: dict[str, SectionSnapshot] = {}
-    for section in template.sections:
+    for index, section in enumerate(template.sections):
+        if index == 1:  # fault tests cut the connection with one section already frozen
+            faults.hit("snapshot_query", backend_pid=reader.get_backend_pid())
         sql = render_sql(section, resolve)
         table = table_name(run_id, section.name)
         with tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES, mode="w+b") as spool:
             try:
                 with reader_transaction(reader, request.tenant_id) as cur:
+                    if timeout_seconds:
+                        cur.execute("select set_config('statement_timeout', %s, true)",
+                                    (f"{max(int(timeout_seconds * 1000), 1)}ms",))
                     copy_sql = cur.mogrify(
                         f"copy ({sql}) to stdout with (format csv, header true)", params
                     ).decode()
                     cur.copy_expert(copy_sql, spool)
+            except (psycopg2.OperationalError, psycopg2.InterfaceError):
+                raise  # connection lost, timeout or cancel: classified by the run engine, not a SQL error
             except psycopg2.Error as exc:
                 raise SnapshotError(
                     f"section {section.name!r} of {template.label}: query failed: {str(exc).strip()}"
@@ -111,6 +119,16 @@ def take(
             row_count=rows,
         )
     return snapshots
+
+
+def tables_of(conn, run_id: str) -> dict[str, str]:
+    """The snapshot tables a run created so far, by section (also those of an unfinished run)."""
+    prefix = f"r_{run_id}__"
+    with conn, conn.cursor() as cur:
+        cur.execute("select tablename from pg_tables where schemaname = 'snapshots' and starts_with(tablename, %s)",
+                    (prefix,))
+        names = [r[0] for r in cur.fetchall()]
+    return {name[len(prefix):]: f'snapshots."{name}"' for name in sorted(names)}
 
 
 def drop(conn, run_id: str, sections: list[str]) -> None:

@@ -4,6 +4,7 @@ Built from the catalog, not written per template: each template's assets depend 
 the dbt models its sections read, and are partitioned by tenant x period.
 """
 
+import datetime as dt
 
 import dagster as dg
 
@@ -17,6 +18,8 @@ PARTITIONS_START = "2025-01-01"
 REQUESTER_TAG = "nexus/requester"
 TRIGGER_TAG = "nexus/trigger"
 DEFAULT_REQUESTER = "dagster-ui"
+SCHEDULE_TAG = "nexus/schedule_id"
+TICK_TAG = "nexus/tick_at"
 
 
 def partitions_for(template: Template) -> dg.MultiPartitionsDefinition:
@@ -47,6 +50,17 @@ def request_from_context(template: Template, context: dg.AssetExecutionContext) 
         requester=tags.get(REQUESTER_TAG, DEFAULT_REQUESTER),
         trigger=tags.get(TRIGGER_TAG, "manual"),
     )
+
+
+def schedule_fields(context) -> dict:
+    """What a schedule tick tagged on the run: its schedule and tick time, for lag and overlap."""
+    tags = context.run.tags
+    fields = {}
+    if tags.get(SCHEDULE_TAG):
+        fields["schedule_id"] = tags[SCHEDULE_TAG]
+    if tags.get(TICK_TAG):
+        fields["tick_at"] = dt.datetime.fromisoformat(tags[TICK_TAG])
+    return fields
 
 
 def run_record(template: Template, context) -> dict:
@@ -100,12 +114,15 @@ def build_report_assets(template: Template) -> list[dg.AssetsDefinition]:
             try:
                 # Approval, requester and tenant are checked here, for every launch path
                 # (UI, schedule, sensor, CLI): a refusal is recorded and fails the run.
-                run_id = pipeline.start(conn, template, request, dagster_run_id=context.run.run_id)
+                run_id = pipeline.start(conn, template, request, dagster_run_id=context.run.run_id,
+                                        **schedule_fields(context))
                 context.log.info(f"report run {run_id}, input hash {request.input_hash}")
-                with pipeline.guarded(conn, run_id, "query_failure"):
+                with pipeline.guarded(conn, run_id), pipeline.interruptible(conn, run_id):
                     sections = pipeline.take_snapshot(conn, run_id, template, request)
             except pipeline.RunFailed as exc:
                 raise _failure(exc) from exc
+            except pipeline.AlreadyActive as exc:
+                raise dg.Failure(description=f"{exc}: not started twice", allow_retries=False) from exc
             except RequestError as exc:
                 raise dg.Failure(description=str(exc), allow_retries=False) from exc
         return dg.MaterializeResult(
@@ -132,7 +149,7 @@ def build_report_assets(template: Template) -> list[dg.AssetsDefinition]:
         request = pipeline.request_of(record)
         with warehouse.connection() as conn:
             try:
-                with pipeline.guarded(conn, record["run_id"], "format_error"):
+                with pipeline.guarded(conn, record["run_id"]), pipeline.interruptible(conn, record["run_id"]):
                     published = pipeline.render_and_publish(
                         conn, record["run_id"], template, request, pipeline.sections_of(template, record)
                     )
