@@ -132,7 +132,7 @@ def end_unsuccessfully(conn, run_id: str, failure_class: str, diagnosis: str, *,
 def _finish(conn, run_id, state, failure_class, diagnosis, settings) -> None:
     abandon(conn, run_id, settings)
     if runs.finish_run(conn, run_id, state, failure_class=failure_class, diagnosis=diagnosis):
-        audit.record_now(conn, actor="system", action=f"run.{state}", target=run_id, outcome=state,
+        audit.record_now(conn, actor="system", action=f"run.{state}", target=run_id, outcome="failed",
                          correlation_id=run_id, details={"failure_class": failure_class, "diagnosis": diagnosis})
 
 

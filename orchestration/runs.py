@@ -132,6 +132,10 @@ class ReportRequest:
     def validate(self, template: Template) -> "ReportRequest":
         if (self.template_key, self.template_version) != (template.key, template.version):
             raise RequestError(f"request is for {self.template_key} v{self.template_version}, not {template.label}")
+        if not self.tenant_id or not str(self.tenant_id).strip():
+            raise RequestError("a run needs a tenant: name exactly one")
+        if isinstance(self.tenant_id, (list, tuple, set)) or any(c in str(self.tenant_id) for c in ",; "):
+            raise RequestError(f"a run is for exactly one tenant; got {self.tenant_id!r}")
         try:
             validate_tenant_id(self.tenant_id)
         except WarehouseError as exc:

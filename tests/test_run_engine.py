@@ -1,0 +1,230 @@
+"""The run engine: a run is refused before any query, deduplicated, cancelled, timed out or
+broken on purpose, and in every case leaves nothing published and a classified record."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from orchestration import access, catalog, faults, governance, pipeline, runs
+from orchestration.runs import ReportRequest
+from orchestration.settings import REPO_ROOT, get_settings
+
+from .conftest import PERIOD, analyst
+
+TEMPLATE = "incident_summary"
+
+
+@pytest.fixture(scope="module")
+def template():
+    return catalog.load(TEMPLATE, 1)
+
+
+@pytest.fixture()
+def inject(monkeypatch):
+    """Set NEXUS_FAULTS for this process for one test."""
+    def set_faults(spec: str) -> None:
+        monkeypatch.setenv(faults.ENV, spec)
+        faults.reset()
+
+    yield set_faults
+    faults.reset()
+
+
+def request_for(template, tenant="acme", **kwargs):
+    kwargs.setdefault("requester", analyst(tenant))
+    return ReportRequest.for_period(template, tenant, PERIOD, **kwargs)
+
+
+def approved_variant(conn, template, version: int, **changes):
+    variant = template.model_copy(update={"version": version, **changes})
+    governance.submit(conn, variant, actor=access.PLATFORM_OWNER)
+    governance.approve(conn, variant.key, version, actor=access.APPROVERS[1])
+    return variant
+
+
+def leftovers(record) -> dict:
+    """What of a run is visible on disk and in the record."""
+    settings = get_settings()
+    final = settings.artifacts_dir / record["tenant_id"] / record["template_key"] / record["period_key"] / record["run_id"]
+    staging = final.parent / f".staging-{final.name}"
+    return {"final": final.exists(), "staging": staging.exists(), "manifest": (final / "manifest.json").exists()}
+
+
+def assert_nothing_published(conn, run_id, failure_class, state="failed"):
+    record = runs.get_run(conn, run_id)
+    assert (record["state"], record["failure_class"]) == (state, failure_class), record["diagnosis"]
+    assert record["diagnosis"] and record["retry_guidance"]
+    assert leftovers(record) == {"final": False, "staging": False, "manifest": False}
+    assert record["artifact_location"] is None
+    return record
+
+
+# ------------------------------------------------------------------ the contract, refused up front
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"formats": ("csv", "docx")}, "not offered"),
+    ({"filters": {"colour": "red"}}, "has no filter colour"),
+    ({"tenant_id": ""}, "needs a tenant"),
+    ({"tenant_id": "acme,globex"}, "exactly one tenant"),
+    ({"trigger": "whenever"}, "unknown trigger"),
+])
+def test_bad_requests_are_refused_before_any_query_and_audited(built, conn, template, change, message):
+    request = request_for(template).__class__(**{**request_for(template).__dict__, **change})
+    before = count_runs(conn)
+    with pytest.raises(runs.RequestError, match=message):
+        pipeline.run_report(template, request)
+    assert count_runs(conn) == before  # nothing recorded as a run, nothing queried
+    with conn, conn.cursor() as cur:
+        cur.execute("select details->>'reason' from control.audit_log where action = 'run.refused' order by seq desc limit 1")
+        assert message.split()[0] in cur.fetchone()[0]
+
+
+def test_filters_are_type_checked_against_the_template(template):
+    with_filters = template.model_copy(update={"filters": (
+        catalog.FilterDef(name="severity", type="enum", values=("critical", "high")),
+        catalog.FilterDef(name="min_count", type="integer"),
+    )})
+    ok = request_for(with_filters, filters={"severity": "high", "min_count": 3})
+    assert ok.validate(with_filters) is ok
+    with pytest.raises(runs.RequestError, match="expected one of critical, high"):
+        request_for(with_filters, filters={"severity": "urgent"}).validate(with_filters)
+    with pytest.raises(runs.RequestError, match="expected an integer"):
+        request_for(with_filters, filters={"min_count": "3"}).validate(with_filters)
+
+
+def count_runs(conn) -> int:
+    with conn, conn.cursor() as cur:
+        cur.execute("select count(*) from control.report_runs")
+        return cur.fetchone()[0]
+
+
+# ------------------------------------------------------------------ dedupe
+
+
+def test_same_input_hash_while_active_returns_the_active_run(built, conn, template):
+    request = request_for(template, tenant="globex")
+    first, created = runs.create_run(conn, request)
+    assert created
+    second, created_again = runs.create_run(conn, request)
+    assert (second, created_again) == (first, False)
+    with pytest.raises(pipeline.AlreadyActive) as dup:
+        pipeline.run_report(template, request)
+    assert dup.value.run_id == first
+    runs.request_cancel(conn, first)  # a queued run ends at once
+    assert runs.get_run(conn, first)["state"] == "cancelled"
+    published = pipeline.run_report(template, request)  # no longer active: a new run
+    assert published.run_id != first
+
+
+# ------------------------------------------------------------------ cancel and timeout
+
+
+def test_cancel_of_a_running_run_leaves_nothing(built, conn, template, tmp_path):
+    """A run in another process, slowed down while rendering, cancelled from here."""
+    script = tmp_path / "slow_run.py"
+    script.write_text(
+        "from orchestration import catalog, pipeline\n"
+        "from orchestration.runs import ReportRequest\n"
+        f"t = catalog.load({TEMPLATE!r}, 1)\n"
+        f"r = ReportRequest.for_period(t, 'initech', {PERIOD!r}, requester='analyst@initech.example', formats=('csv', 'pdf'))\n"
+        "try:\n    pipeline.run_report(t, r)\nexcept pipeline.RunFailed as f:\n    print('ENDED', f.failure_class)\n"
+    )
+    env = {**os.environ, faults.ENV: "render:sleep=60"}
+    proc = subprocess.Popen([sys.executable, str(script)], cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    run_id = wait_for_stage(conn, "initech", "render")
+    outcome = runs.request_cancel(conn, run_id)
+    os.kill(outcome["worker_pid"], signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert "ENDED cancelled" in out
+    record = assert_nothing_published(conn, run_id, "cancelled", state="cancelled")
+    assert record["snapshot_state"] == "abandoned" and record["stage"] == "render"
+
+
+def wait_for_stage(conn, tenant: str, stage: str, timeout: float = 90) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with conn, conn.cursor() as cur:
+            cur.execute("select run_id from control.report_runs where tenant_id = %s and state = 'running' and stage = %s",
+                        (tenant, stage))
+            row = cur.fetchone()
+        if row:
+            return row[0]
+        time.sleep(0.2)
+    raise AssertionError(f"no {tenant} run reached {stage}")
+
+
+def test_timeout_ends_the_run_as_failed_timeout_with_nothing_published(built, conn, template, inject):
+    quick = approved_variant(conn, template, 301, timeout_seconds=2)
+    inject("render:sleep=30")
+    started = time.monotonic()
+    with pytest.raises(pipeline.RunFailed) as failed:
+        pipeline.run_report(quick, request_for(quick))
+    assert time.monotonic() - started < 20
+    assert failed.value.failure_class == "timeout"
+    assert_nothing_published(conn, failed.value.run_id, "timeout")
+
+
+# ------------------------------------------------------------------ fault injection
+
+
+def test_process_killed_during_render(built, conn, template, tmp_path):
+    script = tmp_path / "killed_run.py"
+    script.write_text(
+        "from orchestration import catalog, pipeline\n"
+        "from orchestration.runs import ReportRequest\n"
+        f"t = catalog.load({TEMPLATE!r}, 1)\n"
+        f"r = ReportRequest.for_period(t, 'globex', {PERIOD!r}, requester='manager@globex.example')\n"
+        "pipeline.run_report(t, r)\n"
+    )
+    proc = subprocess.run([sys.executable, str(script)], cwd=REPO_ROOT, env={**os.environ, faults.ENV: "render:kill"},
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL
+    with conn, conn.cursor() as cur:
+        cur.execute("select run_id from control.report_runs where requester = 'manager@globex.example' "
+                    "and state = 'running'")
+        (run_id,) = cur.fetchone()
+    record = runs.get_run(conn, run_id)
+    assert leftovers(record)["staging"]  # the dead worker left its staging folder behind...
+    assert run_id in pipeline.reap(conn)  # ...which the reaper removes, ending the run
+    record = assert_nothing_published(conn, run_id, "format_error")
+    assert "died during render" in record["diagnosis"] and record["snapshot_state"] == "abandoned"
+
+
+def test_connection_dropped_during_snapshot_is_classified_and_retried(built, conn, template, inject):
+    inject("snapshot_query:drop_connection")
+    published = pipeline.run_report(template, request_for(template, tenant="initech", requester="manager@initech.example"))
+    retry = runs.get_run(conn, published.run_id)
+    assert retry["attempt"] == 2 and retry["state"] == "completed"
+    record = assert_nothing_published(conn, retry["retry_of"], "source_unavailable")
+    assert "connection" in record["diagnosis"] and record["snapshot_state"] == "abandoned"
+    assert record["retry_guidance"].startswith("transient")
+
+
+def test_artifact_store_failing_during_publish(built, conn, template, inject):
+    inject("store:storage")
+    with pytest.raises(pipeline.RunFailed) as failed:
+        pipeline.run_report(template, request_for(template, tenant="globex", requester="tenant_admin@globex.example"),
+                            retries=False)
+    assert failed.value.failure_class == "storage_failure"
+    assert "No space left on device" in failed.value.diagnosis
+    assert_nothing_published(conn, failed.value.run_id, "storage_failure")
+
+
+def test_gate_b_failure_is_permanent_and_not_retried(built, conn, template):
+    broken = approved_variant(conn, template, 302, sections=tuple(
+        s.model_copy(update={"max_rows": 1}) if s.name == "by_status" else s for s in template.sections))
+    with pytest.raises(pipeline.RunFailed) as failed:
+        pipeline.run_report(broken, request_for(broken))
+    assert failed.value.failure_class == "validation_failed"
+    record = assert_nothing_published(conn, failed.value.run_id, "validation_failed")
+    assert record["attempt"] == 1 and record["snapshot_state"] == "abandoned"
+    with conn, conn.cursor() as cur:
+        cur.execute("select count(*) from control.report_runs where retry_of = %s", (record["run_id"],))
+        assert cur.fetchone()[0] == 0
