@@ -9,6 +9,8 @@ from .defs.dbt.assets import dbt_resource, nexus_dbt_models
 from .defs.reports.assets import build_report_assets
 from .defs.reports.checks import build_gate_b_check
 from .defs.reports.schedules import build_job, build_schedule
+from .defs.runs.jobs import report_run
+from .defs.runs.sensors import reap_dead_workers, report_runs_on_cancel, report_runs_on_failure
 from .defs.tenants.sensors import tenant_partitions_sensor
 
 templates = catalog.load_all()
@@ -25,8 +27,8 @@ dbt_build_job = dg.define_asset_job(
 defs = dg.Definitions(
     assets=[nexus_dbt_models, *report_assets],
     asset_checks=gate_b_checks,
-    jobs=[dbt_build_job, *report_jobs.values()],
+    jobs=[dbt_build_job, report_run, *report_jobs.values()],
     schedules=report_schedules,
-    sensors=[tenant_partitions_sensor],
+    sensors=[tenant_partitions_sensor, report_runs_on_cancel, report_runs_on_failure, reap_dead_workers],
     resources={"dbt": dbt_resource},
 )

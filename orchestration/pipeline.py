@@ -226,10 +226,10 @@ def reap(conn, settings: Settings | None = None) -> list[str]:
     return reaped
 
 
-def start(conn, template: Template, request: ReportRequest, *, dagster_run_id: str | None = None,
-          run_id: str | None = None, **create: Any) -> str:
-    """Validate, record and authorize a run; a refused run ends as failed (policy_violation).
-    `run_id`: a run already recorded as queued (by the CLI) that this process now executes."""
+def admit(conn, template: Template, request: ReportRequest, *, dagster_run_id: str | None = None,
+          **create: Any) -> str:
+    """Validate, record as queued, check approval and authorization: the run contract. A refusal
+    is audited and, once recorded, ends the run as failed (policy_violation) before any query."""
     try:
         request.validate(template)
     except runs.RequestError as exc:
@@ -237,16 +237,18 @@ def start(conn, template: Template, request: ReportRequest, *, dagster_run_id: s
                          outcome="denied", tenant_id=request.tenant_id if isinstance(request.tenant_id, str) else None,
                          details={"reason": str(exc)})
         raise
-    if run_id is None:
-        run_id, created = runs.create_run(conn, request, dagster_run_id=dagster_run_id,
-                                          timeout_seconds=template.timeout_seconds, **create)
-        if not created:
-            audit.record_now(conn, actor=request.requester, action="run.deduplicated", target=run_id,
-                             outcome="allowed", tenant_id=request.tenant_id, correlation_id=run_id,
-                             details={"input_hash": request.input_hash})
-            raise AlreadyActive(run_id)
-    runs.mark_running(conn, run_id, dagster_run_id=dagster_run_id)
-    _stage[run_id] = "starting"
+    run_id, created = runs.create_run(conn, request, dagster_run_id=dagster_run_id,
+                                      timeout_seconds=template.timeout_seconds, **create)
+    if not created:
+        audit.record_now(conn, actor=request.requester, action="run.deduplicated", target=run_id,
+                         outcome="allowed", tenant_id=request.tenant_id, correlation_id=run_id,
+                         details={"input_hash": request.input_hash})
+        raise AlreadyActive(run_id)
+    _authorize(conn, template, request, run_id, audit_allowed=True)
+    return run_id
+
+
+def _authorize(conn, template: Template, request: ReportRequest, run_id: str, *, audit_allowed: bool) -> None:
     target = f"{template.label} for {request.tenant_id} {request.window_start}..{request.window_end}"
     try:
         runnable = governance.check_runnable(conn, template, trigger=request.trigger)
@@ -259,10 +261,28 @@ def start(conn, template: Template, request: ReportRequest, *, dagster_run_id: s
                          allowed_roles=template.roles.run, correlation_id=run_id)
     except access.AccessDenied as exc:
         raise fail(conn, run_id, "policy_violation", str(exc)) from exc
-    audit.record_now(conn, actor=request.requester, action="run.requested", target=target, outcome="allowed",
-                     tenant_id=request.tenant_id, correlation_id=run_id,
-                     details={"trigger": request.trigger, "input_hash": request.input_hash,
-                              **({"warning": runnable.warning} if runnable.warning else {})})
+    if audit_allowed:
+        audit.record_now(conn, actor=request.requester, action="run.requested", target=target, outcome="allowed",
+                         tenant_id=request.tenant_id, correlation_id=run_id,
+                         details={"trigger": request.trigger, "input_hash": request.input_hash,
+                                  **({"warning": runnable.warning} if runnable.warning else {})})
+
+
+def start(conn, template: Template, request: ReportRequest, *, dagster_run_id: str | None = None,
+          run_id: str | None = None, **create: Any) -> str:
+    """Admit the request (or, for a run admitted earlier by the CLI, check it again: approval or
+    membership may have changed while it waited), then mark it running in this process."""
+    if run_id is None:
+        run_id = admit(conn, template, request, dagster_run_id=dagster_run_id, **create)
+    else:
+        record = runs.get_run(conn, run_id)
+        if record is None or record["input_hash"] != request.input_hash:
+            raise runs.RequestError(f"run {run_id} was not admitted for this request")
+        if record["state"] != "queued":
+            raise runs.RequestError(f"run {run_id} is {record['state']}, not queued")
+        _authorize(conn, template, request, run_id, audit_allowed=False)
+    runs.mark_running(conn, run_id, dagster_run_id=dagster_run_id)
+    _stage[run_id] = "starting"
     return run_id
 
 

@@ -1,0 +1,46 @@
+"""Keep run records true to what happened in Dagster and to workers that died."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from ... import pipeline, warehouse
+
+
+def _end_orphans(dagster_run_id: str, failure_class: str, why: str) -> list[str]:
+    ended = []
+    with warehouse.connection() as conn:
+        with conn, conn.cursor() as cur:
+            cur.execute("select run_id from control.report_runs where dagster_run_id = %s and state in ('queued', 'running')",
+                        (dagster_run_id,))
+            open_runs = [r[0] for r in cur.fetchall()]
+        for run_id in open_runs:
+            pipeline.end_unsuccessfully(conn, run_id, failure_class, why)
+            ended.append(run_id)
+    return ended
+
+
+@dg.run_status_sensor(run_status=dg.DagsterRunStatus.CANCELED, monitor_all_code_locations=True,
+                      default_status=dg.DefaultSensorStatus.RUNNING,
+                      description="A Dagster run cancelled before or while executing ends its report runs as cancelled.")
+def report_runs_on_cancel(context: dg.RunStatusSensorContext):
+    ended = _end_orphans(context.dagster_run.run_id, "cancelled", "cancelled in Dagster (terminate)")
+    if ended:
+        context.log.info(f"cancelled report runs {ended}")
+
+
+@dg.run_failure_sensor(monitor_all_code_locations=True, default_status=dg.DefaultSensorStatus.RUNNING,
+                       description="A Dagster run that failed around its steps (worker crash) fails its open report runs.")
+def report_runs_on_failure(context: dg.RunFailureSensorContext):
+    ended = _end_orphans(context.dagster_run.run_id, "query_failure",
+                         f"the Dagster run failed outside the report steps: {context.failure_event.message or ''}".strip())
+    if ended:
+        context.log.info(f"failed report runs {ended}")
+
+
+@dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Ends runs whose worker process died, and removes what they left behind.")
+def reap_dead_workers(context: dg.SensorEvaluationContext):
+    with warehouse.connection() as conn:
+        reaped = pipeline.reap(conn)
+    return dg.SkipReason(f"reaped {reaped}" if reaped else "no dead workers")

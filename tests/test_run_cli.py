@@ -1,0 +1,110 @@
+"""Ad-hoc runs as a user makes them: `nexus-reports run|runs`, and the report_run job the
+Launchpad shows, against the test warehouse."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from orchestration import faults, runs
+from orchestration.settings import REPO_ROOT
+
+from .conftest import PERIOD
+
+CLI = str(Path(sys.executable).parent / "nexus-reports")
+
+
+def cli(*args, env=None, timeout=240):
+    return subprocess.run([CLI, *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+def run_id_of(out: str) -> str:
+    return next(line.split()[1] for line in out.splitlines() if line.startswith("run "))
+
+
+def test_run_with_wait_shows_progress_and_ends_with_the_files(built):
+    proc = cli("run", "incident_summary", "--tenant", "acme", "--from", "2026-06-01", "--to", "2026-06-14",
+               "--format", "pdf,csv", "--as", "analyst@acme.example", "--wait")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("run ") and "queued" in lines[0] and "2026-06-01..2026-06-15" in lines[0]
+    assert lines[-1].startswith("completed in ")
+    location = Path(lines[-1].split(": ", 1)[1])
+    assert sorted(p.name for p in location.iterdir()) == ["incident_summary.csv", "incident_summary.pdf", "manifest.json"]
+    run_id = run_id_of(proc.stdout)
+
+    listed = cli("runs", "list", "--tenant", "acme")
+    assert run_id in listed.stdout and "completed" in listed.stdout
+    shown = cli("runs", "show", run_id)
+    assert "state         completed" in shown.stdout and str(location) in shown.stdout
+    assert "Dagster run " in shown.stdout and "(Dagster run -)" not in shown.stdout  # it ran through Dagster
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--period", PERIOD, "--format", "docx"], "not offered"),
+    (["--period", PERIOD, "--filter", "colour=red"], "has no filter colour"),
+    (["--from", "2026-06-10", "--to", "2026-06-01"], "is before"),
+    (["--period", PERIOD, "--from", "2026-06-01", "--to", "2026-06-02"], "either --period or --from"),
+])
+def test_bad_runs_are_one_line_errors(built, args, message):
+    proc = cli("run", "incident_summary", "--tenant", "acme", *args, "--as", "analyst@acme.example")
+    assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_unauthorized_requester_is_refused_and_recorded(built):
+    proc = cli("run", "incident_summary", "--tenant", "acme", "--period", PERIOD, "--as", "analyst@globex.example")
+    assert proc.returncode == 1 and "policy_violation" in proc.stderr and "not a member of tenant acme" in proc.stderr
+
+
+def test_cancel_from_the_cli_leaves_nothing(built, conn):
+    env = {faults.ENV: "render:sleep=60"}
+    started = cli("run", "sla_performance", "--tenant", "globex", "--period", PERIOD, "--as", "manager@globex.example",
+                  env=env)
+    assert started.returncode == 0, started.stderr
+    run_id = run_id_of(started.stdout)
+    deadline = time.monotonic() + 120
+    while runs.get_run(conn, run_id)["stage"] != "render":
+        assert time.monotonic() < deadline, runs.get_run(conn, run_id)
+        time.sleep(0.3)
+    refused = cli("runs", "cancel", run_id, "--as", "viewer@globex.example")
+    assert refused.returncode == 1 and "may not run" in refused.stderr
+    cancelled = cli("runs", "cancel", run_id, "--as", "manager@globex.example", "--wait")
+    assert cancelled.returncode == 0 and f"run {run_id}: cancelled" in cancelled.stdout, cancelled.stdout + cancelled.stderr
+    record = runs.get_run(conn, run_id)
+    assert (record["state"], record["failure_class"], record["snapshot_state"]) == ("cancelled", "cancelled", "abandoned")
+    assert record["artifact_location"] is None
+    assert not any(p.name.endswith(run_id) for p in Path(os.environ["NEXUS_HOME"]).rglob(f"*{run_id}*"))
+
+
+def test_the_launchpad_job_runs_an_ad_hoc_window(built, conn):
+    from orchestration.definitions import defs
+
+    config = {"template": "attack_coverage", "tenant": "initech", "date_from": "2026-06-08", "date_to": "2026-06-21",
+              "formats": ["json"], "requester": "analyst@initech.example"}
+    with dg.instance_for_test() as instance:
+        result = defs.resolve_job_def("report_run").execute_in_process(
+            run_config={"ops": {"execute_report_run": {"config": config}}}, instance=instance)
+    assert result.success
+    location = Path(result.output_for_node("execute_report_run"))
+    assert sorted(p.name for p in location.iterdir()) == ["attack_coverage.json", "manifest.json"]
+    record = runs.run_for_dagster_run(conn, result.run_id, "attack_coverage")
+    assert (str(record["window_start"]), str(record["window_end"])) == ("2026-06-08", "2026-06-22")
+
+
+def test_the_launchpad_job_refuses_a_missing_requester(built):
+    from orchestration.definitions import defs
+
+    config = {"template": "attack_coverage", "tenant": "initech", "period": PERIOD}
+    with dg.instance_for_test() as instance:
+        result = defs.resolve_job_def("report_run").execute_in_process(
+            run_config={"ops": {"execute_report_run": {"config": config}}}, instance=instance, raise_on_error=False)
+    assert not result.success
+    failure = result.failure_data_for_node("execute_report_run")
+    assert "unknown principal" in failure.error.message
