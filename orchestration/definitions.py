@@ -10,7 +10,7 @@ from .defs.reports.assets import build_report_assets
 from .defs.reports.checks import build_gate_b_check
 from .defs.reports.schedules import build_job, build_schedule
 from .defs.runs.jobs import report_run
-from .defs.runs.sensors import reap_dead_workers, report_runs_on_cancel, report_runs_on_failure
+from .defs.runs.sensors import corrections_sensor, reap_dead_workers, report_runs_on_cancel, report_runs_on_failure
 from .defs.tenants.sensors import tenant_partitions_sensor
 
 templates = catalog.load_all()
@@ -29,6 +29,7 @@ defs = dg.Definitions(
     asset_checks=gate_b_checks,
     jobs=[dbt_build_job, report_run, *report_jobs.values()],
     schedules=report_schedules,
-    sensors=[tenant_partitions_sensor, report_runs_on_cancel, report_runs_on_failure, reap_dead_workers],
+    sensors=[tenant_partitions_sensor, report_runs_on_cancel, report_runs_on_failure, reap_dead_workers,
+             corrections_sensor],
     resources={"dbt": dbt_resource},
 )

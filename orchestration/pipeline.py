@@ -19,7 +19,7 @@ from typing import Any
 
 import psycopg2
 
-from . import access, artifacts, audit, dbt_manifest, faults, governance, runs, snapshot
+from . import access, artifacts, audit, dbt_manifest, faults, freshness, governance, runs, snapshot
 from .artifacts import StorageError
 from .catalog import Template
 from .exports import KeyFigure, ReportContext, SectionSnapshot, write_csv, write_json, write_pdf, write_xlsx
@@ -32,11 +32,13 @@ from .warehouse import dict_rows, reader_connection, reader_transaction, sqlalch
 class RunFailed(RuntimeError):
     """A run ended as failed; the record holds the class and diagnosis."""
 
-    def __init__(self, run_id: str, failure_class: str, diagnosis: str):
+    def __init__(self, run_id: str, failure_class: str, diagnosis: str, *, retry: bool | None = None):
         super().__init__(f"run {run_id} failed ({failure_class}): {diagnosis}")
         self.run_id = run_id
         self.failure_class = failure_class
         self.diagnosis = diagnosis
+        # None: as the class says (runs.TRANSIENT); False: retrying now cannot help (stale source).
+        self.retryable = failure_class in runs.TRANSIENT if retry is None else retry
 
 
 @dataclass(frozen=True)
@@ -114,7 +116,8 @@ def abandon(conn, run_id: str, settings: Settings | None = None) -> None:
                         snapshot_tables={**record["snapshot_tables"], **tables})
 
 
-def end_unsuccessfully(conn, run_id: str, failure_class: str, diagnosis: str, *, settings=None) -> "RunFailed":
+def end_unsuccessfully(conn, run_id: str, failure_class: str, diagnosis: str, *, settings=None,
+                       retry: bool | None = None) -> "RunFailed":
     """Clean up, record the class, diagnosis and guidance, audit; returns the RunFailed to raise."""
     from .warehouse import connection
 
@@ -126,7 +129,7 @@ def end_unsuccessfully(conn, run_id: str, failure_class: str, diagnosis: str, *,
         with connection() as fresh:  # the step's own connection may be the thing that broke
             _finish(fresh, run_id, state, failure_class, diagnosis, settings)
     _stage.pop(run_id, None)
-    return RunFailed(run_id, failure_class, diagnosis)
+    return RunFailed(run_id, failure_class, diagnosis, retry=retry)
 
 
 def _finish(conn, run_id, state, failure_class, diagnosis, settings) -> None:
@@ -136,8 +139,8 @@ def _finish(conn, run_id, state, failure_class, diagnosis, settings) -> None:
                          correlation_id=run_id, details={"failure_class": failure_class, "diagnosis": diagnosis})
 
 
-def fail(conn, run_id: str, failure_class: str, diagnosis: str) -> "RunFailed":
-    return end_unsuccessfully(conn, run_id, failure_class, diagnosis)
+def fail(conn, run_id: str, failure_class: str, diagnosis: str, *, retry: bool | None = None) -> "RunFailed":
+    return end_unsuccessfully(conn, run_id, failure_class, diagnosis, retry=retry)
 
 
 @contextlib.contextmanager
@@ -286,6 +289,23 @@ def start(conn, template: Template, request: ReportRequest, *, dagster_run_id: s
     return run_id
 
 
+def check_freshness(conn, run_id: str, template: Template, request: ReportRequest) -> None:
+    """Measure the declared sources; stale ones fail the run or mark it degraded, per the template."""
+    checkpoint(conn, run_id, "freshness")
+    states = freshness.measure(conn, template, request.tenant_id, request.window_end)
+    fields: dict[str, Any] = {"source_watermarks": freshness.watermarks(states)}
+    stale = [s for s in states if not s.fresh]
+    if stale:
+        reason = "stale source " + "; ".join(s.describe() for s in stale)
+        if template.degraded_data == "fail":
+            runs.update_run(conn, run_id, **fields)
+            raise fail(conn, run_id, "source_unavailable", reason, retry=False)
+        fields.update(degraded=True, degraded_reason=reason)
+        audit.record_now(conn, actor="system", action="run.degraded", target=run_id, outcome="succeeded",
+                         tenant_id=request.tenant_id, correlation_id=run_id, details={"reason": reason})
+    runs.update_run(conn, run_id, **fields)
+
+
 def take_snapshot(conn, run_id: str, template: Template, request: ReportRequest) -> dict[str, SectionSnapshot]:
     checkpoint(conn, run_id, "snapshot")
     try:
@@ -374,6 +394,11 @@ def render_and_publish(
     runs.update_run(conn, run_id, artifact_location=str(final), manifest_sha256=manifest_sha)
     runs.finish_run(conn, run_id, "completed")
     _stage.pop(run_id, None)
+    if record["supersedes_run_id"]:
+        runs.update_run(conn, record["supersedes_run_id"], superseded_by=run_id)
+        audit.record_now(conn, actor=request.requester, action="run.superseded", target=record["supersedes_run_id"],
+                         outcome="succeeded", tenant_id=request.tenant_id, correlation_id=run_id,
+                         details={"superseded_by": run_id})
     audit.record_now(conn, actor=request.requester, action="report.exported", target=str(final), outcome="succeeded",
                      tenant_id=request.tenant_id, correlation_id=run_id,
                      details={"files": [{k: f[k] for k in ("name", "sha256", "bytes")} for f in files],
@@ -389,7 +414,8 @@ def _render(conn, template, request, sections, context, staging: Path) -> list[d
             continue
         path = staging / f"{template.key}.{EXTENSIONS[fmt]}"
         if fmt == "csv":
-            rows = write_csv(conn, sections[template.primary_section], path)
+            note = f"DEGRADED: {context.degraded_reason}" if context.degraded else None
+            rows = write_csv(conn, sections[template.primary_section], path, status_note=note)
         elif fmt == "json":
             rows = write_json(conn, context, ordered, path)
         elif fmt == "xlsx":
@@ -446,6 +472,8 @@ def report_context(conn, run_id, template: Template, request: ReportRequest, sec
         key_figures=figures,
         charts=tuple(c.as_spec() for c in template.charts),
         primary_section=template.primary_section,
+        degraded=bool(record["degraded"]),
+        degraded_reason=record["degraded_reason"] or "",
     )
 
 
@@ -480,6 +508,9 @@ def build_manifest(template, request, record, sections, files, context) -> dict[
         "snapshot": {name: {"table": s.table, "rows": s.row_count} for name, s in sections.items()},
         "row_counts": {name: s.row_count for name, s in sections.items()},
         "gate_b": record["gate_summary"],
+        "degraded": {"degraded": bool(record["degraded"]), "reason": record["degraded_reason"]},
+        "source_watermarks": record["source_watermarks"],
+        "supersedes_run_id": record["supersedes_run_id"],
         "redactions": [],
         "files": files,
         "generated_at": context.generated_at.isoformat(),
@@ -500,7 +531,7 @@ def run_report(template: Template, request: ReportRequest, *, conn=None, setting
             return _run_once(template, request, conn=conn, settings=settings, dagster_run_id=dagster_run_id,
                              run_id=run_id, attempt=attempt, **create)
         except RunFailed as failed:
-            if not retries or failed.failure_class not in runs.TRANSIENT or attempt >= MAX_ATTEMPTS:
+            if not retries or not failed.retryable or attempt >= MAX_ATTEMPTS:
                 raise
             time.sleep(BACKOFF_SECONDS * 2 ** (attempt - 1))
             attempt, run_id, create["retry_of"] = attempt + 1, None, failed.run_id
@@ -514,6 +545,7 @@ def _run_once(template, request, *, conn, settings, dagster_run_id, run_id, **cr
     try:
         run_id = start(conn, template, request, dagster_run_id=dagster_run_id, run_id=run_id, **create)
         with guarded(conn, run_id), interruptible(conn, run_id):
+            check_freshness(conn, run_id, template, request)
             sections = take_snapshot(conn, run_id, template, request)
             gate_b(conn, run_id, template, request, sections, settings=settings)
             return render_and_publish(conn, run_id, template, request, sections, settings=settings)

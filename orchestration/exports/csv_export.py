@@ -25,8 +25,19 @@ def _column_sql(name: str, type_: str) -> str:
     return f"case when {quoted} ~ {_TRIGGER_SQL} then '''' || {quoted} else {quoted} end as {quoted}"
 
 
-def write_csv(conn, section: SectionSnapshot, path: Path) -> int:
-    select = section.select_sql([_column_sql(c.name, c.type) for c in section.columns])
+STATUS_COLUMN = "report_status"
+
+
+def write_csv(conn, section: SectionSnapshot, path: Path, *, status_note: str | None = None) -> int:
+    """`status_note` (a degraded run) adds a last column saying so on every row: whoever loads
+    the file sees it, and a header check fails loudly rather than silently."""
+    columns = [_column_sql(c.name, c.type) for c in section.columns]
+    if status_note:
+        columns.append("%s as " + STATUS_COLUMN)
+    select = section.select_sql(columns)
+    if status_note:
+        with conn.cursor() as cur:
+            select = cur.mogrify(select, (status_note,)).decode()
     with conn.cursor() as cur, path.open("wb") as fh:
         cur.copy_expert(f"copy ({select}) to stdout with (format csv, header true, encoding 'UTF8')", fh)
         return cur.rowcount

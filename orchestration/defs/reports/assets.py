@@ -118,6 +118,7 @@ def build_report_assets(template: Template) -> list[dg.AssetsDefinition]:
                                         **schedule_fields(context))
                 context.log.info(f"report run {run_id}, input hash {request.input_hash}")
                 with pipeline.guarded(conn, run_id), pipeline.interruptible(conn, run_id):
+                    pipeline.check_freshness(conn, run_id, template, request)
                     sections = pipeline.take_snapshot(conn, run_id, template, request)
             except pipeline.RunFailed as exc:
                 raise _failure(exc) from exc

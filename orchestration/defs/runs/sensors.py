@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dagster as dg
 
-from ... import pipeline, warehouse
+from ... import freshness, pipeline, warehouse
+from ...access import SCHEDULER
+from ..reports.assets import REQUESTER_TAG, TRIGGER_TAG
 
 
 def _end_orphans(dagster_run_id: str, failure_class: str, why: str) -> list[str]:
@@ -44,3 +46,23 @@ def reap_dead_workers(context: dg.SensorEvaluationContext):
     with warehouse.connection() as conn:
         reaped = pipeline.reap(conn)
     return dg.SkipReason(f"reaped {reaped}" if reaped else "no dead workers")
+
+
+@dg.sensor(job_name="report_run", minimum_interval_seconds=120, default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Corrections: reruns a degraded report once its sources are fresh, and a report whose "
+           "window received late-arriving rows when its template says `backfill: correct`.")
+def corrections_sensor(context: dg.SensorEvaluationContext):
+    with warehouse.connection() as conn:
+        due = freshness.due_corrections(conn)
+    if not due:
+        return dg.SkipReason("no published run needs a correction")
+    return [
+        dg.RunRequest(
+            # One correction per superseded run, however many ticks see it before it starts.
+            run_key=f"correction:{c.run['run_id']}",
+            run_config={"ops": {"execute_report_run": {"config": freshness.correction_config(c.run, SCHEDULER)}}},
+            tags={REQUESTER_TAG: SCHEDULER, TRIGGER_TAG: "correction", "nexus/supersedes": c.run["run_id"],
+                  "nexus/reason": c.reason[:200]},
+        )
+        for c in due
+    ]
