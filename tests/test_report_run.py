@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-from decimal import Decimal
 
 import openpyxl
 import psycopg2
@@ -198,7 +197,8 @@ def test_gate_b_catches_another_tenants_row(built, conn, template, tenant_ids, a
     assert "tenant" in failed.value.diagnosis
     record = runs.get_run(conn, failed.value.run_id)
     assert record["state"] == "failed" and record["artifact_location"] is None
-    assert not (artifacts_root / victim / "incident_summary" / PERIOD).exists()
+    folder = artifacts_root / victim / "incident_summary" / PERIOD
+    assert not any(failed.value.run_id in p.name for p in folder.glob("*"))  # neither published nor staged
 
 
 def test_publish_refuses_without_a_passed_gate(built, conn, template, tenant_ids, artifacts_root):
