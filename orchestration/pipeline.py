@@ -26,7 +26,7 @@ from .exports import KeyFigure, ReportContext, SectionSnapshot, write_csv, write
 from .quality import GateResult, run_gate_b
 from .runs import ReportRequest
 from .settings import Settings, get_settings
-from .warehouse import dict_rows, reader_connection, reader_transaction, sqlalchemy_url
+from .warehouse import dict_rows, json_param, reader_connection, reader_transaction, sqlalchemy_url
 
 
 class RunFailed(RuntimeError):
@@ -230,11 +230,20 @@ def reap(conn, settings: Settings | None = None) -> list[str]:
 
 
 def admit(conn, template: Template, request: ReportRequest, *, dagster_run_id: str | None = None,
-          **create: Any) -> str:
+          expected_tenant: str | None = None, **create: Any) -> str:
     """Validate, record as queued, check approval and authorization: the run contract. A refusal
-    is audited and, once recorded, ends the run as failed (policy_violation) before any query."""
+    is audited and, once recorded, ends the run as failed (policy_violation) before any query.
+    `expected_tenant`: the tenant a trusted source (a schedule) says the run is for; a request
+    for another tenant is refused and recorded as a security event."""
     try:
         request.validate(template)
+        if expected_tenant is not None and request.tenant_id != expected_tenant:
+            security_event(conn, "tenant_mismatch", actor=request.requester, tenant_id=expected_tenant,
+                           details={"requested_tenant": request.tenant_id, "expected_tenant": expected_tenant,
+                                    "template": template.label, **({"schedule_id": create["schedule_id"]}
+                                                                   if create.get("schedule_id") else {})})
+            raise runs.RequestError(f"tenant {request.tenant_id!r} differs from the schedule's tenant "
+                                    f"{expected_tenant!r}: refused and recorded as a security event")
     except runs.RequestError as exc:
         audit.record_now(conn, actor=request.requester or "(none)", action="run.refused", target=template.label,
                          outcome="denied", tenant_id=request.tenant_id if isinstance(request.tenant_id, str) else None,
@@ -249,6 +258,15 @@ def admit(conn, template: Template, request: ReportRequest, *, dagster_run_id: s
         raise AlreadyActive(run_id)
     _authorize(conn, template, request, run_id, audit_allowed=True)
     return run_id
+
+
+def security_event(conn, kind: str, *, actor: str, tenant_id: str | None, details: dict[str, Any]) -> None:
+    """A possible attack or misconfiguration: kept apart from routine denials, and audited."""
+    with conn, conn.cursor() as cur:
+        cur.execute("insert into control.security_events (kind, actor, tenant_id, details) values (%s, %s, %s, %s)",
+                    (kind, actor, tenant_id, json_param(details)))
+    audit.record_now(conn, actor=actor, action=f"security.{kind}", target=tenant_id or "-", outcome="denied",
+                     tenant_id=tenant_id, details=details)
 
 
 def _authorize(conn, template: Template, request: ReportRequest, run_id: str, *, audit_allowed: bool) -> None:
@@ -272,11 +290,12 @@ def _authorize(conn, template: Template, request: ReportRequest, run_id: str, *,
 
 
 def start(conn, template: Template, request: ReportRequest, *, dagster_run_id: str | None = None,
-          run_id: str | None = None, **create: Any) -> str:
+          run_id: str | None = None, expected_tenant: str | None = None, **create: Any) -> str:
     """Admit the request (or, for a run admitted earlier by the CLI, check it again: approval or
     membership may have changed while it waited), then mark it running in this process."""
     if run_id is None:
-        run_id = admit(conn, template, request, dagster_run_id=dagster_run_id, **create)
+        run_id = admit(conn, template, request, dagster_run_id=dagster_run_id, expected_tenant=expected_tenant,
+                       **create)
     else:
         record = runs.get_run(conn, run_id)
         if record is None or record["input_hash"] != request.input_hash:

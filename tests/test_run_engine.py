@@ -228,3 +228,16 @@ def test_gate_b_failure_is_permanent_and_not_retried(built, conn, template):
     with conn, conn.cursor() as cur:
         cur.execute("select count(*) from control.report_runs where retry_of = %s", (record["run_id"],))
         assert cur.fetchone()[0] == 0
+
+
+def test_tenant_differing_from_the_schedules_is_a_security_event(built, conn, template):
+    request = request_for(template, tenant="globex", requester=access.SCHEDULER, trigger="schedule")
+    with pytest.raises(runs.RequestError, match="differs from the schedule's tenant 'acme'"):
+        pipeline.run_report(template, request, expected_tenant="acme", schedule_id="rs-test")
+    with conn, conn.cursor() as cur:
+        cur.execute("select kind, actor, tenant_id, details from control.security_events order by event_id desc limit 1")
+        kind, actor, tenant, details = cur.fetchone()
+        cur.execute("select count(*) from control.audit_log where action = 'security.tenant_mismatch'")
+        audited = cur.fetchone()[0]
+    assert (kind, actor, tenant) == ("tenant_mismatch", access.SCHEDULER, "acme")
+    assert details["requested_tenant"] == "globex" and details["schedule_id"] == "rs-test" and audited >= 1
