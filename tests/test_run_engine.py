@@ -241,3 +241,33 @@ def test_tenant_differing_from_the_schedules_is_a_security_event(built, conn, te
         audited = cur.fetchone()[0]
     assert (kind, actor, tenant) == ("tenant_mismatch", access.SCHEDULER, "acme")
     assert details["requested_tenant"] == "globex" and details["schedule_id"] == "rs-test" and audited >= 1
+
+
+def test_dagster_terminate_inside_a_step_ends_the_run_cancelled(built, conn, template, inject, monkeypatch):
+    """The UI's terminate raises DagsterExecutionInterruptedError in the step: cancelled, cleaned up.
+    A real terminate needs the daemon and a launched run worker; here the exception it raises is
+    injected at the render step (the one stand-in in this file)."""
+    from dagster._core.errors import DagsterExecutionInterruptedError
+
+    def interrupted(*args, **kwargs):
+        raise DagsterExecutionInterruptedError("terminated from the Dagster UI")
+
+    monkeypatch.setattr(pipeline, "_render", interrupted)
+    request = request_for(template, tenant="globex", requester="analyst@globex.example", formats=("json",))
+    with pytest.raises(DagsterExecutionInterruptedError):  # propagates, so Dagster marks the run CANCELED
+        pipeline.run_report(template, request)
+    with conn, conn.cursor() as cur:
+        cur.execute("select run_id from control.report_runs where input_hash = %s order by created_at desc limit 1",
+                    (request.input_hash,))
+        (run_id,) = cur.fetchone()
+    assert_nothing_published(conn, run_id, "cancelled", state="cancelled")
+
+
+def test_a_run_cancelled_in_dagster_before_it_started_ends_its_record(built, conn, template):
+    from orchestration.defs.runs.sensors import _end_orphans
+
+    run_id, _ = runs.create_run(conn, request_for(template, tenant="initech", requester="manager@initech.example"),
+                                dagster_run_id="dagster-run-cancelled-in-queue")
+    assert _end_orphans("dagster-run-cancelled-in-queue", "cancelled", "cancelled in Dagster (terminate)") == [run_id]
+    record = assert_nothing_published(conn, run_id, "cancelled", state="cancelled")
+    assert record["diagnosis"] == "cancelled in Dagster (terminate)"
