@@ -9,6 +9,7 @@ from .defs.dbt.assets import dbt_resource, nexus_dbt_models
 from .defs.reports.assets import build_report_assets
 from .defs.reports.checks import build_gate_b_check
 from .defs.reports.schedules import build_job, build_schedule
+from .defs.schedules.sensors import build_runtime_schedules_sensor
 from .defs.tenants.sensors import tenant_partitions_sensor
 
 templates = catalog.load_all()
@@ -16,6 +17,7 @@ report_assets = [asset for t in templates for asset in build_report_assets(t)]
 gate_b_checks = [build_gate_b_check(t) for t in templates]
 report_jobs = {t.key: build_job(t) for t in templates}
 report_schedules = [build_schedule(t, report_jobs[t.key]) for t in templates]
+runtime_schedules_sensor = build_runtime_schedules_sensor(report_jobs)
 dbt_build_job = dg.define_asset_job(
     "dbt_build_job",
     selection=dg.AssetSelection.assets(nexus_dbt_models),
@@ -27,6 +29,6 @@ defs = dg.Definitions(
     asset_checks=gate_b_checks,
     jobs=[dbt_build_job, *report_jobs.values()],
     schedules=report_schedules,
-    sensors=[tenant_partitions_sensor],
+    sensors=[tenant_partitions_sensor, runtime_schedules_sensor],
     resources={"dbt": dbt_resource},
 )
