@@ -133,17 +133,27 @@ def last_complete_period(cadence: str, at: dt.datetime) -> str:
 def _approved_template(conn, key: str, version: int | None) -> Template:
     """The catalog template (it has a job), approved in the control schema and runnable on a schedule."""
     governance.register_system_templates(conn)
+    versions = {r["version"]: r for r in governance.list_versions(conn)
+                if r["template_key"] == key and r["owner_tenant"] is None}
+    if not versions:
+        try:
+            catalog.load(key)
+        except TemplateError as exc:  # names the known templates
+            raise ScheduleError(str(exc)) from exc
+        raise ScheduleError(f"{key} has not been submitted")
     if version is None:
-        approved = [r["version"] for r in governance.list_versions(conn)
-                    if r["template_key"] == key and r["state"] == "approved" and r["owner_tenant"] is None]
+        approved = [v for v, r in versions.items() if r["state"] == "approved"]
         if not approved:
-            catalog.load(key)  # unknown template: names the known ones
             raise ScheduleError(f"{key} has no approved version: approve one before scheduling it")
         version = max(approved)
+    if version not in versions:
+        raise ScheduleError(f"{key} v{version} has not been submitted")
+    if versions[version]["state"] != "approved":
+        raise ScheduleError(f"{key} v{version} is {versions[version]['state']}: only an approved version can be scheduled")
     try:
         template = catalog.load(key, version)
     except TemplateError as exc:
-        raise ScheduleError(str(exc)) from exc
+        raise ScheduleError(f"{key} v{version} has no template file, so no job to run: {exc}") from exc
     try:
         governance.check_runnable(conn, template, trigger="schedule")
     except governance.NotRunnable as exc:
@@ -324,10 +334,11 @@ def tick_refusal(conn, schedule: dict[str, Any], known_tenants: Iterable[str]) -
     return None
 
 
-def _classify(schedule: dict[str, Any], due: list[dt.datetime], now: dt.datetime, truncated: bool) -> list[tuple[dt.datetime, str | None]]:
+def _classify(schedule: dict[str, Any], due: list[dt.datetime], now: dt.datetime, truncated: bool,
+              on_time_window: dt.timedelta = ON_TIME) -> list[tuple[dt.datetime, str | None]]:
     """(tick, None) for a tick that should run, (tick, reason) for one skipped by the catch-up policy."""
-    on_time = [t for t in due if t >= now - ON_TIME]
-    missed = [t for t in due if t < now - ON_TIME]
+    on_time = [t for t in due if t >= now - on_time_window]
+    missed = [t for t in due if t < now - on_time_window]
     run_missed: dt.datetime | None = None
     if schedule["catch_up"] == "latest" and missed and not on_time and not truncated:
         run_missed = missed[-1]
@@ -395,7 +406,7 @@ def recent_requests(conn, within: dt.timedelta = dt.timedelta(minutes=5)) -> lis
 
 
 def evaluate(conn, now: dt.datetime, active_run_lookup: ActiveRunLookup, *,
-             period_for: PeriodFor = _default_period) -> Evaluation:
+             period_for: PeriodFor = _default_period, on_time: dt.timedelta = ON_TIME) -> Evaluation:
     """Record every due tick of every active schedule, and say which runs to request.
 
     Safe to call repeatedly and concurrently: a tick already recorded is neither recorded nor
@@ -416,7 +427,7 @@ def evaluate(conn, now: dt.datetime, active_run_lookup: ActiveRunLookup, *,
         active = None if schedule["allow_overlap"] else active_run_lookup(sid)
         template = catalog.load(schedule["template_key"], schedule["template_version"]) if refusal is None else None
         with conn:
-            for tick_at, skip_reason in _classify(schedule, due, now, truncated):
+            for tick_at, skip_reason in _classify(schedule, due, now, truncated, on_time):
                 if skip_reason:
                     outcome, reason = "skipped_catch_up", skip_reason
                 elif refusal:
