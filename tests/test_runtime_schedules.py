@@ -313,3 +313,38 @@ def test_sensor_requests_the_templates_partitioned_job_once_per_tick(conn, tenan
         later = sensor(dg.build_sensor_context(instance=instance))
         assert {r.run_key for r in getattr(later, "run_requests", None) or []} <= {request.run_key}
     assert outcomes(conn, sid) == [(at(2026, 7, 6, 4), "requested"), (at(2026, 7, 13, 4), "skipped_overlap")]
+
+
+# ------------------------------------------------------------------ the command line
+
+
+def test_schedules_from_the_command_line(conn):
+    from click.testing import CliRunner
+
+    from orchestration.cli import main
+
+    def cli(*args):
+        return CliRunner().invoke(main, ["schedules", *args])
+
+    base = ["create", TEMPLATE, "--tenant", "acme", "--cron", "0 6 * * 1", "--as", manager("acme"), "--reason", "Monday review"]
+    bad_zone = cli(*base, "--timezone", "Europe/Berlinn")
+    assert bad_zone.exit_code == 1 and "Traceback" not in bad_zone.output
+    assert bad_zone.output.strip() == "Error: unknown time zone 'Europe/Berlinn': expected an IANA name such as Europe/Berlin or UTC"
+    denied = cli(*base[:-4], "--timezone", "Europe/Berlin", "--as", "viewer@acme.example", "--reason", "x")
+    assert denied.exit_code == 1 and "may not schedule" in denied.output and len(denied.output.strip().splitlines()) == 1
+
+    created = cli(*base, "--timezone", "Europe/Berlin", "--format", "csv,pdf", "--recipient", "soc@acme.example",
+                  "--catch-up", "latest")
+    assert created.exit_code == 0, created.output
+    sid = int(created.output.split()[1].rstrip(":"))
+    assert f"schedule {sid}: {TEMPLATE} v1 for acme at '0 6 * * 1' Europe/Berlin, formats csv,pdf; active" in created.output
+
+    listed = cli("list", "--tenant", "acme")
+    assert listed.exit_code == 0 and any(line.split()[:1] == [str(sid)] and "latest" in line for line in listed.output.splitlines())
+
+    paused = cli("pause", str(sid), "--as", manager("acme"), "--reason", "holiday")
+    assert paused.exit_code == 0 and f"schedule {sid} paused by {manager('acme')}: holiday" in paused.output
+    again = cli("pause", str(sid), "--as", manager("acme"), "--reason", "holiday")
+    assert again.exit_code == 1 and f"schedule {sid} is paused: only a schedule that is active can be paused" in again.output
+    assert cli("archive", str(sid), "--as", manager("acme"), "--reason", "done").exit_code == 0
+    assert cli("resume", "999999", "--as", manager("acme"), "--reason", "x").output.strip() == "Error: no schedule 999999"
