@@ -33,10 +33,15 @@ def manager(tenant: str) -> str:
 
 @pytest.fixture(autouse=True)
 def only_this_tests_schedules(built, conn):
-    """evaluate() looks at every active schedule: retire the ones earlier tests left active."""
-    with conn, conn.cursor() as cur:
-        cur.execute("update control.schedules set state = 'archived' where state <> 'archived'")
+    """evaluate() looks at every active schedule: retire the ones other tests left active."""
+
+    def retire():
+        with conn, conn.cursor() as cur:
+            cur.execute("update control.schedules set state = 'archived' where state <> 'archived'")
+
+    retire()
     yield
+    retire()
 
 
 def make(conn, tenant="acme", *, cron="0 6 * * *", timezone="UTC", actor=None, now=T0, **kwargs) -> int:
@@ -84,10 +89,10 @@ def test_create_refuses_with_a_clear_reason(conn, changes, message):
 
 
 def test_create_refuses_an_unapproved_version(conn):
-    draft = catalog.load(TEMPLATE, 1).model_copy(update={"version": 260, "title": "Scheduled draft"})
+    draft = catalog.load(TEMPLATE, 1).model_copy(update={"version": 410, "title": "Scheduled draft"})
     governance.submit(conn, draft, actor=access.PLATFORM_OWNER)
-    with pytest.raises(rs.ScheduleError, match="incident_summary v260 is draft: only an approved version can be scheduled"):
-        make(conn, version=260)
+    with pytest.raises(rs.ScheduleError, match="incident_summary v410 is draft: only an approved version can be scheduled"):
+        make(conn, version=410)
 
 
 @pytest.mark.parametrize("actor,why", [
