@@ -21,6 +21,9 @@ Rules a user can rely on:
   a member of the tenant and holds a role that may schedule, the template version may still
   run on a schedule. Otherwise the tick is refused, recorded and audited, and nothing runs.
 - Ticks while a schedule is paused are never run, not even after resume; archived is final.
+- The period a tick runs is the last complete period of the template's cadence as of the tick,
+  in the partitions' time zone (UTC); the tick instant is in the run's tags (nexus/tick_at),
+  so its schedule lag is the run's start minus that.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ STATES = ("active", "paused", "archived")
 CATCH_UP = ("skip", "latest")
 ON_TIME = dt.timedelta(minutes=2)
 MAX_TICKS_PER_EVALUATION = 1000  # a long outage of a minutely schedule is worked off in chunks
-ACTIVE_RUN_STATUSES = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED")
+ACTIVE_RUN_STATUSES = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")
 
 SCHEDULE_TAG = "nexus/schedule_id"
 TICK_TAG = "nexus/tick_at"
