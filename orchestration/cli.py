@@ -311,6 +311,74 @@ def audit_tail(n: int) -> None:
             click.echo(f"{row[0]:>6} {row[1]:%Y-%m-%d %H:%M:%S} {row[2]:<28} {row[3] or '-':<10} {row[4]:<22} {row[6]:<9} {row[5]}")
 
 
+@main.group(help="Runtime report schedules: a template for a tenant on a cron in a time zone, run by a sensor.")
+def schedules() -> None:
+    pass
+
+
+@schedules.command("create", help="Schedule an approved template version for a tenant.")
+@click.argument("template")
+@click.option("--tenant", required=True)
+@click.option("--cron", required=True, help='5-field cron expression, e.g. "0 6 * * 1"')
+@click.option("--timezone", required=True, help="IANA time zone, e.g. Europe/Berlin")
+@click.option("--version", type=int, default=None, help="template version [default: the newest approved]")
+@click.option("--format", "formats", default=None, help="comma-separated formats [default: all the template offers]")
+@click.option("--recipient", "recipients", multiple=True)
+@click.option("--allow-overlap", is_flag=True, help="start a tick even while the previous run is active")
+@click.option("--catch-up", type=click.Choice(["skip", "latest"]), default="skip", show_default=True)
+@click.option("--as", "actor", required=True)
+@click.option("--reason", required=True)
+@user_errors
+def schedules_create(template: str, tenant: str, cron: str, timezone: str, version: int | None, formats: str | None,
+                     recipients, allow_overlap: bool, catch_up: str, actor: str, reason: str) -> None:
+    from . import runtime_schedules
+
+    with warehouse.connection() as conn:
+        schedule_id = runtime_schedules.create(
+            conn, template, tenant_id=tenant, cron=cron, timezone=timezone, version=version,
+            formats=[f.strip() for f in formats.split(",") if f.strip()] if formats else None,
+            recipients=recipients, allow_overlap=allow_overlap, catch_up=catch_up, actor=actor, reason=reason)
+        s = runtime_schedules.get(conn, schedule_id)
+    click.echo(f"schedule {schedule_id}: {s['template_key']} v{s['template_version']} for {tenant} "
+               f"at '{s['cron']}' {timezone}, formats {','.join(s['formats'])}; active")
+
+
+@schedules.command("list", help="Schedules with their state and last tick.")
+@click.option("--tenant", default=None)
+@user_errors
+def schedules_list(tenant: str | None) -> None:
+    from . import runtime_schedules
+
+    with warehouse.connection() as conn:
+        rows = runtime_schedules.list_schedules(conn, tenant_id=tenant)
+    click.echo(f"{'id':>4}  {'template':<30} {'tenant':<10} {'cron':<16} {'time zone':<20} {'state':<8} {'catch-up':<8} last tick")
+    for r in rows:
+        last = f"{r['last_tick_at']:%Y-%m-%d %H:%M}Z" if r["last_tick_at"] else "-"
+        click.echo(f"{r['schedule_id']:>4}  {r['template_key'] + ' v' + str(r['template_version']):<30} {r['tenant_id']:<10} "
+                   f"{r['cron']:<16} {r['timezone']:<20} {r['state']:<8} {r['catch_up']:<8} {last}")
+
+
+def _schedule_change(change: str, help_text: str):
+    @schedules.command(change, help=help_text)
+    @click.argument("schedule_id", type=int)
+    @click.option("--as", "actor", required=True)
+    @click.option("--reason", required=True)
+    @user_errors
+    def command(schedule_id: int, actor: str, reason: str) -> None:
+        from . import runtime_schedules
+
+        with warehouse.connection() as conn:
+            s = getattr(runtime_schedules, change)(conn, schedule_id, actor=actor, reason=reason)
+        click.echo(f"schedule {schedule_id} {s['state']} by {actor}: {reason}")
+
+    return command
+
+
+schedules_pause = _schedule_change("pause", "Pause a schedule: its ticks do not run, and are not caught up on resume.")
+schedules_resume = _schedule_change("resume", "Resume a paused schedule from now on.")
+schedules_archive = _schedule_change("archive", "Archive a schedule for good: it never ticks again.")
+
+
 @main.group(help="The metric dictionary (from the dbt manifest).")
 def metrics() -> None:
     pass

@@ -11,6 +11,7 @@ from .defs.reports.checks import build_gate_b_check
 from .defs.reports.schedules import build_job, build_schedule
 from .defs.runs.jobs import report_run
 from .defs.runs.sensors import corrections_sensor, reap_dead_workers, report_runs_on_cancel, report_runs_on_failure
+from .defs.schedules.sensors import build_runtime_schedules_sensor
 from .defs.tenants.sensors import tenant_partitions_sensor
 
 templates = catalog.load_all()
@@ -18,6 +19,7 @@ report_assets = [asset for t in templates for asset in build_report_assets(t)]
 gate_b_checks = [build_gate_b_check(t) for t in templates]
 report_jobs = {t.key: build_job(t) for t in templates}
 report_schedules = [build_schedule(t, report_jobs[t.key]) for t in templates]
+runtime_schedules_sensor = build_runtime_schedules_sensor(report_jobs)
 dbt_build_job = dg.define_asset_job(
     "dbt_build_job",
     selection=dg.AssetSelection.assets(nexus_dbt_models),
@@ -29,7 +31,7 @@ defs = dg.Definitions(
     asset_checks=gate_b_checks,
     jobs=[dbt_build_job, report_run, *report_jobs.values()],
     schedules=report_schedules,
-    sensors=[tenant_partitions_sensor, report_runs_on_cancel, report_runs_on_failure, reap_dead_workers,
-             corrections_sensor],
+    sensors=[tenant_partitions_sensor, runtime_schedules_sensor, report_runs_on_cancel, report_runs_on_failure,
+             reap_dead_workers, corrections_sensor],
     resources={"dbt": dbt_resource},
 )

@@ -11,6 +11,7 @@ import dagster as dg
 from ... import dbt_manifest, pipeline, runs, warehouse
 from ...catalog import Template
 from ...runs import ReportRequest, RequestError
+from ...runtime_schedules import FORMATS_TAG, SCHEDULE_TAG, TICK_TAG
 from ..dbt.assets import dbt_asset_key
 from ..tenants.sensors import tenant_partitions
 
@@ -18,8 +19,6 @@ PARTITIONS_START = "2025-01-01"
 REQUESTER_TAG = "nexus/requester"
 TRIGGER_TAG = "nexus/trigger"
 DEFAULT_REQUESTER = "dagster-ui"
-SCHEDULE_TAG = "nexus/schedule_id"
-TICK_TAG = "nexus/tick_at"
 
 
 def partitions_for(template: Template) -> dg.MultiPartitionsDefinition:
@@ -43,21 +42,29 @@ def published_key(template: Template) -> dg.AssetKey:
 def request_from_context(template: Template, context: dg.AssetExecutionContext) -> ReportRequest:
     keys = context.partition_key.keys_by_dimension
     tags = context.run.tags
+    formats = tuple(f for f in tags.get(FORMATS_TAG, "").split(",") if f) or template.formats
     return ReportRequest.for_period(
         template,
         keys["tenant"],
         keys["period"],
         requester=tags.get(REQUESTER_TAG, DEFAULT_REQUESTER),
         trigger=tags.get(TRIGGER_TAG, "manual"),
+        formats=formats,
     )
 
 
-def schedule_fields(context) -> dict:
-    """What a schedule tick tagged on the run: its schedule and tick time, for lag and overlap."""
+def schedule_fields(conn, context) -> dict:
+    """What a runtime schedule's tick tagged on the run: the schedule (whose tenant the request
+    must match), and the tick time, for the schedule lag."""
     tags = context.run.tags
     fields = {}
     if tags.get(SCHEDULE_TAG):
         fields["schedule_id"] = tags[SCHEDULE_TAG]
+        with conn, conn.cursor() as cur:
+            cur.execute("select tenant_id from control.schedules where schedule_id::text = %s", (tags[SCHEDULE_TAG],))
+            row = cur.fetchone()
+        # An unknown schedule id vouches for no tenant: matching against '' refuses the run.
+        fields["expected_tenant"] = row[0] if row else ""
     if tags.get(TICK_TAG):
         fields["tick_at"] = dt.datetime.fromisoformat(tags[TICK_TAG])
     return fields
@@ -115,7 +122,7 @@ def build_report_assets(template: Template) -> list[dg.AssetsDefinition]:
                 # Approval, requester and tenant are checked here, for every launch path
                 # (UI, schedule, sensor, CLI): a refusal is recorded and fails the run.
                 run_id = pipeline.start(conn, template, request, dagster_run_id=context.run.run_id,
-                                        **schedule_fields(context))
+                                        **schedule_fields(conn, context))
                 context.log.info(f"report run {run_id}, input hash {request.input_hash}")
                 with pipeline.guarded(conn, run_id), pipeline.interruptible(conn, run_id):
                     pipeline.check_freshness(conn, run_id, template, request)
