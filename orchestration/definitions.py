@@ -9,6 +9,7 @@ from .defs.dbt.assets import dbt_resource, nexus_dbt_models
 from .defs.reports.assets import build_report_assets
 from .defs.reports.checks import build_gate_b_check
 from .defs.reports.schedules import build_job, build_schedule
+from .defs.retention.schedules import retention_job, retention_schedule
 from .defs.runs.jobs import report_run
 from .defs.runs.sensors import corrections_sensor, reap_dead_workers, report_runs_on_cancel, report_runs_on_failure
 from .defs.schedules.sensors import build_runtime_schedules_sensor
@@ -29,8 +30,8 @@ dbt_build_job = dg.define_asset_job(
 defs = dg.Definitions(
     assets=[nexus_dbt_models, *report_assets],
     asset_checks=gate_b_checks,
-    jobs=[dbt_build_job, report_run, *report_jobs.values()],
-    schedules=report_schedules,
+    jobs=[dbt_build_job, report_run, retention_job, *report_jobs.values()],
+    schedules=[*report_schedules, retention_schedule],
     sensors=[tenant_partitions_sensor, runtime_schedules_sensor, report_runs_on_cancel, report_runs_on_failure,
              reap_dead_workers, corrections_sensor],
     resources={"dbt": dbt_resource},

@@ -271,3 +271,23 @@ def test_a_run_cancelled_in_dagster_before_it_started_ends_its_record(built, con
     assert _end_orphans("dagster-run-cancelled-in-queue", "cancelled", "cancelled in Dagster (terminate)") == [run_id]
     record = assert_nothing_published(conn, run_id, "cancelled", state="cancelled")
     assert record["diagnosis"] == "cancelled in Dagster (terminate)"
+
+
+def test_a_run_past_retention_expires_its_files_go_and_the_state_says_so(built, conn, template):
+    import datetime as dt
+
+    from orchestration import retention
+
+    request = request_for(template, tenant="initech", requester="analyst@initech.example", formats=("csv",))
+    published = pipeline.run_report(template, request)
+    record = runs.get_run(conn, published.run_id)
+    day_before = record["published_at"] + dt.timedelta(days=template.retention_days) - dt.timedelta(seconds=1)
+    assert retention.expire(conn, now=day_before, run_ids=[published.run_id]) == []
+    assert published.location.exists()
+    assert retention.expire(conn, now=day_before + dt.timedelta(seconds=2), run_ids=[published.run_id]) == [published.run_id]
+    assert not published.location.exists() and not list(published.location.parent.glob(f"*{published.run_id}*"))
+    assert runs.get_run(conn, published.run_id)["state"] == "expired"
+    with conn, conn.cursor() as cur:
+        cur.execute("select count(*) from control.audit_log where action = 'run.expired' and target = %s",
+                    (published.run_id,))
+        assert cur.fetchone()[0] == 1
