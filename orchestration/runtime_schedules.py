@@ -145,7 +145,9 @@ def _approved_template(conn, key: str, version: int | None) -> Template:
             raise ScheduleError(str(exc)) from exc
         raise ScheduleError(f"{key} has not been submitted")
     if version is None:
-        approved = [v for v, r in versions.items() if r["state"] == "approved"]
+        # Only versions with a template file have a job to run: the newest approved of those.
+        with_job = {t.version for t in catalog.load_all() if t.key == key}
+        approved = [v for v, r in versions.items() if r["state"] == "approved" and v in with_job]
         if not approved:
             raise ScheduleError(f"{key} has no approved version: approve one before scheduling it")
         version = max(approved)
