@@ -125,6 +125,26 @@ class SourceDef(_Strict):
     max_age_hours: int = Field(default=24, ge=1)
 
 
+class RedactionRule(_Strict):
+    """What external recipients see of a source field, wherever a section shows it (renamed,
+    aliased or computed from it: the rule follows the column lineage, not the output name)."""
+    field: str = Field(pattern=r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")  # <dbt model>.<column>
+    action: Literal["mask", "hash", "drop", "truncate"]
+    length: int | None = Field(default=None, ge=1)  # truncate: characters kept
+    rationale: str = Field(min_length=3)
+
+    @model_validator(mode="after")
+    def _length_for_truncate(self) -> "RedactionRule":
+        if (self.action == "truncate") != (self.length is not None):
+            raise ValueError(f"redaction of {self.field}: truncate needs a length, other actions take none")
+        return self
+
+
+class RedactionPolicy(_Strict):
+    external_variant: bool = False  # render a redacted variant for external recipients
+    rules: tuple[RedactionRule, ...] = ()
+
+
 class RolesDef(_Strict):
     run: tuple[RoleName, ...] = Field(min_length=1)
     receive: tuple[RoleName, ...] = Field(min_length=1)
@@ -148,6 +168,7 @@ class Template(_Strict):
     timeout_seconds: int = Field(default=900, ge=1, le=86_400)
     sources: tuple[SourceDef, ...] = ()
     filters: tuple[FilterDef, ...] = ()
+    redaction: RedactionPolicy = RedactionPolicy()
     expectation_suite: str
     primary_section: str
     metrics: tuple[MetricRef, ...] = ()

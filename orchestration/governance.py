@@ -19,7 +19,7 @@ from typing import Any
 import psycopg2
 import yaml
 
-from . import access, audit, catalog, dbt_manifest, freshness, quality
+from . import access, audit, catalog, dbt_manifest, freshness, quality, redaction
 from .catalog import Template, TemplateError
 from .settings import EXPECTATIONS_DIR, TEMPLATES_DIR
 from .warehouse import dict_rows, json_param, reader_connection, reader_transaction
@@ -67,6 +67,7 @@ def gate_a(conn, template: Template, *, author: str | None = None, approver: str
             problems.append(f"dbt model {name} v{version} was deprecated on {info.deprecation_date}: "
                             "move the template to the model's current version")
     problems += freshness.source_problems(conn, template)
+    problems += redaction.gate_a_problems(template, manifest)
     problems += _section_problems(template, manifest)
     problems += _suite_problems(template, suites_root)
     if approver is not None:

@@ -19,7 +19,8 @@ from typing import Any
 
 import psycopg2
 
-from . import access, artifacts, audit, dbt_manifest, faults, freshness, governance, runs, snapshot
+from . import (access, artifacts, audit, dbt_manifest, faults, freshness, governance, output_checks, redaction,
+               runs, snapshot)
 from .artifacts import StorageError
 from .catalog import Template
 from .exports import KeyFigure, ReportContext, SectionSnapshot, write_csv, write_json, write_pdf, write_xlsx
@@ -399,9 +400,21 @@ def render_and_publish(
         try:
             context = report_context(conn, run_id, template, request, sections, record)
             files = _render(conn, template, request, sections, context, staging)
+            redactions: list[dict[str, Any]] = []
+            if template.redaction.external_variant:
+                planned = redaction.plan(template)
+                external = redaction.redacted_sections(conn, sections, planned, request.tenant_id, snapshot.ORDINAL)
+                files += _render(conn, template, request, external, context, staging, variant="external")
+                redactions = [r.as_manifest() for by_column in planned.values() for r in by_column.values()]
         except (psycopg2.Error, OSError, ValueError, RuntimeError) as exc:
             raise fail(conn, run_id, "format_error", f"rendering failed: {exc}".strip()) from exc
+        problems = output_checks.check_files(staging, files, context)
+        for entry in files:
+            entry.pop("_sections")
+        if problems:
+            raise fail(conn, run_id, "format_error", "output check failed: " + "; ".join(problems))
         manifest = build_manifest(template, request, record, sections, files, context)
+        manifest["redactions"] = redactions
         checkpoint(conn, run_id, "publish")
         try:
             manifest_sha = artifacts.publish(staging, final, manifest)
@@ -425,13 +438,16 @@ def render_and_publish(
     return Published(run_id=run_id, location=final, manifest=manifest)
 
 
-def _render(conn, template, request, sections, context, staging: Path) -> list[dict[str, Any]]:
+def _render(conn, template, request, sections, context, staging: Path, *, variant: str = "internal") -> list[dict[str, Any]]:
+    """Every requested format of one variant; each file entry says which sections (and columns)
+    it holds, for the output checks."""
     ordered = [sections[s.name] for s in template.sections if s.name in sections]
     files = []
+    suffix = "" if variant == "internal" else f".{variant}"
     for fmt in template.formats:
         if fmt not in request.formats:
             continue
-        path = staging / f"{template.key}.{EXTENSIONS[fmt]}"
+        path = staging / f"{template.key}{suffix}.{EXTENSIONS[fmt]}"
         if fmt == "csv":
             note = f"DEGRADED: {context.degraded_reason}" if context.degraded else None
             rows = write_csv(conn, sections[template.primary_section], path, status_note=note)
@@ -442,7 +458,11 @@ def _render(conn, template, request, sections, context, staging: Path) -> list[d
         else:
             rows = write_pdf(conn, context, ordered, path)
         conn.commit()  # exporters read with server-side cursors inside a transaction
-        files.append(artifacts.file_entry(path, fmt, rows))
+        entry = artifacts.file_entry(path, fmt, rows)
+        entry["variant"] = variant
+        shown = [sections[template.primary_section]] if fmt == "csv" else ordered
+        entry["_sections"] = shown  # for the output checks; not written to the manifest
+        files.append(entry)
     return files
 
 
