@@ -581,3 +581,19 @@ def runs_execute(run_id) -> None:
         raise_on_error=False,
     )
     sys.exit(0 if result.success else 1)
+
+
+@main.group(help="Benchmarks that print numbers (throughput, wall time, peak memory).")
+def bench() -> None:
+    pass
+
+
+@bench.command("exports", help="Each format on a snapshot of N rows, against raw COPY and bare xlsxwriter.")
+@click.option("--rows", default=100_000, show_default=True, type=click.IntRange(1, 20_000_000))
+@user_errors
+def bench_exports(rows: int) -> None:
+    from . import bench as benchmark
+
+    warehouse.ensure_database()
+    with warehouse.connection() as conn:
+        benchmark.run(conn, rows, echo=click.echo)

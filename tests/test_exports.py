@@ -214,3 +214,30 @@ def test_line_chart_breaks_at_missing_values_instead_of_drawing_zero():
     assert svg.count("<polyline") == 2  # two runs either side of the day without data
     bottom = 240 - 46  # HEIGHT - BOTTOM: where a zero would be drawn
     assert f",{bottom}.0" not in svg.split("<polyline", 1)[1]
+
+
+def test_xlsx_continues_on_a_numbered_sheet_past_the_row_limit(conn, tricky, tmp_path, monkeypatch):
+    """Excel's 1,048,575 data rows, scaled down: nothing is dropped, the rest goes on sheet (2)."""
+    from orchestration.exports import xlsx_export
+
+    monkeypatch.setattr(xlsx_export, "MAX_DATA_ROWS", 2)
+    section = tricky
+    xlsx_export.write_xlsx(conn, report(), [section], tmp_path / "split.xlsx")
+    book = openpyxl.load_workbook(tmp_path / "split.xlsx", read_only=True)
+    data = [ws for ws in book.worksheets[1:]]
+    assert [ws.title for ws in data][:2] == ["Section tricky", "Section tricky (2)"]
+    assert sum(ws.max_row - 1 for ws in data) == section.row_count
+    book.close()
+
+
+def test_bench_prints_every_format_with_its_ratio(built):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = subprocess.run([str(Path(sys.executable).parent / "nexus-reports"), "bench", "exports", "--rows", "3000"],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert [l.split()[0] for l in lines[1:]] == ["(idle)", "copy", "csv", "json", "xlsxwriter", "xlsx", "pdf"]
+    assert "x raw COPY" in out.stdout and "x bare xlsxwriter" in out.stdout

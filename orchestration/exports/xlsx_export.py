@@ -27,10 +27,35 @@ _SHEET_FORBIDDEN = re.compile(r"[\[\]:*?/\\]")
 
 
 def clean_text(value: str) -> str:
-    value = _ILLEGAL.sub("\ufffd", value)
+    if _ILLEGAL.search(value):
+        value = _ILLEGAL.sub("\ufffd", value)
     if len(value) > MAX_CELL_CHARS:
         value = value[: MAX_CELL_CHARS - len(TRUNCATION_MARKER)] + TRUNCATION_MARKER
     return value
+
+
+def _cell_writers(sheet, columns, fmt: "_Formats"):
+    """One writer per column, chosen once from the declared type (the hot loop does no type
+    dispatch); a value of another type than declared still goes through _write_cell."""
+    def text(row, col, value):
+        if value.__class__ is str:
+            sheet.write_string(row, col, clean_text(value))
+        else:
+            _write_cell(sheet, row, col, value, fmt)
+
+    def number(row, col, value):
+        if value.__class__ is bool:
+            sheet.write_boolean(row, col, value)
+        elif isinstance(value, (int, float, Decimal)):
+            sheet.write_number(row, col, float(value))
+        else:
+            _write_cell(sheet, row, col, value, fmt)
+
+    def other(row, col, value):
+        _write_cell(sheet, row, col, value, fmt)
+
+    by_type = {"text": text, "integer": number, "bigint": number, "numeric": number}
+    return [by_type.get(c.type, other) for c in columns]
 
 
 def sheet_name(title: str, taken: set[str]) -> str:
@@ -124,10 +149,12 @@ def write_xlsx(conn, report: ReportContext, sections: Sequence[SectionSnapshot],
                 if sheet is None or row > MAX_DATA_ROWS:
                     title = section.title if part == 1 else f"{section.title} ({part})"
                     sheet = _section_sheet(book, fmt, section, title, taken)
+                    writers = _cell_writers(sheet, section.columns, fmt)
                     part += 1
                     row = 1
                 for col, value in enumerate(values):
-                    _write_cell(sheet, row, col, value, fmt)
+                    if value is not None:
+                        writers[col](row, col, value)
                 row += 1
                 total += 1
             if sheet is None:  # an empty section still gets its sheet and header

@@ -1,10 +1,10 @@
 """Per-tenant keys for hashing redacted fields.
 
-Revision ID: 0009
+Revision ID: 0006
 """
 from alembic import op
 
-revision = "0009"
+revision = "0006"
 down_revision = "0005"
 
 
