@@ -107,7 +107,7 @@ def demo(tenants: int, incidents: int, period: str | None) -> None:
         raise UserError("some report runs failed; see the table above")
 
 
-@main.command(help="Start the Dagster UI (webserver and daemon) on this instance's data.")
+@main.command(help="Start the Dagster UI (webserver and daemon) and the link service on this instance's data.")
 @click.option("--port", default=3000, show_default=True, type=int)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--links-port", default=8088, show_default=True, type=int, help="port of the link service")
