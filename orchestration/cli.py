@@ -26,12 +26,13 @@ def user_errors(fn):
         from .access import AccessDenied
         from .catalog import TemplateError
         from .governance import GovernanceError
+        from .links import LinkError
         from .runs import RequestError
 
         try:
             return fn(*args, **kwargs)
         except (warehouse.WarehouseError, dbt_manifest.DbtError, TemplateError, RequestError,
-                GovernanceError, AccessDenied, ValueError) as exc:
+                GovernanceError, AccessDenied, LinkError, ValueError) as exc:
             raise UserError(str(exc)) from exc
 
     return wrapper
@@ -106,11 +107,12 @@ def demo(tenants: int, incidents: int, period: str | None) -> None:
         raise UserError("some report runs failed; see the table above")
 
 
-@main.command(help="Start the Dagster UI (webserver and daemon) on this instance's data.")
+@main.command(help="Start the Dagster UI (webserver and daemon) and the link service on this instance's data.")
 @click.option("--port", default=3000, show_default=True, type=int)
 @click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--links-port", default=8088, show_default=True, type=int, help="port of the link service")
 @user_errors
-def dev(port: int, host: str) -> None:
+def dev(port: int, host: str, links_port: int) -> None:
     from . import dagster_home
 
     warehouse.ensure_database()
@@ -118,13 +120,38 @@ def dev(port: int, host: str) -> None:
     if not dbt_manifest.MANIFEST_PATH.exists():
         dbt_manifest.parse()
     click.echo(f"Dagster UI on http://{host}:{port} (DAGSTER_HOME={home}); Ctrl-C stops it")
-    dagster = os.path.join(os.path.dirname(sys.executable), "dagster")
-    # This process holds the embedded server for as long as Dagster runs.
-    proc = subprocess.run(
-        [dagster, "dev", "-w", str(REPO_ROOT / "workspace.yaml"), "-p", str(port), "-h", host],
-        cwd=REPO_ROOT,
-    )
+    bindir = os.path.dirname(sys.executable)
+    # The link service (downloads) next to Dagster's webserver and daemon; it stops with them.
+    click.echo(f"link service on http://{host}:{links_port}")
+    link_service = subprocess.Popen(
+        [os.path.join(bindir, "nexus-reports"), "serve", "--host", host, "--port", str(links_port)], cwd=REPO_ROOT)
+    try:
+        # This process holds the embedded server for as long as Dagster runs.
+        proc = subprocess.run(
+            [os.path.join(bindir, "dagster"), "dev", "-w", str(REPO_ROOT / "workspace.yaml"), "-p", str(port), "-h", host],
+            cwd=REPO_ROOT,
+        )
+    finally:
+        # Ctrl-C reached it too (same process group); otherwise ask it to stop, then insist.
+        if link_service.poll() is None:
+            link_service.terminate()
+        try:
+            link_service.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            link_service.kill()
     sys.exit(proc.returncode)
+
+
+@main.command(help="Serve download links (GET /links/<token>): every request is checked and recorded.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8088, show_default=True, type=int)
+@user_errors
+def serve(host: str, port: int) -> None:
+    from . import web
+
+    warehouse.ensure_database()
+    click.echo(f"link service on http://{host}:{port}; Ctrl-C stops it")
+    web.serve(host=host, port=port)
 
 
 @main.command("where", help="Print where data, artifacts and Dagster's home are.")
@@ -597,3 +624,61 @@ def bench_exports(rows: int) -> None:
     warehouse.ensure_database()
     with warehouse.connection() as conn:
         benchmark.run(conn, rows, echo=click.echo)
+# ---------------------------------------------------------------- links
+
+
+@main.group(help="Download links: one principal, one file of a run, expiring; revocable by link, run, template or tenant.")
+def links() -> None:
+    pass
+
+
+@links.command("create", help="Create a link to one file of a completed run for one principal; prints its URL once.")
+@click.argument("run_id")
+@click.option("--format", "fmt", required=True, type=click.Choice(["csv", "json", "xlsx", "pdf"]))
+@click.option("--for", "principal_id", required=True, help="the principal who may download it")
+@click.option("--variant", default="internal", show_default=True)
+@click.option("--expires-in", default=None, help="e.g. 30m, 2h, 7d [default: the longest the template's sensitivity allows]")
+@click.option("--as", "actor", required=True)
+@user_errors
+def links_create(run_id, fmt, principal_id, variant, expires_in, actor) -> None:
+    from . import links as link_service
+
+    duration = link_service.parse_duration(expires_in) if expires_in else None
+    with warehouse.connection() as conn:
+        link = link_service.create(conn, run_id, fmt=fmt, principal_id=principal_id, actor=actor,
+                                   variant=variant, expires_in=duration)
+    click.echo(f"link {link.link_id} for {link.principal_id}, expires {link.expires_at:%Y-%m-%d %H:%M:%S}Z:")
+    click.echo(link.url())
+
+
+@links.command("list", help="Links with their status (active, expired, revoked); never their tokens.")
+@click.option("--tenant", default=None)
+@click.option("--run", "run_id", default=None)
+@user_errors
+def links_list(tenant, run_id) -> None:
+    from . import links as link_service
+
+    with warehouse.connection() as conn:
+        rows = link_service.list_links(conn, tenant_id=tenant, run_id=run_id)
+    click.echo(f"{'id':>5}  {'run':<34} {'template':<28} {'fmt':<4} {'tenant':<10} {'for':<26} {'expires':<17} {'dl':>3} status")
+    for r in rows:
+        extra = f" by {r['revoked_by']}: {r['revoke_reason']}" if r["revoked_at"] else ""
+        click.echo(f"{r['link_id']:>5}  {r['run_id']:<34} {r['template_key']:<28} {r['format']:<4} {r['tenant_id']:<10} "
+                   f"{r['principal_id']:<26} {r['expires_at']:%Y-%m-%d %H:%M}Z {r['downloads']:>3} {r['status']}{extra}")
+
+
+@links.command("revoke", help="Revoke one link, every link of a run, of a template (optionally of one tenant), or of a tenant.")
+@click.option("--link", "link_id", type=int, default=None)
+@click.option("--run", "run_id", default=None)
+@click.option("--template", "template_key", default=None)
+@click.option("--tenant", "tenant_id", default=None, help="every link of this tenant (with --template: that template's)")
+@click.option("--as", "actor", required=True)
+@click.option("--reason", required=True)
+@user_errors
+def links_revoke(link_id, run_id, template_key, tenant_id, actor, reason) -> None:
+    from . import links as link_service
+
+    with warehouse.connection() as conn:
+        revoked = link_service.revoke(conn, actor=actor, reason=reason, link_id=link_id, run_id=run_id,
+                                      template_key=template_key, tenant_id=tenant_id)
+    click.echo(f"revoked {len(revoked)} link(s)" + (f": {', '.join(map(str, revoked))}" if revoked else ""))

@@ -151,3 +151,18 @@ def test_a_file_that_does_not_read_back_as_the_snapshot_is_not_published(built, 
     assert "output check failed: incident_summary.csv: 3 rows, the snapshot has 4" in failed.value.diagnosis
     record = runs.get_run(conn, failed.value.run_id)
     assert record["artifact_location"] is None
+
+
+def test_a_link_to_the_external_variant_serves_the_redacted_file(throughput, conn):
+    from orchestration import links
+
+    link = links.create(conn, throughput.run_id, fmt="csv", principal_id="executive@acme.example",
+                        actor="manager@acme.example", variant="external")
+    name, size, chunks = links.open_artifact(conn, link.run_id, link.variant, link.fmt)
+    body = b"".join(chunks).decode()
+    assert name == "analyst_throughput.external.csv" and len(body.encode()) == size
+    assert all(n not in body for n in analyst_names(conn, "acme"))
+    no_variant = run(catalog.load("incident_summary"), tenant="acme")
+    with pytest.raises(links.LinkError, match="no external variant"):
+        links.create(conn, no_variant.run_id, fmt="csv", principal_id="executive@acme.example",
+                     actor="manager@acme.example", variant="external")
