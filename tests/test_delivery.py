@@ -432,3 +432,174 @@ def test_delivery_commands(conn, schedule_id, internal_run):
     assert ok.exit_code == 0 and "@partner.example allowed" in ok.output
     status = cli("status", "--run", internal_run.run_id)
     assert status.exit_code == 0 and "email: " in status.output and "sent" in status.output
+
+
+# ---------------------------------------------------------------- TLS and authentication
+
+
+@pytest.mark.parametrize("mode", ["starttls", "tls"])
+def test_email_over_starttls_and_implicit_tls_with_login(conn, internal_run, monkeypatch, tmp_path, mode):
+    import ssl
+
+    import trustme
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    logins = []
+
+    def authenticator(server, session, envelope, mechanism, data):
+        ok = isinstance(data, LoginPassword) and (data.login, data.password) == (b"reports", b"s3cret")
+        logins.append((mechanism, ok, session.ssl is not None or mode == "tls"))
+        return AuthResult(success=ok, handled=False)  # handled=False: the server answers 535 itself
+
+    handler = SmtpHandler()
+    # With implicit TLS the whole connection is encrypted before SMTP starts (aiosmtpd cannot tell).
+    tls_kwargs = ({"tls_context": server_ctx, "require_starttls": True} if mode == "starttls"
+                  else {"ssl_context": server_ctx, "auth_require_tls": False})
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port(), authenticator=authenticator,
+                            auth_required=True, auth_exclude_mechanism=["LOGIN"], **tls_kwargs)
+    controller.start()
+    try:
+        for k, v in {"REPORTS_SMTP_PORT": str(controller.port), "REPORTS_SMTP_TLS": mode,
+                     "REPORTS_SMTP_USER": "reports", "REPORTS_SMTP_PASSWORD": "s3cret",
+                     "REPORTS_SMTP_CA_FILE": str(ca_file)}.items():
+            monkeypatch.setenv(k, v)
+        to = unique(f"tls-{mode}")
+        result = outbox.deliver_run(conn, internal_run.run_id, [f"email:{to}"], make_link=fake_link, now=T0)
+        assert [a["status"] for a in result.attempts] == ["sent"]
+        assert len(handler.to(to)) == 1 and logins and all(ok and encrypted for _, ok, encrypted in logins)
+
+        # A wrong password is a permanent failure (SMTP 535), recorded and not retried.
+        monkeypatch.setenv("REPORTS_SMTP_PASSWORD", "wrong")
+        bad = unique(f"tls-{mode}-bad")
+        (attempt,) = outbox.deliver_run(conn, internal_run.run_id, [f"email:{bad}"], make_link=fake_link, now=T0).attempts
+        assert attempt["status"] == "failed_permanent" and "535" in attempt["error"], attempt["error"]
+    finally:
+        controller.stop()
+
+
+def test_unreachable_smtp_server_is_transient_and_gives_up_after_max_attempts(conn, internal_run, monkeypatch):
+    monkeypatch.setenv("REPORTS_SMTP_PORT", str(free_port()))  # nobody listens there
+    to = unique("down")
+    now = T0
+    (attempt,) = outbox.deliver_run(conn, internal_run.run_id, [f"email:{to}"], make_link=fake_link, now=now).attempts
+    assert attempt["status"] == "failed_transient" and "connection" in attempt["error"].lower()
+    for _ in range(outbox.MAX_ATTEMPTS - 1):
+        now = rows(conn, internal_run.run_id, {to})[to]["next_attempt_at"]
+        (attempt,) = [a for a in outbox.send_due(conn, now, make_link=fake_link, run_id=internal_run.run_id)
+                      if a["address"] == to]
+        assert attempt["status"] in ("failed_transient", "failed_permanent")
+    row = rows(conn, internal_run.run_id, {to})[to]
+    assert (row["status"], row["attempts"]) == ("failed_permanent", outbox.MAX_ATTEMPTS)
+    assert f"gave up after {outbox.MAX_ATTEMPTS} attempts" in row["last_error"]
+    later = outbox.send_due(conn, now + dt.timedelta(days=1), make_link=fake_link, run_id=internal_run.run_id)
+    assert to not in [a["address"] for a in later]
+
+
+# ---------------------------------------------------------------- Gate C at send time, variants
+
+
+def test_replacing_the_approval_stops_pending_retries_of_the_old_set(conn, smtp, restricted_run, schedule_id):
+    handler, _ = smtp
+    board = unique("board")
+    handler.plan[board] = [421]
+    outbox.approvals.approve(conn, schedule_id, approver=APPROVER, recipients=[f"email:{board}"], channels=["email"])
+    (attempt,) = outbox.deliver_run(conn, restricted_run.run_id, [f"email:{board}"], make_link=fake_link, now=T0).attempts
+    assert attempt["status"] == "failed_transient"
+    # Meanwhile the distribution list grows and is approved again: the old set is no longer approved.
+    outbox.approvals.approve(conn, schedule_id, approver="approver2@nexus.example",
+                             recipients=[f"email:{board}", f"email:{unique('new')}"], channels=["email"])
+    (attempt,) = outbox.send_due(conn, T0 + dt.timedelta(hours=1), make_link=fake_link, run_id=restricted_run.run_id)
+    assert attempt["status"] == "failed_permanent" and "Gate C" in attempt["error"]
+    assert handler.to(board) == []
+    assert [o for o, _ in audit_rows(conn, "delivery.refused", f"email:{board}")] == ["denied"]
+
+
+@pytest.fixture()
+def run_with_external_variant(conn, internal_run, tmp_path):
+    """A published run whose manifest lists an 'external' (redacted) file besides the internal ones,
+    as the redaction step will produce: a copy of a real run's folder and record."""
+    import shutil
+
+    from orchestration import runs
+
+    folder = tmp_path / "published"
+    shutil.copytree(internal_run.location, folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    (folder / "incident_summary.external.csv").write_text("severity,count\nhigh,1\n")
+    data = (folder / "incident_summary.external.csv").read_bytes()
+    manifest["files"] = [{**f, "variant": "internal"} for f in manifest["files"]] + [
+        {"name": "incident_summary.external.csv", "format": "csv", "bytes": len(data),
+         "sha256": hashlib.sha256(data).hexdigest(), "variant": "external"}]
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    run_id = runs.new_run_id()
+    with conn, conn.cursor() as cur:
+        cur.execute("""insert into control.report_runs
+                       select (jsonb_populate_record(r, jsonb_build_object('run_id', %s, 'artifact_location', %s,
+                                                                            'input_hash', 'copy-' || %s))).*
+                         from control.report_runs r where run_id = %s""",
+                    (run_id, str(folder), run_id, internal_run.run_id))
+    return run_id
+
+
+def test_external_recipients_receive_only_the_external_variant(conn, smtp, run_with_external_variant):
+    handler, _ = smtp
+    partner, colleague = unique("partner"), unique("colleague")
+    result = outbox.deliver_run(conn, run_with_external_variant, [f"email:{partner};external", f"email:{colleague}"],
+                                make_link=fake_link, now=T0)
+    assert [a["status"] for a in result.attempts] == ["sent", "sent"]
+    (to_partner,) = handler.to(partner)
+    (to_colleague,) = handler.to(colleague)
+    assert [p.get_filename() for p in to_partner.iter_attachments()] == ["incident_summary.external.csv"]
+    assert "incident_summary.external.csv" not in [p.get_filename() for p in to_colleague.iter_attachments()]
+    assert rows(conn, run_with_external_variant, {partner})[partner]["variant"] == "external"
+
+
+# ---------------------------------------------------------------- retry command, sensor, audit chain
+
+
+def test_retry_command_resends_only_failed_deliveries(conn, smtp, internal_run):
+    from click.testing import CliRunner
+
+    from orchestration.cli import main
+
+    handler, _ = smtp
+    ok, rejected = unique("fine"), unique("full-mailbox")
+    handler.plan[rejected] = [552]
+    outbox.deliver_run(conn, internal_run.run_id, [f"email:{ok}", f"email:{rejected}"], make_link=fake_link, now=T0)
+    assert rows(conn, internal_run.run_id, {rejected})[rejected]["status"] == "failed_permanent"
+    out = CliRunner().invoke(main, ["delivery", "retry", "--run", internal_run.run_id, "--as", "ops@nexus.example"])
+    assert out.exit_code == 0, out.output
+    assert f"email:{rejected}: sent" in out.output and ok not in out.output
+    assert (len(handler.to(ok)), len(handler.to(rejected))) == (1, 1)
+    assert audit_rows(conn, "delivery.retry", f"run {internal_run.run_id}")[-1][0] == "succeeded"
+
+
+def test_outbox_sensor_sends_due_deliveries(conn, smtp, internal_run):
+    import dagster as dg
+
+    from orchestration.defs.delivery.sensors import delivery_outbox_sensor
+    from orchestration.delivery import links
+
+    handler, _ = smtp
+    to = unique("sensor")
+    handler.plan[to] = [450]
+    outbox.deliver_run(conn, internal_run.run_id, [f"email:{to}"], make_link=fake_link, now=T0)
+    with conn, conn.cursor() as cur:  # due now (real clock): the sensor uses the current time
+        cur.execute("update control.deliveries set next_attempt_at = now() - interval '1 second' where address = %s", (to,))
+    links.set_link_maker(fake_link)
+    try:
+        result = delivery_outbox_sensor(dg.build_sensor_context())
+    finally:
+        links.set_link_maker(links._not_configured)
+    assert "sent" in result.skip_message
+    assert len(handler.to(to)) == 1 and rows(conn, internal_run.run_id, {to})[to]["status"] == "sent"
+
+
+def test_audit_chain_holds_after_deliveries(conn, internal_run):
+    assert audit.verify(conn).ok

@@ -84,11 +84,13 @@ def _classify(exc: Exception) -> SendFailure:
         code = exc.smtp_code
         text = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
         return SendFailure(f"SMTP {code} {text}".strip(), transient=400 <= code < 500)
-    if isinstance(exc, (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, ConnectionError,
-                        socket.timeout, TimeoutError, OSError)):
+    if isinstance(exc, smtplib.SMTPNotSupportedError):  # e.g. AUTH or STARTTLS not offered: configuration
+        return SendFailure(f"SMTP server does not support what the settings ask: {exc}", transient=False)
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return SendFailure(f"SMTP server certificate not trusted: {exc}", transient=False)
+    # smtplib.SMTPException is an OSError: disconnects, refused connections, timeouts, TLS errors.
+    if isinstance(exc, (OSError, socket.timeout, TimeoutError)):
         return SendFailure(f"SMTP connection problem: {type(exc).__name__}: {exc}", transient=True)
-    if isinstance(exc, smtplib.SMTPException):
-        return SendFailure(f"SMTP error: {exc}", transient=True)
     raise exc
 
 
