@@ -624,6 +624,20 @@ def delivery_allow_domain(tenant, domain, actor) -> None:
     click.echo(f"{tenant}: e-mail to @{domain} allowed")
 
 
+@delivery.command("add-webhook", help="Register (or rotate the secret of) a tenant's webhook endpoint; "
+                  "prints the signing secret (Standard Webhooks, whsec_...) once.")
+@click.argument("tenant")
+@click.argument("url")
+@click.option("--as", "actor", required=True)
+@user_errors
+def delivery_add_webhook(tenant, url, actor) -> None:
+    from . import delivery as d
+
+    with warehouse.connection() as conn:
+        secret = d.register_webhook(conn, tenant, url, actor=actor)
+    click.echo(f"{tenant}: webhook {url} registered; signing secret (shown once): {secret}")
+
+
 @delivery.command("status", help="Deliveries per channel and status, and each delivery (of one run with --run).")
 @click.option("--run", "run_id", default=None)
 @user_errors

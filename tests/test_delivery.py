@@ -145,7 +145,8 @@ def schedule_id(built):
 
     with warehouse.connection() as conn:
         sid = runtime_schedules.create(conn, "compliance_evidence_summary", tenant_id="acme", cron="0 6 1 * *",
-                                       timezone="UTC", actor=OWNER, reason="monthly evidence for the board")
+                                       timezone="UTC", actor=OWNER, reason="monthly evidence for the board",
+                                       recipients=["ciso-scheduled@acme.example"])
         # Gate C keys on the schedule, not its state: archive it so no other test's sensor ticks it.
         with conn, conn.cursor() as cur:
             cur.execute("update control.schedules set state = 'archived' where schedule_id = %s", (sid,))
@@ -428,6 +429,8 @@ def test_delivery_commands(conn, schedule_id, internal_run):
     assert mismatch.exit_code == 1 and "must be exactly those of the recipients" in mismatch.output
     not_admin = cli("allow-domain", "acme", "partner.example", "--as", "analyst@acme.example")
     assert not_admin.exit_code == 1 and "may not manage_principals" in not_admin.output
+    hook = cli("add-webhook", "acme", "https://hooks.acme.example/soc", "--as", "tenant_admin@acme.example")
+    assert hook.exit_code == 0 and "signing secret (shown once): whsec_" in hook.output
     ok = cli("allow-domain", "acme", "Partner.Example", "--as", "tenant_admin@acme.example")
     assert ok.exit_code == 0 and "@partner.example allowed" in ok.output
     status = cli("status", "--run", internal_run.run_id)
@@ -437,6 +440,7 @@ def test_delivery_commands(conn, schedule_id, internal_run):
 # ---------------------------------------------------------------- TLS and authentication
 
 
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 @pytest.mark.parametrize("mode", ["starttls", "tls"])
 def test_email_over_starttls_and_implicit_tls_with_login(conn, internal_run, monkeypatch, tmp_path, mode):
     import ssl
@@ -603,3 +607,33 @@ def test_outbox_sensor_sends_due_deliveries(conn, smtp, internal_run):
 
 def test_audit_chain_holds_after_deliveries(conn, internal_run):
     assert audit.verify(conn).ok
+
+
+def test_recipient_forms_and_the_distribution_hash():
+    from orchestration.delivery import Recipient, RecipientError, distribution_hash
+
+    assert Recipient.parse("CISO@Acme.example") == Recipient("email", "CISO@Acme.example")
+    assert Recipient.parse("https://h.example/x").kind == "webhook"
+    assert Recipient.parse("s3://b/p;endpoint=http://127.0.0.1:9").config == {"endpoint_url": "http://127.0.0.1:9"}
+    partner = Recipient.parse("email:a@partner.example;external;principal=p1")
+    assert (partner.external, partner.principal_id, partner.variant) == (True, "p1", "external")
+    for bad in ("fax:123", "email:no-at-sign", "webhook:ftp://x", "bucket:/tmp/x", "email:a@b.example;secret"):
+        with pytest.raises(RecipientError):
+            Recipient.parse(bad)
+    base = distribution_hash(["email:a@acme.example", "email:b@acme.example"], ["email"])
+    assert distribution_hash(["email:B@acme.example", "a@acme.example"], ["email"]) == base  # order, case, form
+    assert distribution_hash(["email:a@acme.example", "email:b@acme.example", "email:c@acme.example"], ["email"]) != base
+    assert distribution_hash(["email:a@acme.example", "email:b@acme.example"], ["email", "webhook"]) != base
+    assert distribution_hash(["email:a@acme.example", "email:b@acme.example;external"], ["email"]) != base
+
+
+def test_scheduled_run_is_delivered_to_the_schedules_recipients_under_its_approval(conn, smtp, restricted_run, schedule_id):
+    from orchestration import delivery
+
+    handler, _ = smtp
+    outbox.approvals.approve(conn, schedule_id, approver=APPROVER, recipients=["email:ciso-scheduled@acme.example"],
+                             channels=["email"])
+    result = delivery.deliver_scheduled_run(conn, restricted_run.run_id, make_link=fake_link, now=T0)
+    assert [a["status"] for a in result.attempts] == ["sent"]
+    (msg,) = handler.to("ciso-scheduled@acme.example")
+    assert list(msg.iter_attachments()) == [] and "https://links.test/" in msg.get_body().get_content()

@@ -142,6 +142,29 @@ def deliver_run(conn, run_id: str, recipients: Iterable[Recipient | str], *, mak
     return result
 
 
+def schedule_recipients(conn, schedule_id: int) -> list[Recipient]:
+    """The recipients stored on a runtime schedule (control.schedules.recipients)."""
+    with conn.cursor() as cur:
+        cur.execute("select recipients from control.schedules where schedule_id = %s", (schedule_id,))
+        row = cur.fetchone()
+    if row is None:
+        raise DeliveryRefused(f"no schedule {schedule_id}")
+    return [Recipient.parse(r) for r in row[0]]
+
+
+def deliver_scheduled_run(conn, run_id: str, *, make_link=None, now: dt.datetime | None = None,
+                          actor: str = access.SCHEDULER) -> DeliveryResult:
+    """deliver_run to the recipients of the schedule that produced the run (none: nothing to do)."""
+    run = runs.get_run(conn, run_id)
+    schedule_id = _schedule_id(run or {})
+    if run is None or schedule_id is None:
+        return DeliveryResult(run_id)
+    recipients = schedule_recipients(conn, schedule_id)
+    if not recipients:
+        return DeliveryResult(run_id)
+    return deliver_run(conn, run_id, recipients, make_link=make_link, now=now, actor=actor)
+
+
 # ---------------------------------------------------------------- sending
 
 

@@ -3,7 +3,8 @@
 The string form, used on the command line and in control.schedules.recipients, is
 `kind:address[;external][;principal=ID][;endpoint=URL]`, e.g. `email:ciso@acme.example`,
 `email:auditor@partner.example;external`, `webhook:https://hooks.acme.example/reports`,
-`bucket:s3://acme-reports/soc/;endpoint=http://127.0.0.1:9000`.
+`bucket:s3://acme-reports/soc/;endpoint=http://127.0.0.1:9000`. The kind may be left out when
+the address says it: a bare e-mail address, an http(s) URL, an s3:// prefix.
 """
 
 from __future__ import annotations
@@ -65,6 +66,12 @@ class Recipient:
     def parse(cls, text: str) -> "Recipient":
         parts = [p.strip() for p in text.strip().split(";")]
         head = parts[0]
+        if head.startswith(("http://", "https://")):  # the kind may be left out where the address says it
+            head = "webhook:" + head
+        elif head.startswith("s3://"):
+            head = "bucket:" + head
+        elif ":" not in head and "@" in head:
+            head = "email:" + head
         if ":" not in head:
             raise RecipientError(f"recipient {text!r}: expected kind:address, e.g. email:ciso@acme.example")
         kind, address = head.split(":", 1)

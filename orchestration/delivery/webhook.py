@@ -21,7 +21,7 @@ from typing import Any
 
 from standardwebhooks.webhooks import Webhook
 
-from .. import audit
+from .. import access, audit
 from .errors import SendFailure
 
 USER_AGENT = "nexus-reports-webhook/1"
@@ -33,6 +33,9 @@ def new_secret() -> str:
 
 def register_endpoint(conn, tenant_id: str, url: str, *, actor: str, secret: str | None = None) -> str:
     """Store (or rotate) the signing secret of a tenant's endpoint; returns the secret."""
+    access.authorize(conn, actor, "manage_principals", target=f"webhook {url}", tenant_id=tenant_id)
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"a webhook endpoint is an http(s) URL, not {url!r}")
     secret = secret or new_secret()
     Webhook(secret)  # a malformed secret fails here, not at the first send
     with conn:
