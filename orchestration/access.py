@@ -167,6 +167,7 @@ def list_principals(conn) -> list[Principal]:
 
 SCHEDULER = "svc:scheduler"
 DEMO = "svc:demo"
+DELIVERY = "svc:delivery"
 PLATFORM_OWNER = "owner@nexus.example"
 APPROVERS = ("approver@nexus.example", "approver2@nexus.example")
 
@@ -181,6 +182,8 @@ def seed_sample_principals(conn, tenant_ids: Iterable[str]) -> int:
         # Service accounts run every standard template, confidential and restricted included.
         (SCHEDULER, "service", "Schedules", ["analyst", "manager"], [ALL_TENANTS]),
         (DEMO, "service", "make demo", ["analyst", "manager"], [ALL_TENANTS]),
+        # Creates the links deliveries carry: may download and receive every standard template, run none.
+        (DELIVERY, "service", "Delivery", ["executive"], [ALL_TENANTS]),
     ]
     for tenant in tenant_ids:
         for role in ("analyst", "manager", "executive", "viewer", "tenant_admin"):

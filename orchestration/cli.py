@@ -624,6 +624,8 @@ def bench_exports(rows: int) -> None:
     warehouse.ensure_database()
     with warehouse.connection() as conn:
         benchmark.run(conn, rows, echo=click.echo)
+
+
 # ---------------------------------------------------------------- links
 
 
@@ -682,3 +684,98 @@ def links_revoke(link_id, run_id, template_key, tenant_id, actor, reason) -> Non
         revoked = link_service.revoke(conn, actor=actor, reason=reason, link_id=link_id, run_id=run_id,
                                       template_key=template_key, tenant_id=tenant_id)
     click.echo(f"revoked {len(revoked)} link(s)" + (f": {', '.join(map(str, revoked))}" if revoked else ""))
+
+
+# ---------------------------------------------------------------- delivery
+
+
+@main.group(help="Report delivery: distribution approvals (Gate C), e-mail allow-lists, outbox status and retries.")
+def delivery() -> None:
+    pass
+
+
+def _split(values) -> list[str]:
+    return [v.strip() for value in values for v in value.split(",") if v.strip()]
+
+
+@delivery.command("approve", help="Approve a schedule's distribution: exactly these recipients over these channels. "
+                  "Adding a recipient or a channel later voids the approval.")
+@click.argument("schedule_id", type=int)
+@click.option("--as", "actor", required=True, help="the approver (approver role, not the schedule's owner)")
+@click.option("--recipients", "recipients", multiple=True, required=True,
+              help="kind:address[;external][;principal=ID], comma-separated or repeated")
+@click.option("--channels", "channels", multiple=True, required=True, help="email, webhook, bucket (comma-separated)")
+@user_errors
+def delivery_approve(schedule_id, actor, recipients, channels) -> None:
+    from . import delivery as d
+
+    with warehouse.connection() as conn:
+        approval_id = d.approve(conn, schedule_id, approver=actor, recipients=_split(recipients), channels=_split(channels))
+    click.echo(f"approval {approval_id} recorded for schedule {schedule_id}")
+
+
+@delivery.command("allow-domain", help="Allow a tenant's reports to be e-mailed to addresses in DOMAIN.")
+@click.argument("tenant")
+@click.argument("domain")
+@click.option("--as", "actor", required=True)
+@user_errors
+def delivery_allow_domain(tenant, domain, actor) -> None:
+    from . import delivery as d
+
+    with warehouse.connection() as conn:
+        domain = d.allow_domain(conn, tenant, domain, actor=actor)
+    click.echo(f"{tenant}: e-mail to @{domain} allowed")
+
+
+@delivery.command("add-webhook", help="Register (or rotate the secret of) a tenant's webhook endpoint; "
+                  "prints the signing secret (Standard Webhooks, whsec_...) once.")
+@click.argument("tenant")
+@click.argument("url")
+@click.option("--as", "actor", required=True)
+@user_errors
+def delivery_add_webhook(tenant, url, actor) -> None:
+    from . import delivery as d
+
+    with warehouse.connection() as conn:
+        secret = d.register_webhook(conn, tenant, url, actor=actor)
+    click.echo(f"{tenant}: webhook {url} registered; signing secret (shown once): {secret}")
+
+
+@delivery.command("status", help="Deliveries per channel and status, and each delivery (of one run with --run).")
+@click.option("--run", "run_id", default=None)
+@user_errors
+def delivery_status(run_id) -> None:
+    from . import delivery as d
+
+    with warehouse.connection() as conn:
+        counts = d.channel_counts(conn, run_id)
+        rows = d.list_deliveries(conn, run_id)
+    if not rows:
+        click.echo("no deliveries")
+        return
+    for channel, by_status in sorted(counts.items()):
+        click.echo(f"{channel}: " + ", ".join(f"{s} {n}" for s, n in sorted(by_status.items())))
+    for r in rows:
+        line = f"  #{r['delivery_id']} run {r['run_id']} {r['channel']}:{r['address']} {r['status']} attempts {r['attempts']}"
+        if r["status"] in ("failed_transient", "pending"):
+            line += f" next {r['next_attempt_at']:%Y-%m-%d %H:%M:%S}"
+        if r["last_error"]:
+            line += f" ({r['last_error']})"
+        click.echo(line)
+
+
+@delivery.command("retry", help="Send failed deliveries again now (only those not sent; of one run with --run).")
+@click.option("--run", "run_id", default=None)
+@click.option("--as", "actor", default=None, help="who asks [default: the OS user]")
+@user_errors
+def delivery_retry(run_id, actor) -> None:
+    import getpass
+
+    from . import delivery as d
+
+    with warehouse.connection() as conn:
+        attempts = d.retry(conn, run_id, actor=actor or f"os:{getpass.getuser()}")
+    if not attempts:
+        click.echo("nothing to retry")
+    for a in attempts:
+        click.echo(f"#{a['delivery_id']} {a['channel']}:{a['address']}: {a['status']}" + (f" ({a['error']})" if a["error"] else ""))

@@ -6,6 +6,7 @@ import dagster as dg
 
 from . import catalog
 from .defs.dbt.assets import dbt_resource, nexus_dbt_models
+from .defs.delivery.sensors import delivery_outbox_sensor
 from .defs.reports.assets import build_report_assets
 from .defs.reports.checks import build_gate_b_check
 from .defs.reports.schedules import build_job, build_schedule
@@ -33,6 +34,6 @@ defs = dg.Definitions(
     jobs=[dbt_build_job, report_run, retention_job, *report_jobs.values()],
     schedules=[*report_schedules, retention_schedule],
     sensors=[tenant_partitions_sensor, runtime_schedules_sensor, report_runs_on_cancel, report_runs_on_failure,
-             reap_dead_workers, corrections_sensor],
+             reap_dead_workers, corrections_sensor, delivery_outbox_sensor],
     resources={"dbt": dbt_resource},
 )

@@ -9,6 +9,7 @@ import datetime as dt
 import dagster as dg
 
 from ... import dbt_manifest, pipeline, runs, warehouse
+from ...delivery import outbox
 from ...catalog import Template
 from ...runs import ReportRequest, RequestError
 from ...runtime_schedules import FORMATS_TAG, SCHEDULE_TAG, TICK_TAG
@@ -163,6 +164,11 @@ def build_report_assets(template: Template) -> list[dg.AssetsDefinition]:
                     )
             except pipeline.RunFailed as exc:
                 raise _failure(exc) from exc
+            if record["schedule_id"]:
+                # Step 6: a scheduled run goes to its schedule's recipients through the outbox
+                # (Gate C and the allow-list are checked there; failures retry on their own).
+                delivered = outbox.deliver_scheduled_run(conn, published.run_id)
+                context.log.info(f"delivery: {delivered}")
         return dg.MaterializeResult(
             metadata={
                 "report_run_id": published.run_id,

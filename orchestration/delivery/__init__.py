@@ -1,0 +1,19 @@
+"""Delivery of published report runs: e-mail, webhook and bucket drop, through an outbox,
+with Gate C (distribution approvals of sensitive schedules) and tenant e-mail allow-lists.
+
+Plain functions; orchestration/defs/delivery/sensors.py is the thin Dagster wrapper.
+"""
+
+from .approvals import ApprovalError, allow_domain, allowed_domains, approve, current_approval
+from .errors import DeliveryRefused, SendFailure
+from .outbox import (DeliveryResult, channel_counts, deliver_run, deliver_scheduled_run, list_deliveries, retry,
+                     schedule_recipients, send_due)
+from .recipients import Recipient, RecipientError, distribution_hash
+from .webhook import register_endpoint as register_webhook
+
+__all__ = [
+    "ApprovalError", "DeliveryRefused", "DeliveryResult", "Recipient", "RecipientError", "SendFailure",
+    "allow_domain", "allowed_domains", "approve", "channel_counts", "current_approval", "deliver_run",
+    "deliver_scheduled_run", "schedule_recipients",
+    "distribution_hash", "list_deliveries", "register_webhook", "retry", "send_due",
+]

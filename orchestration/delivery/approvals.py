@@ -1,0 +1,139 @@
+"""Gate C: distribution approvals of sensitive schedules, and the tenant's e-mail allow-list.
+
+A schedule of a confidential or restricted template delivers only under a recorded approval:
+an approver (the approver role, not the schedule's owner) approves an exact set of recipients
+and channels. The approval stores the hash of that sorted set; at every send the set being
+delivered is hashed again and must match the newest approval of the schedule, so adding a
+recipient or a channel voids it (so does any other change of the set: approve again).
+
+E-mail recipients must be in a domain on the tenant's allow-list (control.tenant_email_domains).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from .. import access, audit
+from ..warehouse import dict_rows
+from .recipients import CHANNELS, Recipient, RecipientError, distribution_hash
+
+
+class ApprovalError(ValueError):
+    """An approval that cannot be recorded; the message says why."""
+
+
+def _schedule(conn, schedule_id: int) -> dict[str, Any]:
+    with conn.cursor() as cur:
+        cur.execute("select * from control.schedules where schedule_id = %s", (schedule_id,))
+        rows = dict_rows(cur)
+    if not rows:
+        raise ApprovalError(f"no schedule {schedule_id}")
+    return rows[0]
+
+
+def normalize_domain(domain: str) -> str:
+    domain = domain.strip().lower().lstrip("@")
+    if not domain or "." not in domain or any(c in domain for c in " /@:;"):
+        raise ApprovalError(f"not an e-mail domain: {domain!r}")
+    return domain
+
+
+def allow_domain(conn, tenant_id: str, domain: str, *, actor: str) -> str:
+    domain = normalize_domain(domain)
+    access.authorize(conn, actor, "manage_principals", target=f"e-mail domain {domain}", tenant_id=tenant_id)
+    with conn:
+        with conn.cursor() as cur:
+            cur.execute("insert into control.tenant_email_domains (tenant_id, domain, added_by) values (%s, %s, %s) "
+                        "on conflict do nothing", (tenant_id, domain, actor))
+        audit.record(conn, actor=actor, action="delivery.allow_domain", target=domain, outcome="succeeded",
+                     tenant_id=tenant_id)
+    return domain
+
+
+def allowed_domains(conn, tenant_id: str) -> set[str]:
+    with conn.cursor() as cur:
+        cur.execute("select domain from control.tenant_email_domains where tenant_id = %s", (tenant_id,))
+        return {r[0] for r in cur.fetchall()}
+
+
+def domain_refusal(conn, tenant_id: str, recipient: Recipient) -> str | None:
+    """None when the recipient may receive this tenant's reports by e-mail, else why not."""
+    if recipient.kind != "email":
+        return None
+    if recipient.domain in allowed_domains(conn, tenant_id):
+        return None
+    return f"{recipient.address}: domain {recipient.domain} is not on tenant {tenant_id}'s e-mail allow-list"
+
+
+def approve(conn, schedule_id: int, *, approver: str, recipients: Iterable[str | Recipient], channels: Iterable[str],
+            now: dt.datetime | None = None) -> int:
+    """Record the approval of exactly these recipients over these channels; returns its id."""
+    schedule = _schedule(conn, schedule_id)
+    tenant_id = schedule["tenant_id"]
+    target = f"distribution of schedule {schedule_id}"
+    try:
+        recipients = [r if isinstance(r, Recipient) else Recipient.parse(r) for r in recipients]
+    except RecipientError as exc:
+        raise ApprovalError(str(exc)) from exc
+    channels = sorted({c.strip().lower() for c in channels if c.strip()})
+    if not recipients:
+        raise ApprovalError("an approval names at least one recipient")
+    unknown = [c for c in channels if c not in CHANNELS]
+    if unknown:
+        raise ApprovalError(f"unknown channel {', '.join(unknown)} (known: {', '.join(CHANNELS)})")
+    kinds = {r.kind for r in recipients}
+    if kinds != set(channels):
+        raise ApprovalError(f"the channels ({', '.join(channels) or 'none'}) must be exactly those of the recipients "
+                            f"({', '.join(sorted(kinds))})")
+    if approver == schedule["owner"]:
+        reason = f"{approver} owns schedule {schedule_id}: the approver must be someone else"
+        audit.record_now(conn, actor=approver, action="delivery.approve.denied", target=target, outcome="denied",
+                         tenant_id=tenant_id, details={"reason": reason})
+        raise access.AccessDenied(reason)
+    access.authorize(conn, approver, "approve", target=target, tenant_id=tenant_id)
+    off_list = [r for r in recipients if domain_refusal(conn, tenant_id, r)]
+    if off_list:
+        reason = "; ".join(domain_refusal(conn, tenant_id, r) for r in off_list)
+        audit.record_now(conn, actor=approver, action="delivery.approve.denied", target=target, outcome="denied",
+                         tenant_id=tenant_id, details={"reason": reason})
+        raise ApprovalError(reason)
+    digest = distribution_hash(recipients, channels)
+    idents = sorted({r.identity for r in recipients})
+    now = now or dt.datetime.now(dt.timezone.utc)
+    with conn:
+        with conn.cursor() as cur:
+            cur.execute(
+                """insert into control.distribution_approvals
+                       (schedule_id, approver, approved_at, recipients, channels, distribution_hash)
+                   values (%s, %s, %s, %s, %s, %s) returning approval_id""",
+                (schedule_id, approver, now, json.dumps(idents), channels, digest),
+            )
+            (approval_id,) = cur.fetchone()
+        audit.record(conn, actor=approver, action="delivery.approve", target=target, outcome="succeeded",
+                     tenant_id=tenant_id, details={"approval_id": approval_id, "recipients": idents,
+                                                   "channels": channels, "distribution_hash": digest})
+    return approval_id
+
+
+def current_approval(conn, schedule_id: int) -> dict[str, Any] | None:
+    with conn.cursor() as cur:
+        cur.execute("select * from control.distribution_approvals where schedule_id = %s "
+                    "order by approval_id desc limit 1", (schedule_id,))
+        rows = dict_rows(cur)
+    return rows[0] if rows else None
+
+
+def approval_refusal(conn, schedule_id: int | None, digest: str) -> str | None:
+    """None when the newest approval of the schedule covers exactly the set with this hash."""
+    if schedule_id is None:
+        return "a sensitive report is distributed only from a schedule with a recorded distribution approval"
+    approval = current_approval(conn, schedule_id)
+    if approval is None:
+        return f"schedule {schedule_id} has no recorded distribution approval"
+    if approval["distribution_hash"] != digest:
+        return (f"the distribution approval of schedule {schedule_id} (#{approval['approval_id']} by "
+                f"{approval['approver']}) does not cover this recipient/channel set: it was changed since; approve it again")
+    return None

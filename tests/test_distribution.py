@@ -1,0 +1,133 @@
+"""End to end: a scheduled run of a restricted template, approved for distribution, reaches an
+inbox (a real SMTP server) as links; a link downloads the redacted variant from the real link
+service once its principal is authorized, and stops working when revoked."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import email
+import email.policy
+import http.client
+import io
+import re
+import socket
+import threading
+import time
+import urllib.parse
+
+import dagster as dg
+import pytest
+
+from orchestration import access, links, runtime_schedules, runs, web
+from orchestration.delivery import approvals, outbox
+
+TEMPLATE = "compliance_evidence_summary"  # restricted; its policy makes an external variant
+AUDITOR = "auditor@partner.example"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Inbox:
+    def __init__(self):
+        self.messages = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
+        return "250 OK"
+
+
+@pytest.fixture(scope="module")
+def inbox():
+    from aiosmtpd.controller import Controller
+
+    handler = Inbox()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield handler, controller.port
+    controller.stop()
+
+
+@pytest.fixture(scope="module")
+def link_service():
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(web.create_app(), host="127.0.0.1", port=port, access_log=False,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "link service did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def get(url: str) -> tuple[int, bytes]:
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    conn.request("GET", parts.path)
+    response = conn.getresponse()
+    return response.status, response.read()
+
+
+def test_restricted_report_reaches_the_inbox_as_links_to_the_redacted_variant(built, conn, tenant_ids, inbox,
+                                                                              link_service, monkeypatch):
+    from orchestration.definitions import defs
+    from orchestration.defs.schedules import sensors as schedule_sensors
+
+    handler, port = inbox
+    for name, value in {"REPORTS_SMTP_HOST": "127.0.0.1", "REPORTS_SMTP_PORT": str(port), "REPORTS_SMTP_TLS": "none",
+                        "REPORTS_LINK_BASE_URL": link_service}.items():
+        monkeypatch.setenv(name, value)
+    # An outside auditor: may receive (executive) acme's reports, nothing else; domain allow-listed.
+    access.upsert_principal(conn, AUDITOR, display_name="Partner auditor", roles=["executive"], tenants=["acme"],
+                            actor="tenant_admin@acme.example")
+    approvals.allow_domain(conn, "acme", "partner.example", actor="tenant_admin@acme.example")
+    recipient = f"email:{AUDITOR};external;principal={AUDITOR}"
+    with conn, conn.cursor() as cur:
+        cur.execute("update control.schedules set state = 'archived' where state <> 'archived'")
+    schedule_id = runtime_schedules.create(
+        conn, TEMPLATE, tenant_id="acme", cron="0 6 1 * *", timezone="UTC", actor="manager@acme.example",
+        reason="monthly evidence for the partner audit", recipients=[recipient],
+        now=dt.datetime(2026, 6, 30, tzinfo=dt.timezone.utc))
+    approvals.approve(conn, schedule_id, approver=access.APPROVERS[0], recipients=[recipient], channels=["email"])
+
+    # The tick at 1 July 06:00 runs the schedule's job for June, through Dagster.
+    monkeypatch.setattr(schedule_sensors, "_now", lambda: dt.datetime(2026, 7, 1, 6, 0, 20, tzinfo=dt.timezone.utc))
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("tenants", tenant_ids)
+        requests = defs.resolve_sensor_def("runtime_schedules_sensor")(dg.build_sensor_context(instance=instance)).run_requests
+        (request,) = [r for r in requests if r.tags["nexus/schedule_id"] == str(schedule_id)]
+        result = defs.resolve_job_def(request.job_name).execute_in_process(
+            instance=instance, partition_key=request.partition_key, tags=request.tags)
+    assert result.success
+    record = runs.run_for_dagster_run(conn, result.run_id, TEMPLATE)
+    assert record["state"] == "completed" and record["period_key"] == "2026-06"
+
+    (message,) = [m for m in handler.messages if m["To"] == AUDITOR]
+    assert not list(message.iter_attachments())  # restricted: links, never attachments
+    body = message.get_body(("plain",)).get_content()
+    urls = re.findall(rf"{re.escape(link_service)}/links/[\w-]+", body)
+    assert len(urls) == len(record["formats"])
+    csv_url = next(u for u, line in zip(urls, [l for l in body.splitlines() if "/links/" in l]) if ".csv" in line or "csv" in line)
+
+    status, data = get(csv_url)
+    assert status == 200
+    rows = list(csv.DictReader(io.StringIO(data.decode())))
+    assert rows and {r["owner_name"] for r in rows} <= {"[redacted]", ""}  # the external variant
+    assert all(len(r["control_title"]) <= 41 for r in rows)
+
+    links.revoke(conn, actor="tenant_admin@acme.example", reason="audit closed", run_id=record["run_id"])
+    assert get(csv_url)[0] == 403
+    with conn, conn.cursor() as cur:
+        cur.execute("select outcome from control.access_events where run_id = %s order by event_id", (record["run_id"],))
+        assert [r[0] for r in cur.fetchall()][-2:] == ["granted", "denied"]
+    assert outbox.channel_counts(conn, record["run_id"])["email"]["sent"] == 1
