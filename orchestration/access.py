@@ -24,6 +24,7 @@ MATRIX: dict[str, frozenset[str]] = {
     "download": frozenset({"viewer", "analyst", "manager", "executive", "tenant_admin"}),
     "schedule": frozenset({"manager", "tenant_admin"}),
     "manage_principals": frozenset({"tenant_admin"}),
+    "legal_hold": frozenset({"tenant_admin"}),  # place or release a legal hold on a run's artifacts
     "audit": frozenset(),
 }
 ACTIONS = tuple(MATRIX)

@@ -28,11 +28,12 @@ def user_errors(fn):
         from .governance import GovernanceError
         from .links import LinkError
         from .runs import RequestError
+        from .storage import StorageError
 
         try:
             return fn(*args, **kwargs)
         except (warehouse.WarehouseError, dbt_manifest.DbtError, TemplateError, RequestError,
-                GovernanceError, AccessDenied, LinkError, ValueError) as exc:
+                GovernanceError, AccessDenied, LinkError, StorageError, ValueError) as exc:
             raise UserError(str(exc)) from exc
 
     return wrapper
@@ -160,7 +161,9 @@ def where() -> None:
     s = get_settings()
     click.echo(f"NEXUS_HOME     {s.home}")
     click.echo(f"database       {'embedded (pgserver) in ' + str(s.pgdata) if s.embedded else 'REPORTS_DATABASE_URL'}")
-    click.echo(f"artifacts      {s.artifacts_dir}")
+    from . import storage
+
+    click.echo(f"artifacts      {storage.get_store(s).describe()}")
     click.echo(f"DAGSTER_HOME   {s.dagster_home}")
 
 
@@ -779,3 +782,56 @@ def delivery_retry(run_id, actor) -> None:
         click.echo("nothing to retry")
     for a in attempts:
         click.echo(f"#{a['delivery_id']} {a['channel']}:{a['address']}: {a['status']}" + (f" ({a['error']})" if a["error"] else ""))
+
+
+# ---------------------------------------------------------------- artifacts
+
+
+@main.group(help="Published artifacts: the index (control.artifacts), retention dates and legal holds.")
+def artifacts() -> None:
+    pass
+
+
+@artifacts.command("list", help="Indexed artifacts, newest first: store key, size, sensitivity, retention, hold.")
+@click.option("--tenant", default=None)
+@click.option("--run", "run_id", default=None)
+@click.option("--limit", default=200, show_default=True, type=click.IntRange(1, 100_000))
+@user_errors
+def artifacts_list(tenant: str | None, run_id: str | None, limit: int) -> None:
+    from . import artifact_index
+
+    with warehouse.connection() as conn:
+        rows = artifact_index.list_artifacts(conn, tenant_id=tenant, run_id=run_id, limit=limit)
+    if not rows:
+        click.echo("no artifacts")
+        return
+    click.echo(f"{'run':<34} {'tenant':<10} {'template':<30} {'variant':<8} {'format':<6} {'bytes':>10} "
+               f"{'sensitivity':<12} {'retain until':<12} {'state':<18} key")
+    for r in rows:
+        state = (f"deleted {r['deleted_at']:%Y-%m-%d}" if r["deleted_at"]
+                 else "LEGAL HOLD" if r["legal_hold"] else "live")
+        click.echo(f"{r['run_id']:<34} {r['tenant_id']:<10} {r['template_key'] + ' v' + str(r['template_version']):<30} "
+                   f"{r['variant']:<8} {r['format']:<6} {r['bytes']:>10,} {r['sensitivity']:<12} "
+                   f"{r['retention_until']:%Y-%m-%d}   {state:<18} {r['store']}:{r['storage_key']}")
+
+
+def _hold_change(change: str, help_text: str):
+    @artifacts.command(change, help=help_text)
+    @click.argument("run_id")
+    @click.option("--as", "actor", required=True)
+    @click.option("--reason", required=True)
+    @user_errors
+    def command(run_id: str, actor: str, reason: str) -> None:
+        from . import artifact_index
+
+        with warehouse.connection() as conn:
+            changed = artifact_index.set_hold(conn, run_id, hold=change == "hold", actor=actor, reason=reason)
+        what = "on legal hold" if change == "hold" else "released from legal hold"
+        click.echo(f"run {run_id}: {changed} artifacts {what} by {actor}: {reason}")
+
+    return command
+
+
+artifacts_hold = _hold_change("hold", "Place a legal hold on a run's artifacts: retention keeps them until released "
+                                      "(platform admin, or the tenant admin of the run's tenant).")
+artifacts_release = _hold_change("release", "Release a legal hold: the artifacts expire at their retention date again.")

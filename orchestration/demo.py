@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
-from . import access, catalog, dagster_home, dbt_manifest, governance, runs, tenants, warehouse
+from . import access, catalog, dagster_home, dbt_manifest, governance, runs, storage, tenants, warehouse
 
 
 # Dagster's step-by-step log stays in the instance (the UI shows it); the terminal gets warnings.
@@ -45,6 +44,10 @@ def run_demo(*, tenant_count: int = 3, incidents: int = 20_000, period: str | No
     warehouse.ensure_database()
     home = dagster_home.prepare()
     echo(f"warehouse: {'embedded PostgreSQL' if warehouse.get_settings().embedded else 'REPORTS_DATABASE_URL'}; DAGSTER_HOME={home}")
+    store = storage.get_store()
+    if isinstance(store, storage.S3Store) and store.ensure_bucket():
+        echo(f"created bucket {store.bucket}")
+    echo(f"artifact store: {store.describe()}")
 
     started = time.perf_counter()
     with warehouse.connection() as conn:
@@ -102,8 +105,8 @@ def _describe(template: str, tenant: str, period: str, dagster_run_id: str, seco
         return DemoResult(template, tenant, period, False, seconds, diagnosis="no run record (see Dagster run)")
     files = []
     if record["artifact_location"]:
-        location = Path(record["artifact_location"])
-        files = sorted(p.name for p in location.iterdir())
+        store, key = storage.for_location(record["artifact_location"])
+        files = store.files(key)
     gate = "passed" if record["gate_passed"] else ("failed" if record["gate_passed"] is False else "-")
     return DemoResult(
         template=template,

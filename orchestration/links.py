@@ -16,17 +16,14 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import os
 import re
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from . import access, audit, governance
-from .artifacts import MANIFEST
 from .catalog import Template
 from .warehouse import dict_rows
 
@@ -156,47 +153,39 @@ def _template_of(conn, run: dict[str, Any]) -> Template:
 
 
 def open_artifact(conn, run_id: str, variant: str, fmt: str) -> tuple[str, int, Iterator[bytes]]:
-    """(file name, size in bytes, iterator of its bytes) of one published file of a run.
+    """(file name, size in bytes, iterator of its bytes) of one published file of a run, read
+    from the run's artifact store (local folder or S3) through its manifest. The bytes are
+    streamed through this service rather than redirected to a presigned URL, so expiry and
+    revocation are enforced at the one place that checks them. Raises FileNotFoundError when
+    the artifact is gone."""
+    from . import storage
 
-    The one place that knows where artifact bytes live. Today: the run's published folder
-    (control.report_runs.artifact_location), the file named by manifest.json for that format.
-    TODO(artifact store): read from the S3 artifact store instead. The S3 store may instead
-    answer with a presigned GET URL valid for at most 60 seconds; web.py then redirects to it
-    (see the hook there) rather than streaming. Expiry and revocation stay enforced here, before
-    any URL is made, since the store does not enforce presigned expiry reliably.
-    Raises FileNotFoundError when the artifact is gone.
-    """
     if variant not in VARIANTS:
         raise FileNotFoundError(f"variant {variant!r} is not published")
     run = _run(conn, run_id)
     if run is None or not run["artifact_location"]:
-        raise FileNotFoundError(f"run {run_id} has no published folder")
-    folder = Path(run["artifact_location"])
+        raise FileNotFoundError(f"run {run_id} has no published artifacts")
     try:
-        manifest = json.loads((folder / MANIFEST).read_text())
-    except (OSError, ValueError) as exc:
-        raise FileNotFoundError(f"run {run_id}: no readable manifest in {folder}") from exc
+        store, key = storage.for_location(run["artifact_location"])
+        manifest = store.read_manifest(key)
+    except storage.StorageError as exc:
+        raise FileNotFoundError(f"run {run_id}: no readable manifest: {exc}") from exc
     entries = [f for f in manifest.get("files", [])
                if f.get("format") == fmt and f.get("variant", "internal") == variant]
     if len(entries) != 1:
-        raise FileNotFoundError(f"run {run_id} has no {fmt} file")
+        raise FileNotFoundError(f"run {run_id} has no {variant} {fmt} file")
     entry = entries[0]
-    name = entry["name"]
-    path = folder / name
-    if Path(name).name != name or path.resolve().parent != folder.resolve():
-        raise FileNotFoundError(f"run {run_id}: manifest names a file outside its folder")
-    fh = path.open("rb")  # opened now, so a missing file is noticed before any response starts
-    size = os.fstat(fh.fileno()).st_size
-    if size != entry["bytes"]:
-        fh.close()
-        raise FileNotFoundError(f"run {run_id}: {name} has {size} bytes, the manifest says {entry['bytes']}")
+    try:
+        fh = store.open(key, entry["name"])  # opened now: a missing file is noticed before any response
+    except storage.StorageError as exc:  # includes a name pointing outside the run's folder
+        raise FileNotFoundError(f"run {run_id}: {entry['name']}: {exc}") from exc
 
     def chunks() -> Iterator[bytes]:
         with fh:
             while block := fh.read(CHUNK):
                 yield block
 
-    return name, size, chunks()
+    return entry["name"], entry["bytes"], chunks()
 
 
 # ---------------------------------------------------------------- create

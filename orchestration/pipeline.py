@@ -19,9 +19,9 @@ from typing import Any
 
 import psycopg2
 
-from . import (access, artifacts, audit, dbt_manifest, faults, freshness, governance, output_checks, redaction,
-               runs, snapshot)
-from .artifacts import StorageError
+from . import (access, artifact_index, artifacts, audit, dbt_manifest, faults, freshness, governance, output_checks,
+               redaction, retention, runs, snapshot, storage)
+from .storage import StorageError
 from .catalog import Template
 from .exports import KeyFigure, ReportContext, SectionSnapshot, write_csv, write_json, write_pdf, write_xlsx
 from .quality import GateResult, run_gate_b
@@ -45,8 +45,10 @@ class RunFailed(RuntimeError):
 @dataclass(frozen=True)
 class Published:
     run_id: str
-    location: Path
+    location: Path | str  # the local folder (Path), or s3://bucket/<prefix>/<run key> (str)
     manifest: dict[str, Any]
+    key: str = ""  # the run key in its store: <tenant>/<template>/<period>/<run_id>
+    store: str = "local"  # 'local' | 's3'
 
 
 EXTENSIONS = {"csv": "csv", "json": "json", "xlsx": "xlsx", "pdf": "pdf"}
@@ -108,9 +110,14 @@ def abandon(conn, run_id: str, settings: Settings | None = None) -> None:
     if record is None:
         return
     settings = settings or get_settings()
-    final = artifacts.run_location(settings.artifacts_dir, record["tenant_id"], record["template_key"],
-                                   record["period_key"] or f"{record['window_start']}_{record['window_end']}", run_id)
-    artifacts.discard(artifacts.staging_location(final))
+    key = storage.run_key(record["tenant_id"], record["template_key"],
+                          record["period_key"] or f"{record['window_start']}_{record['window_end']}", run_id)
+    artifacts.discard(artifacts.staging_location(settings.artifacts_dir / key))
+    if record["stage"] in ("render", "publish", "done") and record["state"] != "completed":
+        try:  # a publish to S3 cut short: staging keys and open multipart uploads go too
+            storage.get_store(settings).discard(key)
+        except StorageError:
+            pass  # the store is unreachable: what is left has no manifest, so no reader sees it
     tables = snapshot.tables_of(conn, run_id)
     if tables:
         runs.update_run(conn, run_id, snapshot_state="abandoned",
@@ -389,12 +396,14 @@ def render_and_publish(
         # Publishing without a recorded Gate B pass is impossible by construction, not by convention.
         raise fail(conn, run_id, "validation_failed", "refusing to publish: no passed Gate B recorded for this run")
     period = request.period_key or f"{request.window_start}_{request.window_end}"
-    final = artifacts.run_location(settings.artifacts_dir, request.tenant_id, template.key, period, run_id)
-    staging = artifacts.staging_location(final)
+    key = storage.run_key(request.tenant_id, template.key, period, run_id)
+    # Every store renders into a local staging folder first; the store publishes it atomically.
+    staging = artifacts.staging_location(settings.artifacts_dir / key)
     try:
+        store = storage.get_store(settings)
         staging.mkdir(parents=True, exist_ok=False)
-    except OSError as exc:
-        raise fail(conn, run_id, "storage_failure", f"cannot create {staging}: {exc}") from exc
+    except (OSError, StorageError) as exc:
+        raise fail(conn, run_id, "storage_failure", f"cannot stage {staging}: {exc}") from exc
     try:
         checkpoint(conn, run_id, "render")
         try:
@@ -417,15 +426,28 @@ def render_and_publish(
         manifest["redactions"] = redactions
         checkpoint(conn, run_id, "publish")
         try:
-            manifest_sha = artifacts.publish(staging, final, manifest)
+            result = store.publish(staging, key, manifest)
         except StorageError as exc:
             raise fail(conn, run_id, "storage_failure", str(exc)) from exc
-    except BaseException:
-        artifacts.discard(staging)
-        raise
-    runs.update_run(conn, run_id, artifact_location=str(final), manifest_sha256=manifest_sha)
-    runs.finish_run(conn, run_id, "completed")
+    finally:
+        artifacts.discard(staging)  # after a local publish it is gone already (renamed into place)
+    manifest_sha = result.manifest_sha256
+
+    def complete(cur) -> None:  # in the transaction that ends the run: location and index rows
+        cur.execute("update control.report_runs set artifact_location = %s, manifest_sha256 = %s where run_id = %s",
+                    (result.location, manifest_sha, run_id))
+        artifact_index.record_published(cur, record=record, template=template, store_kind=store.kind,
+                                        location=result.location, keys=result.keys, files=files,
+                                        retention_days=retention.retention_days(template))
+
+    if not runs.finish_run(conn, run_id, "completed", then=complete):
+        # The run ended meanwhile (cancelled, reaped): what was just published is taken back.
+        store.delete(key)
+        _stage.pop(run_id, None)
+        ended = runs.get_run(conn, run_id)
+        raise RunFailed(run_id, ended["failure_class"] or "cancelled", ended["diagnosis"] or "the run ended while publishing")
     _stage.pop(run_id, None)
+    final = Path(result.location) if store.kind == "local" else result.location
     if record["supersedes_run_id"]:
         runs.update_run(conn, record["supersedes_run_id"], superseded_by=run_id)
         audit.record_now(conn, actor=request.requester, action="run.superseded", target=record["supersedes_run_id"],
@@ -434,8 +456,8 @@ def render_and_publish(
     audit.record_now(conn, actor=request.requester, action="report.exported", target=str(final), outcome="succeeded",
                      tenant_id=request.tenant_id, correlation_id=run_id,
                      details={"files": [{k: f[k] for k in ("name", "sha256", "bytes")} for f in files],
-                              "manifest_sha256": manifest_sha})
-    return Published(run_id=run_id, location=final, manifest=manifest)
+                              "manifest_sha256": manifest_sha, "store": store.kind})
+    return Published(run_id=run_id, location=final, manifest=manifest, key=key, store=store.kind)
 
 
 def _render(conn, template, request, sections, context, staging: Path, *, variant: str = "internal") -> list[dict[str, Any]]:

@@ -317,9 +317,10 @@ def update_run(conn, run_id: str, **fields: Any) -> None:
 
 
 def finish_run(conn, run_id: str, state: str, *, failure_class: str | None = None, diagnosis: str | None = None,
-               only_from: tuple[str, ...] = ("queued", "running")) -> bool:
+               only_from: tuple[str, ...] = ("queued", "running"), then=None) -> bool:
     """End a run: completed, or failed/cancelled with a classified reason and retry guidance.
-    Ends are final: returns False when the run had already ended."""
+    Ends are final: returns False when the run had already ended. `then(cur)`, when given, runs
+    in the same transaction once the run has ended here (e.g. the artifact index rows)."""
     if state in ("failed", "cancelled") and failure_class not in FAILURE_CLASSES:
         raise ValueError(f"a {state} run needs a failure class from {FAILURE_CLASSES}")
     with conn, conn.cursor() as cur:
@@ -336,7 +337,10 @@ def finish_run(conn, run_id: str, state: str, *, failure_class: str | None = Non
              GUIDANCE.get(failure_class) if state != "completed" else None,
              state, state, run_id, list(only_from)),
         )
-        return cur.rowcount == 1
+        ended = cur.rowcount == 1
+        if ended and then is not None:
+            then(cur)
+        return ended
 
 
 def get_run(conn, run_id: str) -> dict[str, Any] | None:

@@ -3,6 +3,10 @@
 `REPORTS_DATABASE_URL` selects an external PostgreSQL server; without it an embedded server
 (pgserver) keeps its data under `$NEXUS_HOME/pgdata`. `NEXUS_HOME` defaults to `.nexus/` in
 the repository, so a fresh clone needs nothing configured.
+
+`REPORTS_S3_BUCKET` (with `REPORTS_S3_ENDPOINT` for any S3-compatible server, and optionally
+`REPORTS_S3_PREFIX`) publishes artifacts to S3 instead of the local folder `$NEXUS_HOME/artifacts`;
+credentials come from the usual AWS environment variables.
 """
 
 from __future__ import annotations
@@ -23,6 +27,11 @@ EMBEDDED_DATABASE = "nexus"
 class Settings:
     home: Path
     external_database_url: str | None
+    s3_endpoint: str | None = None
+    s3_bucket: str | None = None
+    s3_prefix: str = ""
+    # Files at least this big are uploaded in parts (multipart upload, aborted on failure).
+    s3_multipart_threshold: int = 8 * 1024 * 1024
 
     @property
     def pgdata(self) -> Path:
@@ -44,4 +53,11 @@ class Settings:
 def get_settings() -> Settings:
     home = Path(os.environ.get("NEXUS_HOME") or REPO_ROOT / ".nexus").resolve()
     url = os.environ.get("REPORTS_DATABASE_URL") or None
-    return Settings(home=home, external_database_url=url)
+    return Settings(
+        home=home,
+        external_database_url=url,
+        s3_endpoint=os.environ.get("REPORTS_S3_ENDPOINT") or None,
+        s3_bucket=os.environ.get("REPORTS_S3_BUCKET") or None,
+        s3_prefix=(os.environ.get("REPORTS_S3_PREFIX") or "").strip("/"),
+        s3_multipart_threshold=int(os.environ.get("REPORTS_S3_MULTIPART_THRESHOLD") or 8 * 1024 * 1024),
+    )

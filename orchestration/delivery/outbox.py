@@ -19,15 +19,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import access, artifacts, audit, runs
+from .. import access, audit, runs, storage
+from ..links import LinkError
 from ..warehouse import dict_rows
 from . import approvals, bucket, email, links, webhook
-from ..links import LinkError
 from .errors import DeliveryRefused, SendFailure
 from .recipients import SENSITIVE, Recipient, distribution_hash, idempotency_key
 
@@ -92,7 +94,8 @@ def deliver_run(conn, run_id: str, recipients: Iterable[Recipient | str], *, mak
         for r in recipients:
             _refuse(conn, result, run, r.identity, reason, actor=actor)
         return result
-    manifest = artifacts.read_manifest(Path(run["artifact_location"]))
+    store, run_key = storage.for_location(run["artifact_location"])
+    manifest = store.read_manifest(run_key)
     sensitivity = manifest.get("template", {}).get("sensitivity", "restricted")
     schedule_id = _schedule_id(run)
     digest = distribution_hash(recipients, {r.kind for r in recipients})
@@ -250,16 +253,37 @@ def _subject(manifest: dict[str, Any], run: dict[str, Any]) -> str:
 
 def _send(conn, row: dict[str, Any], make_link) -> tuple[str | None, int | None]:
     """Call the channel; returns (provider message id, http status) once it acknowledged."""
+    with tempfile.TemporaryDirectory(prefix="nexus-delivery-") as tmp:
+        return _send_from(conn, row, make_link, Path(tmp))
+
+
+def _local_files(store, key: str, files: list[dict[str, Any]], into: Path) -> list[Path]:
+    """The files as local paths: the folder itself for the local store, a streamed copy from S3."""
+    if store.kind == "local":
+        return [Path(store.location(key)) / f["name"] for f in files]
+    paths = []
+    for f in files:
+        path = into / f["name"]
+        with store.open(key, f["name"]) as src, path.open("wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        paths.append(path)
+    return paths
+
+
+def _send_from(conn, row: dict[str, Any], make_link, tmp: Path) -> tuple[str | None, int | None]:
     run = runs.get_run(conn, row["run_id"])
     if run is None or run["state"] != "completed" or not run.get("artifact_location"):
         raise SendFailure(f"run {row['run_id']} is {run['state'] if run else 'gone'}: its files can no longer be delivered",
                           transient=False)
-    location = Path(run["artifact_location"])
-    manifest = artifacts.read_manifest(location)
-    files = _files(manifest, row["variant"])
-    if not files:
-        raise SendFailure(f"the run has no '{row['variant']}' variant", transient=False)
-    paths = [location / f["name"] for f in files]
+    try:
+        store, store_key = storage.for_location(run["artifact_location"])
+        manifest = store.read_manifest(store_key)
+        files = _files(manifest, row["variant"])
+        if not files:
+            raise SendFailure(f"the run has no '{row['variant']}' variant", transient=False)
+        paths = _local_files(store, store_key, files, tmp)
+    except storage.StorageError as exc:  # the store is another system: it may come back
+        raise SendFailure(f"cannot read the run's files: {exc}", transient=True) from exc
     sensitive = row["sensitivity"] in SENSITIVE
     key = row["idempotency_key"]
 

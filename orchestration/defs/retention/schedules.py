@@ -5,11 +5,18 @@ import dagster as dg
 from ... import retention, warehouse
 
 
-@dg.op(description="Expire completed runs past their template's retention: files removed, state expired, audited.")
+@dg.op(description="Expire completed runs past their retention (template days within the sensitivity cap): "
+                   "files purged through the artifact store, index rows marked deleted, state expired, audited; "
+                   "runs on legal hold are kept.")
 def expire_runs(context: dg.OpExecutionContext) -> None:
     with warehouse.connection() as conn:
-        expired = retention.expire(conn)
-    context.log.info(f"expired {len(expired)} runs: {expired}")
+        result = retention.sweep(conn)
+    context.log.info(f"expired {len(result.expired)} runs: {result.expired}")
+    if result.held:
+        context.log.info(f"kept {len(result.held)} runs past retention on legal hold: {result.held}")
+    if result.failed:
+        raise dg.Failure(description=f"the artifact store could not purge {len(result.failed)} runs",
+                         metadata={"failed": dg.MetadataValue.json(result.failed)})
 
 
 @dg.job(description="Retention sweep over published report runs.")
