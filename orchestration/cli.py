@@ -589,18 +589,7 @@ def runs_execute(run_id) -> None:
         record = run_records.get_run(conn, run_id)
     if record is None:
         raise UserError(f"no run {run_id}")
-    request = record["request"]
-    config = {
-        "template": record["template_key"], "version": record["template_version"], "tenant": record["tenant_id"],
-        "requester": record["requester"], "trigger": record["trigger"], "run_id": run_id,
-        "formats": list(request["formats"]), "filters": {k: str(v) for k, v in request.get("filters", {}).items()},
-        "supersedes": record["supersedes_run_id"],
-    }
-    if record["period_key"]:
-        config["period"] = record["period_key"]
-    else:
-        config["date_from"] = str(record["window_start"])
-        config["date_to"] = str(record["window_end"] - dt.timedelta(days=1))
+    config = run_records.run_config_of(record, run_id=run_id)
     from .definitions import defs
 
     result = defs.resolve_job_def("report_run").execute_in_process(

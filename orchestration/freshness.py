@@ -15,6 +15,7 @@ from typing import Any
 
 from . import audit
 from .catalog import SourceDef, Template
+from .runs import run_config_of
 from .warehouse import dict_rows
 
 
@@ -157,15 +158,4 @@ def _flag(conn, record: dict[str, Any], detail: str) -> None:
 
 def correction_config(record: dict[str, Any], requester: str) -> dict[str, Any]:
     """report_run config for a run that supersedes `record`: the same contract, trigger correction."""
-    config = {
-        "template": record["template_key"], "version": record["template_version"], "tenant": record["tenant_id"],
-        "formats": list(record["formats"]), "requester": requester, "trigger": "correction",
-        "supersedes": record["run_id"],
-        "filters": {k: str(v) for k, v in (record["request"].get("filters") or {}).items()},
-    }
-    if record["period_key"]:
-        config["period"] = record["period_key"]
-    else:
-        config["date_from"] = str(record["window_start"])
-        config["date_to"] = str(record["window_end"] - dt.timedelta(days=1))
-    return config
+    return run_config_of(record, requester=requester, trigger="correction", supersedes=record["run_id"])

@@ -205,6 +205,23 @@ class ReportRequest:
         return data
 
 
+def run_config_of(record: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+    """The `report_run` job config that repeats a recorded run's contract: for the worker that
+    executes it, or (with overrides) for a correction that supersedes it."""
+    config = {
+        "template": record["template_key"], "version": record["template_version"], "tenant": record["tenant_id"],
+        "formats": list(record["formats"]), "requester": record["requester"], "trigger": record["trigger"],
+        "supersedes": record["supersedes_run_id"],
+        "filters": {k: str(v) for k, v in (record["request"].get("filters") or {}).items()},
+    }
+    if record["period_key"]:
+        config["period"] = record["period_key"]
+    else:
+        config["date_from"] = str(record["window_start"])
+        config["date_to"] = str(record["window_end"] - dt.timedelta(days=1))
+    return {**config, **overrides}
+
+
 def new_run_id() -> str:
     return uuid.uuid4().hex[:16]
 
