@@ -84,3 +84,16 @@ def artifacts_root() -> Path:
     from orchestration.settings import get_settings
 
     return get_settings().artifacts_dir
+
+
+@pytest.fixture()
+def inject(monkeypatch):
+    """Set NEXUS_FAULTS (orchestration/faults.py) for this process, for one test."""
+    from orchestration import faults
+
+    def set_faults(spec: str) -> None:
+        monkeypatch.setenv(faults.ENV, spec)
+        faults.reset()
+
+    yield set_faults
+    faults.reset()

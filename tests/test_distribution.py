@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import email
-import email.policy
 import http.client
 import io
 import re
-import socket
 import threading
 import time
 import urllib.parse
@@ -22,30 +19,17 @@ import pytest
 from orchestration import access, links, runtime_schedules, runs, web
 from orchestration.delivery import approvals, outbox
 
+from .test_delivery import SmtpHandler, free_port
+
 TEMPLATE = "compliance_evidence_summary"  # restricted; its policy makes an external variant
 AUDITOR = "auditor@partner.example"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Inbox:
-    def __init__(self):
-        self.messages = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
-        return "250 OK"
 
 
 @pytest.fixture(scope="module")
 def inbox():
     from aiosmtpd.controller import Controller
 
-    handler = Inbox()
+    handler = SmtpHandler()
     controller = Controller(handler, hostname="127.0.0.1", port=free_port())
     controller.start()
     yield handler, controller.port

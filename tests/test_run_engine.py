@@ -25,17 +25,6 @@ def template():
     return catalog.load(TEMPLATE, 1)
 
 
-@pytest.fixture()
-def inject(monkeypatch):
-    """Set NEXUS_FAULTS for this process for one test."""
-    def set_faults(spec: str) -> None:
-        monkeypatch.setenv(faults.ENV, spec)
-        faults.reset()
-
-    yield set_faults
-    faults.reset()
-
-
 def request_for(template, tenant="acme", **kwargs):
     kwargs.setdefault("requester", analyst(tenant))
     return ReportRequest.for_period(template, tenant, PERIOD, **kwargs)

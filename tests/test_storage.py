@@ -19,7 +19,7 @@ import urllib.request
 import pytest
 from click.testing import CliRunner
 
-from orchestration import access, artifact_index, catalog, faults, pipeline, retention, runs, storage
+from orchestration import access, artifact_index, catalog, pipeline, retention, runs, storage
 from orchestration.runs import ReportRequest
 from orchestration.settings import get_settings
 
@@ -64,16 +64,6 @@ def local(monkeypatch):
     store = storage.get_store()
     assert isinstance(store, storage.LocalStore)
     return store
-
-
-@pytest.fixture()
-def inject(monkeypatch):
-    def set_faults(spec: str) -> None:
-        monkeypatch.setenv(faults.ENV, spec)
-        faults.reset()
-
-    yield set_faults
-    faults.reset()
 
 
 class Recorder:

@@ -16,7 +16,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from .. import access, audit
+from .. import access, audit, runtime_schedules
 from ..warehouse import dict_rows
 from .recipients import CHANNELS, Recipient, RecipientError, distribution_hash
 
@@ -26,12 +26,10 @@ class ApprovalError(ValueError):
 
 
 def _schedule(conn, schedule_id: int) -> dict[str, Any]:
-    with conn.cursor() as cur:
-        cur.execute("select * from control.schedules where schedule_id = %s", (schedule_id,))
-        rows = dict_rows(cur)
-    if not rows:
-        raise ApprovalError(f"no schedule {schedule_id}")
-    return rows[0]
+    try:
+        return runtime_schedules.get(conn, schedule_id)
+    except runtime_schedules.ScheduleError as exc:
+        raise ApprovalError(str(exc)) from exc
 
 
 def normalize_domain(domain: str) -> str:
