@@ -68,6 +68,15 @@ def get_principal(conn, principal_id: str) -> Principal | None:
     return Principal(row[0], row[1], row[2], row[3], frozenset(row[4]), frozenset(row[5]))
 
 
+def standing_denial(principal: Principal | None) -> str | None:
+    """Whether the principal can be granted anything at all: known and active."""
+    if principal is None:
+        return "unknown principal"
+    if not principal.active:
+        return f"principal {principal.principal_id} is deactivated"
+    return None
+
+
 def decide(
     principal: Principal | None,
     action: str,
@@ -78,12 +87,9 @@ def decide(
     """None when allowed, else the reason for the denial (pure: no database, no audit)."""
     if action not in MATRIX:
         raise ValueError(f"unknown action {action!r}")
-    if principal is None:
-        return "unknown principal"
-    if not principal.active:
-        return f"principal {principal.principal_id} is deactivated"
-    if "platform_admin" in principal.roles:
-        return None
+    denial = standing_denial(principal)
+    if denial or "platform_admin" in principal.roles:
+        return denial
     if not principal.roles & MATRIX[action]:
         return f"{principal.principal_id} has none of the roles that may {action} ({', '.join(sorted(MATRIX[action])) or 'platform_admin only'})"
     if allowed_roles is not None and not principal.roles & set(allowed_roles):

@@ -152,12 +152,8 @@ def _template_of(conn, run: dict[str, Any]) -> Template:
 # ---------------------------------------------------------------- reading the artifact
 
 
-def open_artifact(conn, run_id: str, variant: str, fmt: str) -> tuple[str, int, Iterator[bytes]]:
-    """(file name, size in bytes, iterator of its bytes) of one published file of a run, read
-    from the run's artifact store (local folder or S3) through its manifest. The bytes are
-    streamed through this service rather than redirected to a presigned URL, so expiry and
-    revocation are enforced at the one place that checks them. Raises FileNotFoundError when
-    the artifact is gone."""
+def _published_file(conn, run_id: str, variant: str, fmt: str):
+    """(store, run key, manifest entry) of one published file of a run; FileNotFoundError if none."""
     from . import storage
 
     if variant not in VARIANTS:
@@ -174,7 +170,18 @@ def open_artifact(conn, run_id: str, variant: str, fmt: str) -> tuple[str, int, 
                if f.get("format") == fmt and f.get("variant", "internal") == variant]
     if len(entries) != 1:
         raise FileNotFoundError(f"run {run_id} has no {variant} {fmt} file")
-    entry = entries[0]
+    return store, key, entries[0]
+
+
+def open_artifact(conn, run_id: str, variant: str, fmt: str) -> tuple[str, int, Iterator[bytes]]:
+    """(file name, size in bytes, iterator of its bytes) of one published file of a run, read
+    from the run's artifact store (local folder or S3) through its manifest. The bytes are
+    streamed through this service rather than redirected to a presigned URL, so expiry and
+    revocation are enforced at the one place that checks them. Raises FileNotFoundError when
+    the artifact is gone."""
+    from . import storage
+
+    store, key, entry = _published_file(conn, run_id, variant, fmt)
     try:
         fh = store.open(key, entry["name"])  # opened now: a missing file is noticed before any response
     except storage.StorageError as exc:  # includes a name pointing outside the run's folder
@@ -216,11 +223,10 @@ def create(
         raise LinkError(f"run {run_id} has no {fmt} file; it has {', '.join(run['formats'])}")
     if variant != "internal":
         try:
-            _, _, chunks = open_artifact(conn, run_id, variant, fmt)
+            _published_file(conn, run_id, variant, fmt)  # the manifest lists it: no file opened here
         except FileNotFoundError:
             raise LinkError(f"run {run_id} has no {variant} variant of its {fmt} file "
                             "(its template's redaction policy makes none)") from None
-        chunks.close()
     cap = expiry_cap(template)
     expires_in = cap if expires_in is None else expires_in
     if expires_in <= dt.timedelta(0):
@@ -398,12 +404,9 @@ def revoke(
 
 def _revoke_denial(principal: access.Principal | None, tenants: list[str] | None, roles: frozenset[str]) -> str | None:
     """None when the principal may revoke in all of `tenants` (None: across every tenant)."""
-    if principal is None:
-        return "unknown principal"
-    if not principal.active:
-        return f"principal {principal.principal_id} is deactivated"
-    if "platform_admin" in principal.roles:
-        return None
+    denial = access.standing_denial(principal)
+    if denial or "platform_admin" in principal.roles:
+        return denial
     if not principal.roles & roles:
         return f"{principal.principal_id} has none of the roles that may do this ({', '.join(sorted(roles))}, platform_admin)"
     if tenants is None:

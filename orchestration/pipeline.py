@@ -180,8 +180,8 @@ def checkpoint(conn, run_id: str, stage: str, **fault_context) -> None:
     faults.hit(stage, **fault_context)
 
 
-def remaining_seconds(conn, run_id: str) -> float | None:
-    record = runs.get_run(conn, run_id)
+def remaining_seconds(conn, run_id: str, record: dict[str, Any] | None = None) -> float | None:
+    record = record or runs.get_run(conn, run_id)
     if not record or not record["timeout_seconds"] or not record["started_at"]:
         return None
     elapsed = (dt.datetime.now(dt.timezone.utc) - record["started_at"]).total_seconds()
@@ -195,8 +195,9 @@ def interruptible(conn, run_id: str):
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    remaining = remaining_seconds(conn, run_id)
-    limit = runs.get_run(conn, run_id)["timeout_seconds"]
+    record = runs.get_run(conn, run_id)
+    remaining = remaining_seconds(conn, run_id, record)
+    limit = record["timeout_seconds"]
 
     def on_term(signum, frame):
         raise RunCancelled("cancelled on request (the worker received SIGTERM)")

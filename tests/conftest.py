@@ -97,3 +97,17 @@ def inject(monkeypatch):
 
     yield set_faults
     faults.reset()
+
+
+@pytest.fixture(scope="module")
+def smtp():
+    """A real SMTP server (aiosmtpd) on a loopback port: (handler recording the mail, port)."""
+    from aiosmtpd.controller import Controller
+
+    from .servers import SmtpHandler, free_port
+
+    handler = SmtpHandler()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield handler, controller.port
+    controller.stop()

@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import email as email_lib
-import email.policy
 import hashlib
 import hmac
 import http.server
 import json
-import socket
 import threading
 import time
 import uuid
@@ -22,6 +19,8 @@ from orchestration import audit, catalog, pipeline, runtime_schedules
 from orchestration.access import AccessDenied
 from orchestration.delivery import outbox, webhook
 from orchestration.runs import ReportRequest
+
+from .servers import SmtpHandler, free_port
 
 PERIOD = "2026-06"
 APPROVER = "approver@nexus.example"
@@ -34,48 +33,11 @@ def fake_link(run_id, fmt, principal_id, variant):
     return f"https://links.test/{run_id}/{fmt}?principal={principal_id}&variant={variant}"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def unique(local: str, domain: str = "acme.example") -> str:
     return f"{local}+{uuid.uuid4().hex[:8]}@{domain}"
 
 
 # ---------------------------------------------------------------- real servers
-
-
-class SmtpHandler:
-    """Records every accepted message; `plan[address]` lists SMTP codes to answer its next messages."""
-
-    def __init__(self):
-        self.messages: list[email_lib.message.EmailMessage] = []
-        self.plan: dict[str, list[int]] = {}
-
-    async def handle_DATA(self, server, session, envelope):
-        rcpt = envelope.rcpt_tos[0]
-        codes = self.plan.get(rcpt)
-        if codes:
-            code = codes.pop(0)
-            return f"{code} {'try again later' if code < 500 else 'mailbox unavailable'}"
-        self.messages.append(email_lib.message_from_bytes(envelope.content, policy=email.policy.default))
-        return "250 OK"
-
-    def to(self, address):
-        return [m for m in self.messages if m["To"] == address]
-
-
-@pytest.fixture(scope="module")
-def smtp():
-    from aiosmtpd.controller import Controller
-
-    handler = SmtpHandler()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    yield handler, controller.port
-    controller.stop()
 
 
 class Receiver(http.server.ThreadingHTTPServer):

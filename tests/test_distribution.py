@@ -19,21 +19,10 @@ import pytest
 from orchestration import access, links, runtime_schedules, runs, web
 from orchestration.delivery import approvals, outbox
 
-from .test_delivery import SmtpHandler, free_port
+from .servers import free_port
 
 TEMPLATE = "compliance_evidence_summary"  # restricted; its policy makes an external variant
 AUDITOR = "auditor@partner.example"
-
-
-@pytest.fixture(scope="module")
-def inbox():
-    from aiosmtpd.controller import Controller
-
-    handler = SmtpHandler()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    yield handler, controller.port
-    controller.stop()
 
 
 @pytest.fixture(scope="module")
@@ -62,12 +51,12 @@ def get(url: str) -> tuple[int, bytes]:
     return response.status, response.read()
 
 
-def test_restricted_report_reaches_the_inbox_as_links_to_the_redacted_variant(built, conn, tenant_ids, inbox,
+def test_restricted_report_reaches_the_inbox_as_links_to_the_redacted_variant(built, conn, tenant_ids, smtp,
                                                                               link_service, monkeypatch):
     from orchestration.definitions import defs
     from orchestration.defs.schedules import sensors as schedule_sensors
 
-    handler, port = inbox
+    handler, port = smtp
     for name, value in {"REPORTS_SMTP_HOST": "127.0.0.1", "REPORTS_SMTP_PORT": str(port), "REPORTS_SMTP_TLS": "none",
                         "REPORTS_LINK_BASE_URL": link_service}.items():
         monkeypatch.setenv(name, value)

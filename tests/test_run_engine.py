@@ -115,18 +115,25 @@ def test_same_input_hash_while_active_returns_the_active_run(built, conn, templa
 # ------------------------------------------------------------------ cancel and timeout
 
 
-def test_cancel_of_a_running_run_leaves_nothing(built, conn, template, tmp_path):
-    """A run in another process, slowed down while rendering, cancelled from here."""
-    script = tmp_path / "slow_run.py"
+def worker_command(tmp_path, tenant: str, requester: str, formats: tuple[str, ...] | None = None) -> list[str]:
+    """A report run in its own Python process (a worker), printing how it ended if it ends."""
+    script = tmp_path / f"run_{tenant}.py"
     script.write_text(
         "from orchestration import catalog, pipeline\n"
         "from orchestration.runs import ReportRequest\n"
         f"t = catalog.load({TEMPLATE!r}, 1)\n"
-        f"r = ReportRequest.for_period(t, 'initech', {PERIOD!r}, requester='analyst@initech.example', formats=('csv', 'pdf'))\n"
-        "try:\n    pipeline.run_report(t, r)\nexcept pipeline.RunFailed as f:\n    print('ENDED', f.failure_class)\n"
+        f"r = ReportRequest.for_period(t, {tenant!r}, {PERIOD!r}, requester={requester!r}"
+        + (f", formats={formats!r})\n" if formats else ")\n")
+        + "try:\n    pipeline.run_report(t, r)\nexcept pipeline.RunFailed as f:\n    print('ENDED', f.failure_class)\n"
     )
+    return [sys.executable, str(script)]
+
+
+def test_cancel_of_a_running_run_leaves_nothing(built, conn, template, tmp_path):
+    """A run in another process, slowed down while rendering, cancelled from here."""
     env = {**os.environ, faults.ENV: "render:sleep=60"}
-    proc = subprocess.Popen([sys.executable, str(script)], cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(worker_command(tmp_path, "initech", "analyst@initech.example", ("csv", "pdf")),
+                            cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, text=True)
     run_id = wait_for_stage(conn, "initech", "render")
     outcome = runs.request_cancel(conn, run_id)
     os.kill(outcome["worker_pid"], signal.SIGTERM)
@@ -164,16 +171,8 @@ def test_timeout_ends_the_run_as_failed_timeout_with_nothing_published(built, co
 
 
 def test_process_killed_during_render(built, conn, template, tmp_path):
-    script = tmp_path / "killed_run.py"
-    script.write_text(
-        "from orchestration import catalog, pipeline\n"
-        "from orchestration.runs import ReportRequest\n"
-        f"t = catalog.load({TEMPLATE!r}, 1)\n"
-        f"r = ReportRequest.for_period(t, 'globex', {PERIOD!r}, requester='manager@globex.example')\n"
-        "pipeline.run_report(t, r)\n"
-    )
-    proc = subprocess.run([sys.executable, str(script)], cwd=REPO_ROOT, env={**os.environ, faults.ENV: "render:kill"},
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(worker_command(tmp_path, "globex", "manager@globex.example"), cwd=REPO_ROOT,
+                          env={**os.environ, faults.ENV: "render:kill"}, capture_output=True, text=True, timeout=120)
     assert proc.returncode == -signal.SIGKILL
     with conn, conn.cursor() as cur:
         cur.execute("select run_id from control.report_runs where requester = 'manager@globex.example' "
