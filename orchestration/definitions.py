@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import dagster as dg
 
-from . import catalog
-from .defs.dbt.assets import dbt_resource, nexus_dbt_models
-from .defs.delivery.sensors import delivery_outbox_sensor
-from .defs.reports.assets import build_report_assets
-from .defs.reports.checks import build_gate_b_check
-from .defs.reports.schedules import build_job, build_schedule
-from .defs.retention.schedules import retention_job, retention_schedule
-from .defs.runs.jobs import report_run
-from .defs.runs.sensors import corrections_sensor, reap_dead_workers, report_runs_on_cancel, report_runs_on_failure
-from .defs.schedules.sensors import build_runtime_schedules_sensor
-from .defs.tenants.sensors import tenant_partitions_sensor
+from orchestration.catalog import templates as catalog
+from orchestration.defs.dbt.assets import dbt_resource, nexus_dbt_models
+from orchestration.defs.delivery.sensors import delivery_outbox_sensor
+from orchestration.defs.reports.assets import build_report_assets
+from orchestration.defs.reports.checks import build_gate_b_check
+from orchestration.defs.reports.schedules import build_job, build_schedule
+from orchestration.defs.retention.schedules import retention_job, retention_schedule
+from orchestration.defs.runs.jobs import report_run
+from orchestration.defs.runs.sensors import (
+    corrections_sensor,
+    reap_dead_workers,
+    report_runs_on_cancel,
+    report_runs_on_failure,
+)
+from orchestration.defs.schedules.sensors import build_runtime_schedules_sensor
+from orchestration.defs.tenants.sensors import tenant_partitions_sensor
 
 templates = catalog.load_all()
 report_assets = [asset for t in templates for asset in build_report_assets(t)]

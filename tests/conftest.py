@@ -28,7 +28,7 @@ def pytest_configure(config):
 
 @pytest.fixture(scope="session", autouse=True)
 def fresh_warehouse():
-    from orchestration import warehouse
+    from orchestration.db import warehouse
 
     if not warehouse.get_settings().embedded:
         with warehouse.cursor() as cur:
@@ -40,7 +40,7 @@ def fresh_warehouse():
 
 @pytest.fixture(scope="session")
 def manifest_path():
-    from orchestration import dbt_manifest
+    from orchestration.metrics import dbt_manifest
 
     return dbt_manifest.parse()
 
@@ -48,14 +48,18 @@ def manifest_path():
 @pytest.fixture(scope="session")
 def built(fresh_warehouse, manifest_path):
     """Sample data for TENANTS tenants, the dbt project built on it, principals, approved templates."""
-    from orchestration import access, dbt_manifest, governance, seed, warehouse
+    from orchestration.access import policy
+    from orchestration.db import warehouse
+    from orchestration.dev import seed
+    from orchestration.governance import lifecycle
+    from orchestration.metrics import dbt_manifest
 
     with warehouse.connection() as conn:
         counts = seed.seed(conn, tenants=TENANTS, incidents=INCIDENTS, seed=7, end_date=SEED_END)
     dbt_manifest.build()
     with warehouse.connection() as conn:
-        access.seed_sample_principals(conn, seed.tenant_ids(TENANTS))
-        governance.approve_system_templates(conn, approver=access.APPROVERS[0])
+        policy.seed_sample_principals(conn, seed.tenant_ids(TENANTS))
+        lifecycle.approve_system_templates(conn, approver=policy.APPROVERS[0])
     return counts
 
 
@@ -66,7 +70,7 @@ def analyst(tenant: str) -> str:
 
 @pytest.fixture()
 def conn():
-    from orchestration import warehouse
+    from orchestration.db import warehouse
 
     with warehouse.connection() as c:
         yield c
@@ -74,7 +78,7 @@ def conn():
 
 @pytest.fixture(scope="session")
 def tenant_ids(built):
-    from orchestration import seed
+    from orchestration.dev import seed
 
     return seed.tenant_ids(TENANTS)
 
@@ -88,8 +92,8 @@ def artifacts_root() -> Path:
 
 @pytest.fixture()
 def inject(monkeypatch):
-    """Set NEXUS_FAULTS (orchestration/faults.py) for this process, for one test."""
-    from orchestration import faults
+    """Set NEXUS_FAULTS (orchestration/dev/faults.py) for this process, for one test."""
+    from orchestration.dev import faults
 
     def set_faults(spec: str) -> None:
         monkeypatch.setenv(faults.ENV, spec)

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from orchestration import catalog, dbt_manifest
+from orchestration.catalog import templates as catalog
+from orchestration.metrics import dbt_manifest
 
 SOURCE = catalog.template_path("incident_summary", 1)
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import yaml
 
-from orchestration import access, catalog
+from orchestration.access import policy
+from orchestration.catalog import templates as catalog
 from orchestration.settings import REPO_ROOT
 
 CLI = str(Path(sys.executable).parent / "nexus-reports")
@@ -28,19 +29,19 @@ def test_submit_approve_deprecate_from_the_command_line(built, tmp_path):
     refused = cli("templates", "submit", str(path), "--as", "viewer@acme.example")
     assert refused.returncode == 1 and "may not submit" in refused.stderr and "Traceback" not in refused.stderr
 
-    submitted = cli("templates", "submit", str(path), "--as", access.PLATFORM_OWNER)
+    submitted = cli("templates", "submit", str(path), "--as", policy.PLATFORM_OWNER)
     assert submitted.returncode == 0, submitted.stderr
     assert "Gate A passed" in submitted.stdout
 
-    own = cli("templates", "approve", "incident_summary", "300", "--as", access.PLATFORM_OWNER)
+    own = cli("templates", "approve", "incident_summary", "300", "--as", policy.PLATFORM_OWNER)
     assert own.returncode == 1 and "may not approve" in own.stderr
 
-    approved = cli("templates", "approve", "incident_summary", "300", "--as", access.APPROVERS[0])
+    approved = cli("templates", "approve", "incident_summary", "300", "--as", policy.APPROVERS[0])
     assert approved.returncode == 0, approved.stderr
 
     listing = cli("templates", "list").stdout
     line = next(l for l in listing.splitlines() if l.split()[:2] == ["incident_summary", "300"])
-    assert "approved" in line and access.APPROVERS[0] in line
+    assert "approved" in line and policy.APPROVERS[0] in line
 
     shown = cli("templates", "show", "incident_summary", "--version", "300").stdout
     assert "approved" in shown and "submitted" in shown and "+title: Incident summary (CLI)" in shown
@@ -48,9 +49,9 @@ def test_submit_approve_deprecate_from_the_command_line(built, tmp_path):
     diff = cli("templates", "diff", "incident_summary", "1", "300").stdout
     assert "+version: 300" in diff
 
-    no_reason = cli("templates", "deprecate", "incident_summary", "300", "--as", access.APPROVERS[0], "--reason", " ")
+    no_reason = cli("templates", "deprecate", "incident_summary", "300", "--as", policy.APPROVERS[0], "--reason", " ")
     assert no_reason.returncode == 1 and "needs a reason" in no_reason.stderr
-    deprecated = cli("templates", "deprecate", "incident_summary", "300", "--as", access.APPROVERS[0], "--reason", "superseded")
+    deprecated = cli("templates", "deprecate", "incident_summary", "300", "--as", policy.APPROVERS[0], "--reason", "superseded")
     assert deprecated.returncode == 0, deprecated.stderr
 
     verified = cli("audit", "verify")

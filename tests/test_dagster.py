@@ -10,7 +10,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from orchestration import catalog, dbt_manifest, runs
+from orchestration.catalog import templates
+from orchestration.metrics import dbt_manifest
+from orchestration.runs import records
 from orchestration.settings import REPO_ROOT
 
 from .conftest import PERIOD, analyst
@@ -53,7 +55,7 @@ def test_report_assets_sit_downstream_of_the_dbt_models_they_read(defs):
     assert dg.AssetKey(["raw", "incidents"]) in graph.get(dg.AssetKey(["staging", "stg_incidents"])).parent_keys
 
 
-@pytest.mark.parametrize("template", catalog.load_all(), ids=lambda t: t.key)
+@pytest.mark.parametrize("template", templates.load_all(), ids=lambda t: t.key)
 def test_every_template_is_an_asset_pair_on_exactly_its_models(defs, template):
     graph = defs.resolve_asset_graph()
     snapshot = dg.AssetKey([template.key, "snapshot"])
@@ -73,11 +75,11 @@ def test_weekly_schedule_runs_the_last_iso_week(defs, tenant_ids):
     schedule = defs.resolve_schedule_def("connector_health_weekly_schedule")
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("tenants", tenant_ids)
-        monday = dt.datetime(2026, 11, 23, 3, 0, tzinfo=dt.timezone.utc)
+        monday = dt.datetime(2026, 11, 23, 3, 0, tzinfo=dt.UTC)
         context = dg.build_schedule_context(instance=instance, scheduled_execution_time=monday)
         requests = list(schedule.evaluate_tick(context).run_requests)
     assert sorted(r.partition_key for r in requests) == sorted(f"2026-11-16|{t}" for t in tenant_ids)
-    assert runs.period_window("weekly", "2026-11-16")[1:] == (dt.date(2026, 11, 16), dt.date(2026, 11, 23))
+    assert records.period_window("weekly", "2026-11-16")[1:] == (dt.date(2026, 11, 16), dt.date(2026, 11, 23))
 
 
 def test_gate_b_check_is_blocking(defs):
@@ -92,7 +94,7 @@ def test_schedule_requests_one_run_per_tenant_for_last_month(defs, tenant_ids):
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("tenants", tenant_ids)
         context = dg.build_schedule_context(
-            instance=instance, scheduled_execution_time=dt.datetime(2026, 11, 1, 3, 0, tzinfo=dt.timezone.utc)
+            instance=instance, scheduled_execution_time=dt.datetime(2026, 11, 1, 3, 0, tzinfo=dt.UTC)
         )
         requests = list(schedule.evaluate_tick(context).run_requests)
     keys = sorted(r.partition_key for r in requests)
@@ -133,7 +135,7 @@ def test_materializing_a_partition_publishes_the_report(built, defs, conn, tenan
         published = [m for m in result.get_asset_materialization_events()
                      if m.asset_key == dg.AssetKey([TEMPLATE, "published"])]
         assert len(published) == 1
-    record = runs.run_for_dagster_run(conn, result.run_id, TEMPLATE)
+    record = records.run_for_dagster_run(conn, result.run_id, TEMPLATE)
     assert record["state"] == "completed" and record["requester"] == analyst(tenant_ids[1])
     assert record["tenant_id"] == tenant_ids[1] and record["period_key"] == PERIOD
     location = Path(record["artifact_location"])
@@ -150,6 +152,6 @@ def test_gate_b_failure_in_dagster_blocks_published(built, defs, conn, tenant_id
         assert [c.passed for c in checks] == [False]
         materialized = {m.asset_key for m in result.get_asset_materialization_events()}
         assert dg.AssetKey([TEMPLATE, "published"]) not in materialized
-    record = runs.run_for_dagster_run(conn, result.run_id, TEMPLATE)
+    record = records.run_for_dagster_run(conn, result.run_id, TEMPLATE)
     assert record["state"] == "failed" and record["failure_class"] == "validation_failed"
     assert not (artifacts_root / tenant_ids[0] / TEMPLATE / "2025-01").exists()

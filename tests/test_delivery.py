@@ -15,17 +15,20 @@ import uuid
 
 import pytest
 
-from orchestration import audit, catalog, pipeline, runtime_schedules
-from orchestration.access import AccessDenied
+from orchestration.access import audit
+from orchestration.access.policy import AccessDenied
+from orchestration.catalog import templates
 from orchestration.delivery import outbox, webhook
-from orchestration.runs import ReportRequest
+from orchestration.runs import engine
+from orchestration.runs.records import ReportRequest
+from orchestration.schedules import runtime
 
 from .servers import SmtpHandler, free_port
 
 PERIOD = "2026-06"
 APPROVER = "approver@nexus.example"
 OWNER = "manager@acme.example"
-T0 = dt.datetime(2026, 7, 2, 8, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 7, 2, 8, 0, tzinfo=dt.UTC)
 
 
 def fake_link(run_id, fmt, principal_id, variant):
@@ -97,16 +100,16 @@ def env(smtp, monkeypatch):
 
 @pytest.fixture(scope="module")
 def internal_run(built):
-    t = catalog.load("incident_summary")
-    return pipeline.run_report(t, ReportRequest.for_period(t, "acme", PERIOD, requester="analyst@acme.example"))
+    t = templates.load("incident_summary")
+    return engine.run_report(t, ReportRequest.for_period(t, "acme", PERIOD, requester="analyst@acme.example"))
 
 
 @pytest.fixture(scope="module")
 def schedule_id(built):
-    from orchestration import warehouse
+    from orchestration.db import warehouse
 
     with warehouse.connection() as conn:
-        sid = runtime_schedules.create(conn, "compliance_evidence_summary", tenant_id="acme", cron="0 6 1 * *",
+        sid = runtime.create(conn, "compliance_evidence_summary", tenant_id="acme", cron="0 6 1 * *",
                                        timezone="UTC", actor=OWNER, reason="monthly evidence for the board",
                                        recipients=["ciso-scheduled@acme.example"])
         # Gate C keys on the schedule, not its state: archive it so no other test's sensor ticks it.
@@ -117,14 +120,15 @@ def schedule_id(built):
 
 @pytest.fixture(scope="module")
 def restricted_run(built, schedule_id):
-    t = catalog.load("compliance_evidence_summary")
+    t = templates.load("compliance_evidence_summary")
     request = ReportRequest.for_period(t, "acme", PERIOD, requester=OWNER, trigger="schedule")
-    return pipeline.run_report(t, request, schedule_id=str(schedule_id))
+    return engine.run_report(t, request, schedule_id=str(schedule_id))
 
 
 @pytest.fixture(scope="module", autouse=True)
 def acme_domain(built):
-    from orchestration import delivery, warehouse
+    from orchestration import delivery
+    from orchestration.db import warehouse
 
     with warehouse.connection() as conn:
         delivery.allow_domain(conn, "acme", "acme.example", actor="tenant_admin@acme.example")
@@ -377,7 +381,7 @@ def test_bucket_drop_copies_the_files_to_the_recipients_prefix(conn, internal_ru
 def test_delivery_commands(conn, schedule_id, internal_run):
     from click.testing import CliRunner
 
-    from orchestration.cli import main
+    from orchestration.cli.main import main
 
     def cli(*args):
         return CliRunner().invoke(main, ["delivery", *args])
@@ -492,7 +496,7 @@ def run_with_external_variant(conn, internal_run, tmp_path):
     as the redaction step will produce: a copy of a real run's folder and record."""
     import shutil
 
-    from orchestration import runs
+    from orchestration.runs import records
 
     folder = tmp_path / "published"
     shutil.copytree(internal_run.location, folder)
@@ -503,7 +507,7 @@ def run_with_external_variant(conn, internal_run, tmp_path):
         {"name": "incident_summary.external.csv", "format": "csv", "bytes": len(data),
          "sha256": hashlib.sha256(data).hexdigest(), "variant": "external"}]
     (folder / "manifest.json").write_text(json.dumps(manifest))
-    run_id = runs.new_run_id()
+    run_id = records.new_run_id()
     with conn, conn.cursor() as cur:
         cur.execute("""insert into control.report_runs
                        select (jsonb_populate_record(r, jsonb_build_object('run_id', %s, 'artifact_location', %s,
@@ -532,7 +536,7 @@ def test_external_recipients_receive_only_the_external_variant(conn, smtp, run_w
 def test_retry_command_resends_only_failed_deliveries(conn, smtp, internal_run):
     from click.testing import CliRunner
 
-    from orchestration.cli import main
+    from orchestration.cli.main import main
 
     handler, _ = smtp
     ok, rejected = unique("fine"), unique("full-mailbox")

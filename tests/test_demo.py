@@ -11,7 +11,8 @@ import psycopg2
 import psycopg2.extensions
 import pytest
 
-from orchestration import artifacts, catalog
+from orchestration.artifacts import storage
+from orchestration.catalog import templates
 from orchestration.settings import REPO_ROOT
 
 CLI = str(Path(sys.executable).parent / "nexus-reports")
@@ -57,7 +58,7 @@ def test_bad_input_is_one_clear_line(demo_env):
 def test_demo_end_to_end_twice(demo_env):
     first = run_cli(demo_env, "demo", "--tenants", "2", "--incidents", "3000")
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-    for template in catalog.load_all():  # every template, for both tenants
+    for template in templates.load_all():  # every template, for both tenants
         lines = [l for l in first.stdout.splitlines() if l.split(" ", 1)[0] == template.key]
         assert len(lines) == 2, (template.key, first.stdout[-3000:])
         files = len(template.formats) * (2 if template.redaction.external_variant else 1) + 1  # + manifest
@@ -67,7 +68,7 @@ def test_demo_end_to_end_twice(demo_env):
     manifests = sorted(home.glob("*/incident_summary/*/*/manifest.json"))
     assert len(manifests) == 2
     for manifest in manifests:
-        assert artifacts.verify(manifest.parent) == []
+        assert storage.LocalStore(manifest.parent.parent).verify(manifest.parent.name) == []
 
     second = run_cli(demo_env, "demo", "--tenants", "2", "--incidents", "3000")
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
@@ -75,7 +76,7 @@ def test_demo_end_to_end_twice(demo_env):
     assert len(manifests_after) == 4  # new runs, same data
     hashes = {}
     for manifest in manifests_after:
-        data = artifacts.read_manifest(manifest.parent)
+        data = storage.LocalStore(manifest.parent.parent).read_manifest(manifest.parent.name)
         hashes.setdefault(data["tenant_id"], set()).add(data["input_hash"])
         csv_sha = next(f["sha256"] for f in data["files"] if f["format"] == "csv")
         hashes.setdefault(data["tenant_id"] + ":csv", set()).add(csv_sha)
@@ -102,7 +103,7 @@ def test_demo_publishes_to_s3_when_an_endpoint_is_configured(demo_env, tmp_path_
         keys = [o["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket="demo-reports")
                 for o in page.get("Contents", [])]
         manifests = [k for k in keys if k.endswith("/manifest.json")]
-        assert len(manifests) == len(catalog.load_all())  # every template, one tenant
+        assert len(manifests) == len(templates.load_all())  # every template, one tenant
         assert not [k for k in keys if "/.staging-" in k]
     finally:
         server.stop()

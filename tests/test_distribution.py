@@ -16,8 +16,12 @@ import urllib.parse
 import dagster as dg
 import pytest
 
-from orchestration import access, links, runtime_schedules, runs, web
+from orchestration.access import policy as access
 from orchestration.delivery import approvals, outbox
+from orchestration.links import service as links
+from orchestration.links import web
+from orchestration.runs import records
+from orchestration.schedules import runtime
 
 from .servers import free_port
 
@@ -67,14 +71,14 @@ def test_restricted_report_reaches_the_inbox_as_links_to_the_redacted_variant(bu
     recipient = f"email:{AUDITOR};external;principal={AUDITOR}"
     with conn, conn.cursor() as cur:
         cur.execute("update control.schedules set state = 'archived' where state <> 'archived'")
-    schedule_id = runtime_schedules.create(
+    schedule_id = runtime.create(
         conn, TEMPLATE, tenant_id="acme", cron="0 6 1 * *", timezone="UTC", actor="manager@acme.example",
         reason="monthly evidence for the partner audit", recipients=[recipient],
-        now=dt.datetime(2026, 6, 30, tzinfo=dt.timezone.utc))
+        now=dt.datetime(2026, 6, 30, tzinfo=dt.UTC))
     approvals.approve(conn, schedule_id, approver=access.APPROVERS[0], recipients=[recipient], channels=["email"])
 
     # The tick at 1 July 06:00 runs the schedule's job for June, through Dagster.
-    monkeypatch.setattr(schedule_sensors, "_now", lambda: dt.datetime(2026, 7, 1, 6, 0, 20, tzinfo=dt.timezone.utc))
+    monkeypatch.setattr(schedule_sensors, "_now", lambda: dt.datetime(2026, 7, 1, 6, 0, 20, tzinfo=dt.UTC))
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("tenants", tenant_ids)
         requests = defs.resolve_sensor_def("runtime_schedules_sensor")(dg.build_sensor_context(instance=instance)).run_requests
@@ -82,7 +86,7 @@ def test_restricted_report_reaches_the_inbox_as_links_to_the_redacted_variant(bu
         result = defs.resolve_job_def(request.job_name).execute_in_process(
             instance=instance, partition_key=request.partition_key, tags=request.tags)
     assert result.success
-    record = runs.run_for_dagster_run(conn, result.run_id, TEMPLATE)
+    record = records.run_for_dagster_run(conn, result.run_id, TEMPLATE)
     assert record["state"] == "completed" and record["period_key"] == "2026-06"
 
     (message,) = [m for m in handler.messages if m["To"] == AUDITOR]

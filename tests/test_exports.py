@@ -13,10 +13,19 @@ import openpyxl
 import pypdf
 import pytest
 
-from orchestration import warehouse
+from orchestration.db import warehouse
 from orchestration.exports import (
-    ChartSpec, Column, KeyFigure, ReportContext, SectionSnapshot, neutralize_formula, safe_url_fetcher,
-    write_csv, write_json, write_pdf, write_xlsx,
+    ChartSpec,
+    Column,
+    KeyFigure,
+    ReportContext,
+    SectionSnapshot,
+    neutralize_formula,
+    safe_url_fetcher,
+    write_csv,
+    write_json,
+    write_pdf,
+    write_xlsx,
 )
 from orchestration.exports.xlsx_export import MAX_CELL_CHARS, TRUNCATION_MARKER
 
@@ -48,7 +57,7 @@ def report(**changes) -> ReportContext:
         template_key="test_report", template_version=3, title="Test report", tenant_id="acme",
         tenant_name="Acme Corp", period_label="June 2026", window_start=dt.date(2026, 6, 1),
         window_end=dt.date(2026, 7, 1), run_id="run0123456789abc", input_hash="f" * 64,
-        generated_at=dt.datetime(2026, 7, 1, 3, 0, tzinfo=dt.timezone.utc),
+        generated_at=dt.datetime(2026, 7, 1, 3, 0, tzinfo=dt.UTC),
         key_figures=(KeyFigure("Incidents opened", "1,234"), KeyFigure("MTTA", "42.5", "min")),
         charts=(ChartSpec("tricky", "bar", "label", ("amount",), "Amounts"),), primary_section="tricky",
     )

@@ -13,12 +13,14 @@ import openpyxl
 import pytest
 from pypdf import PdfReader
 
-from orchestration import access, catalog, freshness, launch, pipeline, runs
+from orchestration.access import policy
+from orchestration.catalog import templates
+from orchestration.runs import engine, freshness, launch, records
 
 from .conftest import PERIOD
 
 
-def files_of(published: pipeline.Published) -> dict[str, object]:
+def files_of(published: engine.Published) -> dict[str, object]:
     return {f["format"]: published.location / f["name"] for f in published.manifest["files"]}
 
 
@@ -51,7 +53,7 @@ def adhoc(template_key: str, tenant: str, date_from: str, date_to: str, requeste
 
 
 def pipeline_conn():
-    from orchestration import warehouse
+    from orchestration.db import warehouse
 
     return warehouse.connection()
 
@@ -62,19 +64,19 @@ def pipeline_conn():
 def test_stale_source_fails_a_fail_policy_template_without_retrying(built, conn):
     # The sample data ends 2026-07-01: a window to 5 July finds incidents a week old.
     template, request = adhoc("incident_summary", "acme", "2026-06-15", "2026-07-05", "analyst@acme.example")
-    with pytest.raises(pipeline.RunFailed) as failed:
-        pipeline.run_report(template, request)
+    with pytest.raises(engine.RunFailed) as failed:
+        engine.run_report(template, request)
     assert failed.value.failure_class == "source_unavailable"
     assert failed.value.diagnosis.startswith("stale source incidents: newest load 2026-06-30")
-    record = runs.get_run(conn, failed.value.run_id)
+    record = records.get_run(conn, failed.value.run_id)
     assert record["attempt"] == 1 and record["artifact_location"] is None and record["snapshot_state"] == "none"
     assert record["source_watermarks"]["incidents"].startswith("2026-06-30")
 
 
 def test_stale_source_publishes_degraded_everywhere_then_a_correction_supersedes_it(built, conn):
     template, request = adhoc("connector_health", "globex", "2026-06-22", "2026-07-05", "manager@globex.example")
-    degraded = pipeline.run_report(template, request)
-    record = runs.get_run(conn, degraded.run_id)
+    degraded = engine.run_report(template, request)
+    record = records.get_run(conn, degraded.run_id)
     assert record["degraded"] and "connector_health_events" in record["degraded_reason"]
     files = files_of(degraded)
 
@@ -107,10 +109,10 @@ def test_stale_source_publishes_degraded_everywhere_then_a_correction_supersedes
             job = defs.resolve_job_def("report_run")
             done = job.execute_in_process(run_config=requests[0].run_config, instance=instance, tags=requests[0].tags)
         assert done.success
-    correction = runs.run_for_dagster_run(conn, done.run_id, "connector_health")
+    correction = records.run_for_dagster_run(conn, done.run_id, "connector_health")
     assert correction["trigger"] == "correction" and correction["supersedes_run_id"] == degraded.run_id
     assert not correction["degraded"]
-    assert runs.get_run(conn, degraded.run_id)["superseded_by"] == correction["run_id"]
+    assert records.get_run(conn, degraded.run_id)["superseded_by"] == correction["run_id"]
     chain = [link["run_id"] for link in launch.chain(conn, correction["run_id"])]
     assert chain == [degraded.run_id, correction["run_id"]]
     assert json.loads((degraded.location / "manifest.json").read_text())["run_id"] == degraded.run_id  # original kept
@@ -120,9 +122,9 @@ def test_stale_source_publishes_degraded_everywhere_then_a_correction_supersedes
 
 
 def test_late_row_inside_a_published_window_asks_for_a_correction_and_outside_does_nothing(built, conn):
-    template = catalog.load("incident_summary")
-    request = runs.ReportRequest.for_period(template, "initech", PERIOD, requester="tenant_admin@initech.example")
-    published = pipeline.run_report(template, request)
+    template = templates.load("incident_summary")
+    request = records.ReportRequest.for_period(template, "initech", PERIOD, requester="tenant_admin@initech.example")
+    published = engine.run_report(template, request)
 
     def due_for_it():
         return [c for c in freshness.due_corrections(conn) if c.run["run_id"] == published.run_id]
@@ -135,28 +137,28 @@ def test_late_row_inside_a_published_window_asks_for_a_correction_and_outside_do
         with raw_rows(conn, "incidents", [inside]):
             (due,) = due_for_it()
             assert due.reason == "late-arriving data: 1 late rows in incidents"
-            config = freshness.correction_config(due.run, access.SCHEDULER)
+            config = freshness.correction_config(due.run, policy.SCHEDULER)
             assert (config["trigger"], config["supersedes"], config["period"]) == ("correction", published.run_id, PERIOD)
-            correction = pipeline.run_report(
-                template, runs.ReportRequest.for_period(template, "initech", PERIOD, requester=access.SCHEDULER,
+            correction = engine.run_report(
+                template, records.ReportRequest.for_period(template, "initech", PERIOD, requester=policy.SCHEDULER,
                                                         trigger="correction"),
                 supersedes=published.run_id)
-    assert runs.get_run(conn, published.run_id)["superseded_by"] == correction.run_id
+    assert records.get_run(conn, published.run_id)["superseded_by"] == correction.run_id
     assert correction.manifest["supersedes_run_id"] == published.run_id
     assert due_for_it() == []  # superseded runs are not corrected again
 
 
 def test_flag_policy_marks_the_run_and_audits_once(built, conn):
-    template = catalog.load("attack_coverage")
+    template = templates.load("attack_coverage")
     assert template.backfill == "flag"
-    request = runs.ReportRequest.for_period(template, "acme", PERIOD, requester="manager@acme.example")
-    published = pipeline.run_report(template, request)
+    request = records.ReportRequest.for_period(template, "acme", PERIOD, requester="manager@acme.example")
+    published = engine.run_report(template, request)
     late = incident(990_000_020, "acme", "2026-06-11 10:00+00", "2026-07-04 08:00+00")
     late["attack_technique_id"] = "T1566"
     with raw_rows(conn, "incidents", [late]):
         assert published.run_id not in [c.run["run_id"] for c in freshness.due_corrections(conn)]
         freshness.due_corrections(conn)  # a second look flags nothing new
-    record = runs.get_run(conn, published.run_id)
+    record = records.get_run(conn, published.run_id)
     assert record["late_data_at"] is not None and record["superseded_by"] is None
     with conn, conn.cursor() as cur:
         cur.execute("select count(*) from control.audit_log where action = 'run.late_data_flagged' and target = %s",
@@ -165,8 +167,8 @@ def test_flag_policy_marks_the_run_and_audits_once(built, conn):
 
 
 def test_gate_a_checks_declared_sources(built, conn):
-    template = catalog.load("incident_summary")
-    bad = template.model_copy(update={"sources": (catalog.SourceDef(name="incidentz", event_time="opened_at"),
-                                                  catalog.SourceDef(name="alerts", event_time="opened_at"))})
+    template = templates.load("incident_summary")
+    bad = template.model_copy(update={"sources": (templates.SourceDef(name="incidentz", event_time="opened_at"),
+                                                  templates.SourceDef(name="alerts", event_time="opened_at"))})
     problems = freshness.source_problems(conn, bad)
     assert problems == ["source incidentz: no such raw table", "source alerts: raw.alerts lacks opened_at"]

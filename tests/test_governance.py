@@ -10,12 +10,15 @@ import psycopg2
 import pytest
 import yaml
 
-from orchestration import access, audit, catalog, governance, pipeline, runs
-from orchestration.runs import ReportRequest
+from orchestration.access import audit, policy
+from orchestration.catalog import templates as catalog
+from orchestration.governance import lifecycle as governance
+from orchestration.runs import engine, records
+from orchestration.runs.records import ReportRequest
 
 from .conftest import PERIOD, analyst
 
-OWNER, APPROVER, APPROVER2 = access.PLATFORM_OWNER, access.APPROVERS[0], access.APPROVERS[1]
+OWNER, APPROVER, APPROVER2 = policy.PLATFORM_OWNER, policy.APPROVERS[0], policy.APPROVERS[1]
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +71,7 @@ def test_gate_a_blocks_a_model_version_past_its_deprecation_date(conn, template,
     """The old version stays usable until its deprecation date, and not after."""
     import copy
 
-    from orchestration import dbt_manifest
+    from orchestration.metrics import dbt_manifest
 
     real = dbt_manifest.load_manifest()
     manifest = copy.deepcopy(real)
@@ -110,12 +113,12 @@ def test_two_person_approval(conn, template):
     mine = variant(template, 220, title="Incident summary (two-person check)")
     governance.submit(conn, mine, actor=OWNER)
     assert state_of(conn, mine.key, 220) == "draft"
-    access.upsert_principal(conn, "both-hats@nexus.example", roles=["template_owner", "approver"], tenants=["*"])
+    policy.upsert_principal(conn, "both-hats@nexus.example", roles=["template_owner", "approver"], tenants=["*"])
     self_made = variant(template, 221, title="Incident summary (self approval)")
     governance.submit(conn, self_made, actor="both-hats@nexus.example")
     with pytest.raises(governance.GateAFailed, match="approval needs a second person"):
         governance.approve(conn, mine.key, 221, actor="both-hats@nexus.example")
-    with pytest.raises(access.AccessDenied, match="approve"):
+    with pytest.raises(policy.AccessDenied, match="approve"):
         governance.approve(conn, mine.key, 220, actor=analyst("acme"))  # lacks the approver role
     assert state_of(conn, mine.key, 220) == "draft"
     governance.approve(conn, mine.key, 220, actor=APPROVER2)
@@ -158,24 +161,24 @@ def test_unapproved_version_cannot_run(conn, template, tenant_ids):
     draft = variant(template, 250, title="Draft only")
     governance.submit(conn, draft, actor=OWNER)
     request = ReportRequest.for_period(draft, tenant_ids[0], PERIOD, requester=analyst(tenant_ids[0]))
-    with pytest.raises(pipeline.RunFailed) as failed:
-        pipeline.run_report(draft, request)
+    with pytest.raises(engine.RunFailed) as failed:
+        engine.run_report(draft, request)
     assert failed.value.failure_class == "policy_violation" and "not approved" in failed.value.diagnosis
-    assert runs.get_run(conn, failed.value.run_id)["state"] == "failed"
+    assert records.get_run(conn, failed.value.run_id)["state"] == "failed"
 
 
 def test_tampered_template_cannot_run(conn, template, tenant_ids):
     tampered = template.model_copy(update={"title": "Incident summary (edited after approval)"})
     request = ReportRequest.for_period(tampered, tenant_ids[0], PERIOD, requester=analyst(tenant_ids[0]))
-    with pytest.raises(pipeline.RunFailed, match="differs from the submitted version"):
-        pipeline.run_report(tampered, request)
+    with pytest.raises(engine.RunFailed, match="differs from the submitted version"):
+        engine.run_report(tampered, request)
 
 
 def test_unsubmitted_version_cannot_run(conn, template, tenant_ids):
     ghost = variant(template, 260)
     request = ReportRequest.for_period(ghost, tenant_ids[0], PERIOD, requester=analyst(tenant_ids[0]))
-    with pytest.raises(pipeline.RunFailed, match="has not been submitted"):
-        pipeline.run_report(ghost, request)
+    with pytest.raises(engine.RunFailed, match="has not been submitted"):
+        engine.run_report(ghost, request)
 
 
 def test_deprecated_refuses_scheduled_and_warns_manual(conn, template, tenant_ids):
@@ -183,11 +186,11 @@ def test_deprecated_refuses_scheduled_and_warns_manual(conn, template, tenant_id
     governance.submit(conn, old, actor=OWNER)
     governance.approve(conn, old.key, 270, actor=APPROVER)
     governance.deprecate(conn, old.key, 270, actor=APPROVER, reason="replaced by v271")
-    scheduled = ReportRequest.for_period(old, tenant_ids[0], PERIOD, requester=access.SCHEDULER, trigger="schedule")
-    with pytest.raises(pipeline.RunFailed, match="scheduled runs are refused"):
-        pipeline.run_report(old, scheduled)
+    scheduled = ReportRequest.for_period(old, tenant_ids[0], PERIOD, requester=policy.SCHEDULER, trigger="schedule")
+    with pytest.raises(engine.RunFailed, match="scheduled runs are refused"):
+        engine.run_report(old, scheduled)
     manual = ReportRequest.for_period(old, tenant_ids[0], PERIOD, requester=analyst(tenant_ids[0]))
-    published = pipeline.run_report(old, manual)
+    published = engine.run_report(old, manual)
     with conn.cursor() as cur:
         cur.execute("select details->>'warning' from control.audit_log where correlation_id = %s and action = 'run.requested'",
                     (published.run_id,))
@@ -210,7 +213,7 @@ def test_dagster_launch_of_an_unapproved_version_is_refused(conn, template, tena
             tags={"nexus/requester": analyst(tenant_ids[0])},
         )
     assert not result.success
-    record = runs.run_for_dagster_run(conn, result.run_id, draft.key)
+    record = records.run_for_dagster_run(conn, result.run_id, draft.key)
     assert record["state"] == "failed" and record["failure_class"] == "policy_violation"
     assert record["snapshot_tables"] == {}  # refused before any query ran
 
@@ -226,8 +229,8 @@ def test_dagster_launch_of_an_unapproved_version_is_refused(conn, template, tena
 ])
 def test_run_refused_for_unauthorized_requesters_and_audited(conn, template, tenant_ids, requester, reason):
     request = ReportRequest.for_period(template, "acme", PERIOD, requester=requester)
-    with pytest.raises(pipeline.RunFailed) as failed:
-        pipeline.run_report(template, request)
+    with pytest.raises(engine.RunFailed) as failed:
+        engine.run_report(template, request)
     assert failed.value.failure_class == "policy_violation" and reason in failed.value.diagnosis
     with conn.cursor() as cur:
         cur.execute("select outcome, details->>'reason' from control.audit_log where correlation_id = %s and action = 'run.denied'",
@@ -238,33 +241,33 @@ def test_run_refused_for_unauthorized_requesters_and_audited(conn, template, ten
 
 
 def test_deactivated_principal_is_refused(conn, template):
-    access.upsert_principal(conn, "leaver@acme.example", roles=["analyst"], tenants=["acme"])
-    access.deactivate(conn, "leaver@acme.example", actor="platform@nexus.example")
+    policy.upsert_principal(conn, "leaver@acme.example", roles=["analyst"], tenants=["acme"])
+    policy.deactivate(conn, "leaver@acme.example", actor="platform@nexus.example")
     request = ReportRequest.for_period(template, "acme", PERIOD, requester="leaver@acme.example")
-    with pytest.raises(pipeline.RunFailed, match="deactivated"):
-        pipeline.run_report(template, request)
+    with pytest.raises(engine.RunFailed, match="deactivated"):
+        engine.run_report(template, request)
 
 
 def test_matrix_is_total_and_platform_admin_can_do_everything():
-    admin = access.Principal("p", "user", "P", True, frozenset({"platform_admin"}), frozenset({"*"}))
-    nobody = access.Principal("n", "user", "N", True, frozenset({"viewer"}), frozenset({"acme"}))
-    for action in access.ACTIONS:
-        assert access.decide(admin, action, tenant_id="anything") is None
-    assert access.decide(nobody, "view", tenant_id="acme") is None
-    assert access.decide(nobody, "approve") is not None
+    admin = policy.Principal("p", "user", "P", True, frozenset({"platform_admin"}), frozenset({"*"}))
+    nobody = policy.Principal("n", "user", "N", True, frozenset({"viewer"}), frozenset({"acme"}))
+    for action in policy.ACTIONS:
+        assert policy.decide(admin, action, tenant_id="anything") is None
+    assert policy.decide(nobody, "view", tenant_id="acme") is None
+    assert policy.decide(nobody, "approve") is not None
     with pytest.raises(ValueError):
-        access.decide(nobody, "teleport")
+        policy.decide(nobody, "teleport")
 
 
 def test_custom_template_is_visible_to_its_tenant_only(conn, template):
     custom = template.model_copy(update={"key": "acme_weekly_brief", "title": "Acme brief"})
-    access.upsert_principal(conn, "owner@acme.example", roles=["template_owner"], tenants=["acme"])
+    policy.upsert_principal(conn, "owner@acme.example", roles=["template_owner"], tenants=["acme"])
     governance.submit(conn, custom, actor="owner@acme.example", tenant_id="acme")
     assert "acme_weekly_brief" in {r["template_key"] for r in governance.list_versions(conn, tenant_id="acme")}
     assert "acme_weekly_brief" not in {r["template_key"] for r in governance.list_versions(conn, tenant_id="globex")}
     with pytest.raises(governance.GovernanceError, match="has not been submitted"):
         governance.load_version(conn, "acme_weekly_brief", 1, tenant_id="globex")
-    with pytest.raises(access.AccessDenied, match="not a member of tenant globex"):
+    with pytest.raises(policy.AccessDenied, match="not a member of tenant globex"):
         governance.submit(conn, custom.model_copy(update={"version": 2}), actor="owner@acme.example", tenant_id="globex")
 
 
@@ -305,7 +308,7 @@ def test_audit_log_refuses_update_and_delete(conn, chain):
 
 
 def test_reporting_role_cannot_touch_audit(built):
-    from orchestration import warehouse
+    from orchestration.db import warehouse
 
     with warehouse.reader_connection() as reader:
         with pytest.raises(psycopg2.Error, match="permission denied"):
@@ -335,7 +338,7 @@ def test_audit_verify_detects_reordered_rows(conn, chain):
 
 def test_runs_and_exports_are_audited(conn, template, tenant_ids):
     request = ReportRequest.for_period(template, tenant_ids[1], PERIOD, requester=analyst(tenant_ids[1]))
-    published = pipeline.run_report(template, request)
+    published = engine.run_report(template, request)
     with conn.cursor() as cur:
         cur.execute("select action, outcome, actor, tenant_id from control.audit_log where correlation_id = %s order by seq",
                     (published.run_id,))

@@ -22,8 +22,13 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from orchestration import access, audit, catalog, links, pipeline, retention, web
-from orchestration.runs import ReportRequest
+from orchestration.access import audit, policy
+from orchestration.artifacts import retention
+from orchestration.catalog import templates
+from orchestration.links import service as links
+from orchestration.links import web
+from orchestration.runs import engine
+from orchestration.runs.records import ReportRequest
 from orchestration.settings import REPO_ROOT
 
 from .conftest import PERIOD
@@ -39,13 +44,13 @@ class Clock:
         self.offset = dt.timedelta(0)
 
     def __call__(self) -> dt.datetime:
-        return dt.datetime.now(dt.timezone.utc) + self.offset
+        return dt.datetime.now(dt.UTC) + self.offset
 
 
 def _run(key: str, tenant: str, formats: tuple[str, ...], requester: str):
-    template = catalog.load(key, 1)
+    template = templates.load(key, 1)
     request = ReportRequest.for_period(template, tenant, PERIOD, requester=requester, formats=formats)
-    return pipeline.run_report(template, request)
+    return engine.run_report(template, request)
 
 
 @pytest.fixture(scope="module")
@@ -204,18 +209,18 @@ def test_expired_link_is_410_when_the_clock_moves(conn, runs, server, clock):
 
 def test_expiry_is_capped_by_sensitivity(conn, runs):
     compliance = runs["compliance"]  # restricted: 1 hour
-    assert catalog.load("compliance_evidence_summary").sensitivity == "restricted"
+    assert templates.load("compliance_evidence_summary").sensitivity == "restricted"
     kw = dict(principal="executive@acme.example", actor="tenant_admin@acme.example")
     with pytest.raises(links.LinkError, match="at most 1h"):
         share(conn, compliance, expires_in=dt.timedelta(hours=1, minutes=1), **kw)
-    now = dt.datetime(2026, 7, 2, 9, 0, tzinfo=dt.timezone.utc)
+    now = dt.datetime(2026, 7, 2, 9, 0, tzinfo=dt.UTC)
     assert share(conn, compliance, now=now, **kw).expires_at == now + dt.timedelta(hours=1)
     assert share(conn, compliance, now=now, expires_in=dt.timedelta(minutes=30), **kw).expires_at == now + dt.timedelta(minutes=30)
     incident = runs["incident"]  # internal: 7 days
     assert share(conn, incident, now=now).expires_at == now + dt.timedelta(days=7)
     with pytest.raises(links.LinkError, match="at most 7d"):
         share(conn, incident, expires_in=dt.timedelta(days=8))
-    assert links.expiry_cap(catalog.load("analyst_throughput")) == dt.timedelta(hours=24)  # confidential
+    assert links.expiry_cap(templates.load("analyst_throughput")) == dt.timedelta(hours=24)  # confidential
     assert links.parse_duration("2h") == dt.timedelta(hours=2)
     with pytest.raises(links.LinkError):
         links.parse_duration("forever")
@@ -225,7 +230,7 @@ def test_expired_run_is_410(conn, built, server):
     published = _run("incident_summary", "acme", ("json",), "analyst@acme.example")
     link = share(conn, published, fmt="json")
     assert fetch(server, link)[0] == 200
-    assert retention.expire(conn, now=dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=3650),
+    assert retention.expire(conn, now=dt.datetime.now(dt.UTC) + dt.timedelta(days=3650),
                             run_ids=[published.run_id]) == [published.run_id]
     status, _, body = fetch(server, link)
     assert status == 410 and body == b"This link has expired."
@@ -272,7 +277,7 @@ def test_revocation_needs_the_right_role(conn, runs):
         ("viewer@acme.example", dict(run_id=runs["incident"].run_id)),
         ("analyst@acme.example", dict(link_id=link.link_id)),           # neither creator nor admin
     ]:
-        with pytest.raises(access.AccessDenied):
+        with pytest.raises(policy.AccessDenied):
             links.revoke(conn, actor=actor, reason="nope", **kw)
     with conn, conn.cursor() as cur:
         cur.execute("select actor from control.audit_log where action = 'link.revoke.denied' order by seq desc limit 5")
@@ -287,17 +292,17 @@ def test_revocation_needs_the_right_role(conn, runs):
 
 def test_principal_is_checked_at_every_request(conn, runs, server):
     who = "links-exec@acme.example"
-    access.upsert_principal(conn, who, roles=["executive"], tenants=["acme"], actor="test")
+    policy.upsert_principal(conn, who, roles=["executive"], tenants=["acme"], actor="test")
     link = share(conn, runs["compliance"], principal=who, actor="tenant_admin@acme.example")
     assert fetch(server, link)[0] == 200
 
-    access.upsert_principal(conn, who, roles=["viewer"], tenants=["acme"], actor="test")  # lost the role
+    policy.upsert_principal(conn, who, roles=["viewer"], tenants=["acme"], actor="test")  # lost the role
     assert fetch(server, link)[0] == 403
-    access.upsert_principal(conn, who, roles=["executive"], tenants=["globex"], actor="test")  # lost the membership
+    policy.upsert_principal(conn, who, roles=["executive"], tenants=["globex"], actor="test")  # lost the membership
     assert fetch(server, link)[0] == 403
-    access.upsert_principal(conn, who, roles=["executive"], tenants=["acme"], actor="test")
+    policy.upsert_principal(conn, who, roles=["executive"], tenants=["acme"], actor="test")
     assert fetch(server, link)[0] == 200
-    access.deactivate(conn, who, actor="test")
+    policy.deactivate(conn, who, actor="test")
     status, _, body = fetch(server, link)
     assert status == 403 and body == b"This link does not grant access."
 
@@ -312,13 +317,13 @@ def test_principal_is_checked_at_every_request(conn, runs, server):
 
 def test_another_tenant_cannot_be_given_or_give_a_link(conn, runs):
     incident = runs["incident"]
-    with pytest.raises(access.AccessDenied, match="analyst@globex.example may not receive"):
+    with pytest.raises(policy.AccessDenied, match="analyst@globex.example may not receive"):
         share(conn, incident, principal="analyst@globex.example")
-    with pytest.raises(access.AccessDenied, match="not a member of tenant acme"):
+    with pytest.raises(policy.AccessDenied, match="not a member of tenant acme"):
         share(conn, incident, actor="manager@globex.example")
-    with pytest.raises(access.AccessDenied):  # viewers do not receive the incident summary
+    with pytest.raises(policy.AccessDenied):  # viewers do not receive the incident summary
         share(conn, incident, principal="viewer@acme.example")
-    with pytest.raises(access.AccessDenied):  # a manager may not pass on a restricted report
+    with pytest.raises(policy.AccessDenied):  # a manager may not pass on a restricted report
         share(conn, runs["compliance"], principal="executive@acme.example", actor="manager@acme.example")
     with conn, conn.cursor() as cur:
         cur.execute("select count(*) from control.links where principal_id = 'analyst@globex.example' and run_id = %s",
@@ -332,9 +337,9 @@ def test_another_tenant_cannot_be_given_or_give_a_link(conn, runs):
 def test_a_link_whose_principal_moved_tenant_is_403(conn, runs, server):
     """A principal of another tenant is refused at request time even with a link made earlier."""
     who = "links-mover@acme.example"
-    access.upsert_principal(conn, who, roles=["analyst"], tenants=["acme"], actor="test")
+    policy.upsert_principal(conn, who, roles=["analyst"], tenants=["acme"], actor="test")
     link = share(conn, runs["incident"], principal=who)
-    access.upsert_principal(conn, who, roles=["analyst"], tenants=["globex"], actor="test")
+    policy.upsert_principal(conn, who, roles=["analyst"], tenants=["globex"], actor="test")
     assert fetch(server, link)[0] == 403
 
 

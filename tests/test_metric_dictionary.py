@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestration import dbt_manifest
+from orchestration.metrics import dbt_manifest
 
 
 @pytest.fixture(scope="module")
@@ -52,14 +52,15 @@ def test_metric_formulas_have_unit_tests(manifest):
 
 
 def test_metric_dictionary_document_is_current(manifest_path):
-    from orchestration import metric_docs
+    from orchestration.metrics import dictionary as metric_docs
 
     expected = metric_docs.render_markdown(metric_docs.dictionary(dbt_manifest.load_manifest(manifest_path)))
     assert metric_docs.DOC_PATH.read_text() == expected, "run `nexus-reports metrics doc` and commit docs/metric-dictionary.md"
 
 
 def test_every_template_metric_is_in_the_dictionary(manifest_path):
-    from orchestration import catalog, metric_docs
+    from orchestration.catalog import templates as catalog
+    from orchestration.metrics import dictionary as metric_docs
 
     entries = {(e["id"], e["model"], e["model_version"]): e for e in metric_docs.dictionary()}
     for template in catalog.load_all():

@@ -12,8 +12,12 @@ import openpyxl
 import pytest
 from pypdf import PdfReader
 
-from orchestration import access, catalog, governance, pipeline, redaction, runs
-from orchestration.runs import ReportRequest
+from orchestration.access import policy as access
+from orchestration.catalog import templates
+from orchestration.exports import redaction
+from orchestration.governance import lifecycle
+from orchestration.runs import engine, records
+from orchestration.runs.records import ReportRequest
 
 from .conftest import PERIOD
 
@@ -21,7 +25,7 @@ HEX16 = re.compile(r"^[0-9a-f]{16}$")
 
 
 def run(template, tenant="acme"):
-    return pipeline.run_report(template, ReportRequest.for_period(template, tenant, PERIOD,
+    return engine.run_report(template, ReportRequest.for_period(template, tenant, PERIOD,
                                                                   requester=f"manager@{tenant}.example"))
 
 
@@ -42,7 +46,7 @@ def text_of(path) -> str:
 
 @pytest.fixture(scope="module")
 def throughput(built):
-    return run(catalog.load("analyst_throughput"))
+    return run(templates.load("analyst_throughput"))
 
 
 def analyst_names(conn, tenant):
@@ -76,7 +80,7 @@ def test_manifest_lists_every_redaction_with_its_rule_and_rationale(throughput):
 
 
 def test_hashes_are_stable_within_a_tenant_and_differ_between_tenants(throughput, conn):
-    again = run(catalog.load("analyst_throughput"))
+    again = run(templates.load("analyst_throughput"))
     first = external_csv_column(throughput, "analyst_name")
     assert external_csv_column(again, "analyst_name") == first  # same key, same pseudonyms
     assert redaction.tenant_key(conn, "acme") != redaction.tenant_key(conn, "globex")
@@ -88,7 +92,7 @@ def external_csv_column(published, column):
 
 
 def test_compliance_external_variant_masks_owners_and_truncates_titles(built):
-    published = run(catalog.load("compliance_evidence_summary"), tenant="globex")
+    published = run(templates.load("compliance_evidence_summary"), tenant="globex")
     rows = list(csv.DictReader(io.StringIO(variant_files(published, "external")["csv"].read_text())))
     assert rows and all(r["owner_name"] in ("[redacted]", "") for r in rows)
     assert all(len(r["control_title"]) <= 41 for r in rows)
@@ -111,20 +115,20 @@ def renamed_variant(template, version, rules):
 
 
 def test_a_renamed_field_cannot_slip_past_the_policy(built, conn):
-    template = catalog.load("analyst_throughput")
+    template = templates.load("analyst_throughput")
     renamed = renamed_variant(template, 501, template.redaction.rules)
     planned = redaction.plan(renamed)["by_analyst"]
     assert planned["who"].action == "hash" and "dim_analysts.analyst_name" in planned["who"].fields
 
     uncovered = renamed_variant(template, 502, tuple(r for r in template.redaction.rules
                                                      if r.field != "dim_analysts.analyst_name"))
-    with pytest.raises(governance.GateAFailed, match="column who shows personal data .dim_analysts.analyst_name."):
-        governance.submit(conn, uncovered, actor=access.PLATFORM_OWNER)
+    with pytest.raises(lifecycle.GateAFailed, match="column who shows personal data .dim_analysts.analyst_name."):
+        lifecycle.submit(conn, uncovered, actor=access.PLATFORM_OWNER)
 
 
 def test_gate_a_refuses_a_rule_on_a_field_that_does_not_exist(built, conn):
-    template = catalog.load("analyst_throughput")
-    bad_rule = catalog.RedactionRule(field="dim_analysts.shoe_size", action="mask", rationale="nobody asked")
+    template = templates.load("analyst_throughput")
+    bad_rule = templates.RedactionRule(field="dim_analysts.shoe_size", action="mask", rationale="nobody asked")
     problems = redaction.gate_a_problems(template.model_copy(update={
         "redaction": template.redaction.model_copy(update={"rules": (*template.redaction.rules, bad_rule)})}))
     assert problems == ["redaction rule for dim_analysts.shoe_size: no such dbt model column"]
@@ -143,26 +147,26 @@ def test_a_file_that_does_not_read_back_as_the_snapshot_is_not_published(built, 
         path.write_text("".join(lines[:-1]))
         return count
 
-    monkeypatch.setattr(pipeline, "write_csv", short_by_one)
-    template = catalog.load("incident_summary")
-    with pytest.raises(pipeline.RunFailed) as failed:
+    monkeypatch.setattr(engine, "write_csv", short_by_one)
+    template = templates.load("incident_summary")
+    with pytest.raises(engine.RunFailed) as failed:
         run(template, tenant="initech")
     assert failed.value.failure_class == "format_error"
     assert "output check failed: incident_summary.csv: 3 rows, the snapshot has 4" in failed.value.diagnosis
-    record = runs.get_run(conn, failed.value.run_id)
+    record = records.get_run(conn, failed.value.run_id)
     assert record["artifact_location"] is None
 
 
 def test_a_link_to_the_external_variant_serves_the_redacted_file(throughput, conn):
-    from orchestration import links
+    from orchestration.links import service
 
-    link = links.create(conn, throughput.run_id, fmt="csv", principal_id="executive@acme.example",
+    link = service.create(conn, throughput.run_id, fmt="csv", principal_id="executive@acme.example",
                         actor="manager@acme.example", variant="external")
-    name, size, chunks = links.open_artifact(conn, link.run_id, link.variant, link.fmt)
+    name, size, chunks = service.open_artifact(conn, link.run_id, link.variant, link.fmt)
     body = b"".join(chunks).decode()
     assert name == "analyst_throughput.external.csv" and len(body.encode()) == size
     assert all(n not in body for n in analyst_names(conn, "acme"))
-    no_variant = run(catalog.load("incident_summary"), tenant="acme")
-    with pytest.raises(links.LinkError, match="no external variant"):
-        links.create(conn, no_variant.run_id, fmt="csv", principal_id="executive@acme.example",
+    no_variant = run(templates.load("incident_summary"), tenant="acme")
+    with pytest.raises(service.LinkError, match="no external variant"):
+        service.create(conn, no_variant.run_id, fmt="csv", principal_id="executive@acme.example",
                      actor="manager@acme.example", variant="external")

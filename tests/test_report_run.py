@@ -9,28 +9,33 @@ import openpyxl
 import psycopg2
 import pytest
 
-from orchestration import access, artifacts, catalog, governance, pipeline, runs, snapshot, warehouse
-from orchestration.runs import ReportRequest
+from orchestration.access import policy
+from orchestration.artifacts import storage
+from orchestration.catalog import templates
+from orchestration.db import warehouse
+from orchestration.governance import lifecycle as governance
+from orchestration.runs import engine, records, snapshot
+from orchestration.runs.records import ReportRequest
 
 from .conftest import PERIOD, analyst
 
 
 @pytest.fixture(scope="module")
 def template():
-    return catalog.load("incident_summary", 1)
+    return templates.load("incident_summary", 1)
 
 
 @pytest.fixture(scope="module")
 def published(built, template, tenant_ids):
     request = ReportRequest.for_period(template, tenant_ids[0], PERIOD, requester=analyst(tenant_ids[0]))
-    return pipeline.run_report(template, request)
+    return engine.run_report(template, request)
 
 
 def approved_variant(conn, template, version: int, sections):
     """Submit and approve a changed copy of the template as a new version (the real lifecycle)."""
     variant = template.model_copy(update={"version": version, "sections": sections})
-    governance.submit(conn, variant, actor=access.PLATFORM_OWNER)
-    governance.approve(conn, variant.key, version, actor=access.APPROVERS[1])
+    governance.submit(conn, variant, actor=policy.PLATFORM_OWNER)
+    governance.approve(conn, variant.key, version, actor=policy.APPROVERS[1])
     return variant
 
 
@@ -81,7 +86,7 @@ def test_all_four_files_and_manifest_are_published(published, tenant_ids):
 
 
 def test_csv_equals_an_independent_query(published, conn, tenant_ids, template):
-    start, end = runs.month_window(PERIOD)
+    start, end = records.month_window(PERIOD)
     rows = read_csv(published.location / "incident_summary.csv")
     assert rows[0] == [c.name for c in template.section("summary_by_severity").columns]
     expected = independent_summary(conn, tenant_ids[0], start, end)
@@ -119,8 +124,8 @@ def test_json_has_every_section_with_snapshot_row_counts(published, template):
 
 
 def test_manifest_hashes_match_files_and_names_versions(published, template):
-    manifest = artifacts.read_manifest(published.location)
-    assert artifacts.verify(published.location) == []
+    manifest = storage.LocalStore(published.location.parent).read_manifest(published.location.name)
+    assert storage.LocalStore(published.location.parent).verify(published.location.name) == []
     assert {f["format"] for f in manifest["files"]} == {"csv", "json", "xlsx", "pdf"}
     assert manifest["template"] == {
         "key": "incident_summary", "version": 1, "content_hash": template.content_hash,
@@ -140,11 +145,11 @@ def test_tampered_file_is_detected(published, tmp_path):
     shutil.copytree(published.location, copy)
     with (copy / "incident_summary.csv").open("a") as fh:
         fh.write("x\n")
-    assert any("sha256" in p for p in artifacts.verify(copy))
+    assert any("sha256" in p for p in storage.LocalStore(copy.parent).verify(copy.name))
 
 
 def test_same_request_same_input_hash(published, conn, template, tenant_ids):
-    record = runs.get_run(conn, published.run_id)
+    record = records.get_run(conn, published.run_id)
     again = ReportRequest.for_period(template, tenant_ids[0], PERIOD, requester=analyst(tenant_ids[0]))
     assert record["input_hash"] == again.input_hash == published.manifest["input_hash"]
     other = ReportRequest.for_period(template, tenant_ids[1], PERIOD, requester=analyst(tenant_ids[0]))
@@ -153,7 +158,7 @@ def test_same_request_same_input_hash(published, conn, template, tenant_ids):
 
 
 def test_snapshot_tables_are_immutable(published, conn):
-    record = runs.get_run(conn, published.run_id)
+    record = records.get_run(conn, published.run_id)
     table = record["snapshot_tables"]["summary_by_severity"]
     for sql in (f"update {table} set severity = 'x'", f"delete from {table}", f"truncate {table}",
                 f"insert into {table} (tenant_id, severity) values ('x', 'low')"):
@@ -170,10 +175,10 @@ def _no_artifacts(root, tenant):
 
 def test_gate_b_fails_on_empty_mandatory_sections_and_publishes_nothing(built, conn, template, tenant_ids, artifacts_root):
     request = ReportRequest.for_period(template, tenant_ids[1], "2019-01", requester=analyst(tenant_ids[1]))
-    with pytest.raises(pipeline.RunFailed) as failed:
-        pipeline.run_report(template, request)
+    with pytest.raises(engine.RunFailed) as failed:
+        engine.run_report(template, request)
     assert failed.value.failure_class == "validation_failed"
-    record = runs.get_run(conn, failed.value.run_id)
+    record = records.get_run(conn, failed.value.run_id)
     assert record["state"] == "failed" and record["gate_passed"] is False
     assert "row count" in record["diagnosis"]
     assert record["artifact_location"] is None
@@ -191,11 +196,11 @@ def test_gate_b_catches_another_tenants_row(built, conn, template, tenant_ids, a
     # It compiles and has the declared columns, so Gate A lets it through: Gate B must stop it.
     bad = approved_variant(conn, template, 90, sections)
     request = ReportRequest.for_period(bad, victim, PERIOD, requester=analyst(victim))
-    with pytest.raises(pipeline.RunFailed) as failed:
-        pipeline.run_report(bad, request)
+    with pytest.raises(engine.RunFailed) as failed:
+        engine.run_report(bad, request)
     assert failed.value.failure_class == "validation_failed"
     assert "tenant" in failed.value.diagnosis
-    record = runs.get_run(conn, failed.value.run_id)
+    record = records.get_run(conn, failed.value.run_id)
     assert record["state"] == "failed" and record["artifact_location"] is None
     folder = artifacts_root / victim / "incident_summary" / PERIOD
     assert not any(failed.value.run_id in p.name for p in folder.glob("*"))  # neither published nor staged
@@ -203,11 +208,11 @@ def test_gate_b_catches_another_tenants_row(built, conn, template, tenant_ids, a
 
 def test_publish_refuses_without_a_passed_gate(built, conn, template, tenant_ids, artifacts_root):
     request = ReportRequest.for_period(template, tenant_ids[2], PERIOD, requester=analyst(tenant_ids[2]))
-    run_id = pipeline.start(conn, template, request)
-    sections = pipeline.take_snapshot(conn, run_id, template, request)
-    with pytest.raises(pipeline.RunFailed, match="no passed Gate B"):
-        pipeline.render_and_publish(conn, run_id, template, request, sections)
-    assert runs.get_run(conn, run_id)["state"] == "failed"
+    run_id = engine.start(conn, template, request)
+    sections = engine.take_snapshot(conn, run_id, template, request)
+    with pytest.raises(engine.RunFailed, match="no passed Gate B"):
+        engine.render_and_publish(conn, run_id, template, request, sections)
+    assert records.get_run(conn, run_id)["state"] == "failed"
     assert not (artifacts_root / tenant_ids[2] / "incident_summary" / PERIOD / run_id).exists()
 
 
@@ -237,7 +242,7 @@ def test_request_validation_refuses_bad_requests(template, tenant_ids):
     ]:
         from dataclasses import replace
 
-        with pytest.raises(runs.RequestError, match=message):
+        with pytest.raises(records.RequestError, match=message):
             replace(good, **change).validate(template)
-    with pytest.raises(runs.RequestError, match="period"):
+    with pytest.raises(records.RequestError, match="period"):
         ReportRequest.for_period(template, tenant_ids[0], "June", requester="x")

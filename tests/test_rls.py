@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import psycopg2
 import pytest
 
-import re
-
-from orchestration import dbt_manifest, warehouse
+from orchestration.db import warehouse
+from orchestration.metrics import dbt_manifest
 from orchestration.settings import DBT_PROJECT_DIR
 
 

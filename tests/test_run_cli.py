@@ -12,7 +12,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from orchestration import faults, runs
+from orchestration.dev import faults
+from orchestration.runs import records
 from orchestration.settings import REPO_ROOT
 
 from .conftest import PERIOD
@@ -70,14 +71,14 @@ def test_cancel_from_the_cli_leaves_nothing(built, conn):
     assert started.returncode == 0, started.stderr
     run_id = run_id_of(started.stdout)
     deadline = time.monotonic() + 120
-    while runs.get_run(conn, run_id)["stage"] != "render":
-        assert time.monotonic() < deadline, runs.get_run(conn, run_id)
+    while records.get_run(conn, run_id)["stage"] != "render":
+        assert time.monotonic() < deadline, records.get_run(conn, run_id)
         time.sleep(0.3)
     refused = cli("runs", "cancel", run_id, "--as", "viewer@globex.example")
     assert refused.returncode == 1 and "may not run" in refused.stderr
     cancelled = cli("runs", "cancel", run_id, "--as", "manager@globex.example", "--wait")
     assert cancelled.returncode == 0 and f"run {run_id}: cancelled" in cancelled.stdout, cancelled.stdout + cancelled.stderr
-    record = runs.get_run(conn, run_id)
+    record = records.get_run(conn, run_id)
     assert (record["state"], record["failure_class"], record["snapshot_state"]) == ("cancelled", "cancelled", "abandoned")
     assert record["artifact_location"] is None
     assert not any(p.name.endswith(run_id) for p in Path(os.environ["NEXUS_HOME"]).rglob(f"*{run_id}*"))
@@ -94,7 +95,7 @@ def test_the_launchpad_job_runs_an_ad_hoc_window(built, conn):
     assert result.success
     location = Path(result.output_for_node("execute_report_run"))
     assert sorted(p.name for p in location.iterdir()) == ["attack_coverage.json", "manifest.json"]
-    record = runs.run_for_dagster_run(conn, result.run_id, "attack_coverage")
+    record = records.run_for_dagster_run(conn, result.run_id, "attack_coverage")
     assert (str(record["window_start"]), str(record["window_end"])) == ("2026-06-08", "2026-06-22")
 
 

@@ -11,8 +11,13 @@ import time
 
 import pytest
 
-from orchestration import access, catalog, faults, governance, pipeline, runs
-from orchestration.runs import ReportRequest
+from orchestration.access import policy
+from orchestration.catalog import templates
+from orchestration.dev import faults
+from orchestration.governance import lifecycle
+from orchestration.runs import engine as pipeline
+from orchestration.runs import records
+from orchestration.runs.records import ReportRequest
 from orchestration.settings import REPO_ROOT, get_settings
 
 from .conftest import PERIOD, analyst
@@ -22,7 +27,7 @@ TEMPLATE = "incident_summary"
 
 @pytest.fixture(scope="module")
 def template():
-    return catalog.load(TEMPLATE, 1)
+    return templates.load(TEMPLATE, 1)
 
 
 def request_for(template, tenant="acme", **kwargs):
@@ -32,8 +37,8 @@ def request_for(template, tenant="acme", **kwargs):
 
 def approved_variant(conn, template, version: int, **changes):
     variant = template.model_copy(update={"version": version, **changes})
-    governance.submit(conn, variant, actor=access.PLATFORM_OWNER)
-    governance.approve(conn, variant.key, version, actor=access.APPROVERS[1])
+    lifecycle.submit(conn, variant, actor=policy.PLATFORM_OWNER)
+    lifecycle.approve(conn, variant.key, version, actor=policy.APPROVERS[1])
     return variant
 
 
@@ -46,7 +51,7 @@ def leftovers(record) -> dict:
 
 
 def assert_nothing_published(conn, run_id, failure_class, state="failed"):
-    record = runs.get_run(conn, run_id)
+    record = records.get_run(conn, run_id)
     assert (record["state"], record["failure_class"]) == (state, failure_class), record["diagnosis"]
     assert record["diagnosis"] and record["retry_guidance"]
     assert leftovers(record) == {"final": False, "staging": False, "manifest": False}
@@ -67,7 +72,7 @@ def assert_nothing_published(conn, run_id, failure_class, state="failed"):
 def test_bad_requests_are_refused_before_any_query_and_audited(built, conn, template, change, message):
     request = request_for(template).__class__(**{**request_for(template).__dict__, **change})
     before = count_runs(conn)
-    with pytest.raises(runs.RequestError, match=message):
+    with pytest.raises(records.RequestError, match=message):
         pipeline.run_report(template, request)
     assert count_runs(conn) == before  # nothing recorded as a run, nothing queried
     with conn, conn.cursor() as cur:
@@ -77,14 +82,14 @@ def test_bad_requests_are_refused_before_any_query_and_audited(built, conn, temp
 
 def test_filters_are_type_checked_against_the_template(template):
     with_filters = template.model_copy(update={"filters": (
-        catalog.FilterDef(name="severity", type="enum", values=("critical", "high")),
-        catalog.FilterDef(name="min_count", type="integer"),
+        templates.FilterDef(name="severity", type="enum", values=("critical", "high")),
+        templates.FilterDef(name="min_count", type="integer"),
     )})
     ok = request_for(with_filters, filters={"severity": "high", "min_count": 3})
     assert ok.validate(with_filters) is ok
-    with pytest.raises(runs.RequestError, match="expected one of critical, high"):
+    with pytest.raises(records.RequestError, match="expected one of critical, high"):
         request_for(with_filters, filters={"severity": "urgent"}).validate(with_filters)
-    with pytest.raises(runs.RequestError, match="expected an integer"):
+    with pytest.raises(records.RequestError, match="expected an integer"):
         request_for(with_filters, filters={"min_count": "3"}).validate(with_filters)
 
 
@@ -99,15 +104,15 @@ def count_runs(conn) -> int:
 
 def test_same_input_hash_while_active_returns_the_active_run(built, conn, template):
     request = request_for(template, tenant="globex")
-    first, created = runs.create_run(conn, request)
+    first, created = records.create_run(conn, request)
     assert created
-    second, created_again = runs.create_run(conn, request)
+    second, created_again = records.create_run(conn, request)
     assert (second, created_again) == (first, False)
     with pytest.raises(pipeline.AlreadyActive) as dup:
         pipeline.run_report(template, request)
     assert dup.value.run_id == first
-    runs.request_cancel(conn, first)  # a queued run ends at once
-    assert runs.get_run(conn, first)["state"] == "cancelled"
+    records.request_cancel(conn, first)  # a queued run ends at once
+    assert records.get_run(conn, first)["state"] == "cancelled"
     published = pipeline.run_report(template, request)  # no longer active: a new run
     assert published.run_id != first
 
@@ -119,12 +124,13 @@ def worker_command(tmp_path, tenant: str, requester: str, formats: tuple[str, ..
     """A report run in its own Python process (a worker), printing how it ended if it ends."""
     script = tmp_path / f"run_{tenant}.py"
     script.write_text(
-        "from orchestration import catalog, pipeline\n"
-        "from orchestration.runs import ReportRequest\n"
-        f"t = catalog.load({TEMPLATE!r}, 1)\n"
+        "from orchestration.catalog import templates\n"
+        "from orchestration.runs import engine\n"
+        "from orchestration.runs.records import ReportRequest\n"
+        f"t = templates.load({TEMPLATE!r}, 1)\n"
         f"r = ReportRequest.for_period(t, {tenant!r}, {PERIOD!r}, requester={requester!r}"
         + (f", formats={formats!r})\n" if formats else ")\n")
-        + "try:\n    pipeline.run_report(t, r)\nexcept pipeline.RunFailed as f:\n    print('ENDED', f.failure_class)\n"
+        + "try:\n    engine.run_report(t, r)\nexcept engine.RunFailed as f:\n    print('ENDED', f.failure_class)\n"
     )
     return [sys.executable, str(script)]
 
@@ -135,7 +141,7 @@ def test_cancel_of_a_running_run_leaves_nothing(built, conn, template, tmp_path)
     proc = subprocess.Popen(worker_command(tmp_path, "initech", "analyst@initech.example", ("csv", "pdf")),
                             cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, text=True)
     run_id = wait_for_stage(conn, "initech", "render")
-    outcome = runs.request_cancel(conn, run_id)
+    outcome = records.request_cancel(conn, run_id)
     os.kill(outcome["worker_pid"], signal.SIGTERM)
     out, _ = proc.communicate(timeout=60)
     assert "ENDED cancelled" in out
@@ -178,7 +184,7 @@ def test_process_killed_during_render(built, conn, template, tmp_path):
         cur.execute("select run_id from control.report_runs where requester = 'manager@globex.example' "
                     "and state = 'running'")
         (run_id,) = cur.fetchone()
-    record = runs.get_run(conn, run_id)
+    record = records.get_run(conn, run_id)
     assert leftovers(record)["staging"]  # the dead worker left its staging folder behind...
     assert run_id in pipeline.reap(conn)  # ...which the reaper removes, ending the run
     record = assert_nothing_published(conn, run_id, "format_error")
@@ -188,7 +194,7 @@ def test_process_killed_during_render(built, conn, template, tmp_path):
 def test_connection_dropped_during_snapshot_is_classified_and_retried(built, conn, template, inject):
     inject("snapshot_query:drop_connection")
     published = pipeline.run_report(template, request_for(template, tenant="initech", requester="manager@initech.example"))
-    retry = runs.get_run(conn, published.run_id)
+    retry = records.get_run(conn, published.run_id)
     assert retry["attempt"] == 2 and retry["state"] == "completed"
     record = assert_nothing_published(conn, retry["retry_of"], "source_unavailable")
     assert "connection" in record["diagnosis"] and record["snapshot_state"] == "abandoned"
@@ -219,15 +225,15 @@ def test_gate_b_failure_is_permanent_and_not_retried(built, conn, template):
 
 
 def test_tenant_differing_from_the_schedules_is_a_security_event(built, conn, template):
-    request = request_for(template, tenant="globex", requester=access.SCHEDULER, trigger="schedule")
-    with pytest.raises(runs.RequestError, match="differs from the schedule's tenant 'acme'"):
+    request = request_for(template, tenant="globex", requester=policy.SCHEDULER, trigger="schedule")
+    with pytest.raises(records.RequestError, match="differs from the schedule's tenant 'acme'"):
         pipeline.run_report(template, request, expected_tenant="acme", schedule_id="rs-test")
     with conn, conn.cursor() as cur:
         cur.execute("select kind, actor, tenant_id, details from control.security_events order by event_id desc limit 1")
         kind, actor, tenant, details = cur.fetchone()
         cur.execute("select count(*) from control.audit_log where action = 'security.tenant_mismatch'")
         audited = cur.fetchone()[0]
-    assert (kind, actor, tenant) == ("tenant_mismatch", access.SCHEDULER, "acme")
+    assert (kind, actor, tenant) == ("tenant_mismatch", policy.SCHEDULER, "acme")
     assert details["requested_tenant"] == "globex" and details["schedule_id"] == "rs-test" and audited >= 1
 
 
@@ -254,7 +260,7 @@ def test_dagster_terminate_inside_a_step_ends_the_run_cancelled(built, conn, tem
 def test_a_run_cancelled_in_dagster_before_it_started_ends_its_record(built, conn, template):
     from orchestration.defs.runs.sensors import _end_orphans
 
-    run_id, _ = runs.create_run(conn, request_for(template, tenant="initech", requester="manager@initech.example"),
+    run_id, _ = records.create_run(conn, request_for(template, tenant="initech", requester="manager@initech.example"),
                                 dagster_run_id="dagster-run-cancelled-in-queue")
     assert _end_orphans("dagster-run-cancelled-in-queue", "cancelled", "cancelled in Dagster (terminate)") == [run_id]
     record = assert_nothing_published(conn, run_id, "cancelled", state="cancelled")
@@ -264,17 +270,17 @@ def test_a_run_cancelled_in_dagster_before_it_started_ends_its_record(built, con
 def test_a_run_past_retention_expires_its_files_go_and_the_state_says_so(built, conn, template):
     import datetime as dt
 
-    from orchestration import retention
+    from orchestration.artifacts import retention
 
     request = request_for(template, tenant="initech", requester="analyst@initech.example", formats=("csv",))
     published = pipeline.run_report(template, request)
-    record = runs.get_run(conn, published.run_id)
+    record = records.get_run(conn, published.run_id)
     day_before = record["published_at"] + dt.timedelta(days=template.retention_days) - dt.timedelta(seconds=1)
     assert retention.expire(conn, now=day_before, run_ids=[published.run_id]) == []
     assert published.location.exists()
     assert retention.expire(conn, now=day_before + dt.timedelta(seconds=2), run_ids=[published.run_id]) == [published.run_id]
     assert not published.location.exists() and not list(published.location.parent.glob(f"*{published.run_id}*"))
-    assert runs.get_run(conn, published.run_id)["state"] == "expired"
+    assert records.get_run(conn, published.run_id)["state"] == "expired"
     with conn, conn.cursor() as cur:
         cur.execute("select count(*) from control.audit_log where action = 'run.expired' and target = %s",
                     (published.run_id,))

@@ -11,9 +11,12 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from orchestration import access, catalog, governance, runtime_schedules as rs
+from orchestration.access import policy as access
+from orchestration.catalog import templates
+from orchestration.governance import lifecycle as governance
+from orchestration.schedules import runtime as rs
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 T0 = dt.datetime(2026, 7, 1, 0, 0, tzinfo=UTC)
 TEMPLATE = "incident_summary"
 
@@ -92,7 +95,7 @@ def test_create_refuses_with_a_clear_reason(conn, changes, message):
 
 
 def test_create_refuses_an_unapproved_version(conn):
-    draft = catalog.load(TEMPLATE, 1).model_copy(update={"version": 410, "title": "Scheduled draft"})
+    draft = templates.load(TEMPLATE, 1).model_copy(update={"version": 410, "title": "Scheduled draft"})
     governance.submit(conn, draft, actor=access.PLATFORM_OWNER)
     with pytest.raises(rs.ScheduleError, match="incident_summary v410 is draft: only an approved version can be scheduled"):
         make(conn, version=410)
@@ -290,8 +293,9 @@ def sensor_at(monkeypatch):
 
 
 def test_sensor_requests_the_templates_partitioned_job_once_per_tick(conn, tenant_ids, sensor_at):
-    from orchestration.definitions import defs
     from dagster._core.test_utils import create_run_for_test
+
+    from orchestration.definitions import defs
 
     sensor = defs.resolve_sensor_def("runtime_schedules_sensor")
     sid = make(conn, "initech", cron="0 6 * * 1", timezone="Europe/Berlin", formats=["csv", "pdf"])
@@ -329,7 +333,7 @@ def test_sensor_requests_the_templates_partitioned_job_once_per_tick(conn, tenan
 def test_schedules_from_the_command_line(conn):
     from click.testing import CliRunner
 
-    from orchestration.cli import main
+    from orchestration.cli.main import main
 
     def cli(*args):
         return CliRunner().invoke(main, ["schedules", *args])
@@ -362,8 +366,8 @@ def test_schedules_from_the_command_line(conn):
 
 
 def test_a_ticks_run_renders_the_schedules_formats_and_records_its_lag(conn, tenant_ids, sensor_at):
-    from orchestration import runs
     from orchestration.definitions import defs
+    from orchestration.runs import records
 
     sid = make(conn, "globex", cron="0 6 * * 1", timezone="Europe/Berlin", formats=["csv", "pdf"])
     with dg.instance_for_test() as instance:
@@ -378,7 +382,7 @@ def test_a_ticks_run_renders_the_schedules_formats_and_records_its_lag(conn, ten
             instance=instance, partition_key=dg.MultiPartitionKey({"tenant": "acme", "period": "2026-06-01"}),
             tags=request.tags, raise_on_error=False)
         assert not forged.success
-    record = runs.run_for_dagster_run(conn, result.run_id, TEMPLATE)
+    record = records.run_for_dagster_run(conn, result.run_id, TEMPLATE)
     assert record["state"] == "completed" and record["schedule_id"] == str(sid)
     assert record["tick_at"] == at(2026, 7, 6, 4) and record["started_at"] > record["tick_at"]
     assert sorted(p.suffix for p in Path(record["artifact_location"]).iterdir()) == [".csv", ".json", ".pdf"]

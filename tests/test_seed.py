@@ -17,8 +17,8 @@ import textwrap
 
 import pytest
 
-from orchestration import seed as seeding
-from orchestration import warehouse
+from orchestration.db import warehouse
+from orchestration.dev import seed as seeding
 
 END = dt.date(2026, 7, 1)
 START = END - dt.timedelta(days=182)
@@ -113,7 +113,7 @@ def test_tenant_ids_are_named_slugs_then_numbered():
 def test_default_end_date_is_today():
     assert seeding.default_end_date(dt.date(2026, 3, 17)) == dt.date(2026, 3, 17)
     assert seeding.default_end_date(dt.date(2026, 1, 1)) == dt.date(2026, 1, 1)
-    today = dt.datetime.now(dt.timezone.utc).date()
+    today = dt.datetime.now(dt.UTC).date()
     assert seeding.default_end_date() == today
 
 
@@ -163,7 +163,7 @@ def test_generated_bytes_do_not_depend_on_the_process():
     """Hash randomisation or anything else per-process must not change the data."""
     script = textwrap.dedent("""
         import datetime as dt, hashlib, sys
-        from orchestration import seed as s
+        from orchestration.dev import seed as s
         world = s._World(4, 5, dt.date(2025, 3, 1))
         digest = hashlib.md5()
         for table, columns, chunks in s._loads(world, 2000):
@@ -201,8 +201,8 @@ def test_incident_lifecycle_is_consistent(conn, seeded):
 
 
 def test_incident_timestamps_inside_the_window(conn, seeded):
-    lo, hi = dt.datetime(START.year, START.month, START.day, tzinfo=dt.timezone.utc), \
-        dt.datetime(END.year, END.month, END.day, tzinfo=dt.timezone.utc)
+    lo, hi = dt.datetime(START.year, START.month, START.day, tzinfo=dt.UTC), \
+        dt.datetime(END.year, END.month, END.day, tzinfo=dt.UTC)
     first, last, latest = _rows(conn, """
         select min(opened_at), max(opened_at),
                max(greatest(opened_at, acknowledged_at, resolved_at, _loaded_at)) from raw.incidents""")[0]

@@ -19,8 +19,12 @@ import urllib.request
 import pytest
 from click.testing import CliRunner
 
-from orchestration import access, artifact_index, catalog, pipeline, retention, runs, storage
-from orchestration.runs import ReportRequest
+from orchestration.access import policy
+from orchestration.artifacts import index as artifact_index
+from orchestration.artifacts import retention, storage
+from orchestration.catalog import templates
+from orchestration.runs import engine, records
+from orchestration.runs.records import ReportRequest
 from orchestration.settings import get_settings
 
 from .conftest import PERIOD
@@ -95,10 +99,10 @@ def open_uploads(store) -> list[dict]:
 
 
 def run(key="incident_summary", tenant="acme", requester=None, **kwargs):
-    template = catalog.load(key, 1)
+    template = templates.load(key, 1)
     request = ReportRequest.for_period(template, tenant, PERIOD, requester=requester or f"analyst@{tenant}.example",
                                        **kwargs)
-    return template, pipeline.run_report(template, request, retries=False)
+    return template, engine.run_report(template, request, retries=False)
 
 
 def index_rows(conn, run_id):
@@ -128,7 +132,7 @@ def test_a_report_run_publishes_to_s3_manifest_last(built, conn, s3, moto_endpoi
     run_prefix = f"{PREFIX}/{key}/"
     assert pub.store == "s3" and pub.key == key
     assert pub.location == f"s3://{BUCKET}/{PREFIX}/{key}"
-    assert runs.get_run(conn, pub.run_id)["artifact_location"] == pub.location
+    assert records.get_run(conn, pub.run_id)["artifact_location"] == pub.location
 
     # exactly the rendered files and the manifest, nothing staged left, no upload open, nothing local
     names = sorted(f["name"] for f in pub.manifest["files"])
@@ -164,7 +168,7 @@ def test_a_report_run_publishes_to_s3_manifest_last(built, conn, s3, moto_endpoi
     assert any(m == "POST" and "uploads" in u.split("?")[-1] for m, u in order)  # CreateMultipartUpload
 
     # the index rows, written with the run
-    record = runs.get_run(conn, pub.run_id)
+    record = records.get_run(conn, pub.run_id)
     rows = index_rows(conn, pub.run_id)
     assert [(r["format"], r["store"], r["storage_key"], r["bytes"], r["sha256"]) for r in rows] == sorted(
         (f["format"], "s3", run_prefix + f["name"], f["bytes"], f["sha256"]) for f in stored["files"])
@@ -194,10 +198,10 @@ def test_a_report_run_publishes_to_s3_manifest_last(built, conn, s3, moto_endpoi
                          ids=["mid-multipart-upload", "after-staging", "between-final-copies"])
 def test_a_failure_mid_publish_leaves_nothing_on_s3(built, conn, s3, inject, fault):
     inject(fault)
-    with pytest.raises(pipeline.RunFailed) as failed:
+    with pytest.raises(engine.RunFailed) as failed:
         run(tenant="globex", formats=("csv", "pdf"))
     run_id = failed.value.run_id
-    record = runs.get_run(conn, run_id)
+    record = records.get_run(conn, run_id)
     assert (record["state"], record["failure_class"]) == ("failed", "storage_failure")
     assert "No space left on device" in record["diagnosis"] and record["artifact_location"] is None
     key = f"globex/incident_summary/{PERIOD}/{run_id}"
@@ -272,10 +276,10 @@ def test_s3_endpoint_without_bucket_is_refused(monkeypatch):
 
 
 def test_retention_caps_by_sensitivity():
-    assert retention.retention_days(catalog.load("compliance_evidence_summary", 1)) == 365  # restricted, 2555 asked
-    assert retention.retention_days(catalog.load("analyst_throughput", 1)) == 730  # confidential
-    assert retention.retention_days(catalog.load("connector_health", 1)) == 180  # internal: as the template says
-    confidential = catalog.load("incident_summary", 1).model_copy(update={"sensitivity": "confidential",
+    assert retention.retention_days(templates.load("compliance_evidence_summary", 1)) == 365  # restricted, 2555 asked
+    assert retention.retention_days(templates.load("analyst_throughput", 1)) == 730  # confidential
+    assert retention.retention_days(templates.load("connector_health", 1)) == 180  # internal: as the template says
+    confidential = templates.load("incident_summary", 1).model_copy(update={"sensitivity": "confidential",
                                                                           "retention_days": 1000})
     assert retention.retention_days(confidential) == 730
 
@@ -283,7 +287,7 @@ def test_retention_caps_by_sensitivity():
 def test_a_restricted_run_is_indexed_with_its_capped_retention(built, conn, local):
     template, pub = run("compliance_evidence_summary", tenant="acme", requester="manager@acme.example",
                         formats=("csv",))
-    record = runs.get_run(conn, pub.run_id)
+    record = records.get_run(conn, pub.run_id)
     rows = index_rows(conn, pub.run_id)
     until = record["published_at"] + dt.timedelta(days=365)
     # the CSV of the full internal variant and of the redacted external one
@@ -297,11 +301,11 @@ def test_retention_purges_through_the_store_and_skips_legal_holds(built, conn, r
     _, doomed = run(tenant="acme", formats=("csv",))
     _, kept = run(tenant="acme", requester="manager@acme.example", formats=("csv",))
     for pub in (doomed, kept):
-        assert store.exists(pub.key) and runs.get_run(conn, pub.run_id)["artifact_location"] == str(pub.location)
+        assert store.exists(pub.key) and records.get_run(conn, pub.run_id)["artifact_location"] == str(pub.location)
 
-    with pytest.raises(access.AccessDenied):  # an analyst may not, nor another tenant's admin
+    with pytest.raises(policy.AccessDenied):  # an analyst may not, nor another tenant's admin
         artifact_index.set_hold(conn, kept.run_id, hold=True, actor="analyst@acme.example", reason="litigation")
-    with pytest.raises(access.AccessDenied):
+    with pytest.raises(policy.AccessDenied):
         artifact_index.set_hold(conn, kept.run_id, hold=True, actor="tenant_admin@globex.example", reason="litigation")
     assert len(audit_rows(conn, "legal_hold.denied", kept.run_id)) == 2
     assert artifact_index.set_hold(conn, kept.run_id, hold=True, actor="tenant_admin@acme.example",
@@ -321,7 +325,7 @@ def test_retention_purges_through_the_store_and_skips_legal_holds(built, conn, r
         assert [k for k in all_keys(store) if doomed.run_id in k] == []
     else:
         assert not doomed.location.exists() and not list(doomed.location.parent.glob(f"*{doomed.run_id}*"))
-    assert runs.get_run(conn, doomed.run_id)["state"] == "expired"
+    assert records.get_run(conn, doomed.run_id)["state"] == "expired"
     assert all(r["deleted_at"] is not None for r in index_rows(conn, doomed.run_id))
     purges = audit_rows(conn, "artifact.purged", doomed.run_id)
     assert len(purges) == 1 and purges[0][0] == "svc:retention" and purges[0][2] == "succeeded"
@@ -330,17 +334,17 @@ def test_retention_purges_through_the_store_and_skips_legal_holds(built, conn, r
 
     # held: still there, still completed; released by a platform admin, the next sweep takes it
     assert store.exists(kept.key) and store.verify(kept.key) == []
-    assert runs.get_run(conn, kept.run_id)["state"] == "completed"
+    assert records.get_run(conn, kept.run_id)["state"] == "completed"
     assert all(r["deleted_at"] is None and r["legal_hold"] for r in index_rows(conn, kept.run_id))
     assert audit_rows(conn, "artifact.purged", kept.run_id) == []
     artifact_index.set_hold(conn, kept.run_id, hold=False, actor="platform@nexus.example", reason="case closed")
     assert retention.expire(conn, now=until + dt.timedelta(seconds=1), run_ids=ids) == [kept.run_id]
-    assert not store.exists(kept.key) and runs.get_run(conn, kept.run_id)["state"] == "expired"
+    assert not store.exists(kept.key) and records.get_run(conn, kept.run_id)["state"] == "expired"
     assert [r[0] for r in audit_rows(conn, "artifact.release", kept.run_id)] == ["platform@nexus.example"]
 
 
 def test_artifacts_cli_lists_holds_and_releases(built, conn, local):
-    from orchestration.cli import main
+    from orchestration.cli.main import main
 
     _, pub = run(tenant="globex", requester="manager@globex.example", formats=("csv", "json"))
     cli = CliRunner()

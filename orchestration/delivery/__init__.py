@@ -4,12 +4,20 @@ with Gate C (distribution approvals of sensitive schedules) and tenant e-mail al
 Plain functions; orchestration/defs/delivery/sensors.py is the thin Dagster wrapper.
 """
 
-from .approvals import ApprovalError, allow_domain, allowed_domains, approve, current_approval
-from .errors import DeliveryRefused, SendFailure
-from .outbox import (DeliveryResult, channel_counts, deliver_run, deliver_scheduled_run, list_deliveries, retry,
-                     schedule_recipients, send_due)
-from .recipients import Recipient, RecipientError, distribution_hash
-from .webhook import register_endpoint as register_webhook
+from orchestration.delivery.approvals import ApprovalError, allow_domain, allowed_domains, approve, current_approval
+from orchestration.delivery.errors import DeliveryRefused, SendFailure
+from orchestration.delivery.outbox import (
+    DeliveryResult,
+    channel_counts,
+    deliver_run,
+    deliver_scheduled_run,
+    list_deliveries,
+    retry,
+    schedule_recipients,
+    send_due,
+)
+from orchestration.delivery.recipients import Recipient, RecipientError, distribution_hash
+from orchestration.delivery.webhook import register_endpoint as register_webhook
 
 __all__ = [
     "ApprovalError", "DeliveryRefused", "DeliveryResult", "Recipient", "RecipientError", "SendFailure",

@@ -16,9 +16,10 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from .. import access, audit, runtime_schedules
-from ..warehouse import dict_rows
-from .recipients import CHANNELS, Recipient, RecipientError, distribution_hash
+from orchestration.access import audit, policy
+from orchestration.db.warehouse import dict_rows
+from orchestration.delivery.recipients import CHANNELS, Recipient, RecipientError, distribution_hash
+from orchestration.schedules import runtime
 
 
 class ApprovalError(ValueError):
@@ -27,8 +28,8 @@ class ApprovalError(ValueError):
 
 def _schedule(conn, schedule_id: int) -> dict[str, Any]:
     try:
-        return runtime_schedules.get(conn, schedule_id)
-    except runtime_schedules.ScheduleError as exc:
+        return runtime.get(conn, schedule_id)
+    except runtime.ScheduleError as exc:
         raise ApprovalError(str(exc)) from exc
 
 
@@ -41,7 +42,7 @@ def normalize_domain(domain: str) -> str:
 
 def allow_domain(conn, tenant_id: str, domain: str, *, actor: str) -> str:
     domain = normalize_domain(domain)
-    access.authorize(conn, actor, "manage_principals", target=f"e-mail domain {domain}", tenant_id=tenant_id)
+    policy.authorize(conn, actor, "manage_principals", target=f"e-mail domain {domain}", tenant_id=tenant_id)
     with conn:
         with conn.cursor() as cur:
             cur.execute("insert into control.tenant_email_domains (tenant_id, domain, added_by) values (%s, %s, %s) "
@@ -90,8 +91,8 @@ def approve(conn, schedule_id: int, *, approver: str, recipients: Iterable[str |
         reason = f"{approver} owns schedule {schedule_id}: the approver must be someone else"
         audit.record_now(conn, actor=approver, action="delivery.approve.denied", target=target, outcome="denied",
                          tenant_id=tenant_id, details={"reason": reason})
-        raise access.AccessDenied(reason)
-    access.authorize(conn, approver, "approve", target=target, tenant_id=tenant_id)
+        raise policy.AccessDenied(reason)
+    policy.authorize(conn, approver, "approve", target=target, tenant_id=tenant_id)
     off_list = [r for r in recipients if domain_refusal(conn, tenant_id, r)]
     if off_list:
         reason = "; ".join(domain_refusal(conn, tenant_id, r) for r in off_list)
@@ -100,7 +101,7 @@ def approve(conn, schedule_id: int, *, approver: str, recipients: Iterable[str |
         raise ApprovalError(reason)
     digest = distribution_hash(recipients, channels)
     idents = sorted({r.identity for r in recipients})
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     with conn:
         with conn.cursor() as cur:
             cur.execute(

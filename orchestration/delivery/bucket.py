@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .errors import SendFailure
+from orchestration.delivery.errors import SendFailure
 
 
 def split_address(address: str) -> tuple[str, str]:

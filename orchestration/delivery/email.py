@@ -18,7 +18,7 @@ from email.message import EmailMessage
 from email.utils import formatdate
 from pathlib import Path
 
-from .errors import SendFailure
+from orchestration.delivery.errors import SendFailure
 
 TLS_MODES = ("none", "starttls", "tls")
 DEFAULT_PORTS = {"none": 25, "starttls": 587, "tls": 465}
@@ -37,7 +37,7 @@ class SmtpSettings:
     ca_file: str | None = None
 
     @classmethod
-    def from_env(cls) -> "SmtpSettings":
+    def from_env(cls) -> SmtpSettings:
         tls = (os.environ.get("REPORTS_SMTP_TLS") or "none").strip().lower()
         if tls not in TLS_MODES:
             raise ValueError(f"REPORTS_SMTP_TLS must be one of {', '.join(TLS_MODES)}, not {tls!r}")

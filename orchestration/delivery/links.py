@@ -1,4 +1,4 @@
-"""The link maker delivery uses: a secure link (orchestration/links.py) per file and recipient.
+"""The link maker delivery uses: a secure link (orchestration/links/service.py) per file and recipient.
 
 `make_link(run_id, fmt, principal_id, variant) -> url`. Links are created by the delivery
 service account (svc:delivery, role executive in every tenant: it may download and receive
@@ -15,12 +15,14 @@ LinkMaker = Callable[[str, str, "str | None", str], str]
 
 
 def secure_link(run_id: str, fmt: str, principal_id: str | None, variant: str) -> str:
-    from .. import access, links, warehouse
+    from orchestration.access import policy
+    from orchestration.db import warehouse
+    from orchestration.links import service as links
 
     if not principal_id:
         raise links.LinkError("a link is for one principal: give the recipient ;principal=ID")
     with warehouse.connection() as conn:
-        link = links.create(conn, run_id, fmt=fmt, principal_id=principal_id, actor=access.DELIVERY, variant=variant)
+        link = links.create(conn, run_id, fmt=fmt, principal_id=principal_id, actor=policy.DELIVERY, variant=variant)
     return link.url()
 
 

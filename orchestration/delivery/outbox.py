@@ -26,12 +26,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import access, audit, runs, storage
-from ..links import LinkError
-from ..warehouse import dict_rows
-from . import approvals, bucket, email, links, webhook
-from .errors import DeliveryRefused, SendFailure
-from .recipients import SENSITIVE, Recipient, distribution_hash, idempotency_key
+from orchestration.access import audit
+from orchestration.access import policy as access
+from orchestration.artifacts import storage
+from orchestration.db.warehouse import dict_rows
+from orchestration.delivery import approvals, bucket, email, links, webhook
+from orchestration.delivery.errors import DeliveryRefused, SendFailure
+from orchestration.delivery.recipients import SENSITIVE, Recipient, distribution_hash, idempotency_key
+from orchestration.links.service import LinkError
+from orchestration.runs import records
 
 STATUSES = ("pending", "sending", "sent", "failed_transient", "failed_permanent")
 BACKOFF_BASE = dt.timedelta(minutes=1)
@@ -50,7 +53,7 @@ class DeliveryResult:
 
 
 def _utc(now: dt.datetime | None) -> dt.datetime:
-    return (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
+    return (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
 
 
 def backoff(attempts: int) -> dt.timedelta:
@@ -85,7 +88,7 @@ def deliver_run(conn, run_id: str, recipients: Iterable[Recipient | str], *, mak
     """
     now = _utc(now)
     result = DeliveryResult(run_id)
-    run = runs.get_run(conn, run_id)
+    run = records.get_run(conn, run_id)
     if run is None:
         raise DeliveryRefused(f"no run {run_id}")
     recipients = [r if isinstance(r, Recipient) else Recipient.parse(r) for r in recipients]
@@ -159,7 +162,7 @@ def schedule_recipients(conn, schedule_id: int) -> list[Recipient]:
 def deliver_scheduled_run(conn, run_id: str, *, make_link=None, now: dt.datetime | None = None,
                           actor: str = access.SCHEDULER) -> DeliveryResult:
     """deliver_run to the recipients of the schedule that produced the run (none: nothing to do)."""
-    run = runs.get_run(conn, run_id)
+    run = records.get_run(conn, run_id)
     schedule_id = _schedule_id(run or {})
     if run is None or schedule_id is None:
         return DeliveryResult(run_id)
@@ -271,7 +274,7 @@ def _local_files(store, key: str, files: list[dict[str, Any]], into: Path) -> li
 
 
 def _send_from(conn, row: dict[str, Any], make_link, tmp: Path) -> tuple[str | None, int | None]:
-    run = runs.get_run(conn, row["run_id"])
+    run = records.get_run(conn, row["run_id"])
     if run is None or run["state"] != "completed" or not run.get("artifact_location"):
         raise SendFailure(f"run {row['run_id']} is {run['state'] if run else 'gone'}: its files can no longer be delivered",
                           transient=False)

@@ -63,7 +63,7 @@ class Recipient:
                 "external": self.external, "config": dict(self.config)}
 
     @classmethod
-    def parse(cls, text: str) -> "Recipient":
+    def parse(cls, text: str) -> Recipient:
         parts = [p.strip() for p in text.strip().split(";")]
         head = parts[0]
         if head.startswith(("http://", "https://")):  # the kind may be left out where the address says it

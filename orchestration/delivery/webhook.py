@@ -14,15 +14,14 @@ import datetime as dt
 import json
 import os
 import secrets
-import socket
 import urllib.error
 import urllib.request
 from typing import Any
 
 from standardwebhooks.webhooks import Webhook
 
-from .. import access, audit
-from .errors import SendFailure
+from orchestration.access import audit, policy
+from orchestration.delivery.errors import SendFailure
 
 USER_AGENT = "nexus-reports-webhook/1"
 
@@ -33,7 +32,7 @@ def new_secret() -> str:
 
 def register_endpoint(conn, tenant_id: str, url: str, *, actor: str, secret: str | None = None) -> str:
     """Store (or rotate) the signing secret of a tenant's endpoint; returns the secret."""
-    access.authorize(conn, actor, "manage_principals", target=f"webhook {url}", tenant_id=tenant_id)
+    policy.authorize(conn, actor, "manage_principals", target=f"webhook {url}", tenant_id=tenant_id)
     if not url.startswith(("http://", "https://")):
         raise ValueError(f"a webhook endpoint is an http(s) URL, not {url!r}")
     secret = secret or new_secret()
@@ -63,7 +62,7 @@ def webhook_id(idempotency_key: str) -> str:
 
 
 def sign(secret: str, msg_id: str, timestamp: int, body: str) -> str:
-    return Webhook(secret).sign(msg_id, dt.datetime.fromtimestamp(timestamp, dt.timezone.utc), body)
+    return Webhook(secret).sign(msg_id, dt.datetime.fromtimestamp(timestamp, dt.UTC), body)
 
 
 def timeout_seconds() -> float:
@@ -73,7 +72,7 @@ def timeout_seconds() -> float:
 def post(url: str, payload: dict[str, Any], *, secret: str, msg_id: str, timestamp: int | None = None) -> int:
     """POST the signed payload; returns the HTTP status of a 2xx answer, else raises SendFailure."""
     body = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-    timestamp = int(timestamp if timestamp is not None else dt.datetime.now(dt.timezone.utc).timestamp())
+    timestamp = int(timestamp if timestamp is not None else dt.datetime.now(dt.UTC).timestamp())
     request = urllib.request.Request(url, data=body.encode(), method="POST", headers={
         "content-type": "application/json",
         "user-agent": USER_AGENT,
@@ -88,7 +87,7 @@ def post(url: str, payload: dict[str, Any], *, secret: str, msg_id: str, timesta
         status = exc.code
         transient = status == 429 or status >= 500
         raise SendFailure(f"HTTP {status} {exc.reason}", transient=transient, http_status=status) from exc
-    except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError, OSError) as exc:
+    except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise SendFailure(f"webhook not reached: {type(reason).__name__}: {reason}", transient=True) from exc
     if not 200 <= status < 300:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from xml.sax.saxutils import escape
 
-from .sections import ChartSpec
+from orchestration.exports.sections import ChartSpec
 
 WIDTH, HEIGHT = 700, 240
 LEFT, RIGHT, TOP, BOTTOM = 52, 16, 26, 46

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .sections import SectionSnapshot
+from orchestration.exports.sections import SectionSnapshot
 
 # OWASP CSV injection: a cell starting with one of these is a formula to spreadsheet apps.
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n")

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 
-from .rows import stream_rows
-from .sections import ReportContext, SectionSnapshot
+from orchestration.exports.rows import stream_rows
+from orchestration.exports.sections import ReportContext, SectionSnapshot
 
 
 def json_value(value):

@@ -16,9 +16,9 @@ import jinja2
 from weasyprint import HTML
 from weasyprint.urls import URLFetcher
 
-from .charts import render_svg
-from .rows import first_rows
-from .sections import ReportContext, SectionSnapshot
+from orchestration.exports.charts import render_svg
+from orchestration.exports.rows import first_rows
+from orchestration.exports.sections import ReportContext, SectionSnapshot
 
 CHART_POINTS = 400
 _env = jinja2.Environment(

@@ -6,7 +6,7 @@ import itertools
 import uuid
 from collections.abc import Iterator
 
-from .sections import SectionSnapshot
+from orchestration.exports.sections import SectionSnapshot
 
 BATCH = 5000
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import xlsxwriter
 
-from .rows import stream_rows
-from .sections import ReportContext, SectionSnapshot
+from orchestration.exports.rows import stream_rows
+from orchestration.exports.sections import ReportContext, SectionSnapshot
 
 MAX_CELL_CHARS = 32_767
 MAX_DATA_ROWS = 1_048_575  # Excel's 1,048,576 rows less the header
@@ -34,7 +34,7 @@ def clean_text(value: str) -> str:
     return value
 
 
-def _cell_writers(sheet, columns, fmt: "_Formats"):
+def _cell_writers(sheet, columns, fmt: _Formats):
     """One writer per column, chosen once from the declared type (the hot loop does no type
     dispatch); a value of another type than declared still goes through _write_cell."""
     def text(row, col, value):
@@ -86,7 +86,7 @@ def _write_cell(sheet, row: int, col: int, value, fmt: _Formats) -> None:
     elif isinstance(value, (int, float, Decimal)):
         sheet.write_number(row, col, float(value))
     elif isinstance(value, dt.datetime):
-        sheet.write_datetime(row, col, value.astimezone(dt.timezone.utc).replace(tzinfo=None) if value.tzinfo else value, fmt.datetime)
+        sheet.write_datetime(row, col, value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo else value, fmt.datetime)
     elif isinstance(value, dt.date):
         sheet.write_datetime(row, col, dt.datetime(value.year, value.month, value.day), fmt.date)
     else:

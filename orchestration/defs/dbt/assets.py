@@ -8,9 +8,9 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
-from ... import warehouse
-from ...dbt_manifest import MANIFEST_PATH, dbt_executable
-from ...settings import DBT_PROJECT_DIR
+from orchestration.db import warehouse
+from orchestration.metrics.dbt_manifest import MANIFEST_PATH, dbt_executable
+from orchestration.settings import DBT_PROJECT_DIR
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 

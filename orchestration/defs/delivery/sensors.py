@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-from ... import delivery, warehouse
+from orchestration import delivery
+from orchestration.db import warehouse
 
 
 @dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,

@@ -8,13 +8,15 @@ import datetime as dt
 
 import dagster as dg
 
-from ... import dbt_manifest, pipeline, runs, warehouse
-from ...delivery import outbox
-from ...catalog import Template
-from ...runs import ReportRequest, RequestError
-from ...runtime_schedules import FORMATS_TAG, SCHEDULE_TAG, TICK_TAG
-from ..dbt.assets import dbt_asset_key
-from ..tenants.sensors import tenant_partitions
+from orchestration.catalog.templates import Template
+from orchestration.db import warehouse
+from orchestration.defs.dbt.assets import dbt_asset_key
+from orchestration.defs.tenants.sensors import tenant_partitions
+from orchestration.delivery import outbox
+from orchestration.metrics import dbt_manifest
+from orchestration.runs import engine, records
+from orchestration.runs.records import ReportRequest, RequestError
+from orchestration.schedules.runtime import FORMATS_TAG, SCHEDULE_TAG, TICK_TAG
 
 PARTITIONS_START = "2025-01-01"
 REQUESTER_TAG = "nexus/requester"
@@ -73,7 +75,7 @@ def schedule_fields(conn, context) -> dict:
 
 def run_record(template: Template, context) -> dict:
     with warehouse.connection() as conn:
-        record = runs.run_for_dagster_run(conn, context.run.run_id, template.key)
+        record = records.run_for_dagster_run(conn, context.run.run_id, template.key)
     if record is None:
         raise dg.Failure(
             description=f"no {template.key} snapshot was taken in this Dagster run: "
@@ -82,7 +84,7 @@ def run_record(template: Template, context) -> dict:
     return record
 
 
-def _failure(exc: pipeline.RunFailed) -> dg.Failure:
+def _failure(exc: engine.RunFailed) -> dg.Failure:
     return dg.Failure(
         description=exc.diagnosis,
         metadata={"report_run_id": exc.run_id, "failure_class": exc.failure_class},
@@ -122,15 +124,15 @@ def build_report_assets(template: Template) -> list[dg.AssetsDefinition]:
             try:
                 # Approval, requester and tenant are checked here, for every launch path
                 # (UI, schedule, sensor, CLI): a refusal is recorded and fails the run.
-                run_id = pipeline.start(conn, template, request, dagster_run_id=context.run.run_id,
+                run_id = engine.start(conn, template, request, dagster_run_id=context.run.run_id,
                                         **schedule_fields(conn, context))
                 context.log.info(f"report run {run_id}, input hash {request.input_hash}")
-                with pipeline.guarded(conn, run_id), pipeline.interruptible(conn, run_id):
-                    pipeline.check_freshness(conn, run_id, template, request)
-                    sections = pipeline.take_snapshot(conn, run_id, template, request)
-            except pipeline.RunFailed as exc:
+                with engine.guarded(conn, run_id), engine.interruptible(conn, run_id):
+                    engine.check_freshness(conn, run_id, template, request)
+                    sections = engine.take_snapshot(conn, run_id, template, request)
+            except engine.RunFailed as exc:
                 raise _failure(exc) from exc
-            except pipeline.AlreadyActive as exc:
+            except engine.AlreadyActive as exc:
                 raise dg.Failure(description=f"{exc}: not started twice", allow_retries=False) from exc
             except RequestError as exc:
                 raise dg.Failure(description=str(exc), allow_retries=False) from exc
@@ -155,14 +157,14 @@ def build_report_assets(template: Template) -> list[dg.AssetsDefinition]:
     )
     def published_asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         record = run_record(template, context)
-        request = pipeline.request_of(record)
+        request = engine.request_of(record)
         with warehouse.connection() as conn:
             try:
-                with pipeline.guarded(conn, record["run_id"]), pipeline.interruptible(conn, record["run_id"]):
-                    published = pipeline.render_and_publish(
-                        conn, record["run_id"], template, request, pipeline.sections_of(template, record)
+                with engine.guarded(conn, record["run_id"]), engine.interruptible(conn, record["run_id"]):
+                    published = engine.render_and_publish(
+                        conn, record["run_id"], template, request, engine.sections_of(template, record)
                     )
-            except pipeline.RunFailed as exc:
+            except engine.RunFailed as exc:
                 raise _failure(exc) from exc
             if record["schedule_id"]:
                 # Step 6: a scheduled run goes to its schedule's recipients through the outbox

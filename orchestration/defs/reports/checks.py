@@ -3,9 +3,10 @@
 
 import dagster as dg
 
-from ... import pipeline, warehouse
-from ...catalog import Template
-from .assets import _failure, run_record, snapshot_key
+from orchestration.catalog.templates import Template
+from orchestration.db import warehouse
+from orchestration.defs.reports.assets import _failure, run_record, snapshot_key
+from orchestration.runs import engine
 
 
 def build_gate_b_check(template: Template) -> dg.AssetChecksDefinition:
@@ -18,17 +19,17 @@ def build_gate_b_check(template: Template) -> dg.AssetChecksDefinition:
     )
     def gate_b_check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
         record = run_record(template, context)
-        request = pipeline.request_of(record)
-        sections = pipeline.sections_of(template, record)
+        request = engine.request_of(record)
+        sections = engine.sections_of(template, record)
         with warehouse.connection() as conn:
             try:
-                with pipeline.guarded(conn, record["run_id"], "validation_failed"):
-                    result = pipeline.gate_b(conn, record["run_id"], template, request, sections)
-            except pipeline.RunFailed as exc:
+                with engine.guarded(conn, record["run_id"], "validation_failed"):
+                    result = engine.gate_b(conn, record["run_id"], template, request, sections)
+            except engine.RunFailed as exc:
                 if exc.failure_class != "validation_failed":
                     raise _failure(exc) from exc
                 with warehouse.connection() as fresh:
-                    summary = pipeline.runs.get_run(fresh, record["run_id"])["gate_summary"]
+                    summary = engine.records.get_run(fresh, record["run_id"])["gate_summary"]
                 return dg.AssetCheckResult(
                     passed=False,
                     severity=dg.AssetCheckSeverity.ERROR,

@@ -3,9 +3,9 @@
 
 import dagster as dg
 
-from ...access import SCHEDULER
-from ...catalog import Template
-from .assets import REQUESTER_TAG, TRIGGER_TAG, partitions_for, published_key, snapshot_key
+from orchestration.access.policy import SCHEDULER
+from orchestration.catalog.templates import Template
+from orchestration.defs.reports.assets import REQUESTER_TAG, TRIGGER_TAG, partitions_for, published_key, snapshot_key
 
 # Reports run after the period closed and the nightly loads landed.
 _HOUR = 3

@@ -2,7 +2,8 @@
 
 import dagster as dg
 
-from ... import retention, warehouse
+from orchestration.artifacts import retention
+from orchestration.db import warehouse
 
 
 @dg.op(description="Expire completed runs past their retention (template days within the sensitivity cap): "

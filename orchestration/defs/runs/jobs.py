@@ -9,8 +9,9 @@ or the `nexus/requester` tag. The same job executes runs the CLI admitted (confi
 import dagster as dg
 from pydantic import Field
 
-from ... import launch, pipeline, runs, warehouse
-from ..reports.assets import DEFAULT_REQUESTER, REQUESTER_TAG
+from orchestration.db import warehouse
+from orchestration.defs.reports.assets import DEFAULT_REQUESTER, REQUESTER_TAG
+from orchestration.runs import engine, launch, records
 
 
 class ReportRunConfig(dg.Config):
@@ -40,13 +41,13 @@ def execute_report_run(context: dg.OpExecutionContext, config: ReportRunConfig) 
                 filters=launch.parse_filters(template, config.filters), formats=config.formats or None,
                 trigger=config.trigger,
             )
-            published = pipeline.run_report(template, request, conn=conn, dagster_run_id=context.run.run_id,
+            published = engine.run_report(template, request, conn=conn, dagster_run_id=context.run.run_id,
                                             run_id=config.run_id, supersedes=config.supersedes)
-        except pipeline.RunFailed as exc:
+        except engine.RunFailed as exc:
             raise dg.Failure(description=exc.diagnosis, allow_retries=False,
                              metadata={"report_run_id": exc.run_id, "failure_class": exc.failure_class,
-                                       "retry_guidance": runs.GUIDANCE.get(exc.failure_class, "")}) from exc
-        except (runs.RequestError, pipeline.AlreadyActive) as exc:
+                                       "retry_guidance": records.GUIDANCE.get(exc.failure_class, "")}) from exc
+        except (records.RequestError, engine.AlreadyActive) as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from exc
     return dg.Output(
         str(published.location),

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dagster as dg
 
-from ... import freshness, pipeline, warehouse
-from ...access import SCHEDULER
-from ..reports.assets import REQUESTER_TAG, TRIGGER_TAG
+from orchestration.access.policy import SCHEDULER
+from orchestration.db import warehouse
+from orchestration.defs.reports.assets import REQUESTER_TAG, TRIGGER_TAG
+from orchestration.runs import engine, freshness
 
 
 def _end_orphans(dagster_run_id: str, failure_class: str, why: str) -> list[str]:
@@ -17,7 +18,7 @@ def _end_orphans(dagster_run_id: str, failure_class: str, why: str) -> list[str]
                         (dagster_run_id,))
             open_runs = [r[0] for r in cur.fetchall()]
         for run_id in open_runs:
-            pipeline.end_unsuccessfully(conn, run_id, failure_class, why)
+            engine.end_unsuccessfully(conn, run_id, failure_class, why)
             ended.append(run_id)
     return ended
 
@@ -44,7 +45,7 @@ def report_runs_on_failure(context: dg.RunFailureSensorContext):
            description="Ends runs whose worker process died, and removes what they left behind.")
 def reap_dead_workers(context: dg.SensorEvaluationContext):
     with warehouse.connection() as conn:
-        reaped = pipeline.reap(conn)
+        reaped = engine.reap(conn)
     return dg.SkipReason(f"reaped {reaped}" if reaped else "no dead workers")
 
 

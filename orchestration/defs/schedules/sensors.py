@@ -1,6 +1,6 @@
 """Runtime schedules (control.schedules) evaluated every 30 s: one run per tick, at most.
 
-The rules live in orchestration/runtime_schedules.py; this sensor supplies the clock, the
+The rules live in orchestration/schedules/runtime.py; this sensor supplies the clock, the
 Dagster instance's view of active runs, and the template jobs' partition keys.
 """
 
@@ -9,14 +9,16 @@ from typing import Any
 
 import dagster as dg
 
-from ... import catalog, runtime_schedules, warehouse
+from orchestration.catalog import templates
+from orchestration.db import warehouse
+from orchestration.schedules import runtime as runtime_schedules
 
 SENSOR_NAME = "runtime_schedules_sensor"
 ACTIVE_STATUSES = [getattr(dg.DagsterRunStatus, s) for s in runtime_schedules.ACTIVE_RUN_STATUSES]
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def active_run_lookup(instance: dg.DagsterInstance):
@@ -33,7 +35,7 @@ def active_run_lookup(instance: dg.DagsterInstance):
 def period_from_job(jobs_by_template: dict[str, Any]):
     """The last complete period as of the tick, as the job's time dimension names it."""
 
-    def period_for(template: catalog.Template, tick_at: dt.datetime) -> str:
+    def period_for(template: templates.Template, tick_at: dt.datetime) -> str:
         time_dimension = jobs_by_template[template.key].partitions_def.time_window_dimension.partitions_def
         with dg.partition_loading_context(effective_dt=tick_at):
             key = time_dimension.get_last_partition_key()

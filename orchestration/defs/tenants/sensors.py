@@ -3,7 +3,8 @@
 
 import dagster as dg
 
-from ... import tenants, warehouse
+from orchestration.access import tenants
+from orchestration.db import warehouse
 
 tenant_partitions = dg.DynamicPartitionsDefinition(name="tenants")
 

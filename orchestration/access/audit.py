@@ -1,0 +1,114 @@
+"""The audit log: append-only, each row chained to the previous one by its hash.
+
+Every lifecycle change, approval, run request, denial and export is one row. A row's hash
+covers its content and the previous row's hash, so an edited, deleted or reordered row breaks
+the chain at that row; `verify` names the first one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+GENESIS = "0" * 64
+OUTCOMES = ("allowed", "denied", "succeeded", "failed")
+
+
+def _row_hash(prev_hash: str, fields: dict[str, Any]) -> str:
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
+    return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
+
+
+def _fields(seq, at: dt.datetime, actor, tenant_id, action, target, outcome, correlation_id, details) -> dict[str, Any]:
+    return {
+        "seq": seq,
+        "at": at.astimezone(dt.UTC).isoformat(),
+        "actor": actor,
+        "tenant_id": tenant_id,
+        "action": action,
+        "target": target,
+        "outcome": outcome,
+        "correlation_id": correlation_id,
+        "details": details,
+    }
+
+
+def new_correlation_id() -> str:
+    return uuid.uuid4().hex
+
+
+def record(
+    conn,
+    *,
+    actor: str,
+    action: str,
+    target: str,
+    outcome: str,
+    tenant_id: str | None = None,
+    correlation_id: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> int:
+    """Append one row (committed with the caller's transaction); returns its sequence number."""
+    if outcome not in OUTCOMES:
+        raise ValueError(f"audit outcome must be one of {OUTCOMES}")
+    details = json.loads(json.dumps(details or {}, default=str))
+    with conn.cursor() as cur:
+        # One writer at a time, so every row chains to the true previous row.
+        cur.execute("select pg_advisory_xact_lock(hashtext('nexus-reports:audit'))")
+        cur.execute("select row_hash from control.audit_log order by seq desc limit 1")
+        last = cur.fetchone()
+        prev_hash = last[0] if last else GENESIS
+        cur.execute("select nextval(pg_get_serial_sequence('control.audit_log', 'seq'))")
+        (seq,) = cur.fetchone()
+        at = dt.datetime.now(dt.UTC)
+        row_hash = _row_hash(prev_hash, _fields(seq, at, actor, tenant_id, action, target, outcome, correlation_id, details))
+        cur.execute(
+            """
+            insert into control.audit_log
+                (seq, at, actor, tenant_id, action, target, outcome, correlation_id, details, prev_hash, row_hash)
+            values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+            """,
+            (seq, at, actor, tenant_id, action, target, outcome, correlation_id, json.dumps(details), prev_hash, row_hash),
+        )
+    return seq
+
+
+def record_now(conn, **kwargs: Any) -> int:
+    """Append and commit at once: for denials, which must persist even when the caller aborts."""
+    with conn:
+        return record(conn, **kwargs)
+
+
+@dataclass(frozen=True)
+class Verification:
+    rows: int
+    first_broken_seq: int | None
+    problem: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.first_broken_seq is None
+
+
+def verify(conn) -> Verification:
+    prev_hash = GENESIS
+    count = 0
+    with conn, conn.cursor(name=f"audit_verify_{uuid.uuid4().hex[:8]}") as cur:
+        cur.itersize = 5000
+        cur.execute(
+            "select seq, at, actor, tenant_id, action, target, outcome, correlation_id, details, prev_hash, row_hash "
+            "from control.audit_log order by seq"
+        )
+        for seq, at, actor, tenant_id, action, target, outcome, correlation_id, details, stored_prev, stored_hash in cur:
+            count += 1
+            if stored_prev != prev_hash:
+                return Verification(count, seq, f"row {seq} does not follow the previous row (a row before it was deleted, inserted or reordered)")
+            expected = _row_hash(prev_hash, _fields(seq, at, actor, tenant_id, action, target, outcome, correlation_id, details))
+            if expected != stored_hash:
+                return Verification(count, seq, f"row {seq} was changed after it was written")
+            prev_hash = stored_hash
+    return Verification(count, None, None)

@@ -1,0 +1,200 @@
+"""Principals, roles, tenant memberships and the access-control matrix.
+
+Every command and Dagster entry point asks `authorize` before acting; a denial is written to
+the audit log (and committed) before the caller sees it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from orchestration.access import audit
+from orchestration.catalog.templates import ROLES
+
+ALL_TENANTS = "*"
+
+# action -> roles allowed to perform it (platform_admin may do everything).
+MATRIX: dict[str, frozenset[str]] = {
+    "view": frozenset(ROLES),
+    "run": frozenset({"analyst", "manager", "template_owner", "tenant_admin"}),
+    "submit": frozenset({"template_owner"}),
+    "approve": frozenset({"approver"}),
+    "deprecate": frozenset({"template_owner", "approver"}),
+    "download": frozenset({"viewer", "analyst", "manager", "executive", "tenant_admin"}),
+    "schedule": frozenset({"manager", "tenant_admin"}),
+    "manage_principals": frozenset({"tenant_admin"}),
+    "legal_hold": frozenset({"tenant_admin"}),  # place or release a legal hold on a run's artifacts
+    "audit": frozenset(),
+}
+ACTIONS = tuple(MATRIX)
+
+
+class AccessDenied(PermissionError):
+    """The actor may not do this; the denial is already in the audit log."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    principal_id: str
+    kind: str
+    display_name: str
+    active: bool
+    roles: frozenset[str]
+    tenants: frozenset[str]
+
+    def member_of(self, tenant_id: str) -> bool:
+        return ALL_TENANTS in self.tenants or tenant_id in self.tenants
+
+
+def get_principal(conn, principal_id: str) -> Principal | None:
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            select p.principal_id, p.kind, p.display_name, p.active,
+                   coalesce(array_agg(distinct r.role) filter (where r.role is not null), '{}'),
+                   coalesce(array_agg(distinct m.tenant_id) filter (where m.tenant_id is not null), '{}')
+            from control.principals p
+            left join control.principal_roles r using (principal_id)
+            left join control.tenant_memberships m using (principal_id)
+            where p.principal_id = %s
+            group by p.principal_id
+            """,
+            (principal_id,),
+        )
+        row = cur.fetchone()
+    if row is None:
+        return None
+    return Principal(row[0], row[1], row[2], row[3], frozenset(row[4]), frozenset(row[5]))
+
+
+def standing_denial(principal: Principal | None) -> str | None:
+    """Whether the principal can be granted anything at all: known and active."""
+    if principal is None:
+        return "unknown principal"
+    if not principal.active:
+        return f"principal {principal.principal_id} is deactivated"
+    return None
+
+
+def decide(
+    principal: Principal | None,
+    action: str,
+    *,
+    tenant_id: str | None = None,
+    allowed_roles: Iterable[str] | None = None,
+) -> str | None:
+    """None when allowed, else the reason for the denial (pure: no database, no audit)."""
+    if action not in MATRIX:
+        raise ValueError(f"unknown action {action!r}")
+    denial = standing_denial(principal)
+    if denial or "platform_admin" in principal.roles:
+        return denial
+    if not principal.roles & MATRIX[action]:
+        return f"{principal.principal_id} has none of the roles that may {action} ({', '.join(sorted(MATRIX[action])) or 'platform_admin only'})"
+    if allowed_roles is not None and not principal.roles & set(allowed_roles):
+        return f"{principal.principal_id} has none of the roles this template allows to {action} ({', '.join(sorted(allowed_roles))})"
+    if tenant_id is not None and not principal.member_of(tenant_id):
+        return f"{principal.principal_id} is not a member of tenant {tenant_id}"
+    return None
+
+
+def authorize(
+    conn,
+    actor: str | None,
+    action: str,
+    *,
+    target: str,
+    tenant_id: str | None = None,
+    allowed_roles: Iterable[str] | None = None,
+    correlation_id: str | None = None,
+) -> Principal:
+    principal = get_principal(conn, actor) if actor else None
+    reason = decide(principal, action, tenant_id=tenant_id, allowed_roles=allowed_roles)
+    if reason:
+        audit.record_now(
+            conn, actor=actor or "(none)", action=f"{action}.denied", target=target, outcome="denied",
+            tenant_id=tenant_id, correlation_id=correlation_id, details={"reason": reason},
+        )
+        raise AccessDenied(f"{actor or 'an unnamed requester'} may not {action} {target}: {reason}")
+    return principal
+
+
+# Roles that reach beyond one tenant: only a platform admin grants them.
+PLATFORM_GRANTED = frozenset({"platform_admin", "approver", "template_owner"})
+
+
+def authorize_grant(conn, actor: str, principal_id: str, roles: Iterable[str], tenants: Iterable[str]) -> None:
+    """A tenant admin manages people of their own tenants; wider grants need a platform admin."""
+    roles, tenants = set(roles), set(tenants)
+    if ALL_TENANTS in tenants or roles & PLATFORM_GRANTED:
+        authorize(conn, actor, "audit", target=f"grant {sorted(roles)} on {sorted(tenants)} to {principal_id}")
+        return
+    for tenant in sorted(tenants):
+        authorize(conn, actor, "manage_principals", target=principal_id, tenant_id=tenant)
+
+
+def upsert_principal(
+    conn, principal_id: str, *, kind: str = "user", display_name: str | None = None,
+    roles: Iterable[str] = (), tenants: Iterable[str] = (), actor: str = "system",
+) -> None:
+    roles, tenants = sorted(set(roles)), sorted(set(tenants))
+    unknown = set(roles) - set(ROLES)
+    if unknown:
+        raise ValueError(f"unknown roles {sorted(unknown)}; known: {', '.join(ROLES)}")
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            """insert into control.principals (principal_id, kind, display_name) values (%s, %s, %s)
+               on conflict (principal_id) do update set kind = excluded.kind,
+                   display_name = excluded.display_name, active = true""",
+            (principal_id, kind, display_name or principal_id),
+        )
+        cur.execute("delete from control.principal_roles where principal_id = %s", (principal_id,))
+        cur.execute("delete from control.tenant_memberships where principal_id = %s", (principal_id,))
+        for role in roles:
+            cur.execute("insert into control.principal_roles values (%s, %s)", (principal_id, role))
+        for tenant in tenants:
+            cur.execute("insert into control.tenant_memberships values (%s, %s)", (principal_id, tenant))
+        audit.record(conn, actor=actor, action="principal.upsert", target=principal_id, outcome="succeeded",
+                     details={"kind": kind, "roles": roles, "tenants": tenants})
+
+
+def deactivate(conn, principal_id: str, *, actor: str) -> None:
+    with conn, conn.cursor() as cur:
+        cur.execute("update control.principals set active = false where principal_id = %s", (principal_id,))
+        audit.record(conn, actor=actor, action="principal.deactivate", target=principal_id, outcome="succeeded")
+
+
+def list_principals(conn) -> list[Principal]:
+    with conn.cursor() as cur:
+        cur.execute("select principal_id from control.principals order by principal_id")
+        ids = [r[0] for r in cur.fetchall()]
+    return [get_principal(conn, i) for i in ids]
+
+
+SCHEDULER = "svc:scheduler"
+DEMO = "svc:demo"
+DELIVERY = "svc:delivery"
+PLATFORM_OWNER = "owner@nexus.example"
+APPROVERS = ("approver@nexus.example", "approver2@nexus.example")
+
+
+def seed_sample_principals(conn, tenant_ids: Iterable[str]) -> int:
+    """The sample people and service accounts `seed` and `demo` use."""
+    rows = [
+        (PLATFORM_OWNER, "user", "Template owner", ["template_owner"], [ALL_TENANTS]),
+        (APPROVERS[0], "user", "Report approver", ["approver"], [ALL_TENANTS]),
+        (APPROVERS[1], "user", "Second approver", ["approver"], [ALL_TENANTS]),
+        ("platform@nexus.example", "user", "Platform admin", ["platform_admin"], [ALL_TENANTS]),
+        # Service accounts run every standard template, confidential and restricted included.
+        (SCHEDULER, "service", "Schedules", ["analyst", "manager"], [ALL_TENANTS]),
+        (DEMO, "service", "make demo", ["analyst", "manager"], [ALL_TENANTS]),
+        # Creates the links deliveries carry: may download and receive every standard template, run none.
+        (DELIVERY, "service", "Delivery", ["executive"], [ALL_TENANTS]),
+    ]
+    for tenant in tenant_ids:
+        for role in ("analyst", "manager", "executive", "viewer", "tenant_admin"):
+            rows.append((f"{role}@{tenant}.example", "user", f"{role.replace('_', ' ').title()} ({tenant})", [role], [tenant]))
+    for principal_id, kind, name, roles, tenants in rows:
+        upsert_principal(conn, principal_id, kind=kind, display_name=name, roles=roles, tenants=tenants, actor="seed")
+    return len(rows)

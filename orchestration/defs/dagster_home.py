@@ -1,0 +1,45 @@
+"""Dagster's instance for this product: its storage is Postgres on the warehouse's server."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from orchestration.db import warehouse
+from orchestration.settings import Settings, get_settings
+
+STORAGE_URL_ENV = "NEXUS_DAGSTER_STORAGE_URL"
+
+DAGSTER_YAML = """\
+# Written by nexus-reports; the storage URL comes from the environment so that the embedded
+# server's socket path or an external server's address never lands in a file.
+storage:
+  postgres:
+    postgres_url:
+      env: NEXUS_DAGSTER_STORAGE_URL
+run_coordinator:
+  module: dagster.core.run_coordinator
+  class: QueuedRunCoordinator
+concurrency:
+  runs:
+    max_concurrent_runs: 4
+  pools:
+    default_limit: 4
+telemetry:
+  enabled: false
+"""
+
+
+def prepare(settings: Settings | None = None) -> Path:
+    """Write $DAGSTER_HOME/dagster.yaml and export what Dagster's processes need."""
+    settings = settings or get_settings()
+    home = settings.dagster_home
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists() or config.read_text() != DAGSTER_YAML:
+        config.write_text(DAGSTER_YAML)
+    os.environ["DAGSTER_HOME"] = str(home)
+    os.environ["NEXUS_HOME"] = str(settings.home)
+    os.environ[STORAGE_URL_ENV] = warehouse.dagster_storage_url(settings)
+    os.environ.update(warehouse.dbt_env(settings))
+    return home

@@ -1,0 +1,141 @@
+"""`nexus-reports demo`: the whole product once, through Dagster, on a persistent instance.
+
+Seed -> dbt build (as Dagster assets) -> tenant partitions -> each template's job for every
+tenant and the period -> a table of what was produced. Running it again replaces the sample
+data with the same data and produces new runs with the same input hashes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from orchestration.access import policy, tenants
+from orchestration.artifacts import storage
+from orchestration.catalog import templates
+from orchestration.db import warehouse
+from orchestration.defs import dagster_home
+from orchestration.governance import lifecycle
+from orchestration.metrics import dbt_manifest
+from orchestration.runs import records
+
+# Dagster's step-by-step log stays in the instance (the UI shows it); the terminal gets warnings.
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+@dataclass
+class DemoResult:
+    template: str
+    tenant: str
+    period: str
+    ok: bool
+    seconds: float
+    state: str = ""
+    rows: int = 0
+    gate: str = ""
+    files: list[str] = field(default_factory=list)
+    location: str = ""
+    diagnosis: str = ""
+
+
+def run_demo(*, tenant_count: int = 3, incidents: int = 20_000, period: str | None = None,
+             echo: Callable[[str], None] = print) -> list[DemoResult]:
+    import dagster as dg
+
+    from orchestration.dev import seed as seeding
+
+    if period:
+        records.month_window(period)  # validates the period before any work
+    warehouse.ensure_database()
+    home = dagster_home.prepare()
+    echo(f"warehouse: {'embedded PostgreSQL' if warehouse.get_settings().embedded else 'REPORTS_DATABASE_URL'}; DAGSTER_HOME={home}")
+    store = storage.get_store()
+    if isinstance(store, storage.S3Store) and store.ensure_bucket():
+        echo(f"created bucket {store.bucket}")
+    echo(f"artifact store: {store.describe()}")
+
+    started = time.perf_counter()
+    with warehouse.connection() as conn:
+        counts = seeding.seed(conn, tenants=tenant_count, incidents=incidents)
+    echo(f"seeded {counts.get('incidents', 0):,} incidents for {tenant_count} tenants in {time.perf_counter() - started:.1f}s")
+
+    dbt_manifest.parse()
+    from orchestration.definitions import defs, report_jobs
+
+    instance = dg.DagsterInstance.get()
+    started = time.perf_counter()
+    dbt_result = defs.resolve_job_def("dbt_build_job").execute_in_process(
+        instance=instance, tags={"nexus/trigger": "demo"}, raise_on_error=False, run_config=QUIET
+    )
+    if not dbt_result.success:
+        raise warehouse.WarehouseError("dbt build failed in Dagster; open the run in the Dagster UI (make dev)")
+    echo(f"dbt build (as Dagster assets) in {time.perf_counter() - started:.1f}s")
+
+    with warehouse.connection() as conn:
+        tenant_ids = tenants.list_tenant_ids(conn)
+        policy.seed_sample_principals(conn, tenant_ids)
+        approved = lifecycle.approve_system_templates(conn, approver=policy.APPROVERS[0])
+    if approved:
+        echo(f"approved by {policy.APPROVERS[0]} after Gate A: {', '.join(approved)}")
+    add, _ = tenants.partition_changes(tenant_ids, instance.get_dynamic_partitions("tenants"))
+    if add:
+        instance.add_dynamic_partitions("tenants", add)
+
+    results = []
+    for key, job in report_jobs.items():
+        job_def = defs.resolve_job_def(job.name)
+        template = templates.load(key)
+        # The last complete period of the template's cadence, as its schedule would choose it.
+        latest = job_def.partitions_def.time_window_dimension.partitions_def.get_last_partition_key()
+        period_key = f"{period}-01" if period and template.cadence == "monthly" else latest
+        label = records.period_window(template.cadence, period_key)[0]
+        for tenant in tenant_ids:
+            partition = dg.MultiPartitionKey({"tenant": tenant, "period": period_key})
+            t0 = time.perf_counter()
+            result = job_def.execute_in_process(
+                instance=instance,
+                partition_key=partition,
+                tags={"nexus/trigger": "manual", "nexus/requester": policy.DEMO},
+                raise_on_error=False,
+                run_config=QUIET,
+            )
+            results.append(_describe(key, tenant, label, result.run_id, time.perf_counter() - t0))
+    return results
+
+
+def _describe(template: str, tenant: str, period: str, dagster_run_id: str, seconds: float) -> DemoResult:
+    with warehouse.connection() as conn:
+        record = records.run_for_dagster_run(conn, dagster_run_id, template)
+    if record is None:
+        return DemoResult(template, tenant, period, False, seconds, diagnosis="no run record (see Dagster run)")
+    files = []
+    if record["artifact_location"]:
+        store, key = storage.for_location(record["artifact_location"])
+        files = store.files(key)
+    gate = "passed" if record["gate_passed"] else ("failed" if record["gate_passed"] is False else "-")
+    return DemoResult(
+        template=template,
+        tenant=tenant,
+        period=period,
+        ok=record["state"] == "completed",
+        seconds=seconds,
+        state=record["state"],
+        rows=sum(record["row_counts"].values()),
+        gate=gate,
+        files=files,
+        location=record["artifact_location"] or "",
+        diagnosis=record["diagnosis"] or "",
+    )
+
+
+def print_table(results: list[DemoResult], echo: Callable[[str], None] = print) -> None:
+    header = f"{'template':<28} {'tenant':<10} {'period':<10} {'state':<10} {'rows':>6} {'gate':<7} {'secs':>5}  files / location"
+    echo("")
+    echo(header)
+    echo("-" * len(header))
+    for r in results:
+        detail = f"{len(r.files)} files: {', '.join(r.files)}" if r.files else r.diagnosis
+        echo(f"{r.template:<28} {r.tenant:<10} {r.period:<10} {r.state:<10} {r.rows:>6} {r.gate:<7} {r.seconds:>5.1f}  {detail}")
+        if r.location:
+            echo(f"{'':<28} {'':<10} {'':<10} {'':<10} {'':>6} {'':<7} {'':>5}  {r.location}")

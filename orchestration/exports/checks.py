@@ -1,0 +1,127 @@
+"""Checks of every rendered file before it is published: read back what was written.
+
+CSV: the header is the section contract (plus report_status on a degraded run) and the row
+count matches. XLSX: the workbook reopens and its data rows add up to the sections' rows.
+JSON: every row validates against the section's schema (streamed line by line, as written),
+and the counts match. PDF: it has pages and its text shows every key figure. A failure ends
+the run as format_error: a file that does not say what the snapshot says is never published.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import openpyxl
+from pypdf import PdfReader
+
+from orchestration.exports import ReportContext, SectionSnapshot
+from orchestration.exports.csv_export import STATUS_COLUMN
+
+_JSON_TYPES = {
+    "text": "string", "integer": "integer", "bigint": "integer", "numeric": "number",
+    "date": "string", "timestamptz": "string", "boolean": "boolean",
+}
+
+
+def row_schema(section: SectionSnapshot) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {c.name: {"type": [_JSON_TYPES[c.type], "null"]} for c in section.columns},
+        "required": [c.name for c in section.columns],
+        "additionalProperties": False,
+    }
+
+
+def check_files(staging: Path, files: list[dict[str, Any]], context: ReportContext) -> list[str]:
+    problems = []
+    for entry in files:
+        path, sections = staging / entry["name"], entry["_sections"]
+        check = {"csv": _csv, "json": _json, "xlsx": _xlsx, "pdf": _pdf}[entry["format"]]
+        try:
+            problems += [f"{entry['name']}: {p}" for p in check(path, sections, context)]
+        except Exception as exc:  # a file that cannot even be read back is the finding
+            problems.append(f"{entry['name']}: cannot be read back: {type(exc).__name__}: {exc}")
+    return problems
+
+
+def _csv(path: Path, sections: list[SectionSnapshot], context: ReportContext) -> list[str]:
+    (section,) = sections
+    expected = [c.name for c in section.columns] + ([STATUS_COLUMN] if context.degraded else [])
+    with path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, [])
+        rows = sum(1 for _ in reader)
+    problems = []
+    if header != expected:
+        problems.append(f"header {header} is not the section contract {expected}")
+    if rows != section.row_count:
+        problems.append(f"{rows} rows, the snapshot has {section.row_count}")
+    return problems
+
+
+def _xlsx(path: Path, sections: list[SectionSnapshot], context: ReportContext) -> list[str]:
+    book = openpyxl.load_workbook(path, read_only=True)
+    try:
+        data_sheets = book.worksheets[1:]  # the first sheet is the report header
+        # The dimension xlsxwriter records: rows written, header included, without reading every row.
+        written = sum(max((ws.max_row or 1) - 1, 0) for ws in data_sheets)
+    finally:
+        book.close()
+    expected = sum(s.row_count for s in sections)
+    return [] if written == expected else [f"{written} data rows, the snapshot has {expected}"]
+
+
+def _json(path: Path, sections: list[SectionSnapshot], context: ReportContext) -> list[str]:
+    """Our writer puts the header on the first line, each section's metadata on its own line and
+    each row on its own line: validated one line at a time, never loaded whole."""
+    problems: list[str] = []
+    by_name = {s.name: s for s in sections}
+    validator, current, counts = None, None, {}
+    with path.open(encoding="utf-8") as fh:
+        first = fh.readline()
+        header = json.loads(first.rstrip().removesuffix(', "sections": [') + "}")
+        if header.get("report", {}).get("run_id") != context.run_id:
+            problems.append("report header does not name this run")
+        for line in fh:
+            line = line.rstrip("\n")
+            if line.startswith(("{\"name\"", ",{\"name\"")):
+                text = line.lstrip(",").rstrip(",")
+                empty = text.endswith('"rows": []}')
+                meta = json.loads(text if empty else text.removesuffix(', "rows": [') + "}")
+                current = by_name.get(meta["name"])
+                if current is None:
+                    problems.append(f"unexpected section {meta['name']}")
+                    continue
+                validator = jsonschema.Draft202012Validator(row_schema(current))
+                counts[current.name] = 0
+                if empty:
+                    current = None
+                continue
+            body = line.strip().rstrip(",")
+            for suffix in ("]}", "]}]}"):
+                body = body.removesuffix(suffix) if body.endswith("}" + suffix) else body
+            if not body.startswith("{") or current is None:
+                continue
+            errors = list(validator.iter_errors(json.loads(body)))
+            if errors:
+                problems.append(f"section {current.name} row {counts[current.name] + 1}: {errors[0].message}")
+                break
+            counts[current.name] += 1
+    for section in sections:
+        if counts.get(section.name) != section.row_count:
+            problems.append(f"section {section.name}: {counts.get(section.name)} rows, the snapshot has {section.row_count}")
+    return problems
+
+
+def _pdf(path: Path, sections: list[SectionSnapshot], context: ReportContext) -> list[str]:
+    reader = PdfReader(path)
+    if not reader.pages:
+        return ["no pages"]
+    text = re.sub(r"\s+", "", "".join(page.extract_text() or "" for page in reader.pages[:2]))
+    missing = [f.label for f in context.key_figures if re.sub(r"\s+", "", f"{f.value}") not in text]
+    return [f"key figures not shown: {', '.join(missing)}"] if missing else []
