@@ -10,6 +10,7 @@ from orchestration.defs.delivery.sensors import delivery_outbox_sensor
 from orchestration.defs.reports.assets import build_report_assets
 from orchestration.defs.reports.checks import build_gate_b_check
 from orchestration.defs.reports.schedules import build_job, build_schedule
+from orchestration.defs.resources import RESOURCES
 from orchestration.defs.retention.schedules import retention_job, retention_schedule
 from orchestration.defs.runs.jobs import report_run
 from orchestration.defs.runs.sensors import (
@@ -40,5 +41,5 @@ defs = dg.Definitions(
     schedules=[*report_schedules, retention_schedule],
     sensors=[tenant_partitions_sensor, runtime_schedules_sensor, report_runs_on_cancel, report_runs_on_failure,
              reap_dead_workers, corrections_sensor, delivery_outbox_sensor],
-    resources={"dbt": dbt_resource},
+    resources={"dbt": dbt_resource, **RESOURCES},
 )

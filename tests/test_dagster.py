@@ -12,8 +12,9 @@ import pytest
 
 from orchestration.catalog import templates
 from orchestration.metrics import dbt_manifest
-from orchestration.runs import records
+from orchestration.runs import periods, records
 from orchestration.settings import REPO_ROOT
+from tests.helpers.dagster import sensor_context
 
 from .conftest import PERIOD, analyst
 
@@ -79,7 +80,7 @@ def test_weekly_schedule_runs_the_last_iso_week(defs, tenant_ids):
         context = dg.build_schedule_context(instance=instance, scheduled_execution_time=monday)
         requests = list(schedule.evaluate_tick(context).run_requests)
     assert sorted(r.partition_key for r in requests) == sorted(f"2026-11-16|{t}" for t in tenant_ids)
-    assert records.period_window("weekly", "2026-11-16")[1:] == (dt.date(2026, 11, 16), dt.date(2026, 11, 23))
+    assert periods.period_window("weekly", "2026-11-16")[1:] == (dt.date(2026, 11, 16), dt.date(2026, 11, 23))
 
 
 def test_gate_b_check_is_blocking(defs):
@@ -107,7 +108,7 @@ def test_tenant_sensor_syncs_partitions(defs, tenant_ids):
     sensor = defs.resolve_sensor_def("tenant_partitions_sensor")
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("tenants", ["gone-tenant"])
-        result = sensor(dg.build_sensor_context(instance=instance))
+        result = sensor(sensor_context(instance))
         requests = result.dynamic_partitions_requests
         added = [k for r in requests if isinstance(r, dg.AddDynamicPartitionsRequest) for k in r.partition_keys]
         deleted = [k for r in requests if isinstance(r, dg.DeleteDynamicPartitionsRequest) for k in r.partition_keys]
@@ -136,9 +137,9 @@ def test_materializing_a_partition_publishes_the_report(built, defs, conn, tenan
                      if m.asset_key == dg.AssetKey([TEMPLATE, "published"])]
         assert len(published) == 1
     record = records.run_for_dagster_run(conn, result.run_id, TEMPLATE)
-    assert record["state"] == "completed" and record["requester"] == analyst(tenant_ids[1])
-    assert record["tenant_id"] == tenant_ids[1] and record["period_key"] == PERIOD
-    location = Path(record["artifact_location"])
+    assert record.state == "completed" and record.requester == analyst(tenant_ids[1])
+    assert record.tenant_id == tenant_ids[1] and record.period_key == PERIOD
+    location = Path(record.artifact_location)
     assert (location / "manifest.json").exists()
     assert len(list(location.iterdir())) == 5
 
@@ -153,5 +154,5 @@ def test_gate_b_failure_in_dagster_blocks_published(built, defs, conn, tenant_id
         materialized = {m.asset_key for m in result.get_asset_materialization_events()}
         assert dg.AssetKey([TEMPLATE, "published"]) not in materialized
     record = records.run_for_dagster_run(conn, result.run_id, TEMPLATE)
-    assert record["state"] == "failed" and record["failure_class"] == "validation_failed"
+    assert record.state == "failed" and record.failure_class == "validation_failed"
     assert not (artifacts_root / tenant_ids[0] / TEMPLATE / "2025-01").exists()

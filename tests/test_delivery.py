@@ -20,8 +20,10 @@ from orchestration.access.policy import AccessDenied
 from orchestration.catalog import templates
 from orchestration.delivery import outbox, webhook
 from orchestration.runs import engine
-from orchestration.runs.records import ReportRequest
+from orchestration.runs.records import RunOrigin
+from orchestration.runs.request import ReportRequest
 from orchestration.schedules import runtime
+from tests.helpers.dagster import sensor_context
 
 from .servers import SmtpHandler, free_port
 
@@ -122,7 +124,7 @@ def schedule_id(built):
 def restricted_run(built, schedule_id):
     t = templates.load("compliance_evidence_summary")
     request = ReportRequest.for_period(t, "acme", PERIOD, requester=OWNER, trigger="schedule")
-    return engine.run_report(t, request, schedule_id=str(schedule_id))
+    return engine.run_report(t, request, RunOrigin(schedule_id=str(schedule_id)))
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -551,7 +553,6 @@ def test_retry_command_resends_only_failed_deliveries(conn, smtp, internal_run):
 
 
 def test_outbox_sensor_sends_due_deliveries(conn, smtp, internal_run):
-    import dagster as dg
 
     from orchestration.defs.delivery.sensors import delivery_outbox_sensor
     from orchestration.delivery import links
@@ -564,7 +565,7 @@ def test_outbox_sensor_sends_due_deliveries(conn, smtp, internal_run):
         cur.execute("update control.deliveries set next_attempt_at = now() - interval '1 second' where address = %s", (to,))
     links.set_link_maker(fake_link)
     try:
-        result = delivery_outbox_sensor(dg.build_sensor_context())
+        result = delivery_outbox_sensor(sensor_context())
     finally:
         links.set_link_maker(links.secure_link)
     assert "sent" in result.skip_message

@@ -22,6 +22,7 @@ from orchestration.links import service as links
 from orchestration.links import web
 from orchestration.runs import records
 from orchestration.schedules import runtime
+from tests.helpers.dagster import sensor_context
 
 from .servers import free_port
 
@@ -81,19 +82,19 @@ def test_restricted_report_reaches_the_inbox_as_links_to_the_redacted_variant(bu
     monkeypatch.setattr(schedule_sensors, "_now", lambda: dt.datetime(2026, 7, 1, 6, 0, 20, tzinfo=dt.UTC))
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("tenants", tenant_ids)
-        requests = defs.resolve_sensor_def("runtime_schedules_sensor")(dg.build_sensor_context(instance=instance)).run_requests
+        requests = defs.resolve_sensor_def("runtime_schedules_sensor")(sensor_context(instance)).run_requests
         (request,) = [r for r in requests if r.tags["nexus/schedule_id"] == str(schedule_id)]
         result = defs.resolve_job_def(request.job_name).execute_in_process(
             instance=instance, partition_key=request.partition_key, tags=request.tags)
     assert result.success
     record = records.run_for_dagster_run(conn, result.run_id, TEMPLATE)
-    assert record["state"] == "completed" and record["period_key"] == "2026-06"
+    assert record.state == "completed" and record.period_key == "2026-06"
 
     (message,) = [m for m in handler.messages if m["To"] == AUDITOR]
     assert not list(message.iter_attachments())  # restricted: links, never attachments
     body = message.get_body(("plain",)).get_content()
     urls = re.findall(rf"{re.escape(link_service)}/links/[\w-]+", body)
-    assert len(urls) == len(record["formats"])
+    assert len(urls) == len(record.formats)
     csv_url = next(u for u, line in zip(urls, [l for l in body.splitlines() if "/links/" in l]) if ".csv" in line or "csv" in line)
 
     status, data = get(csv_url)
@@ -102,9 +103,9 @@ def test_restricted_report_reaches_the_inbox_as_links_to_the_redacted_variant(bu
     assert rows and {r["owner_name"] for r in rows} <= {"[redacted]", ""}  # the external variant
     assert all(len(r["control_title"]) <= 41 for r in rows)
 
-    links.revoke(conn, actor="tenant_admin@acme.example", reason="audit closed", run_id=record["run_id"])
+    links.revoke(conn, actor="tenant_admin@acme.example", reason="audit closed", run_id=record.run_id)
     assert get(csv_url)[0] == 403
     with conn, conn.cursor() as cur:
-        cur.execute("select outcome from control.access_events where run_id = %s order by event_id", (record["run_id"],))
+        cur.execute("select outcome from control.access_events where run_id = %s order by event_id", (record.run_id,))
         assert [r[0] for r in cur.fetchall()][-2:] == ["granted", "denied"]
-    assert outbox.channel_counts(conn, record["run_id"])["email"]["sent"] == 1
+    assert outbox.channel_counts(conn, record.run_id)["email"]["sent"] == 1

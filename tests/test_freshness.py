@@ -15,12 +15,16 @@ from pypdf import PdfReader
 
 from orchestration.access import policy
 from orchestration.catalog import templates
-from orchestration.runs import engine, freshness, launch, records
+from orchestration.runs import engine, failures, freshness, publish, records
+from orchestration.runs.records import RunOrigin
+from orchestration.runs.request import ReportRequest
+from orchestration.services import runs as run_service
+from tests.helpers.dagster import sensor_context
 
 from .conftest import PERIOD
 
 
-def files_of(published: engine.Published) -> dict[str, object]:
+def files_of(published: publish.Published) -> dict[str, object]:
     return {f["format"]: published.location / f["name"] for f in published.manifest["files"]}
 
 
@@ -47,9 +51,8 @@ def incident(incident_id: int, tenant: str, opened: str, loaded: str) -> dict:
 
 def adhoc(template_key: str, tenant: str, date_from: str, date_to: str, requester: str):
     with pipeline_conn() as conn:
-        template = launch.resolve_template(conn, template_key, None, tenant)
-    return template, launch.build_request(template, tenant=tenant, requester=requester,
-                                          date_from=date_from, date_to=date_to)
+        return run_service.prepare(conn, run_service.RunSubmission(
+            template_key=template_key, tenant_id=tenant, requester=requester, date_from=date_from, date_to=date_to))
 
 
 def pipeline_conn():
@@ -64,20 +67,20 @@ def pipeline_conn():
 def test_stale_source_fails_a_fail_policy_template_without_retrying(built, conn):
     # The sample data ends 2026-07-01: a window to 5 July finds incidents a week old.
     template, request = adhoc("incident_summary", "acme", "2026-06-15", "2026-07-05", "analyst@acme.example")
-    with pytest.raises(engine.RunFailed) as failed:
+    with pytest.raises(failures.RunFailed) as failed:
         engine.run_report(template, request)
     assert failed.value.failure_class == "source_unavailable"
     assert failed.value.diagnosis.startswith("stale source incidents: newest load 2026-06-30")
     record = records.get_run(conn, failed.value.run_id)
-    assert record["attempt"] == 1 and record["artifact_location"] is None and record["snapshot_state"] == "none"
-    assert record["source_watermarks"]["incidents"].startswith("2026-06-30")
+    assert record.attempt == 1 and record.artifact_location is None and record.snapshot_state == "none"
+    assert record.source_watermarks["incidents"].startswith("2026-06-30")
 
 
 def test_stale_source_publishes_degraded_everywhere_then_a_correction_supersedes_it(built, conn):
     template, request = adhoc("connector_health", "globex", "2026-06-22", "2026-07-05", "manager@globex.example")
     degraded = engine.run_report(template, request)
     record = records.get_run(conn, degraded.run_id)
-    assert record["degraded"] and "connector_health_events" in record["degraded_reason"]
+    assert record.degraded and "connector_health_events" in record.degraded_reason
     files = files_of(degraded)
 
     rows = list(csv.reader(io.StringIO(files["csv"].read_text())))
@@ -93,7 +96,7 @@ def test_stale_source_publishes_degraded_everywhere_then_a_correction_supersedes
     assert degraded.manifest["degraded"]["degraded"] is True
 
     # Not fresh yet: nothing to do. Then the feed catches up and the sensor asks for a correction.
-    assert degraded.run_id not in [c.run["run_id"] for c in freshness.due_corrections(conn)]
+    assert degraded.run_id not in [c.run.run_id for c in freshness.due_corrections(conn)]
     from orchestration.definitions import defs
 
     late_health = {"event_id": 990_000_001, "tenant_id": "globex", "connector_id": "globex-c01",
@@ -102,7 +105,7 @@ def test_stale_source_publishes_degraded_everywhere_then_a_correction_supersedes
     with raw_rows(conn, "connector_health_events", [late_health]):
         sensor = defs.resolve_sensor_def("corrections_sensor")
         with dg.instance_for_test() as instance:
-            result = sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
+            result = sensor.evaluate_tick(sensor_context(instance))
             requests = [r for r in result.run_requests if r.tags["nexus/supersedes"] == degraded.run_id]
             assert len(requests) == 1 and requests[0].run_key == f"correction:{degraded.run_id}"
             assert "fresh again" in requests[0].tags["nexus/reason"]
@@ -110,11 +113,11 @@ def test_stale_source_publishes_degraded_everywhere_then_a_correction_supersedes
             done = job.execute_in_process(run_config=requests[0].run_config, instance=instance, tags=requests[0].tags)
         assert done.success
     correction = records.run_for_dagster_run(conn, done.run_id, "connector_health")
-    assert correction["trigger"] == "correction" and correction["supersedes_run_id"] == degraded.run_id
-    assert not correction["degraded"]
-    assert records.get_run(conn, degraded.run_id)["superseded_by"] == correction["run_id"]
-    chain = [link["run_id"] for link in launch.chain(conn, correction["run_id"])]
-    assert chain == [degraded.run_id, correction["run_id"]]
+    assert correction.trigger == "correction" and correction.supersedes_run_id == degraded.run_id
+    assert not correction.degraded
+    assert records.get_run(conn, degraded.run_id).superseded_by == correction.run_id
+    chain = [link.run_id for link in records.chain(conn, correction.run_id)]
+    assert chain == [degraded.run_id, correction.run_id]
     assert json.loads((degraded.location / "manifest.json").read_text())["run_id"] == degraded.run_id  # original kept
 
 
@@ -123,11 +126,11 @@ def test_stale_source_publishes_degraded_everywhere_then_a_correction_supersedes
 
 def test_late_row_inside_a_published_window_asks_for_a_correction_and_outside_does_nothing(built, conn):
     template = templates.load("incident_summary")
-    request = records.ReportRequest.for_period(template, "initech", PERIOD, requester="tenant_admin@initech.example")
+    request = ReportRequest.for_period(template, "initech", PERIOD, requester="tenant_admin@initech.example")
     published = engine.run_report(template, request)
 
     def due_for_it():
-        return [c for c in freshness.due_corrections(conn) if c.run["run_id"] == published.run_id]
+        return [c for c in freshness.due_corrections(conn) if c.run.run_id == published.run_id]
 
     assert due_for_it() == []
     outside = incident(990_000_010, "initech", "2026-05-10 10:00+00", "2026-07-03 08:00+00")
@@ -140,10 +143,10 @@ def test_late_row_inside_a_published_window_asks_for_a_correction_and_outside_do
             config = freshness.correction_config(due.run, policy.SCHEDULER)
             assert (config["trigger"], config["supersedes"], config["period"]) == ("correction", published.run_id, PERIOD)
             correction = engine.run_report(
-                template, records.ReportRequest.for_period(template, "initech", PERIOD, requester=policy.SCHEDULER,
+                template, ReportRequest.for_period(template, "initech", PERIOD, requester=policy.SCHEDULER,
                                                         trigger="correction"),
-                supersedes=published.run_id)
-    assert records.get_run(conn, published.run_id)["superseded_by"] == correction.run_id
+                RunOrigin(supersedes=published.run_id))
+    assert records.get_run(conn, published.run_id).superseded_by == correction.run_id
     assert correction.manifest["supersedes_run_id"] == published.run_id
     assert due_for_it() == []  # superseded runs are not corrected again
 
@@ -151,15 +154,15 @@ def test_late_row_inside_a_published_window_asks_for_a_correction_and_outside_do
 def test_flag_policy_marks_the_run_and_audits_once(built, conn):
     template = templates.load("attack_coverage")
     assert template.backfill == "flag"
-    request = records.ReportRequest.for_period(template, "acme", PERIOD, requester="manager@acme.example")
+    request = ReportRequest.for_period(template, "acme", PERIOD, requester="manager@acme.example")
     published = engine.run_report(template, request)
     late = incident(990_000_020, "acme", "2026-06-11 10:00+00", "2026-07-04 08:00+00")
     late["attack_technique_id"] = "T1566"
     with raw_rows(conn, "incidents", [late]):
-        assert published.run_id not in [c.run["run_id"] for c in freshness.due_corrections(conn)]
+        assert published.run_id not in [c.run.run_id for c in freshness.due_corrections(conn)]
         freshness.due_corrections(conn)  # a second look flags nothing new
     record = records.get_run(conn, published.run_id)
-    assert record["late_data_at"] is not None and record["superseded_by"] is None
+    assert record.late_data_at is not None and record.superseded_by is None
     with conn, conn.cursor() as cur:
         cur.execute("select count(*) from control.audit_log where action = 'run.late_data_flagged' and target = %s",
                     (published.run_id,))

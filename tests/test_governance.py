@@ -12,9 +12,10 @@ import yaml
 
 from orchestration.access import audit, policy
 from orchestration.catalog import templates as catalog
+from orchestration.defs.resources import RESOURCES
 from orchestration.governance import lifecycle as governance
-from orchestration.runs import engine, records
-from orchestration.runs.records import ReportRequest
+from orchestration.runs import engine, failures, records
+from orchestration.runs.request import ReportRequest
 
 from .conftest import PERIOD, analyst
 
@@ -161,23 +162,23 @@ def test_unapproved_version_cannot_run(conn, template, tenant_ids):
     draft = variant(template, 250, title="Draft only")
     governance.submit(conn, draft, actor=OWNER)
     request = ReportRequest.for_period(draft, tenant_ids[0], PERIOD, requester=analyst(tenant_ids[0]))
-    with pytest.raises(engine.RunFailed) as failed:
+    with pytest.raises(failures.RunFailed) as failed:
         engine.run_report(draft, request)
     assert failed.value.failure_class == "policy_violation" and "not approved" in failed.value.diagnosis
-    assert records.get_run(conn, failed.value.run_id)["state"] == "failed"
+    assert records.get_run(conn, failed.value.run_id).state == "failed"
 
 
 def test_tampered_template_cannot_run(conn, template, tenant_ids):
     tampered = template.model_copy(update={"title": "Incident summary (edited after approval)"})
     request = ReportRequest.for_period(tampered, tenant_ids[0], PERIOD, requester=analyst(tenant_ids[0]))
-    with pytest.raises(engine.RunFailed, match="differs from the submitted version"):
+    with pytest.raises(failures.RunFailed, match="differs from the submitted version"):
         engine.run_report(tampered, request)
 
 
 def test_unsubmitted_version_cannot_run(conn, template, tenant_ids):
     ghost = variant(template, 260)
     request = ReportRequest.for_period(ghost, tenant_ids[0], PERIOD, requester=analyst(tenant_ids[0]))
-    with pytest.raises(engine.RunFailed, match="has not been submitted"):
+    with pytest.raises(failures.RunFailed, match="has not been submitted"):
         engine.run_report(ghost, request)
 
 
@@ -187,7 +188,7 @@ def test_deprecated_refuses_scheduled_and_warns_manual(conn, template, tenant_id
     governance.approve(conn, old.key, 270, actor=APPROVER)
     governance.deprecate(conn, old.key, 270, actor=APPROVER, reason="replaced by v271")
     scheduled = ReportRequest.for_period(old, tenant_ids[0], PERIOD, requester=policy.SCHEDULER, trigger="schedule")
-    with pytest.raises(engine.RunFailed, match="scheduled runs are refused"):
+    with pytest.raises(failures.RunFailed, match="scheduled runs are refused"):
         engine.run_report(old, scheduled)
     manual = ReportRequest.for_period(old, tenant_ids[0], PERIOD, requester=analyst(tenant_ids[0]))
     published = engine.run_report(old, manual)
@@ -208,14 +209,14 @@ def test_dagster_launch_of_an_unapproved_version_is_refused(conn, template, tena
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("tenants", tenant_ids)
         result = dg.materialize(
-            [*assets, build_gate_b_check(draft)], instance=instance, raise_on_error=False,
+            [*assets, build_gate_b_check(draft)], instance=instance, raise_on_error=False, resources=RESOURCES,
             partition_key=dg.MultiPartitionKey({"tenant": tenant_ids[0], "period": f"{PERIOD}-01"}),
             tags={"nexus/requester": analyst(tenant_ids[0])},
         )
     assert not result.success
     record = records.run_for_dagster_run(conn, result.run_id, draft.key)
-    assert record["state"] == "failed" and record["failure_class"] == "policy_violation"
-    assert record["snapshot_tables"] == {}  # refused before any query ran
+    assert record.state == "failed" and record.failure_class == "policy_violation"
+    assert record.snapshot_tables == {}  # refused before any query ran
 
 
 # ------------------------------------------------------------------ access matrix
@@ -229,7 +230,7 @@ def test_dagster_launch_of_an_unapproved_version_is_refused(conn, template, tena
 ])
 def test_run_refused_for_unauthorized_requesters_and_audited(conn, template, tenant_ids, requester, reason):
     request = ReportRequest.for_period(template, "acme", PERIOD, requester=requester)
-    with pytest.raises(engine.RunFailed) as failed:
+    with pytest.raises(failures.RunFailed) as failed:
         engine.run_report(template, request)
     assert failed.value.failure_class == "policy_violation" and reason in failed.value.diagnosis
     with conn.cursor() as cur:
@@ -244,7 +245,7 @@ def test_deactivated_principal_is_refused(conn, template):
     policy.upsert_principal(conn, "leaver@acme.example", roles=["analyst"], tenants=["acme"])
     policy.deactivate(conn, "leaver@acme.example", actor="platform@nexus.example")
     request = ReportRequest.for_period(template, "acme", PERIOD, requester="leaver@acme.example")
-    with pytest.raises(engine.RunFailed, match="deactivated"):
+    with pytest.raises(failures.RunFailed, match="deactivated"):
         engine.run_report(template, request)
 
 

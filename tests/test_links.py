@@ -28,7 +28,7 @@ from orchestration.catalog import templates
 from orchestration.links import service as links
 from orchestration.links import web
 from orchestration.runs import engine
-from orchestration.runs.records import ReportRequest
+from orchestration.runs.request import ReportRequest
 from orchestration.settings import REPO_ROOT
 
 from .conftest import PERIOD

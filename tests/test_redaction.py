@@ -16,8 +16,8 @@ from orchestration.access import policy as access
 from orchestration.catalog import templates
 from orchestration.exports import redaction
 from orchestration.governance import lifecycle
-from orchestration.runs import engine, records
-from orchestration.runs.records import ReportRequest
+from orchestration.runs import engine, failures, publish, records
+from orchestration.runs.request import ReportRequest
 
 from .conftest import PERIOD
 
@@ -147,14 +147,14 @@ def test_a_file_that_does_not_read_back_as_the_snapshot_is_not_published(built, 
         path.write_text("".join(lines[:-1]))
         return count
 
-    monkeypatch.setattr(engine, "write_csv", short_by_one)
+    monkeypatch.setattr(publish, "write_csv", short_by_one)
     template = templates.load("incident_summary")
-    with pytest.raises(engine.RunFailed) as failed:
+    with pytest.raises(failures.RunFailed) as failed:
         run(template, tenant="initech")
     assert failed.value.failure_class == "format_error"
     assert "output check failed: incident_summary.csv: 3 rows, the snapshot has 4" in failed.value.diagnosis
     record = records.get_run(conn, failed.value.run_id)
-    assert record["artifact_location"] is None
+    assert record.artifact_location is None
 
 
 def test_a_link_to_the_external_variant_serves_the_redacted_file(throughput, conn):

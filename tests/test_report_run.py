@@ -14,8 +14,8 @@ from orchestration.artifacts import storage
 from orchestration.catalog import templates
 from orchestration.db import warehouse
 from orchestration.governance import lifecycle as governance
-from orchestration.runs import engine, records, snapshot
-from orchestration.runs.records import ReportRequest
+from orchestration.runs import admission, engine, failures, periods, publish, records, snapshot
+from orchestration.runs.request import ReportRequest
 
 from .conftest import PERIOD, analyst
 
@@ -86,7 +86,7 @@ def test_all_four_files_and_manifest_are_published(published, tenant_ids):
 
 
 def test_csv_equals_an_independent_query(published, conn, tenant_ids, template):
-    start, end = records.month_window(PERIOD)
+    start, end = periods.month_window(PERIOD)
     rows = read_csv(published.location / "incident_summary.csv")
     assert rows[0] == [c.name for c in template.section("summary_by_severity").columns]
     expected = independent_summary(conn, tenant_ids[0], start, end)
@@ -151,15 +151,15 @@ def test_tampered_file_is_detected(published, tmp_path):
 def test_same_request_same_input_hash(published, conn, template, tenant_ids):
     record = records.get_run(conn, published.run_id)
     again = ReportRequest.for_period(template, tenant_ids[0], PERIOD, requester=analyst(tenant_ids[0]))
-    assert record["input_hash"] == again.input_hash == published.manifest["input_hash"]
+    assert record.input_hash == again.input_hash == published.manifest["input_hash"]
     other = ReportRequest.for_period(template, tenant_ids[1], PERIOD, requester=analyst(tenant_ids[0]))
     assert other.input_hash != again.input_hash
-    assert record["state"] == "completed" and record["failure_class"] is None
+    assert record.state == "completed" and record.failure_class is None
 
 
 def test_snapshot_tables_are_immutable(published, conn):
     record = records.get_run(conn, published.run_id)
-    table = record["snapshot_tables"]["summary_by_severity"]
+    table = record.snapshot_tables["summary_by_severity"]
     for sql in (f"update {table} set severity = 'x'", f"delete from {table}", f"truncate {table}",
                 f"insert into {table} (tenant_id, severity) values ('x', 'low')"):
         with pytest.raises(psycopg2.Error, match="immutable"):
@@ -175,13 +175,13 @@ def _no_artifacts(root, tenant):
 
 def test_gate_b_fails_on_empty_mandatory_sections_and_publishes_nothing(built, conn, template, tenant_ids, artifacts_root):
     request = ReportRequest.for_period(template, tenant_ids[1], "2019-01", requester=analyst(tenant_ids[1]))
-    with pytest.raises(engine.RunFailed) as failed:
+    with pytest.raises(failures.RunFailed) as failed:
         engine.run_report(template, request)
     assert failed.value.failure_class == "validation_failed"
     record = records.get_run(conn, failed.value.run_id)
-    assert record["state"] == "failed" and record["gate_passed"] is False
-    assert "row count" in record["diagnosis"]
-    assert record["artifact_location"] is None
+    assert record.state == "failed" and record.gate_passed is False
+    assert "row count" in record.diagnosis
+    assert record.artifact_location is None
     assert not (artifacts_root / tenant_ids[1] / "incident_summary" / "2019-01").exists()
 
 
@@ -196,23 +196,23 @@ def test_gate_b_catches_another_tenants_row(built, conn, template, tenant_ids, a
     # It compiles and has the declared columns, so Gate A lets it through: Gate B must stop it.
     bad = approved_variant(conn, template, 90, sections)
     request = ReportRequest.for_period(bad, victim, PERIOD, requester=analyst(victim))
-    with pytest.raises(engine.RunFailed) as failed:
+    with pytest.raises(failures.RunFailed) as failed:
         engine.run_report(bad, request)
     assert failed.value.failure_class == "validation_failed"
     assert "tenant" in failed.value.diagnosis
     record = records.get_run(conn, failed.value.run_id)
-    assert record["state"] == "failed" and record["artifact_location"] is None
+    assert record.state == "failed" and record.artifact_location is None
     folder = artifacts_root / victim / "incident_summary" / PERIOD
     assert not any(failed.value.run_id in p.name for p in folder.glob("*"))  # neither published nor staged
 
 
 def test_publish_refuses_without_a_passed_gate(built, conn, template, tenant_ids, artifacts_root):
     request = ReportRequest.for_period(template, tenant_ids[2], PERIOD, requester=analyst(tenant_ids[2]))
-    run_id = engine.start(conn, template, request)
+    run_id = admission.start(conn, template, request)
     sections = engine.take_snapshot(conn, run_id, template, request)
-    with pytest.raises(engine.RunFailed, match="no passed Gate B"):
-        engine.render_and_publish(conn, run_id, template, request, sections)
-    assert records.get_run(conn, run_id)["state"] == "failed"
+    with pytest.raises(failures.RunFailed, match="no passed Gate B"):
+        publish.render_and_publish(conn, run_id, template, request, sections)
+    assert records.get_run(conn, run_id).state == "failed"
     assert not (artifacts_root / tenant_ids[2] / "incident_summary" / PERIOD / run_id).exists()
 
 
@@ -242,7 +242,7 @@ def test_request_validation_refuses_bad_requests(template, tenant_ids):
     ]:
         from dataclasses import replace
 
-        with pytest.raises(records.RequestError, match=message):
+        with pytest.raises(periods.RequestError, match=message):
             replace(good, **change).validate(template)
-    with pytest.raises(records.RequestError, match="period"):
+    with pytest.raises(periods.RequestError, match="period"):
         ReportRequest.for_period(template, tenant_ids[0], "June", requester="x")

@@ -71,7 +71,7 @@ def test_cancel_from_the_cli_leaves_nothing(built, conn):
     assert started.returncode == 0, started.stderr
     run_id = run_id_of(started.stdout)
     deadline = time.monotonic() + 120
-    while records.get_run(conn, run_id)["stage"] != "render":
+    while records.get_run(conn, run_id).stage != "render":
         assert time.monotonic() < deadline, records.get_run(conn, run_id)
         time.sleep(0.3)
     refused = cli("runs", "cancel", run_id, "--as", "viewer@globex.example")
@@ -79,8 +79,8 @@ def test_cancel_from_the_cli_leaves_nothing(built, conn):
     cancelled = cli("runs", "cancel", run_id, "--as", "manager@globex.example", "--wait")
     assert cancelled.returncode == 0 and f"run {run_id}: cancelled" in cancelled.stdout, cancelled.stdout + cancelled.stderr
     record = records.get_run(conn, run_id)
-    assert (record["state"], record["failure_class"], record["snapshot_state"]) == ("cancelled", "cancelled", "abandoned")
-    assert record["artifact_location"] is None
+    assert (record.state, record.failure_class, record.snapshot_state) == ("cancelled", "cancelled", "abandoned")
+    assert record.artifact_location is None
     assert not any(p.name.endswith(run_id) for p in Path(os.environ["NEXUS_HOME"]).rglob(f"*{run_id}*"))
 
 
@@ -96,7 +96,7 @@ def test_the_launchpad_job_runs_an_ad_hoc_window(built, conn):
     location = Path(result.output_for_node("execute_report_run"))
     assert sorted(p.name for p in location.iterdir()) == ["attack_coverage.json", "manifest.json"]
     record = records.run_for_dagster_run(conn, result.run_id, "attack_coverage")
-    assert (str(record["window_start"]), str(record["window_end"])) == ("2026-06-08", "2026-06-22")
+    assert (str(record.window_start), str(record.window_end)) == ("2026-06-08", "2026-06-22")
 
 
 def test_the_launchpad_job_refuses_a_missing_requester(built):

@@ -15,6 +15,7 @@ from orchestration.access import policy as access
 from orchestration.catalog import templates
 from orchestration.governance import lifecycle as governance
 from orchestration.schedules import runtime as rs
+from tests.helpers.dagster import sensor_context
 
 UTC = dt.UTC
 T0 = dt.datetime(2026, 7, 1, 0, 0, tzinfo=UTC)
@@ -302,7 +303,7 @@ def test_sensor_requests_the_templates_partitioned_job_once_per_tick(conn, tenan
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("tenants", tenant_ids)
         sensor_at(at(2026, 7, 6, 4, 0, 20))  # Monday 06:00 CEST
-        result = sensor(dg.build_sensor_context(instance=instance))
+        result = sensor(sensor_context(instance))
         assert len(result.run_requests) == 1
         request = result.run_requests[0]
         assert request.job_name == f"{TEMPLATE}_job"
@@ -315,14 +316,14 @@ def test_sensor_requests_the_templates_partitioned_job_once_per_tick(conn, tenan
         # evaluated again: the same tick is not a second run (at most the same run key again,
         # which Dagster launches once)
         sensor_at(at(2026, 7, 6, 4, 0, 50))
-        again = sensor(dg.build_sensor_context(instance=instance))
+        again = sensor(sensor_context(instance))
         assert {r.run_key for r in getattr(again, "run_requests", None) or []} <= {request.run_key}
 
         # a week later the previous run is still going: the tick is skipped, not stacked
         create_run_for_test(instance, job_name=f"{TEMPLATE}_job", status=dg.DagsterRunStatus.STARTED,
                             tags={"nexus/schedule_id": str(sid)})
         sensor_at(at(2026, 7, 13, 4, 0, 20))
-        later = sensor(dg.build_sensor_context(instance=instance))
+        later = sensor(sensor_context(instance))
         assert {r.run_key for r in getattr(later, "run_requests", None) or []} <= {request.run_key}
     assert outcomes(conn, sid) == [(at(2026, 7, 6, 4), "requested"), (at(2026, 7, 13, 4), "skipped_overlap")]
 
@@ -373,7 +374,7 @@ def test_a_ticks_run_renders_the_schedules_formats_and_records_its_lag(conn, ten
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("tenants", tenant_ids)
         sensor_at(at(2026, 7, 6, 4, 0, 20))
-        (request,) = defs.resolve_sensor_def("runtime_schedules_sensor")(dg.build_sensor_context(instance=instance)).run_requests
+        (request,) = defs.resolve_sensor_def("runtime_schedules_sensor")(sensor_context(instance)).run_requests
         result = defs.resolve_job_def(request.job_name).execute_in_process(
             instance=instance, partition_key=request.partition_key, tags=request.tags, raise_on_error=False)
         assert result.success
@@ -383,10 +384,10 @@ def test_a_ticks_run_renders_the_schedules_formats_and_records_its_lag(conn, ten
             tags=request.tags, raise_on_error=False)
         assert not forged.success
     record = records.run_for_dagster_run(conn, result.run_id, TEMPLATE)
-    assert record["state"] == "completed" and record["schedule_id"] == str(sid)
-    assert record["tick_at"] == at(2026, 7, 6, 4) and record["started_at"] > record["tick_at"]
-    assert sorted(p.suffix for p in Path(record["artifact_location"]).iterdir()) == [".csv", ".json", ".pdf"]
-    shown = subprocess.run([str(Path(sys.executable).parent / "nexus-reports"), "runs", "show", record["run_id"]],
+    assert record.state == "completed" and record.schedule_id == str(sid)
+    assert record.tick_at == at(2026, 7, 6, 4) and record.started_at > record.tick_at
+    assert sorted(p.suffix for p in Path(record.artifact_location).iterdir()) == [".csv", ".json", ".pdf"]
+    shown = subprocess.run([str(Path(sys.executable).parent / "nexus-reports"), "runs", "show", record.run_id],
                            capture_output=True, text=True)
     assert "schedule lag  tick to start" in shown.stdout and "start to published" in shown.stdout
     with conn, conn.cursor() as cur:

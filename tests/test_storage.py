@@ -23,8 +23,8 @@ from orchestration.access import policy
 from orchestration.artifacts import index as artifact_index
 from orchestration.artifacts import retention, storage
 from orchestration.catalog import templates
-from orchestration.runs import engine, records
-from orchestration.runs.records import ReportRequest
+from orchestration.runs import engine, failures, records
+from orchestration.runs.request import ReportRequest
 from orchestration.settings import get_settings
 
 from .conftest import PERIOD
@@ -132,7 +132,7 @@ def test_a_report_run_publishes_to_s3_manifest_last(built, conn, s3, moto_endpoi
     run_prefix = f"{PREFIX}/{key}/"
     assert pub.store == "s3" and pub.key == key
     assert pub.location == f"s3://{BUCKET}/{PREFIX}/{key}"
-    assert records.get_run(conn, pub.run_id)["artifact_location"] == pub.location
+    assert records.get_run(conn, pub.run_id).artifact_location == pub.location
 
     # exactly the rendered files and the manifest, nothing staged left, no upload open, nothing local
     names = sorted(f["name"] for f in pub.manifest["files"])
@@ -174,7 +174,7 @@ def test_a_report_run_publishes_to_s3_manifest_last(built, conn, s3, moto_endpoi
         (f["format"], "s3", run_prefix + f["name"], f["bytes"], f["sha256"]) for f in stored["files"])
     assert {(r["variant"], r["sensitivity"], r["legal_hold"], r["deleted_at"]) for r in rows} == {
         ("internal", "internal", False, None)}
-    assert {r["retention_until"] for r in rows} == {record["published_at"] + dt.timedelta(days=template.retention_days)}
+    assert {r["retention_until"] for r in rows} == {record.published_at + dt.timedelta(days=template.retention_days)}
 
     # reading back: a stream of bytes, and a presigned GET (at most 60 s) over real HTTP
     csv_name = "incident_summary.csv"
@@ -198,12 +198,12 @@ def test_a_report_run_publishes_to_s3_manifest_last(built, conn, s3, moto_endpoi
                          ids=["mid-multipart-upload", "after-staging", "between-final-copies"])
 def test_a_failure_mid_publish_leaves_nothing_on_s3(built, conn, s3, inject, fault):
     inject(fault)
-    with pytest.raises(engine.RunFailed) as failed:
+    with pytest.raises(failures.RunFailed) as failed:
         run(tenant="globex", formats=("csv", "pdf"))
     run_id = failed.value.run_id
     record = records.get_run(conn, run_id)
-    assert (record["state"], record["failure_class"]) == ("failed", "storage_failure")
-    assert "No space left on device" in record["diagnosis"] and record["artifact_location"] is None
+    assert (record.state, record.failure_class) == ("failed", "storage_failure")
+    assert "No space left on device" in record.diagnosis and record.artifact_location is None
     key = f"globex/incident_summary/{PERIOD}/{run_id}"
     assert [k for k in all_keys(s3, PREFIX + "/") if run_id in k] == []  # neither final nor staging keys
     assert open_uploads(s3) == []
@@ -289,7 +289,7 @@ def test_a_restricted_run_is_indexed_with_its_capped_retention(built, conn, loca
                         formats=("csv",))
     record = records.get_run(conn, pub.run_id)
     rows = index_rows(conn, pub.run_id)
-    until = record["published_at"] + dt.timedelta(days=365)
+    until = record.published_at + dt.timedelta(days=365)
     # the CSV of the full internal variant and of the redacted external one
     assert sorted((r["variant"], r["sensitivity"], r["retention_until"]) for r in rows) == [
         ("external", "restricted", until), ("internal", "restricted", until)]
@@ -301,7 +301,7 @@ def test_retention_purges_through_the_store_and_skips_legal_holds(built, conn, r
     _, doomed = run(tenant="acme", formats=("csv",))
     _, kept = run(tenant="acme", requester="manager@acme.example", formats=("csv",))
     for pub in (doomed, kept):
-        assert store.exists(pub.key) and records.get_run(conn, pub.run_id)["artifact_location"] == str(pub.location)
+        assert store.exists(pub.key) and records.get_run(conn, pub.run_id).artifact_location == str(pub.location)
 
     with pytest.raises(policy.AccessDenied):  # an analyst may not, nor another tenant's admin
         artifact_index.set_hold(conn, kept.run_id, hold=True, actor="analyst@acme.example", reason="litigation")
@@ -325,7 +325,7 @@ def test_retention_purges_through_the_store_and_skips_legal_holds(built, conn, r
         assert [k for k in all_keys(store) if doomed.run_id in k] == []
     else:
         assert not doomed.location.exists() and not list(doomed.location.parent.glob(f"*{doomed.run_id}*"))
-    assert records.get_run(conn, doomed.run_id)["state"] == "expired"
+    assert records.get_run(conn, doomed.run_id).state == "expired"
     assert all(r["deleted_at"] is not None for r in index_rows(conn, doomed.run_id))
     purges = audit_rows(conn, "artifact.purged", doomed.run_id)
     assert len(purges) == 1 and purges[0][0] == "svc:retention" and purges[0][2] == "succeeded"
@@ -334,12 +334,12 @@ def test_retention_purges_through_the_store_and_skips_legal_holds(built, conn, r
 
     # held: still there, still completed; released by a platform admin, the next sweep takes it
     assert store.exists(kept.key) and store.verify(kept.key) == []
-    assert records.get_run(conn, kept.run_id)["state"] == "completed"
+    assert records.get_run(conn, kept.run_id).state == "completed"
     assert all(r["deleted_at"] is None and r["legal_hold"] for r in index_rows(conn, kept.run_id))
     assert audit_rows(conn, "artifact.purged", kept.run_id) == []
     artifact_index.set_hold(conn, kept.run_id, hold=False, actor="platform@nexus.example", reason="case closed")
     assert retention.expire(conn, now=until + dt.timedelta(seconds=1), run_ids=ids) == [kept.run_id]
-    assert not store.exists(kept.key) and records.get_run(conn, kept.run_id)["state"] == "expired"
+    assert not store.exists(kept.key) and records.get_run(conn, kept.run_id).state == "expired"
     assert [r[0] for r in audit_rows(conn, "artifact.release", kept.run_id)] == ["platform@nexus.example"]
 
 

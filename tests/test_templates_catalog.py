@@ -18,8 +18,9 @@ from pypdf import PdfReader
 
 from orchestration.catalog import templates as catalog
 from orchestration.metrics import dbt_manifest
-from orchestration.runs import engine
-from orchestration.runs.records import ReportRequest, period_window
+from orchestration.runs import engine, failures, publish
+from orchestration.runs.periods import period_window
+from orchestration.runs.request import ReportRequest
 
 from .conftest import PERIOD, analyst
 
@@ -37,9 +38,9 @@ def manager(tenant: str) -> str:
 @pytest.fixture(scope="module")
 def published(built, tenant_ids):
     """Every template, run once for the first tenant while the other tenants' data is present."""
-    cache: dict[str, engine.Published] = {}
+    cache: dict[str, publish.Published] = {}
 
-    def get(template: catalog.Template) -> engine.Published:
+    def get(template: catalog.Template) -> publish.Published:
         if template.key not in cache:
             request = ReportRequest.for_period(template, tenant_ids[0], PERIODS[template.cadence],
                                                requester=manager(tenant_ids[0]))
@@ -49,13 +50,13 @@ def published(built, tenant_ids):
     return get
 
 
-def section_rows(result: engine.Published, section: str) -> list[dict]:
+def section_rows(result: publish.Published, section: str) -> list[dict]:
     name = next(f["name"] for f in result.manifest["files"] if f["format"] == "json")
     data = json.loads((result.location / name).read_text())
     return next(s for s in data["sections"] if s["name"] == section)["rows"]
 
 
-def file_texts(result: engine.Published) -> dict[str, str]:
+def file_texts(result: publish.Published) -> dict[str, str]:
     """What a reader of each format sees, as text. PDF text loses its line breaks, so all
     whitespace is removed there (and from what is looked for)."""
     texts = {}
@@ -146,7 +147,7 @@ def test_confidential_and_restricted_templates_refuse_analysts(tenant_ids, conn)
     for key in ("analyst_throughput", "compliance_evidence_summary"):
         template = catalog.load(key)
         request = ReportRequest.for_period(template, tenant_ids[0], PERIOD, requester=analyst(tenant_ids[0]))
-        with pytest.raises(engine.RunFailed) as failed:
+        with pytest.raises(failures.RunFailed) as failed:
             engine.run_report(template, request)
         assert failed.value.failure_class == "policy_violation"
         assert "none of the roles this template allows to run" in failed.value.diagnosis

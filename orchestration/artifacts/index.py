@@ -19,7 +19,7 @@ class HoldError(ValueError):
     """A hold or release that cannot apply (unknown run, nothing left to hold, no change)."""
 
 
-def record_published(cur, *, record: dict[str, Any], template, store_kind: str, location: str,
+def record_published(cur, *, record, template, store_kind: str, location: str,
                      keys: dict[str, str], files: list[dict[str, Any]], retention_days: int) -> None:
     """Insert the index rows of a run being completed (inside the caller's transaction);
     retention_until is the transaction's now() plus `retention_days`, as published_at is."""
@@ -31,7 +31,7 @@ def record_published(cur, *, record: dict[str, Any], template, store_kind: str, 
                  location, bytes, sha256, sensitivity, retention_until)
             values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now() + make_interval(hours => 24 * %s))
             """,
-            (record["run_id"], record["tenant_id"], template.key, template.version, entry.get("variant", "internal"),
+            (record.run_id, record.tenant_id, template.key, template.version, entry.get("variant", "internal"),
              entry["format"],
              entry["name"], store_kind, keys[entry["name"]], location, entry["bytes"], entry["sha256"],
              template.sensitivity, retention_days),

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from orchestration.access import audit
 from orchestration.artifacts import index as artifact_index
 from orchestration.artifacts import storage
-from orchestration.db.warehouse import dict_rows
 from orchestration.governance import lifecycle
+from orchestration.runs import records
 
 ACTOR = "svc:retention"
 
@@ -46,23 +46,19 @@ def sweep(conn, now: dt.datetime | None = None, *, run_ids: list[str] | None = N
     """Purge every completed run past retention (or only those of `run_ids` that are)."""
     now = now or dt.datetime.now(dt.UTC)
     result = Sweep()
-    with conn, conn.cursor() as cur:
-        cur.execute("""select * from control.report_runs where state = 'completed' and published_at is not null
-                         and (%s::text[] is null or run_id = any(%s)) order by published_at""", (run_ids, run_ids))
-        candidates = dict_rows(cur)
-    for record in candidates:
-        run_id = record["run_id"]
-        template, _ = lifecycle.load_version(conn, record["template_key"], record["template_version"],
-                                              tenant_id=record["tenant_id"])
+    for record in records.completed_runs(conn, run_ids):
+        run_id = record.run_id
+        template, _ = lifecycle.load_version(conn, record.template_key, record.template_version,
+                                              tenant_id=record.tenant_id)
         days = retention_days(template)
         # The date fixed at publish; runs published before the index existed: from published_at.
-        until = artifact_index.retention_until(conn, run_id) or record["published_at"] + dt.timedelta(days=days)
+        until = artifact_index.retention_until(conn, run_id) or record.published_at + dt.timedelta(days=days)
         if until > now:
             continue
         if artifact_index.held(conn, run_id):
             result.held.append(run_id)
             continue
-        location = record["artifact_location"]
+        location = record.artifact_location
         removed: list[str] = []
         store_kind = None
         try:
@@ -73,22 +69,21 @@ def sweep(conn, now: dt.datetime | None = None, *, run_ids: list[str] | None = N
         except storage.StorageError as exc:
             result.failed[run_id] = str(exc)
             audit.record_now(conn, actor=ACTOR, action="artifact.purged", target=location or run_id, outcome="failed",
-                             tenant_id=record["tenant_id"], correlation_id=run_id, details={"error": str(exc)})
+                             tenant_id=record.tenant_id, correlation_id=run_id, details={"error": str(exc)})
             continue
         with conn, conn.cursor() as cur:
             rows = artifact_index.mark_deleted(cur, run_id)
-            cur.execute("update control.report_runs set state = 'expired' where run_id = %s and state = 'completed'",
-                        (run_id,))
+            records.expire_run(cur, run_id)
             audit.record(conn, actor=ACTOR, action="artifact.purged", target=location or run_id, outcome="succeeded",
-                         tenant_id=record["tenant_id"], correlation_id=run_id,
+                         tenant_id=record.tenant_id, correlation_id=run_id,
                          details={"store": store_kind, "removed": removed,
                                   "artifacts": [{k: r[k] for k in ("variant", "format", "storage_key", "sha256", "bytes")}
                                                 for r in rows]})
             audit.record(conn, actor=ACTOR, action="run.expired", target=run_id, outcome="succeeded",
-                         tenant_id=record["tenant_id"], correlation_id=run_id,
+                         tenant_id=record.tenant_id, correlation_id=run_id,
                          details={"retention_days": days, "template_retention_days": template.retention_days,
                                   "sensitivity": template.sensitivity, "retention_until": until.isoformat(),
-                                  "published_at": record["published_at"].isoformat(), "removed": location})
+                                  "published_at": record.published_at.isoformat(), "removed": location})
         result.expired.append(run_id)
     return result
 

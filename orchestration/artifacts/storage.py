@@ -105,7 +105,7 @@ class ArtifactStore(abc.ABC):
 
     @abc.abstractmethod
     def location(self, key: str) -> str:
-        """Where a run lives, as recorded in control.report_runs.artifact_location."""
+        """Where a run lives, as its run record's artifact_location names it."""
 
     @abc.abstractmethod
     def storage_key(self, key: str, name: str) -> str:

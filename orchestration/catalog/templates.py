@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -166,6 +165,8 @@ class Template(_Strict):
     # What rows loaded after a published run's watermark, inside its window, cause.
     backfill: Literal["ignore", "flag", "correct"] = "flag"
     timeout_seconds: int = Field(default=900, ge=1, le=86_400)
+    # The longest window one run may cover (ad-hoc --from/--to included): a bound on cost.
+    max_window_days: int = Field(default=366, ge=1, le=3660)
     sources: tuple[SourceDef, ...] = ()
     filters: tuple[FilterDef, ...] = ()
     redaction: RedactionPolicy = RedactionPolicy()
@@ -202,9 +203,13 @@ class Template(_Strict):
     def section(self, name: str) -> SectionDef:
         return next(s for s in self.sections if s.name == name)
 
-    @cached_property
+    @property
     def content_hash(self) -> str:
-        """sha256 of the template's canonical JSON: what an approval refers to."""
+        """sha256 of the template's canonical JSON: what an approval refers to.
+
+        Not cached: `model_copy(update=...)` copies an instance's cached attributes, so a cached
+        hash would name the original's content on a changed copy.
+        """
         # Defaults are left out so that a new optional field does not void existing approvals.
         canonical = json.dumps(self.model_dump(mode="json", exclude_defaults=True), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()

@@ -12,6 +12,7 @@ import click
 
 from orchestration.db import warehouse
 from orchestration.metrics import dbt_manifest
+from orchestration.runs import records as run_records
 from orchestration.settings import REPO_ROOT, get_settings
 
 
@@ -27,13 +28,13 @@ def user_errors(fn):
         from orchestration.access.policy import AccessDenied
         from orchestration.artifacts.storage import StorageError
         from orchestration.catalog.templates import TemplateError
+        from orchestration.errors import ServiceError
         from orchestration.governance.lifecycle import GovernanceError
         from orchestration.links.service import LinkError
-        from orchestration.runs.records import RequestError
 
         try:
             return fn(*args, **kwargs)
-        except (warehouse.WarehouseError, dbt_manifest.DbtError, TemplateError, RequestError,
+        except (warehouse.WarehouseError, dbt_manifest.DbtError, TemplateError, ServiceError,
                 GovernanceError, AccessDenied, LinkError, StorageError, ValueError) as exc:
             raise UserError(str(exc)) from exc
 
@@ -457,39 +458,42 @@ def metrics_doc(check: bool) -> None:
 @click.option("--wait", is_flag=True, help="follow the run to its end, with progress")
 @user_errors
 def run_cmd(template, tenant, period, date_from, date_to, filters, formats, version, actor, wait) -> None:
-    from orchestration.runs import engine, launch
+    from orchestration.runs import worker
+    from orchestration.runs.failures import AlreadyActive, RunFailed
+    from orchestration.services import runs as run_service
 
+    pairs = dict(f.split("=", 1) if "=" in f else (f, None) for f in filters)
+    submission = run_service.RunSubmission(
+        template_key=template, version=version, tenant_id=tenant, requester=actor, period=period,
+        date_from=date_from, date_to=date_to, filters=pairs,
+        formats=tuple(f.strip() for f in formats.split(",")) if formats else (),
+    )
     warehouse.ensure_database()
     with warehouse.connection() as conn:
-        chosen = launch.resolve_template(conn, template, version, tenant)
-        request = launch.build_request(
-            chosen, tenant=tenant, requester=actor, period=period, date_from=date_from, date_to=date_to,
-            filters=launch.parse_filters(chosen, list(filters)),
-            formats=[f.strip() for f in formats.split(",")] if formats else None,
-        )
         try:
-            run_id = engine.admit(conn, chosen, request)
-            launch.spawn_worker(run_id)
-            click.echo(f"run {run_id} queued: {chosen.label} for {tenant}, {request.window_start}..{request.window_end}")
-        except engine.AlreadyActive as exc:
+            run_id = run_service.submit_and_spawn(conn, submission)
+            record = run_records.get_run(conn, run_id)
+            click.echo(f"run {run_id} queued: {record.template_key} v{record.template_version} for {tenant}, "
+                       f"{record.window_start}..{record.window_end}")
+        except AlreadyActive as exc:
             run_id = exc.run_id
             click.echo(f"the same request is already active as run {run_id}; following it" if wait
                        else f"the same request is already active as run {run_id}")
-        except engine.RunFailed as exc:
+        except RunFailed as exc:
             raise UserError(f"run {exc.run_id} refused ({exc.failure_class}): {exc.diagnosis}") from exc
         if not wait:
             click.echo(f"follow it with: nexus-reports runs show {run_id}")
             return
-        record = launch.follow(conn, run_id, click.echo)
+        record = worker.follow(conn, run_id, click.echo)
     _print_end(record)
 
 
 def _print_end(record) -> None:
-    if record["state"] == "completed":
-        click.echo(f"completed in {(record['ended_at'] - record['started_at']).total_seconds():.1f}s: {record['artifact_location']}")
+    if record.state == "completed":
+        click.echo(f"completed in {(record.ended_at - record.started_at).total_seconds():.1f}s: {record.artifact_location}")
         return
-    raise UserError(f"run {record['run_id']} {record['state']} ({record['failure_class']}): {record['diagnosis']} "
-                    f"[{record['retry_guidance']}]")
+    raise UserError(f"run {record.run_id} {record.state} ({record.failure_class}): {record.diagnosis} "
+                    f"[{record.retry_guidance}]")
 
 
 @main.group(help="Report runs: list, show, cancel.")
@@ -500,64 +504,59 @@ def runs() -> None:
 @runs.command("list", help="The newest runs.")
 @click.option("--tenant", default=None)
 @click.option("--state", default=None, type=click.Choice(["queued", "running", "completed", "failed", "cancelled", "expired"]))
-@click.option("-n", "limit", default=20, show_default=True)
+@click.option("-n", "limit", default=20, show_default=True, type=click.IntRange(1, 10_000))
 @user_errors
 def runs_list(tenant, state, limit) -> None:
-    from orchestration.runs import engine, launch
+    from orchestration.services import runs as run_service
 
     with warehouse.connection() as conn:
-        engine.reap(conn)
-        rows = launch.list_runs(conn, tenant_id=tenant, state=state, limit=limit)
+        rows = run_service.list_runs(conn, tenant_id=tenant, state=state, limit=limit)
     for r in rows:
-        window = r["period_key"] or f"{r['window_start']}..{r['window_end']}"
-        extra = f" ({r['failure_class']})" if r["failure_class"] else (" DEGRADED" if r["degraded"] else "")
-        click.echo(f"{r['run_id']}  {r['created_at']:%Y-%m-%d %H:%M}  {r['template_key']} v{r['template_version']:<3} "
-                   f"{r['tenant_id']:<10} {window:<22} {r['trigger']:<10} {r['state']}{extra}"
-                   + (f"  superseded by {r['superseded_by']}" if r["superseded_by"] else ""))
+        window = r.period_key or f"{r.window_start}..{r.window_end}"
+        extra = f" ({r.failure_class})" if r.failure_class else (" DEGRADED" if r.degraded else "")
+        click.echo(f"{r.run_id}  {r.created_at:%Y-%m-%d %H:%M}  {r.template_key} v{r.template_version:<3} "
+                   f"{r.tenant_id:<10} {window:<22} {r.trigger:<10} {r.state}{extra}"
+                   + (f"  superseded by {r.superseded_by}" if r.superseded_by else ""))
 
 
 @runs.command("show", help="One run: contract, state, stages, timings, files, and its chain of corrections and retries.")
 @click.argument("run_id")
 @user_errors
 def runs_show(run_id) -> None:
-    from orchestration.runs import engine, launch
-    from orchestration.runs import records as run_records
+    from orchestration.services import runs as run_service
 
     with warehouse.connection() as conn:
-        engine.reap(conn)
-        record = run_records.get_run(conn, run_id)
-        if record is None:
-            raise UserError(f"no run {run_id}")
-        links = launch.chain(conn, run_id)
-    duration = (record["ended_at"] - record["started_at"]).total_seconds() if record["ended_at"] and record["started_at"] else None
+        view = run_service.show(conn, run_id)
+    record = view.record
+    duration = (record.ended_at - record.started_at).total_seconds() if record.ended_at and record.started_at else None
     lines = [
-        ("run", f"{record['run_id']} (Dagster run {record['dagster_run_id'] or '-'})"),
-        ("template", f"{record['template_key']} v{record['template_version']}"),
-        ("tenant", record["tenant_id"]),
-        ("window", f"{record['window_start']} .. {record['window_end']} (end exclusive)"),
-        ("requester", f"{record['requester']} ({record['trigger']}, attempt {record['attempt']})"),
-        ("state", f"{record['state']} at stage {record['stage']}" + (f", DEGRADED: {record['degraded_reason']}" if record["degraded"] else "")),
-        ("timing", f"created {record['created_at']:%Y-%m-%d %H:%M:%S}, started {record['started_at'] or '-'}, "
-                   f"ended {record['ended_at'] or '-'}" + (f", {duration:.1f}s" if duration is not None else "")),
+        ("run", f"{record.run_id} (Dagster run {record.dagster_run_id or '-'})"),
+        ("template", f"{record.template_key} v{record.template_version}"),
+        ("tenant", record.tenant_id),
+        ("window", f"{record.window_start} .. {record.window_end} (end exclusive)"),
+        ("requester", f"{record.requester} ({record.trigger}, attempt {record.attempt})"),
+        ("state", f"{record.state} at stage {record.stage}" + (f", DEGRADED: {record.degraded_reason}" if record.degraded else "")),
+        ("timing", f"created {record.created_at:%Y-%m-%d %H:%M:%S}, started {record.started_at or '-'}, "
+                   f"ended {record.ended_at or '-'}" + (f", {duration:.1f}s" if duration is not None else "")),
     ]
-    if record["tick_at"] and record["started_at"]:
-        lag = (record["started_at"] - record["tick_at"]).total_seconds()
+    if record.tick_at and record.started_at:
+        lag = (record.started_at - record.tick_at).total_seconds()
         lines.append(("schedule lag", f"tick to start {lag:.1f}s" + (
-            f", start to published {(record['published_at'] - record['started_at']).total_seconds():.1f}s" if record["published_at"] else "")))
-    if record["failure_class"]:
-        lines += [("failure", f"{record['failure_class']}: {record['diagnosis']}"), ("guidance", record["retry_guidance"])]
-    if record["artifact_location"]:
-        lines.append(("files", record["artifact_location"]))
+            f", start to published {(record.published_at - record.started_at).total_seconds():.1f}s" if record.published_at else "")))
+    if record.failure_class:
+        lines += [("failure", f"{record.failure_class}: {record.diagnosis}"), ("guidance", record.retry_guidance)]
+    if record.artifact_location:
+        lines.append(("files", record.artifact_location))
     for label, value in lines:
         click.echo(f"{label:<13} {value}")
-    if len(links) > 1:
+    if len(view.chain) > 1:
         click.echo("chain:")
-        for link in links:
-            how = ("supersedes " + link["supersedes_run_id"]) if link["supersedes_run_id"] else (
-                f"retry of {link['retry_of']}" if link["retry_of"] else "original")
-            mark = "*" if link["run_id"] == run_id else " "
-            click.echo(f" {mark} {link['run_id']}  {link['trigger']:<10} {link['state']:<10} {how}"
-                       + (f", superseded by {link['superseded_by']}" if link["superseded_by"] else ""))
+        for link in view.chain:
+            how = ("supersedes " + link.supersedes_run_id) if link.supersedes_run_id else (
+                f"retry of {link.retry_of}" if link.retry_of else "original")
+            mark = "*" if link.run_id == run_id else " "
+            click.echo(f" {mark} {link.run_id}  {link.trigger:<10} {link.state:<10} {how}"
+                       + (f", superseded by {link.superseded_by}" if link.superseded_by else ""))
 
 
 @runs.command("cancel", help="Cancel a queued or running run: nothing of it is published.")
@@ -566,13 +565,14 @@ def runs_show(run_id) -> None:
 @click.option("--wait", is_flag=True, help="wait until the run has ended")
 @user_errors
 def runs_cancel(run_id, actor, wait) -> None:
-    from orchestration.runs import launch
+    from orchestration.runs import worker
+    from orchestration.services import runs as run_service
 
     with warehouse.connection() as conn:
-        record = launch.cancel(conn, run_id, actor=actor)
-        if wait and record["state"] not in launch.END_STATES:
-            record = launch.follow(conn, run_id, lambda _: None, timeout=120)
-    click.echo(f"run {run_id}: {record['state']}" + (" (cancel requested)" if record["state"] == "running" else ""))
+        record = run_service.cancel(conn, run_id, actor=actor)
+        if wait and not record.ended:
+            record = worker.follow(conn, run_id, lambda _: None, timeout=120)
+    click.echo(f"run {run_id}: {record.state}" + (" (cancel requested)" if record.state == "running" else ""))
 
 
 @runs.command("execute", hidden=True, help="Execute an admitted run (the worker `run` starts).")
@@ -583,6 +583,7 @@ def runs_execute(run_id) -> None:
 
     from orchestration.defs import dagster_home
     from orchestration.runs import records as run_records
+    from orchestration.runs import run_tags
 
     dagster_home.prepare()
     with warehouse.connection() as conn:
@@ -596,7 +597,7 @@ def runs_execute(run_id) -> None:
         run_config={"ops": {"execute_report_run": {"config": config}},
                     "loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         instance=dg.DagsterInstance.get(),
-        tags={"nexus/requester": record["requester"], "nexus/trigger": record["trigger"], "nexus/report_run_id": run_id},
+        tags={run_tags.REQUESTER: record.requester, run_tags.TRIGGER: record.trigger, run_tags.REPORT_RUN: run_id},
         raise_on_error=False,
     )
     sys.exit(0 if result.success else 1)

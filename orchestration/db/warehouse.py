@@ -241,3 +241,17 @@ def dict_rows(cur: psycopg2.extensions.cursor) -> list[dict[str, Any]]:
 
 def json_param(value: Any) -> psycopg2.extras.Json:
     return psycopg2.extras.Json(value)
+
+
+def usable(conn) -> bool:
+    """Whether a connection still reaches the server (a terminated backend is only noticed on use)."""
+    if conn.closed:
+        return False
+    try:
+        conn.rollback()
+        with conn.cursor() as cur:
+            cur.execute("select 1")
+        conn.rollback()
+        return True
+    except psycopg2.Error:
+        return False

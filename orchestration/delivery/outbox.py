@@ -35,6 +35,7 @@ from orchestration.delivery.errors import DeliveryRefused, SendFailure
 from orchestration.delivery.recipients import SENSITIVE, Recipient, distribution_hash, idempotency_key
 from orchestration.links.service import LinkError
 from orchestration.runs import records
+from orchestration.runs.records import RunRecord
 
 STATUSES = ("pending", "sending", "sent", "failed_transient", "failed_permanent")
 BACKOFF_BASE = dt.timedelta(minutes=1)
@@ -61,7 +62,7 @@ def backoff(attempts: int) -> dt.timedelta:
 
 
 def _schedule_id(run: dict[str, Any]) -> int | None:
-    sid = run.get("schedule_id")
+    sid = run.schedule_id
     return int(sid) if sid is not None and str(sid).isdigit() else None
 
 
@@ -70,11 +71,11 @@ def _files(manifest: dict[str, Any], variant: str) -> list[dict[str, Any]]:
     return [f for f in manifest.get("files", []) if f.get("variant", "internal") == variant]
 
 
-def _refuse(conn, result: DeliveryResult | None, run: dict[str, Any], recipient_ident: str, reason: str,
+def _refuse(conn, result: DeliveryResult | None, run: RunRecord, recipient_ident: str, reason: str,
             *, actor: str, details: dict[str, Any] | None = None) -> None:
     audit.record_now(conn, actor=actor, action="delivery.refused", target=recipient_ident, outcome="denied",
-                     tenant_id=run["tenant_id"], correlation_id=run["run_id"],
-                     details={"run_id": run["run_id"], "reason": reason, **(details or {})})
+                     tenant_id=run.tenant_id, correlation_id=run.run_id,
+                     details={"run_id": run.run_id, "reason": reason, **(details or {})})
     if result is not None:
         result.refused.append((recipient_ident, reason))
 
@@ -92,12 +93,12 @@ def deliver_run(conn, run_id: str, recipients: Iterable[Recipient | str], *, mak
     if run is None:
         raise DeliveryRefused(f"no run {run_id}")
     recipients = [r if isinstance(r, Recipient) else Recipient.parse(r) for r in recipients]
-    if run["state"] != "completed" or not run.get("artifact_location"):
-        reason = f"run {run_id} is {run['state']}: only a completed, published run is delivered"
+    if run.state != "completed" or not run.artifact_location:
+        reason = f"run {run_id} is {run.state}: only a completed, published run is delivered"
         for r in recipients:
             _refuse(conn, result, run, r.identity, reason, actor=actor)
         return result
-    store, run_key = storage.for_location(run["artifact_location"])
+    store, run_key = storage.for_location(run.artifact_location)
     manifest = store.read_manifest(run_key)
     sensitivity = manifest.get("template", {}).get("sensitivity", "restricted")
     schedule_id = _schedule_id(run)
@@ -113,12 +114,12 @@ def deliver_run(conn, run_id: str, recipients: Iterable[Recipient | str], *, mak
 
     rows = []
     for r in recipients:
-        reason = approvals.domain_refusal(conn, run["tenant_id"], r)
+        reason = approvals.domain_refusal(conn, run.tenant_id, r)
         if reason is None and not _files(manifest, r.variant):
             reason = (f"the run has no '{r.variant}' variant"
                       + (": external recipients receive only the redacted external variant" if r.external else ""))
-        if reason is None and r.kind == "webhook" and not webhook.endpoint_secret(conn, run["tenant_id"], r.address):
-            reason = f"webhook {r.address} is not registered for tenant {run['tenant_id']} (no signing secret)"
+        if reason is None and r.kind == "webhook" and not webhook.endpoint_secret(conn, run.tenant_id, r.address):
+            reason = f"webhook {r.address} is not registered for tenant {run.tenant_id} (no signing secret)"
         if reason:
             _refuse(conn, result, run, r.identity, reason, actor=actor)
             continue
@@ -135,7 +136,7 @@ def deliver_run(conn, run_id: str, recipients: Iterable[Recipient | str], *, mak
                             next_attempt_at, created_at, updated_at)
                        values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                        on conflict (idempotency_key) do nothing returning idempotency_key""",
-                    (key, run_id, run["tenant_id"], run["template_key"], sensitivity, schedule_id, r.kind,
+                    (key, run_id, run.tenant_id, run.template_key, sensitivity, schedule_id, r.kind,
                      r.address, r.principal_id, r.external, r.variant, json.dumps(r.config),
                      digest if sensitivity in SENSITIVE else None, now, now, now),
                 )
@@ -143,7 +144,7 @@ def deliver_run(conn, run_id: str, recipients: Iterable[Recipient | str], *, mak
                     result.enqueued.append(key)
         if result.enqueued:
             audit.record(conn, actor=actor, action="delivery.enqueue", target=f"run {run_id}", outcome="succeeded",
-                         tenant_id=run["tenant_id"], correlation_id=run_id,
+                         tenant_id=run.tenant_id, correlation_id=run_id,
                          details={"recipients": [r.identity for r in rows], "new": len(result.enqueued)})
     result.attempts = send_due(conn, now, make_link=make_link, run_id=run_id)
     return result
@@ -248,10 +249,10 @@ def _links(make_link, run_id: str, files: list[dict[str, Any]], principal_id: st
     return out
 
 
-def _subject(manifest: dict[str, Any], run: dict[str, Any]) -> str:
+def _subject(manifest: dict[str, Any], run: RunRecord) -> str:
     template = manifest.get("template", {})
-    return (f"[{template.get('sensitivity', '?')}] {template.get('key', run['template_key'])} "
-            f"v{template.get('version', run['template_version'])} - {run['tenant_id']} {run.get('period_key') or ''}").strip()
+    return (f"[{template.get('sensitivity', '?')}] {template.get('key', run.template_key)} "
+            f"v{template.get('version', run.template_version)} - {run.tenant_id} {run.period_key or ''}").strip()
 
 
 def _send(conn, row: dict[str, Any], make_link) -> tuple[str | None, int | None]:
@@ -275,11 +276,11 @@ def _local_files(store, key: str, files: list[dict[str, Any]], into: Path) -> li
 
 def _send_from(conn, row: dict[str, Any], make_link, tmp: Path) -> tuple[str | None, int | None]:
     run = records.get_run(conn, row["run_id"])
-    if run is None or run["state"] != "completed" or not run.get("artifact_location"):
-        raise SendFailure(f"run {row['run_id']} is {run['state'] if run else 'gone'}: its files can no longer be delivered",
+    if run is None or run.state != "completed" or not run.artifact_location:
+        raise SendFailure(f"run {row['run_id']} is {run.state if run else 'gone'}: its files can no longer be delivered",
                           transient=False)
     try:
-        store, store_key = storage.for_location(run["artifact_location"])
+        store, store_key = storage.for_location(run.artifact_location)
         manifest = store.read_manifest(store_key)
         files = _files(manifest, row["variant"])
         if not files:
@@ -317,7 +318,7 @@ def _send_from(conn, row: dict[str, Any], make_link, tmp: Path) -> tuple[str | N
             "run_id": row["run_id"],
             "template": {k: manifest.get("template", {}).get(k) for k in ("key", "version", "sensitivity")},
             "tenant_id": row["tenant_id"],
-            "period": {"key": run.get("period_key"), **manifest.get("window", {})},
+            "period": {"key": run.period_key, **manifest.get("window", {})},
             "variant": row["variant"],
             "files": [{k: f.get(k) for k in ("name", "format", "bytes", "sha256")} for f in files],
             "links": _links(make_link, row["run_id"], files, row["principal_id"], row["variant"]),

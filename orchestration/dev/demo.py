@@ -18,7 +18,7 @@ from orchestration.db import warehouse
 from orchestration.defs import dagster_home
 from orchestration.governance import lifecycle
 from orchestration.metrics import dbt_manifest
-from orchestration.runs import records
+from orchestration.runs import periods, records, run_tags
 
 # Dagster's step-by-step log stays in the instance (the UI shows it); the terminal gets warnings.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -46,7 +46,7 @@ def run_demo(*, tenant_count: int = 3, incidents: int = 20_000, period: str | No
     from orchestration.dev import seed as seeding
 
     if period:
-        records.month_window(period)  # validates the period before any work
+        periods.month_window(period)  # validates the period before any work
     warehouse.ensure_database()
     home = dagster_home.prepare()
     echo(f"warehouse: {'embedded PostgreSQL' if warehouse.get_settings().embedded else 'REPORTS_DATABASE_URL'}; DAGSTER_HOME={home}")
@@ -66,7 +66,7 @@ def run_demo(*, tenant_count: int = 3, incidents: int = 20_000, period: str | No
     instance = dg.DagsterInstance.get()
     started = time.perf_counter()
     dbt_result = defs.resolve_job_def("dbt_build_job").execute_in_process(
-        instance=instance, tags={"nexus/trigger": "demo"}, raise_on_error=False, run_config=QUIET
+        instance=instance, tags={run_tags.TRIGGER: "demo"}, raise_on_error=False, run_config=QUIET
     )
     if not dbt_result.success:
         raise warehouse.WarehouseError("dbt build failed in Dagster; open the run in the Dagster UI (make dev)")
@@ -89,14 +89,14 @@ def run_demo(*, tenant_count: int = 3, incidents: int = 20_000, period: str | No
         # The last complete period of the template's cadence, as its schedule would choose it.
         latest = job_def.partitions_def.time_window_dimension.partitions_def.get_last_partition_key()
         period_key = f"{period}-01" if period and template.cadence == "monthly" else latest
-        label = records.period_window(template.cadence, period_key)[0]
+        label = periods.period_window(template.cadence, period_key)[0]
         for tenant in tenant_ids:
             partition = dg.MultiPartitionKey({"tenant": tenant, "period": period_key})
             t0 = time.perf_counter()
             result = job_def.execute_in_process(
                 instance=instance,
                 partition_key=partition,
-                tags={"nexus/trigger": "manual", "nexus/requester": policy.DEMO},
+                tags={run_tags.TRIGGER: "manual", run_tags.REQUESTER: policy.DEMO},
                 raise_on_error=False,
                 run_config=QUIET,
             )
@@ -110,22 +110,22 @@ def _describe(template: str, tenant: str, period: str, dagster_run_id: str, seco
     if record is None:
         return DemoResult(template, tenant, period, False, seconds, diagnosis="no run record (see Dagster run)")
     files = []
-    if record["artifact_location"]:
-        store, key = storage.for_location(record["artifact_location"])
+    if record.artifact_location:
+        store, key = storage.for_location(record.artifact_location)
         files = store.files(key)
-    gate = "passed" if record["gate_passed"] else ("failed" if record["gate_passed"] is False else "-")
+    gate = "passed" if record.gate_passed else ("failed" if record.gate_passed is False else "-")
     return DemoResult(
         template=template,
         tenant=tenant,
         period=period,
-        ok=record["state"] == "completed",
+        ok=record.state == "completed",
         seconds=seconds,
-        state=record["state"],
-        rows=sum(record["row_counts"].values()),
+        state=record.state,
+        rows=sum(record.row_counts.values()),
         gate=gate,
         files=files,
-        location=record["artifact_location"] or "",
-        diagnosis=record["diagnosis"] or "",
+        location=record.artifact_location or "",
+        diagnosis=record.diagnosis or "",
     )
 
 

@@ -1,7 +1,8 @@
 """Fault injection points for the run engine's failure tests.
 
 `NEXUS_FAULTS` lists faults as `stage:action[=arg]`, comma separated, e.g.
-`render:kill`, `render:sleep=30`, `snapshot:drop_connection`, `publish:storage`. Each fires once
+`render:kill`, `render:sleep=30`, `snapshot_query:drop_connection`, `render:drop_all_connections`,
+`publish:storage`. Each fires once
 per process at the named stage. Unset (always, outside tests) it costs one dict lookup.
 """
 
@@ -46,13 +47,16 @@ def hit(stage: str, **context) -> None:
             time.sleep(0.05)
     elif name == "storage":
         raise InjectedStorageFailure(28, "No space left on device (injected)")
-    elif name == "drop_connection":
-        # Kill the reader's server backend from outside, as a failover or a network cut would.
+    elif name in ("drop_connection", "drop_all_connections"):
+        # Kill server backends from outside, as a failover or a network cut would: the reader's
+        # (drop_connection), or every connection the run holds (drop_all_connections: a restart).
         from orchestration.db.warehouse import connection
 
-        pid = context["backend_pid"]
+        pids = [context["backend_pid"]] if name == "drop_connection" else [
+            p for p in (context.get("backend_pid"), context.get("admin_pid")) if p]
         with connection() as admin, admin.cursor() as cur:
-            cur.execute("select pg_terminate_backend(%s)", (pid,))
+            for pid in pids:
+                cur.execute("select pg_terminate_backend(%s)", (pid,))
             admin.commit()
     else:
         raise ValueError(f"unknown fault {name!r} in {ENV}")

@@ -15,8 +15,8 @@ from typing import Any
 
 from orchestration.access import audit
 from orchestration.catalog.templates import SourceDef, Template
-from orchestration.db.warehouse import dict_rows
-from orchestration.runs.records import run_config_of
+from orchestration.runs import records
+from orchestration.runs.records import RunRecord, run_config_of
 
 
 @dataclass(frozen=True)
@@ -77,39 +77,26 @@ def source_problems(conn, template: Template) -> list[str]:
 # ---------------------------------------------------------------- after publishing
 
 
-def _template_of(conn, record: dict[str, Any]) -> Template:
+def _template_of(conn, record: RunRecord) -> Template:
     from orchestration.governance import lifecycle  # governance's Gate A uses this module
 
-    template, _ = lifecycle.load_version(conn, record["template_key"], record["template_version"],
-                                          tenant_id=record["tenant_id"])
+    template, _ = lifecycle.load_version(conn, record.template_key, record.template_version, tenant_id=record.tenant_id)
     return template
 
 
-def _latest_published(conn) -> list[dict[str, Any]]:
-    with conn, conn.cursor() as cur:
-        cur.execute(
-            """select * from control.report_runs r
-                where state = 'completed' and superseded_by is null
-                  and not exists (select 1 from control.report_runs c
-                                   where c.supersedes_run_id = r.run_id and c.state in ('queued', 'running'))
-                order by ended_at"""
-        )
-        return dict_rows(cur)
-
-
-def late_rows(conn, template: Template, record: dict[str, Any]) -> dict[str, int]:
+def late_rows(conn, template: Template, record: RunRecord) -> dict[str, int]:
     """Per source: rows loaded after the run's watermark whose event time is inside its window."""
     found = {}
     with conn, conn.cursor() as cur:
         for source in template.sources:
-            mark = record["source_watermarks"].get(source.name)
+            mark = record.source_watermarks.get(source.name)
             if mark is None:
                 continue
             cur.execute(
                 f"""select count(*) from raw.{_table(source)}
                      where tenant_id = %s and _loaded_at > %s
                        and "{source.event_time}" >= %s and "{source.event_time}" < %s""",
-                (record["tenant_id"], mark, record["window_start"], record["window_end"]),
+                (record.tenant_id, mark, record.window_start, record.window_end),
             )
             count = cur.fetchone()[0]
             if count:
@@ -119,7 +106,7 @@ def late_rows(conn, template: Template, record: dict[str, Any]) -> dict[str, int
 
 @dataclass(frozen=True)
 class Correction:
-    run: dict[str, Any]
+    run: RunRecord
     reason: str
 
 
@@ -127,12 +114,12 @@ def due_corrections(conn, now: dt.datetime | None = None) -> list[Correction]:
     """Published runs that need a new run superseding them: degraded ones whose sources are
     fresh again, and ones with late data under a `correct` policy. `flag` marks and audits."""
     due = []
-    for record in _latest_published(conn):
+    for record in records.latest_published(conn):
         template = _template_of(conn, record)
         if not template.sources:
             continue
-        if record["degraded"]:
-            states = measure(conn, template, record["tenant_id"], record["window_end"], now)
+        if record.degraded:
+            states = measure(conn, template, record.tenant_id, record.window_end, now)
             if all(s.fresh for s in states):
                 due.append(Correction(record, "sources are fresh again after a degraded run"))
             continue
@@ -141,21 +128,20 @@ def due_corrections(conn, now: dt.datetime | None = None) -> list[Correction]:
             continue
         detail = ", ".join(f"{n} late rows in {s}" for s, n in late.items())
         if template.backfill == "flag":
-            if record["late_data_at"] is None:
+            if record.late_data_at is None:
                 _flag(conn, record, detail)
             continue
         due.append(Correction(record, f"late-arriving data: {detail}"))
     return due
 
 
-def _flag(conn, record: dict[str, Any], detail: str) -> None:
-    with conn, conn.cursor() as cur:
-        cur.execute("update control.report_runs set late_data_at = now() where run_id = %s", (record["run_id"],))
-    audit.record_now(conn, actor="svc:late-data", action="run.late_data_flagged", target=record["run_id"],
-                     outcome="succeeded", tenant_id=record["tenant_id"], correlation_id=record["run_id"],
+def _flag(conn, record: RunRecord, detail: str) -> None:
+    records.mark_late_data(conn, record.run_id)
+    audit.record_now(conn, actor="svc:late-data", action="run.late_data_flagged", target=record.run_id,
+                     outcome="succeeded", tenant_id=record.tenant_id, correlation_id=record.run_id,
                      details={"detail": detail})
 
 
-def correction_config(record: dict[str, Any], requester: str) -> dict[str, Any]:
+def correction_config(record: RunRecord, requester: str) -> dict[str, Any]:
     """report_run config for a run that supersedes `record`: the same contract, trigger correction."""
-    return run_config_of(record, requester=requester, trigger="correction", supersedes=record["run_id"])
+    return run_config_of(record, requester=requester, trigger="correction", supersedes=record.run_id)

@@ -17,7 +17,7 @@ from typing import Any
 
 from orchestration.catalog.templates import Template
 from orchestration.exports import SectionSnapshot
-from orchestration.runs.records import ReportRequest
+from orchestration.runs.request import ReportRequest
 from orchestration.settings import EXPECTATIONS_DIR
 
 SHARED_SUITE = "shared"

@@ -1,267 +1,164 @@
-"""Report run requests and their records in `control.report_runs`.
+"""Run records in `control.report_runs`: the only code with SQL on them, typed.
 
-A request is validated before anything runs and hashed (the input hash) from its canonical
-JSON, so the same request always has the same hash. The run record is the one place that
-says what a run was asked to do and how it ended.
+The record is the one place that says what a run was asked to do and how it ended. Every
+function here takes the caller's connection and commits its own statement: a run's progress
+must be visible to other processes (the CLI following a worker, a cancel, the reaper) while the
+run is still going, so these writes cannot wait for the end of a larger transaction.
 """
 
 from __future__ import annotations
 
-import calendar
+import dataclasses
 import datetime as dt
-import hashlib
-import json
 import os
 import socket
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
-from orchestration.catalog.templates import Template
-from orchestration.db.warehouse import WarehouseError, dict_rows, json_param, validate_tenant_id
+from orchestration.db.warehouse import dict_rows, json_param
+from orchestration.runs.failures import FAILURE_CLASSES, GUIDANCE
+from orchestration.runs.request import ReportRequest
 
-TRIGGERS = ("manual", "schedule", "correction", "retry")
-FAILURE_CLASSES = (
-    "query_failure",
-    "source_unavailable",
-    "validation_failed",
-    "policy_violation",
-    "format_error",
-    "storage_failure",
-    "delivery_failure",
-    "timeout",
-    "cancelled",
-)
-
-
-# Per failure class: whether a retry can help (it is then retried automatically) and what a
-# data engineer should do.
-TRANSIENT = frozenset({"source_unavailable", "storage_failure", "delivery_failure"})
-GUIDANCE = {
-    "query_failure": "permanent: a section query failed; fix the template SQL or the dbt model, then rerun",
-    "source_unavailable": "transient: retried automatically with backoff; if it persists, check the warehouse and the loaders",
-    "validation_failed": "permanent until the data changes: read the Gate B results, fix the data, then run a correction",
-    "policy_violation": "permanent: the request is not allowed (approval, role, tenant); change the request, do not retry",
-    "format_error": "permanent: a renderer failed on this data; report it with the run id",
-    "storage_failure": "transient: retried automatically with backoff; if it persists, check space and permissions of the artifact store",
-    "delivery_failure": "transient: retried automatically; check the channel's endpoint",
-    "timeout": "permanent for this window size: narrow the window or raise the template's timeout_seconds",
-    "cancelled": "cancelled on request: run it again if still wanted",
-}
 STAGES = ("queued", "starting", "freshness", "snapshot", "gate_b", "render", "publish", "done")
-
-
-class RequestError(ValueError):
-    """A run request that cannot run; the message says what to change."""
-
-
-def month_window(period_key: str) -> tuple[dt.date, dt.date]:
-    """'2026-10' or '2026-10-01' -> (2026-10-01, 2026-11-01)."""
-    try:
-        start = dt.date.fromisoformat(period_key[:7] + "-01")
-    except ValueError as exc:
-        raise RequestError(f"invalid period {period_key!r}: expected YYYY-MM") from exc
-    last = calendar.monthrange(start.year, start.month)[1]
-    return start, start + dt.timedelta(days=last)
-
-
-PERIOD_DAYS = {"daily": 1, "weekly": 7}
-
-
-def period_window(cadence: str, period_key: str) -> tuple[str, dt.date, dt.date]:
-    """(canonical period key, start, end exclusive) of one period of a cadence.
-
-    Monthly keys are 'YYYY-MM' (or the month's first day, as Dagster's partitions name it);
-    weekly and daily keys are the period's first day.
-    """
-    if cadence == "monthly":
-        start, end = month_window(period_key)
-        return start.strftime("%Y-%m"), start, end
-    try:
-        start = dt.date.fromisoformat(period_key)
-    except ValueError as exc:
-        raise RequestError(f"invalid {cadence} period {period_key!r}: expected YYYY-MM-DD") from exc
-    return start.isoformat(), start, start + dt.timedelta(days=PERIOD_DAYS[cadence])
-
-
-def window_label(start: dt.date, end: dt.date) -> str:
-    """How a report names its window: 'June 2026', 'Week of 22 Jun 2026', '3 Jun 2026', or the range."""
-    last = end - dt.timedelta(days=1)
-    if start.day == 1 and end == (start + dt.timedelta(days=32)).replace(day=1):
-        return start.strftime("%B %Y")
-    if (end - start).days == PERIOD_DAYS["weekly"] and start.weekday() == 0:
-        return f"Week of {start.day} {start:%b %Y} ({start:%d %b} – {last:%d %b})"
-    if (end - start).days == 1:
-        return f"{start.day} {start:%b %Y}"
-    return f"{start.isoformat()} – {last.isoformat()}"
-
-
-def last_complete_month(today: dt.date | None = None) -> str:
-    today = today or dt.datetime.now(dt.UTC).date()
-    first = today.replace(day=1)
-    return (first - dt.timedelta(days=1)).strftime("%Y-%m")
+END_STATES = ("completed", "failed", "cancelled", "expired")
+ACTIVE_STATES = ("queued", "running")
 
 
 @dataclass(frozen=True)
-class ReportRequest:
+class RunRecord:
+    """One row of control.report_runs."""
+
+    run_id: str
     template_key: str
     template_version: int
     tenant_id: str
     window_start: dt.date
     window_end: dt.date
+    formats: tuple[str, ...]
     requester: str
-    trigger: str = "manual"
+    trigger: str
+    request: dict[str, Any]
+    input_hash: str
+    state: str
+    created_at: dt.datetime
     period_key: str | None = None
-    formats: tuple[str, ...] = ()
-    filters: dict[str, Any] = field(default_factory=dict)
+    dagster_run_id: str | None = None
+    failure_class: str | None = None
+    diagnosis: str | None = None
+    retry_guidance: str | None = None
+    stage: str = "queued"
+    snapshot_tables: dict[str, str] = field(default_factory=dict)
+    snapshot_state: str = "none"
+    row_counts: dict[str, int] = field(default_factory=dict)
+    gate_passed: bool | None = None
+    gate_summary: dict[str, Any] | None = None
+    artifact_location: str | None = None
+    manifest_sha256: str | None = None
+    started_at: dt.datetime | None = None
+    ended_at: dt.datetime | None = None
+    published_at: dt.datetime | None = None
+    retry_of: str | None = None
+    attempt: int = 1
+    supersedes_run_id: str | None = None
+    superseded_by: str | None = None
+    degraded: bool = False
+    degraded_reason: str | None = None
+    source_watermarks: dict[str, Any] = field(default_factory=dict)
+    cancel_requested: dt.datetime | None = None
+    worker_pid: int | None = None
+    worker_host: str | None = None
+    heartbeat_at: dt.datetime | None = None
+    timeout_seconds: int | None = None
+    schedule_id: str | None = None
+    tick_at: dt.datetime | None = None
+    late_data_at: dt.datetime | None = None
 
     @classmethod
-    def for_period(cls, template: Template, tenant_id: str, period_key: str, **kwargs: Any) -> ReportRequest:
-        key, start, end = period_window(template.cadence, period_key)
-        kwargs.setdefault("formats", template.formats)
-        return cls(
-            template_key=template.key,
-            template_version=template.version,
-            tenant_id=tenant_id,
-            window_start=start,
-            window_end=end,
-            period_key=key,
-            **kwargs,
-        )
-
-    def validate(self, template: Template) -> ReportRequest:
-        if (self.template_key, self.template_version) != (template.key, template.version):
-            raise RequestError(f"request is for {self.template_key} v{self.template_version}, not {template.label}")
-        if not self.tenant_id or not str(self.tenant_id).strip():
-            raise RequestError("a run needs a tenant: name exactly one")
-        if isinstance(self.tenant_id, (list, tuple, set)) or any(c in str(self.tenant_id) for c in ",; "):
-            raise RequestError(f"a run is for exactly one tenant; got {self.tenant_id!r}")
-        try:
-            validate_tenant_id(self.tenant_id)
-        except WarehouseError as exc:
-            raise RequestError(str(exc)) from exc
-        if self.window_start >= self.window_end:
-            raise RequestError(f"empty window: {self.window_start} is not before {self.window_end}")
-        unknown = sorted(set(self.formats) - set(template.formats))
-        if not self.formats or unknown:
-            raise RequestError(
-                f"formats {list(self.formats)} not offered by {template.label} (offers {list(template.formats)})"
-            )
-        self._check_filters(template)
-        if self.trigger not in TRIGGERS:
-            raise RequestError(f"unknown trigger {self.trigger!r}; expected one of {TRIGGERS}")
-        if not self.requester.strip():
-            raise RequestError("a run needs a requester")
-        return self
-
-    def _check_filters(self, template: Template) -> None:
-        declared = {f.name: f for f in template.filters}
-        unknown = sorted(set(self.filters) - set(declared))
-        if unknown:
-            offered = ", ".join(declared) or "none"
-            raise RequestError(f"{template.label} has no filter {', '.join(unknown)} (its filters: {offered})")
-        for name, value in self.filters.items():
-            spec = declared[name]
-            if spec.type == "enum" and value not in spec.values:
-                raise RequestError(f"filter {name}={value!r}: expected one of {', '.join(spec.values)}")
-            if spec.type == "integer" and (isinstance(value, bool) or not isinstance(value, int)):
-                raise RequestError(f"filter {name}={value!r}: expected an integer")
-            if spec.type == "date":
-                try:
-                    dt.date.fromisoformat(str(value))
-                except ValueError:
-                    raise RequestError(f"filter {name}={value!r}: expected a date YYYY-MM-DD") from None
-            if spec.type == "text" and not isinstance(value, str):
-                raise RequestError(f"filter {name}={value!r}: expected text")
-
-    def query_params(self, template: Template) -> dict[str, Any]:
-        """The window and every declared filter (NULL when not given) for the section SQL."""
-        return {"window_start": self.window_start, "window_end": self.window_end,
-                **{f.name: self.filters.get(f.name) for f in template.filters}}
-
-    def canonical(self) -> dict[str, Any]:
-        """What the input hash covers: everything that decides the report's content and audience."""
-        return {
-            "template_key": self.template_key,
-            "template_version": self.template_version,
-            "tenant_id": self.tenant_id,
-            "window_start": self.window_start.isoformat(),
-            "window_end": self.window_end.isoformat(),
-            "filters": self.filters,
-            "formats": sorted(self.formats),
-            "requester": self.requester,
-        }
+    def from_row(cls, row: dict[str, Any]) -> RunRecord:
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in row.items() if k in names}
+        values["formats"] = tuple(values.get("formats") or ())
+        return cls(**values)
 
     @property
-    def input_hash(self) -> str:
-        canonical = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return hashlib.sha256(canonical.encode()).hexdigest()
+    def period(self) -> str:
+        """The period key, or '<start>_<end>' for an ad-hoc window (how run keys name it)."""
+        return self.period_key or f"{self.window_start}_{self.window_end}"
 
-    def as_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["window_start"] = self.window_start.isoformat()
-        data["window_end"] = self.window_end.isoformat()
-        data["formats"] = list(self.formats)
-        return data
+    @property
+    def ended(self) -> bool:
+        return self.state in END_STATES
+
+    def request_object(self) -> ReportRequest:
+        return ReportRequest.from_json(self.request)
 
 
-def run_config_of(record: dict[str, Any], **overrides: Any) -> dict[str, Any]:
-    """The `report_run` job config that repeats a recorded run's contract: for the worker that
-    executes it, or (with overrides) for a correction that supersedes it."""
-    config = {
-        "template": record["template_key"], "version": record["template_version"], "tenant": record["tenant_id"],
-        "formats": list(record["formats"]), "requester": record["requester"], "trigger": record["trigger"],
-        "supersedes": record["supersedes_run_id"],
-        "filters": {k: str(v) for k, v in (record["request"].get("filters") or {}).items()},
-    }
-    if record["period_key"]:
-        config["period"] = record["period_key"]
-    else:
-        config["date_from"] = str(record["window_start"])
-        config["date_to"] = str(record["window_end"] - dt.timedelta(days=1))
-    return {**config, **overrides}
+@dataclass(frozen=True)
+class RunOrigin:
+    """Where a run comes from, beside its request: what the run record notes about its launch.
+
+    run_id: a run admitted earlier (the CLI admits, a worker executes); schedule_id and
+    expected_tenant: the runtime schedule that vouches for the tenant; tick_at: the schedule tick
+    (for the lag); supersedes: the run a correction replaces; retry_of/attempt: automatic retries.
+    """
+
+    dagster_run_id: str | None = None
+    run_id: str | None = None
+    schedule_id: str | None = None
+    expected_tenant: str | None = None
+    tick_at: dt.datetime | None = None
+    supersedes: str | None = None
+    retry_of: str | None = None
+    attempt: int = 1
+    correlation_id: str | None = None
+
+    def retried(self, failed_run_id: str) -> RunOrigin:
+        return dataclasses.replace(self, run_id=None, retry_of=failed_run_id, attempt=self.attempt + 1)
+
+
+def _one(cur) -> RunRecord | None:
+    rows = dict_rows(cur)
+    return RunRecord.from_row(rows[0]) if rows else None
 
 
 def new_run_id() -> str:
     return uuid.uuid4().hex[:16]
 
 
-def create_run(conn, request: ReportRequest, *, dagster_run_id: str | None = None, state: str = "queued",
-               supersedes: str | None = None, retry_of: str | None = None, attempt: int = 1,
-               timeout_seconds: int | None = None, schedule_id: str | None = None,
-               tick_at: dt.datetime | None = None) -> tuple[str, bool]:
+def create_run(conn, request: ReportRequest, origin: RunOrigin, *, timeout_seconds: int | None = None,
+               ) -> tuple[str, bool]:
     """Record a run; (run_id, True). While a run of the same input hash is queued or running,
     nothing is created and that run is returned: (its run_id, False)."""
-    run_id = new_run_id()
-    with conn, conn.cursor() as cur:
-        cur.execute(
-            """
-            insert into control.report_runs
-                (run_id, dagster_run_id, template_key, template_version, tenant_id, period_key,
-                 window_start, window_end, formats, requester, trigger, request, input_hash,
-                 state, stage, supersedes_run_id, retry_of, attempt, timeout_seconds, schedule_id, tick_at)
-            values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'queued', %s, %s, %s, %s, %s, %s)
-            on conflict (input_hash) where state in ('queued', 'running') do nothing
-            returning run_id
-            """,
-            (
-                run_id, dagster_run_id, request.template_key, request.template_version,
-                request.tenant_id, request.period_key, request.window_start, request.window_end,
-                list(request.formats), request.requester, request.trigger,
-                json_param(request.as_json()), request.input_hash, state,
-                supersedes, retry_of, attempt, timeout_seconds, schedule_id, tick_at,
-            ),
-        )
-        if cur.fetchone():
-            return run_id, True
-        cur.execute("select run_id from control.report_runs where input_hash = %s and state in ('queued', 'running')",
-                    (request.input_hash,))
-        row = cur.fetchone()
-    if row is None:  # the active run ended between the two statements: try again
-        return create_run(conn, request, dagster_run_id=dagster_run_id, state=state, supersedes=supersedes,
-                          retry_of=retry_of, attempt=attempt, timeout_seconds=timeout_seconds,
-                          schedule_id=schedule_id, tick_at=tick_at)
-    return row[0], False
+    while True:
+        run_id = new_run_id()
+        with conn, conn.cursor() as cur:
+            cur.execute(
+                """
+                insert into control.report_runs
+                    (run_id, dagster_run_id, template_key, template_version, tenant_id, period_key,
+                     window_start, window_end, formats, requester, trigger, request, input_hash,
+                     state, stage, supersedes_run_id, retry_of, attempt, timeout_seconds, schedule_id, tick_at)
+                values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'queued', 'queued',
+                        %s, %s, %s, %s, %s, %s)
+                on conflict (input_hash) where state in ('queued', 'running') do nothing
+                returning run_id
+                """,
+                (run_id, origin.dagster_run_id, request.template_key, request.template_version,
+                 request.tenant_id, request.period_key, request.window_start, request.window_end,
+                 list(request.formats), request.requester, request.trigger,
+                 json_param(request.as_json()), request.input_hash,
+                 origin.supersedes, origin.retry_of, origin.attempt, timeout_seconds, origin.schedule_id,
+                 origin.tick_at),
+            )
+            if cur.fetchone():
+                return run_id, True
+            cur.execute("select run_id from control.report_runs where input_hash = %s and state in ('queued', 'running')",
+                        (request.input_hash,))
+            row = cur.fetchone()
+        if row is not None:
+            return row[0], False
+        # the active run ended between the two statements: try again
 
 
 def mark_running(conn, run_id: str, *, dagster_run_id: str | None = None) -> None:
@@ -277,8 +174,18 @@ def mark_running(conn, run_id: str, *, dagster_run_id: str | None = None) -> Non
         )
 
 
-def set_stage(conn, run_id: str, stage: str) -> dict[str, Any]:
-    """Record progress (and a heartbeat); returns what the stage needs to know: cancel, deadline."""
+@dataclass(frozen=True)
+class StageCheck:
+    """What a stage needs to know when it starts: a pending cancel and the deadline."""
+
+    cancel_requested: dt.datetime | None
+    started_at: dt.datetime | None
+    timeout_seconds: int | None
+    now: dt.datetime
+
+
+def set_stage(conn, run_id: str, stage: str) -> StageCheck:
+    """Record progress (and a heartbeat)."""
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}")
     with conn, conn.cursor() as cur:
@@ -287,12 +194,10 @@ def set_stage(conn, run_id: str, stage: str) -> dict[str, Any]:
                returning cancel_requested, started_at, timeout_seconds, now()""",
             (stage, run_id),
         )
-        row = cur.fetchone()
-    cancel, started, timeout, now = row
-    return {"cancel_requested": cancel, "started_at": started, "timeout_seconds": timeout, "now": now}
+        return StageCheck(*cur.fetchone())
 
 
-def request_cancel(conn, run_id: str) -> dict[str, Any] | None:
+def request_cancel(conn, run_id: str) -> RunRecord | None:
     """Flag the run for cancellation; a queued run ends at once, a running one at its next check."""
     with conn, conn.cursor() as cur:
         cur.execute(
@@ -305,12 +210,12 @@ def request_cancel(conn, run_id: str) -> dict[str, Any] | None:
     return get_run(conn, run_id)
 
 
-def worker_alive(record: dict[str, Any]) -> bool | None:
+def worker_alive(record: RunRecord) -> bool | None:
     """True/False for a worker on this host; None when it runs elsewhere (cannot tell)."""
-    if record.get("worker_host") != socket.gethostname() or not record.get("worker_pid"):
+    if record.worker_host != socket.gethostname() or not record.worker_pid:
         return None
     try:
-        os.kill(record["worker_pid"], 0)
+        os.kill(record.worker_pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
@@ -318,23 +223,30 @@ def worker_alive(record: dict[str, Any]) -> bool | None:
     return True
 
 
-def update_run(conn, run_id: str, **fields: Any) -> None:
-    allowed = {
-        "snapshot_tables", "row_counts", "gate_passed", "gate_summary", "artifact_location", "manifest_sha256",
-        "snapshot_state", "degraded", "degraded_reason", "source_watermarks", "dagster_run_id", "superseded_by",
-        "late_data_at",
-    }
-    unknown = set(fields) - allowed
+_UPDATABLE = frozenset({
+    "snapshot_tables", "row_counts", "gate_passed", "gate_summary", "artifact_location", "manifest_sha256",
+    "snapshot_state", "degraded", "degraded_reason", "source_watermarks", "dagster_run_id", "superseded_by",
+    "late_data_at",
+})
+
+
+def update_run(conn, run_id: str, *, cur=None, **fields: Any) -> None:
+    """Set outcome fields of a run (committed now, or in the transaction of `cur` when given)."""
+    unknown = set(fields) - _UPDATABLE
     if unknown:
         raise ValueError(f"cannot update {sorted(unknown)}")
     sets = ", ".join(f"{k} = %s" for k in fields)
     values = [json_param(v) if isinstance(v, (dict, list)) else v for v in fields.values()]
-    with conn, conn.cursor() as cur:
-        cur.execute(f"update control.report_runs set {sets} where run_id = %s", (*values, run_id))
+    sql = f"update control.report_runs set {sets} where run_id = %s"
+    if cur is not None:
+        cur.execute(sql, (*values, run_id))
+        return
+    with conn, conn.cursor() as own:
+        own.execute(sql, (*values, run_id))
 
 
 def finish_run(conn, run_id: str, state: str, *, failure_class: str | None = None, diagnosis: str | None = None,
-               only_from: tuple[str, ...] = ("queued", "running"), then=None) -> bool:
+               only_from: tuple[str, ...] = ACTIVE_STATES, then=None) -> bool:
     """End a run: completed, or failed/cancelled with a classified reason and retry guidance.
     Ends are final: returns False when the run had already ended. `then(cur)`, when given, runs
     in the same transaction once the run has ended here (e.g. the artifact index rows)."""
@@ -360,14 +272,18 @@ def finish_run(conn, run_id: str, state: str, *, failure_class: str | None = Non
         return ended
 
 
-def get_run(conn, run_id: str) -> dict[str, Any] | None:
+def expire_run(cur, run_id: str) -> None:
+    """completed -> expired, in the caller's transaction (the retention sweep's purge)."""
+    cur.execute("update control.report_runs set state = 'expired' where run_id = %s and state = 'completed'", (run_id,))
+
+
+def get_run(conn, run_id: str) -> RunRecord | None:
     with conn, conn.cursor() as cur:
         cur.execute("select * from control.report_runs where run_id = %s", (run_id,))
-        rows = dict_rows(cur)
-    return rows[0] if rows else None
+        return _one(cur)
 
 
-def run_for_dagster_run(conn, dagster_run_id: str, template_key: str) -> dict[str, Any] | None:
+def run_for_dagster_run(conn, dagster_run_id: str, template_key: str) -> RunRecord | None:
     with conn, conn.cursor() as cur:
         cur.execute(
             """select * from control.report_runs
@@ -375,5 +291,95 @@ def run_for_dagster_run(conn, dagster_run_id: str, template_key: str) -> dict[st
                 order by created_at desc limit 1""",
             (dagster_run_id, template_key),
         )
+        return _one(cur)
+
+
+def active_runs_of_dagster_run(conn, dagster_run_id: str) -> list[str]:
+    with conn, conn.cursor() as cur:
+        cur.execute("select run_id from control.report_runs where dagster_run_id = %s and state in ('queued', 'running')",
+                    (dagster_run_id,))
+        return [r[0] for r in cur.fetchall()]
+
+
+def running_runs(conn) -> list[RunRecord]:
+    with conn, conn.cursor() as cur:
+        cur.execute("select * from control.report_runs where state = 'running'")
+        return [RunRecord.from_row(r) for r in dict_rows(cur)]
+
+
+def list_runs(conn, *, tenant_id: str | None = None, state: str | None = None, limit: int = 20) -> list[RunRecord]:
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            """select * from control.report_runs
+                where (%s::text is null or tenant_id = %s) and (%s::text is null or state = %s)
+                order by created_at desc limit %s""",
+            (tenant_id, tenant_id, state, state, limit),
+        )
+        return [RunRecord.from_row(r) for r in dict_rows(cur)]
+
+
+def chain(conn, run_id: str) -> list[RunRecord]:
+    """The run and every run it supersedes or is superseded by, oldest first; retries too."""
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            """with recursive up as (
+                   select r.*, 0 as depth from control.report_runs r where run_id = %s
+                   union all
+                   select r.*, up.depth - 1 from control.report_runs r
+                   join up on r.run_id = coalesce(up.supersedes_run_id, up.retry_of)
+               ), down as (
+                   select r.*, 0 as depth from control.report_runs r where run_id = %s
+                   union all
+                   select r.*, down.depth + 1 from control.report_runs r
+                   join down on r.supersedes_run_id = down.run_id or r.retry_of = down.run_id
+               )
+               select distinct on (run_id) *
+               from (select * from up union all select * from down) c
+               order by run_id""",
+            (run_id, run_id),
+        )
         rows = dict_rows(cur)
-    return rows[0] if rows else None
+    rows.sort(key=lambda r: (r["depth"], r["created_at"]))
+    return [RunRecord.from_row(r) for r in rows]
+
+
+def latest_published(conn) -> list[RunRecord]:
+    """Completed runs not superseded and without a correction under way (late-data candidates)."""
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            """select * from control.report_runs r
+                where state = 'completed' and superseded_by is null
+                  and not exists (select 1 from control.report_runs c
+                                   where c.supersedes_run_id = r.run_id and c.state in ('queued', 'running'))
+                order by ended_at"""
+        )
+        return [RunRecord.from_row(r) for r in dict_rows(cur)]
+
+
+def mark_late_data(conn, run_id: str) -> None:
+    update_run(conn, run_id, late_data_at=dt.datetime.now(dt.UTC))
+
+
+def completed_runs(conn, run_ids: list[str] | None = None) -> list[RunRecord]:
+    """Published runs, oldest first (or only those of `run_ids`): the retention sweep's candidates."""
+    with conn, conn.cursor() as cur:
+        cur.execute("""select * from control.report_runs where state = 'completed' and published_at is not null
+                         and (%s::text[] is null or run_id = any(%s)) order by published_at""", (run_ids, run_ids))
+        return [RunRecord.from_row(r) for r in dict_rows(cur)]
+
+
+def run_config_of(record: RunRecord, **overrides: Any) -> dict[str, Any]:
+    """The `report_run` job config that repeats a recorded run's contract: for the worker that
+    executes it, or (with overrides) for a correction that supersedes it."""
+    config = {
+        "template": record.template_key, "version": record.template_version, "tenant": record.tenant_id,
+        "formats": list(record.formats), "requester": record.requester, "trigger": record.trigger,
+        "supersedes": record.supersedes_run_id,
+        "filters": {k: str(v) for k, v in (record.request.get("filters") or {}).items()},
+    }
+    if record.period_key:
+        config["period"] = record.period_key
+    else:
+        config["date_from"] = str(record.window_start)
+        config["date_to"] = str(record.window_end - dt.timedelta(days=1))
+    return {**config, **overrides}

@@ -18,7 +18,7 @@ from orchestration.db.warehouse import reader_transaction
 from orchestration.dev import faults
 from orchestration.exports import SectionSnapshot
 from orchestration.metrics import dbt_manifest
-from orchestration.runs.records import ReportRequest
+from orchestration.runs.request import ReportRequest
 
 ORDINAL = "_ordinal"  # row position in the section's own ORDER BY; formats sort by it
 _SPOOL_BYTES = 16 * 1024 * 1024
@@ -75,7 +75,7 @@ def take(
     snapshots: dict[str, SectionSnapshot] = {}
     for index, section in enumerate(template.sections):
         if index == 1:  # fault tests cut the connection with one section already frozen
-            faults.hit("snapshot_query", backend_pid=reader.get_backend_pid())
+            faults.hit("snapshot_query", backend_pid=reader.get_backend_pid(), admin_pid=conn.get_backend_pid())
         sql = render_sql(section, resolve)
         table = table_name(run_id, section.name)
         with tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES, mode="w+b") as spool:

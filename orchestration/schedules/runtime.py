@@ -41,7 +41,10 @@ from orchestration.access import policy as access
 from orchestration.catalog import templates as catalog
 from orchestration.catalog.templates import Template, TemplateError
 from orchestration.db.warehouse import dict_rows
+from orchestration.errors import ServiceError
 from orchestration.governance import lifecycle as governance
+from orchestration.governance import versions
+from orchestration.runs import run_tags
 
 STATES = ("active", "paused", "archived")
 CATCH_UP = ("skip", "latest")
@@ -49,11 +52,6 @@ ON_TIME = dt.timedelta(minutes=2)
 MAX_TICKS_PER_EVALUATION = 1000  # a long outage of a minutely schedule is worked off in chunks
 ACTIVE_RUN_STATUSES = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")
 
-SCHEDULE_TAG = "nexus/schedule_id"
-TICK_TAG = "nexus/tick_at"
-FORMATS_TAG = "nexus/formats"
-TRIGGER_TAG = "nexus/trigger"
-REQUESTER_TAG = "nexus/requester"
 
 
 class ScheduleError(ValueError):
@@ -139,29 +137,11 @@ def last_complete_period(cadence: str, at: dt.datetime) -> str:
 def _approved_template(conn, key: str, version: int | None) -> Template:
     """The catalog template (it has a job), approved in the control schema and runnable on a schedule."""
     governance.register_system_templates(conn)
-    versions = {r["version"]: r for r in governance.list_versions(conn)
-                if r["template_key"] == key and r["owner_tenant"] is None}
-    if not versions:
-        try:
-            catalog.load(key)
-        except TemplateError as exc:  # names the known templates
-            raise ScheduleError(str(exc)) from exc
-        raise ScheduleError(f"{key} has not been submitted")
-    if version is None:
-        # Only versions with a template file have a job to run: the newest approved of those.
-        with_job = {t.version for t in catalog.load_all() if t.key == key}
-        approved = [v for v, r in versions.items() if r["state"] == "approved" and v in with_job]
-        if not approved:
-            raise ScheduleError(f"{key} has no approved version: approve one before scheduling it")
-        version = max(approved)
-    if version not in versions:
-        raise ScheduleError(f"{key} v{version} has not been submitted")
-    if versions[version]["state"] != "approved":
-        raise ScheduleError(f"{key} v{version} is {versions[version]['state']}: only an approved version can be scheduled")
     try:
-        template = catalog.load(key, version)
-    except TemplateError as exc:
-        raise ScheduleError(f"{key} v{version} has no template file, so no job to run: {exc}") from exc
+        chosen = versions.resolve(conn, key, version, purpose="schedule").row.version
+    except ServiceError as exc:
+        raise ScheduleError(str(exc)) from exc
+    template = catalog.load(key, chosen)
     try:
         governance.check_runnable(conn, template, trigger="schedule")
     except governance.NotRunnable as exc:
@@ -385,11 +365,11 @@ def _tick_request(schedule: dict[str, Any], tick_at: dt.datetime, period: str) -
         schedule_id=sid, tick_at=tick_at, template_key=schedule["template_key"], tenant_id=schedule["tenant_id"],
         period_key=period, run_key=run_key(sid, tick_at),
         tags={
-            TRIGGER_TAG: "schedule",
-            REQUESTER_TAG: access.SCHEDULER,
-            SCHEDULE_TAG: str(sid),
-            TICK_TAG: tick_iso(tick_at),  # the run's schedule lag is its start time minus this
-            FORMATS_TAG: ",".join(schedule["formats"]),
+            run_tags.TRIGGER: "schedule",
+            run_tags.REQUESTER: access.SCHEDULER,
+            run_tags.SCHEDULE: str(sid),
+            run_tags.TICK_AT: tick_iso(tick_at),  # the run's schedule lag is its start time minus this
+            run_tags.FORMATS: ",".join(schedule["formats"]),
         },
     )
 
@@ -462,3 +442,11 @@ def evaluate(conn, now: dt.datetime, active_run_lookup: ActiveRunLookup, *,
                 if not schedule["allow_overlap"]:
                     active = True
     return result
+
+
+def tenant_of(conn, schedule_id: str) -> str | None:
+    """The tenant a schedule vouches for (None: no such schedule)."""
+    with conn.cursor() as cur:
+        cur.execute("select tenant_id from control.schedules where schedule_id::text = %s", (schedule_id,))
+        row = cur.fetchone()
+    return row[0] if row else None

@@ -1,17 +1,15 @@
 """Every minute: send the deliveries that are due (new, retries after backoff, stuck sends)."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from orchestration import delivery
-from orchestration.db import warehouse
+from orchestration.defs.resources import WarehouseResource
 
 
 @dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
            description="Sends due report deliveries (e-mail, webhook, bucket) from the outbox; "
            "transient failures are retried with exponential backoff.")
-def delivery_outbox_sensor(context: dg.SensorEvaluationContext):
+def delivery_outbox_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
     with warehouse.connection() as conn:
         attempts = delivery.send_due(conn)
     if not attempts:

@@ -1,7 +1,9 @@
 """Report templates as asset pairs: <template>/snapshot -> Gate B -> <template>/published.
 
 Built from the catalog, not written per template: each template's assets depend on exactly
-the dbt models its sections read, and are partitioned by tenant x period.
+the dbt models its sections read, and are partitioned by tenant x period. The snapshot asset
+submits the run through the one submission path (services.runs), whatever launched it: the UI,
+a cadence schedule, a runtime schedule's tick or a backfill.
 """
 
 import datetime as dt
@@ -9,29 +11,18 @@ import datetime as dt
 import dagster as dg
 
 from orchestration.catalog.templates import Template
-from orchestration.db import warehouse
 from orchestration.defs.dbt.assets import dbt_asset_key
-from orchestration.defs.tenants.sensors import tenant_partitions
+from orchestration.defs.partitions import partitions_for
+from orchestration.defs.resources import ArtifactStoreResource, WarehouseResource
 from orchestration.delivery import outbox
+from orchestration.errors import ServiceError
 from orchestration.metrics import dbt_manifest
-from orchestration.runs import engine, records
-from orchestration.runs.records import ReportRequest, RequestError
-from orchestration.schedules.runtime import FORMATS_TAG, SCHEDULE_TAG, TICK_TAG
-
-PARTITIONS_START = "2025-01-01"
-REQUESTER_TAG = "nexus/requester"
-TRIGGER_TAG = "nexus/trigger"
-DEFAULT_REQUESTER = "dagster-ui"
-
-
-def partitions_for(template: Template) -> dg.MultiPartitionsDefinition:
-    period = {
-        "monthly": dg.MonthlyPartitionsDefinition(start_date=PARTITIONS_START),
-        # ISO weeks: Monday to Sunday, keyed by the Monday.
-        "weekly": dg.WeeklyPartitionsDefinition(start_date=PARTITIONS_START, day_offset=1),
-        "daily": dg.DailyPartitionsDefinition(start_date=PARTITIONS_START),
-    }[template.cadence]
-    return dg.MultiPartitionsDefinition({"tenant": tenant_partitions, "period": period})
+from orchestration.runs import engine, records, run_tags, supervisor
+from orchestration.runs.failures import RunFailed
+from orchestration.runs.publish import render_and_publish
+from orchestration.runs.records import RunOrigin, RunRecord
+from orchestration.schedules import runtime as runtime_schedules
+from orchestration.services import runs as run_service
 
 
 def snapshot_key(template: Template) -> dg.AssetKey:
@@ -42,40 +33,31 @@ def published_key(template: Template) -> dg.AssetKey:
     return dg.AssetKey([template.key, "published"])
 
 
-def request_from_context(template: Template, context: dg.AssetExecutionContext) -> ReportRequest:
+def submission_from_context(template: Template, context: dg.AssetExecutionContext) -> run_service.RunSubmission:
     keys = context.partition_key.keys_by_dimension
     tags = context.run.tags
-    formats = tuple(f for f in tags.get(FORMATS_TAG, "").split(",") if f) or template.formats
-    return ReportRequest.for_period(
-        template,
-        keys["tenant"],
-        keys["period"],
-        requester=tags.get(REQUESTER_TAG, DEFAULT_REQUESTER),
-        trigger=tags.get(TRIGGER_TAG, "manual"),
-        formats=formats,
+    return run_service.RunSubmission(
+        template_key=template.key, version=template.version, template=template, tenant_id=keys["tenant"],
+        period=keys["period"], requester=tags.get(run_tags.REQUESTER, run_tags.DEFAULT_REQUESTER),
+        trigger=tags.get(run_tags.TRIGGER, "manual"),
+        formats=tuple(f for f in tags.get(run_tags.FORMATS, "").split(",") if f),
     )
 
 
-def schedule_fields(conn, context) -> dict:
+def origin_from_context(conn, context) -> RunOrigin:
     """What a runtime schedule's tick tagged on the run: the schedule (whose tenant the request
     must match), and the tick time, for the schedule lag."""
     tags = context.run.tags
-    fields = {}
-    if tags.get(SCHEDULE_TAG):
-        fields["schedule_id"] = tags[SCHEDULE_TAG]
-        with conn, conn.cursor() as cur:
-            cur.execute("select tenant_id from control.schedules where schedule_id::text = %s", (tags[SCHEDULE_TAG],))
-            row = cur.fetchone()
-        # An unknown schedule id vouches for no tenant: matching against '' refuses the run.
-        fields["expected_tenant"] = row[0] if row else ""
-    if tags.get(TICK_TAG):
-        fields["tick_at"] = dt.datetime.fromisoformat(tags[TICK_TAG])
-    return fields
+    schedule_id = tags.get(run_tags.SCHEDULE)
+    # An unknown schedule id vouches for no tenant: matching against '' refuses the run.
+    expected = (runtime_schedules.tenant_of(conn, schedule_id) or "") if schedule_id else None
+    tick = tags.get(run_tags.TICK_AT)
+    return RunOrigin(dagster_run_id=context.run.run_id, schedule_id=schedule_id, expected_tenant=expected,
+                     tick_at=dt.datetime.fromisoformat(tick) if tick else None)
 
 
-def run_record(template: Template, context) -> dict:
-    with warehouse.connection() as conn:
-        record = records.run_for_dagster_run(conn, context.run.run_id, template.key)
+def run_record(conn, template: Template, context) -> RunRecord:
+    record = records.run_for_dagster_run(conn, context.run.run_id, template.key)
     if record is None:
         raise dg.Failure(
             description=f"no {template.key} snapshot was taken in this Dagster run: "
@@ -84,7 +66,7 @@ def run_record(template: Template, context) -> dict:
     return record
 
 
-def _failure(exc: engine.RunFailed) -> dg.Failure:
+def run_failure(exc: RunFailed) -> dg.Failure:
     return dg.Failure(
         description=exc.diagnosis,
         metadata={"report_run_id": exc.run_id, "failure_class": exc.failure_class},
@@ -92,13 +74,8 @@ def _failure(exc: engine.RunFailed) -> dg.Failure:
     )
 
 
-def build_report_assets(template: Template) -> list[dg.AssetsDefinition]:
-    partitions = partitions_for(template)
-    dbt_deps = [
-        dbt_asset_key(info.schema, info.alias)
-        for info in (dbt_manifest.model(name, version) for name, version in template.models_read())
-    ]
-    metadata = {
+def _metadata(template: Template) -> dict:
+    return {
         "template_version": template.version,
         "owner": template.owner,
         "sensitivity": template.sensitivity,
@@ -107,6 +84,8 @@ def build_report_assets(template: Template) -> list[dg.AssetsDefinition]:
         "metrics": ", ".join(f"{m.id} ({m.model} v{m.version})" for m in template.metrics),
     }
 
+
+def _snapshot_asset(template: Template, partitions, dbt_deps):
     @dg.asset(
         key=snapshot_key(template),
         deps=dbt_deps,
@@ -116,25 +95,22 @@ def build_report_assets(template: Template) -> list[dg.AssetsDefinition]:
         owners=[template.owner] if "@" in template.owner else [f"team:{template.owner}"],
         description=f"{template.title} v{template.version}: every section queried under RLS "
         "for the partition's tenant and period, frozen in immutable snapshot tables.",
-        metadata=metadata,
+        metadata=_metadata(template),
     )
-    def snapshot_asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        request = request_from_context(template, context)
+    def snapshot_asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         with warehouse.connection() as conn:
             try:
                 # Approval, requester and tenant are checked here, for every launch path
                 # (UI, schedule, sensor, CLI): a refusal is recorded and fails the run.
-                run_id = engine.start(conn, template, request, dagster_run_id=context.run.run_id,
-                                        **schedule_fields(conn, context))
+                _, request, run_id = run_service.start(conn, submission_from_context(template, context),
+                                                       origin_from_context(conn, context))
                 context.log.info(f"report run {run_id}, input hash {request.input_hash}")
-                with engine.guarded(conn, run_id), engine.interruptible(conn, run_id):
+                with supervisor.guarded(conn, run_id), supervisor.interruptible(conn, run_id):
                     engine.check_freshness(conn, run_id, template, request)
                     sections = engine.take_snapshot(conn, run_id, template, request)
-            except engine.RunFailed as exc:
-                raise _failure(exc) from exc
-            except engine.AlreadyActive as exc:
-                raise dg.Failure(description=f"{exc}: not started twice", allow_retries=False) from exc
-            except RequestError as exc:
+            except RunFailed as exc:
+                raise run_failure(exc) from exc
+            except ServiceError as exc:
                 raise dg.Failure(description=str(exc), allow_retries=False) from exc
         return dg.MaterializeResult(
             metadata={
@@ -145,6 +121,10 @@ def build_report_assets(template: Template) -> list[dg.AssetsDefinition]:
             }
         )
 
+    return snapshot_asset
+
+
+def _published_asset(template: Template, partitions):
     @dg.asset(
         key=published_key(template),
         deps=[snapshot_key(template)],
@@ -153,20 +133,20 @@ def build_report_assets(template: Template) -> list[dg.AssetsDefinition]:
         kinds={"csv", "json", "xlsx", "pdf"} & set(template.formats) or None,
         description=f"{template.title} v{template.version}: formats rendered from the snapshot and "
         "published atomically with a manifest, only after Gate B passed.",
-        metadata=metadata,
+        metadata=_metadata(template),
     )
-    def published_asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        record = run_record(template, context)
-        request = engine.request_of(record)
+    def published_asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                        artifact_store: ArtifactStoreResource) -> dg.MaterializeResult:
         with warehouse.connection() as conn:
+            record = run_record(conn, template, context)
+            request = record.request_object()
             try:
-                with engine.guarded(conn, record["run_id"]), engine.interruptible(conn, record["run_id"]):
-                    published = engine.render_and_publish(
-                        conn, record["run_id"], template, request, engine.sections_of(template, record)
-                    )
-            except engine.RunFailed as exc:
-                raise _failure(exc) from exc
-            if record["schedule_id"]:
+                with supervisor.guarded(conn, record.run_id), supervisor.interruptible(conn, record.run_id):
+                    published = render_and_publish(conn, record.run_id, template, request,
+                                                   engine.sections_of(template, record), store=artifact_store.store())
+            except RunFailed as exc:
+                raise run_failure(exc) from exc
+            if record.schedule_id:
                 # Step 6: a scheduled run goes to its schedule's recipients through the outbox
                 # (Gate C and the allow-list are checked there; failures retry on their own).
                 delivered = outbox.deliver_scheduled_run(conn, published.run_id)
@@ -175,9 +155,18 @@ def build_report_assets(template: Template) -> list[dg.AssetsDefinition]:
             metadata={
                 "report_run_id": published.run_id,
                 "location": dg.MetadataValue.path(str(published.location)),
-                "input_hash": record["input_hash"],
+                "input_hash": record.input_hash,
                 "files": dg.MetadataValue.json(published.manifest["files"]),
             }
         )
 
-    return [snapshot_asset, published_asset]
+    return published_asset
+
+
+def build_report_assets(template: Template) -> list[dg.AssetsDefinition]:
+    partitions = partitions_for(template)
+    dbt_deps = [
+        dbt_asset_key(info.schema, info.alias)
+        for info in (dbt_manifest.model(name, version) for name, version in template.models_read())
+    ]
+    return [_snapshot_asset(template, partitions, dbt_deps), _published_asset(template, partitions)]

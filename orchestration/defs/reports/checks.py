@@ -1,12 +1,12 @@
 """Gate B as a blocking asset check on each template's snapshot."""
 
-
 import dagster as dg
 
 from orchestration.catalog.templates import Template
-from orchestration.db import warehouse
-from orchestration.defs.reports.assets import _failure, run_record, snapshot_key
-from orchestration.runs import engine
+from orchestration.defs.reports.assets import run_failure, run_record, snapshot_key
+from orchestration.defs.resources import WarehouseResource
+from orchestration.runs import engine, records, supervisor
+from orchestration.runs.failures import RunFailed
 
 
 def build_gate_b_check(template: Template) -> dg.AssetChecksDefinition:
@@ -17,28 +17,28 @@ def build_gate_b_check(template: Template) -> dg.AssetChecksDefinition:
         description=f"Gate B: the {template.expectation_suite} and shared Great Expectations suites "
         "on the snapshot; a failed critical expectation fails the run and blocks publishing.",
     )
-    def gate_b_check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        record = run_record(template, context)
-        request = engine.request_of(record)
-        sections = engine.sections_of(template, record)
+    def gate_b_check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
         with warehouse.connection() as conn:
+            record = run_record(conn, template, context)
+            request = record.request_object()
+            sections = engine.sections_of(template, record)
             try:
-                with engine.guarded(conn, record["run_id"], "validation_failed"):
-                    result = engine.gate_b(conn, record["run_id"], template, request, sections)
-            except engine.RunFailed as exc:
+                with supervisor.guarded(conn, record.run_id, "validation_failed"):
+                    result = engine.gate_b(conn, record.run_id, template, request, sections)
+            except RunFailed as exc:
                 if exc.failure_class != "validation_failed":
-                    raise _failure(exc) from exc
+                    raise run_failure(exc) from exc
                 with warehouse.connection() as fresh:
-                    summary = engine.records.get_run(fresh, record["run_id"])["gate_summary"]
+                    summary = records.get_run(fresh, record.run_id).gate_summary
                 return dg.AssetCheckResult(
                     passed=False,
                     severity=dg.AssetCheckSeverity.ERROR,
                     description=exc.diagnosis,
-                    metadata={"report_run_id": record["run_id"], "gate_b": dg.MetadataValue.json(summary)},
+                    metadata={"report_run_id": record.run_id, "gate_b": dg.MetadataValue.json(summary)},
                 )
         return dg.AssetCheckResult(
             passed=True,
-            metadata={"report_run_id": record["run_id"], "gate_b": dg.MetadataValue.json(result.summary())},
+            metadata={"report_run_id": record.run_id, "gate_b": dg.MetadataValue.json(result.summary())},
         )
 
     return gate_b_check

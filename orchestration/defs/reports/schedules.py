@@ -5,7 +5,9 @@ import dagster as dg
 
 from orchestration.access.policy import SCHEDULER
 from orchestration.catalog.templates import Template
-from orchestration.defs.reports.assets import REQUESTER_TAG, TRIGGER_TAG, partitions_for, published_key, snapshot_key
+from orchestration.defs.partitions import partitions_for
+from orchestration.defs.reports.assets import published_key, snapshot_key
+from orchestration.runs import run_tags
 
 # Reports run after the period closed and the nightly loads landed.
 _HOUR = 3
@@ -21,7 +23,7 @@ def build_job(template: Template):
         selection=dg.AssetSelection.assets(snapshot_key(template), published_key(template)),
         partitions_def=partitions_for(template),
         description=f"{template.title} v{template.version} for one tenant and period.",
-        tags={"nexus/template": template.key, "nexus/template_version": str(template.version)},
+        tags={run_tags.TEMPLATE: template.key, run_tags.TEMPLATE_VERSION: str(template.version)},
     )
 
 
@@ -30,6 +32,6 @@ def build_schedule(template: Template, job) -> dg.ScheduleDefinition:
         job,
         name=f"{template.key}_{template.cadence}_schedule",
         hour_of_day=_HOUR,
-        tags={TRIGGER_TAG: "schedule", REQUESTER_TAG: SCHEDULER},
+        tags={run_tags.TRIGGER: "schedule", run_tags.REQUESTER: SCHEDULER},
         default_status=dg.DefaultScheduleStatus.RUNNING,
     )

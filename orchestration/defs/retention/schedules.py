@@ -3,13 +3,13 @@
 import dagster as dg
 
 from orchestration.artifacts import retention
-from orchestration.db import warehouse
+from orchestration.defs.resources import WarehouseResource
 
 
 @dg.op(description="Expire completed runs past their retention (template days within the sensitivity cap): "
                    "files purged through the artifact store, index rows marked deleted, state expired, audited; "
                    "runs on legal hold are kept.")
-def expire_runs(context: dg.OpExecutionContext) -> None:
+def expire_runs(context: dg.OpExecutionContext, warehouse: WarehouseResource) -> None:
     with warehouse.connection() as conn:
         result = retention.sweep(conn)
     context.log.info(f"expired {len(result.expired)} runs: {result.expired}")

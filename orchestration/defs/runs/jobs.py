@@ -9,9 +9,12 @@ or the `nexus/requester` tag. The same job executes runs the CLI admitted (confi
 import dagster as dg
 from pydantic import Field
 
-from orchestration.db import warehouse
-from orchestration.defs.reports.assets import DEFAULT_REQUESTER, REQUESTER_TAG
-from orchestration.runs import engine, launch, records
+from orchestration.defs.resources import WarehouseResource
+from orchestration.errors import ServiceError
+from orchestration.runs import run_tags
+from orchestration.runs.failures import GUIDANCE, RunFailed
+from orchestration.runs.records import RunOrigin
+from orchestration.services import runs as run_service
 
 
 class ReportRunConfig(dg.Config):
@@ -28,26 +31,27 @@ class ReportRunConfig(dg.Config):
     supersedes: str | None = Field(default=None, description="for a correction: the run it supersedes")
     run_id: str | None = Field(default=None, description="a run admitted by the CLI (internal)")
 
+    def submission(self, tags) -> run_service.RunSubmission:
+        return run_service.RunSubmission(
+            template_key=self.template, version=self.version, tenant_id=self.tenant,
+            requester=self.requester or tags.get(run_tags.REQUESTER, run_tags.DEFAULT_REQUESTER),
+            period=self.period, date_from=self.date_from, date_to=self.date_to, filters=dict(self.filters),
+            formats=tuple(self.formats), trigger=self.trigger,
+        )
+
 
 @dg.op(description="Admit, snapshot, Gate B, render and publish one report run.")
-def execute_report_run(context: dg.OpExecutionContext, config: ReportRunConfig) -> dg.Output:
-    requester = config.requester or context.run.tags.get(REQUESTER_TAG, DEFAULT_REQUESTER)
+def execute_report_run(context: dg.OpExecutionContext, config: ReportRunConfig,
+                       warehouse: WarehouseResource) -> dg.Output:
+    origin = RunOrigin(dagster_run_id=context.run.run_id, run_id=config.run_id, supersedes=config.supersedes)
     with warehouse.connection() as conn:
         try:
-            template = launch.resolve_template(conn, config.template, config.version, config.tenant)
-            request = launch.build_request(
-                template, tenant=config.tenant, requester=requester, period=config.period,
-                date_from=config.date_from, date_to=config.date_to,
-                filters=launch.parse_filters(template, config.filters), formats=config.formats or None,
-                trigger=config.trigger,
-            )
-            published = engine.run_report(template, request, conn=conn, dagster_run_id=context.run.run_id,
-                                            run_id=config.run_id, supersedes=config.supersedes)
-        except engine.RunFailed as exc:
+            published = run_service.execute(conn, config.submission(context.run.tags), origin)
+        except RunFailed as exc:
             raise dg.Failure(description=exc.diagnosis, allow_retries=False,
                              metadata={"report_run_id": exc.run_id, "failure_class": exc.failure_class,
-                                       "retry_guidance": records.GUIDANCE.get(exc.failure_class, "")}) from exc
-        except (records.RequestError, engine.AlreadyActive) as exc:
+                                       "retry_guidance": GUIDANCE.get(exc.failure_class, "")}) from exc
+        except ServiceError as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from exc
     return dg.Output(
         str(published.location),
@@ -61,6 +65,6 @@ def execute_report_run(context: dg.OpExecutionContext, config: ReportRunConfig) 
 
 
 @dg.job(description="An ad-hoc report run: any approved template, one tenant, any window, filters and formats.",
-        tags={"nexus/kind": "ad-hoc"})
+        tags={run_tags.KIND: "ad-hoc"})
 def report_run():
     execute_report_run()

@@ -1,58 +1,53 @@
 """Keep run records true to what happened in Dagster and to workers that died."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from orchestration.access.policy import SCHEDULER
-from orchestration.db import warehouse
-from orchestration.defs.reports.assets import REQUESTER_TAG, TRIGGER_TAG
-from orchestration.runs import engine, freshness
+from orchestration.defs.resources import WarehouseResource
+from orchestration.runs import freshness, records, run_tags, supervisor
 
 
-def _end_orphans(dagster_run_id: str, failure_class: str, why: str) -> list[str]:
+def end_orphans(conn, dagster_run_id: str, failure_class: str, why: str) -> list[str]:
+    """End the report runs a Dagster run left open (cancelled in the queue, crashed around its steps)."""
     ended = []
-    with warehouse.connection() as conn:
-        with conn, conn.cursor() as cur:
-            cur.execute("select run_id from control.report_runs where dagster_run_id = %s and state in ('queued', 'running')",
-                        (dagster_run_id,))
-            open_runs = [r[0] for r in cur.fetchall()]
-        for run_id in open_runs:
-            engine.end_unsuccessfully(conn, run_id, failure_class, why)
-            ended.append(run_id)
+    for run_id in records.active_runs_of_dagster_run(conn, dagster_run_id):
+        supervisor.end_unsuccessfully(conn, run_id, failure_class, why)
+        ended.append(run_id)
     return ended
 
 
 @dg.run_status_sensor(run_status=dg.DagsterRunStatus.CANCELED, monitor_all_code_locations=True,
                       default_status=dg.DefaultSensorStatus.RUNNING,
                       description="A Dagster run cancelled before or while executing ends its report runs as cancelled.")
-def report_runs_on_cancel(context: dg.RunStatusSensorContext):
-    ended = _end_orphans(context.dagster_run.run_id, "cancelled", "cancelled in Dagster (terminate)")
+def report_runs_on_cancel(context: dg.RunStatusSensorContext, warehouse: WarehouseResource):
+    with warehouse.connection() as conn:
+        ended = end_orphans(conn, context.dagster_run.run_id, "cancelled", "cancelled in Dagster (terminate)")
     if ended:
         context.log.info(f"cancelled report runs {ended}")
 
 
 @dg.run_failure_sensor(monitor_all_code_locations=True, default_status=dg.DefaultSensorStatus.RUNNING,
                        description="A Dagster run that failed around its steps (worker crash) fails its open report runs.")
-def report_runs_on_failure(context: dg.RunFailureSensorContext):
-    ended = _end_orphans(context.dagster_run.run_id, "query_failure",
-                         f"the Dagster run failed outside the report steps: {context.failure_event.message or ''}".strip())
+def report_runs_on_failure(context: dg.RunFailureSensorContext, warehouse: WarehouseResource):
+    why = f"the Dagster run failed outside the report steps: {context.failure_event.message or ''}".strip()
+    with warehouse.connection() as conn:
+        ended = end_orphans(conn, context.dagster_run.run_id, "query_failure", why)
     if ended:
         context.log.info(f"failed report runs {ended}")
 
 
 @dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
            description="Ends runs whose worker process died, and removes what they left behind.")
-def reap_dead_workers(context: dg.SensorEvaluationContext):
+def reap_dead_workers(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
     with warehouse.connection() as conn:
-        reaped = engine.reap(conn)
+        reaped = supervisor.reap(conn)
     return dg.SkipReason(f"reaped {reaped}" if reaped else "no dead workers")
 
 
 @dg.sensor(job_name="report_run", minimum_interval_seconds=120, default_status=dg.DefaultSensorStatus.RUNNING,
            description="Corrections: reruns a degraded report once its sources are fresh, and a report whose "
            "window received late-arriving rows when its template says `backfill: correct`.")
-def corrections_sensor(context: dg.SensorEvaluationContext):
+def corrections_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
     with warehouse.connection() as conn:
         due = freshness.due_corrections(conn)
     if not due:
@@ -60,10 +55,10 @@ def corrections_sensor(context: dg.SensorEvaluationContext):
     return [
         dg.RunRequest(
             # One correction per superseded run, however many ticks see it before it starts.
-            run_key=f"correction:{c.run['run_id']}",
+            run_key=f"correction:{c.run.run_id}",
             run_config={"ops": {"execute_report_run": {"config": freshness.correction_config(c.run, SCHEDULER)}}},
-            tags={REQUESTER_TAG: SCHEDULER, TRIGGER_TAG: "correction", "nexus/supersedes": c.run["run_id"],
-                  "nexus/reason": c.reason[:200]},
+            tags={run_tags.REQUESTER: SCHEDULER, run_tags.TRIGGER: "correction", run_tags.SUPERSEDES: c.run.run_id,
+                  run_tags.REASON: c.reason[:200]},
         )
         for c in due
     ]

@@ -10,7 +10,8 @@ from typing import Any
 import dagster as dg
 
 from orchestration.catalog import templates
-from orchestration.db import warehouse
+from orchestration.defs.resources import WarehouseResource
+from orchestration.runs import run_tags
 from orchestration.schedules import runtime as runtime_schedules
 
 SENSOR_NAME = "runtime_schedules_sensor"
@@ -24,7 +25,7 @@ def _now() -> dt.datetime:
 def active_run_lookup(instance: dg.DagsterInstance):
     def has_active_run(schedule_id: int) -> bool:
         runs = instance.get_runs(
-            filters=dg.RunsFilter(tags={runtime_schedules.SCHEDULE_TAG: str(schedule_id)}, statuses=ACTIVE_STATUSES),
+            filters=dg.RunsFilter(tags={run_tags.SCHEDULE: str(schedule_id)}, statuses=ACTIVE_STATUSES),
             limit=1,
         )
         return bool(runs)
@@ -65,7 +66,7 @@ def build_runtime_schedules_sensor(jobs_by_template: dict[str, Any]) -> dg.Senso
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Runs the schedules defined at runtime (nexus-reports schedules create): one run per tick.",
     )
-    def runtime_schedules_sensor(context: dg.SensorEvaluationContext):
+    def runtime_schedules_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
         with warehouse.connection() as conn:
             evaluation = runtime_schedules.evaluate(
                 conn, _now(), active_run_lookup(context.instance), period_for=period_from_job(jobs_by_template)

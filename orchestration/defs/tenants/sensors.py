@@ -1,16 +1,14 @@
 """Tenants are dynamic partitions, kept equal to the tenants table by a sensor."""
 
-
 import dagster as dg
 
 from orchestration.access import tenants
-from orchestration.db import warehouse
-
-tenant_partitions = dg.DynamicPartitionsDefinition(name="tenants")
+from orchestration.defs.partitions import tenant_partitions
+from orchestration.defs.resources import WarehouseResource
 
 
 @dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
-def tenant_partitions_sensor(context: dg.SensorEvaluationContext):
+def tenant_partitions_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
     with warehouse.connection() as conn:
         current = tenants.list_tenant_ids(conn)
     add, remove = tenants.partition_changes(current, context.instance.get_dynamic_partitions("tenants"))

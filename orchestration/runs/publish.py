@@ -1,0 +1,245 @@
+"""Rendering a run's formats from its snapshot and publishing them atomically with a manifest.
+
+Every requested format (and the external, redacted variant when the template has one) is
+written into a local staging folder, read back by the output checks, then handed to the
+artifact store, which makes the files and the manifest appear together or not at all. The run
+is completed, with its artifact index rows, in one transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+
+from orchestration.access import audit
+from orchestration.artifacts import index as artifact_index
+from orchestration.artifacts import retention, storage
+from orchestration.artifacts.storage import StorageError
+from orchestration.catalog.templates import Template
+from orchestration.db.warehouse import reader_connection, reader_transaction
+from orchestration.exports import (
+    KeyFigure,
+    ReportContext,
+    redaction,
+    write_csv,
+    write_json,
+    write_pdf,
+    write_xlsx,
+)
+from orchestration.exports import checks as output_checks
+from orchestration.metrics import dbt_manifest
+from orchestration.runs import records, snapshot, supervisor
+from orchestration.runs.failures import RunFailed
+from orchestration.runs.periods import window_label
+from orchestration.runs.request import ReportRequest
+from orchestration.settings import Settings, get_settings
+
+
+@dataclass(frozen=True)
+class Published:
+    run_id: str
+    location: Path | str  # the local folder (Path), or s3://bucket/<prefix>/<run key> (str)
+    manifest: dict[str, Any]
+    key: str = ""  # the run key in its store: <tenant>/<template>/<period>/<run_id>
+    store: str = "local"  # 'local' | 's3'
+
+
+EXTENSIONS = {"csv": "csv", "json": "json", "xlsx": "xlsx", "pdf": "pdf"}
+
+
+def render_and_publish(
+    conn, run_id: str, template: Template, request: ReportRequest, sections, *, settings: Settings | None = None,
+    store: storage.ArtifactStore | None = None,
+) -> Published:
+    """Render every requested format from the snapshot into staging, then publish atomically."""
+    settings = settings or get_settings()
+    record = records.get_run(conn, run_id)
+    if not record or record.gate_passed is not True:
+        # Publishing without a recorded Gate B pass is impossible by construction, not by convention.
+        raise supervisor.fail(conn, run_id, "validation_failed", "refusing to publish: no passed Gate B recorded for this run")
+    period = request.period_key or f"{request.window_start}_{request.window_end}"
+    key = storage.run_key(request.tenant_id, template.key, period, run_id)
+    # Every store renders into a local staging folder first; the store publishes it atomically.
+    staging = storage.staging_location(settings.artifacts_dir / key)
+    try:
+        store = store or storage.get_store(settings)
+        staging.mkdir(parents=True, exist_ok=False)
+    except (OSError, StorageError) as exc:
+        raise supervisor.fail(conn, run_id, "storage_failure", f"cannot stage {staging}: {exc}") from exc
+    try:
+        supervisor.checkpoint(conn, run_id, "render", admin_pid=conn.get_backend_pid())
+        try:
+            context = report_context(conn, run_id, template, request, sections, record)
+            files = _render(conn, template, request, sections, context, staging)
+            redactions: list[dict[str, Any]] = []
+            if template.redaction.external_variant:
+                planned = redaction.plan(template)
+                external = redaction.redacted_sections(conn, sections, planned, request.tenant_id, snapshot.ORDINAL)
+                files += _render(conn, template, request, external, context, staging, variant="external")
+                redactions = [r.as_manifest() for by_column in planned.values() for r in by_column.values()]
+        except (psycopg2.Error, OSError, ValueError, RuntimeError) as exc:
+            raise supervisor.fail_unless_connection_lost(conn, run_id, "format_error", exc, "rendering failed") from exc
+        problems = output_checks.check_files(staging, files, context)
+        for entry in files:
+            entry.pop("_sections")
+        if problems:
+            raise supervisor.fail(conn, run_id, "format_error", "output check failed: " + "; ".join(problems))
+        manifest = build_manifest(template, request, record, sections, files, context)
+        manifest["redactions"] = redactions
+        supervisor.checkpoint(conn, run_id, "publish")
+        try:
+            result = store.publish(staging, key, manifest)
+        except StorageError as exc:
+            raise supervisor.fail(conn, run_id, "storage_failure", str(exc)) from exc
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # after a local publish it is gone already (renamed into place)
+    manifest_sha = result.manifest_sha256
+
+    def complete(cur) -> None:  # in the transaction that ends the run: location and index rows
+        records.update_run(conn, run_id, cur=cur, artifact_location=result.location, manifest_sha256=manifest_sha)
+        artifact_index.record_published(cur, record=record, template=template, store_kind=store.kind,
+                                        location=result.location, keys=result.keys, files=files,
+                                        retention_days=retention.retention_days(template))
+
+    if not records.finish_run(conn, run_id, "completed", then=complete):
+        # The run ended meanwhile (cancelled, reaped): what was just published is taken back.
+        store.delete(key)
+        supervisor.forget(run_id)
+        ended = records.get_run(conn, run_id)
+        raise RunFailed(run_id, ended.failure_class or "cancelled", ended.diagnosis or "the run ended while publishing")
+    supervisor.forget(run_id)
+    final = Path(result.location) if store.kind == "local" else result.location
+    if record.supersedes_run_id:
+        records.update_run(conn, record.supersedes_run_id, superseded_by=run_id)
+        audit.record_now(conn, actor=request.requester, action="run.superseded", target=record.supersedes_run_id,
+                         outcome="succeeded", tenant_id=request.tenant_id, correlation_id=run_id,
+                         details={"superseded_by": run_id})
+    audit.record_now(conn, actor=request.requester, action="report.exported", target=str(final), outcome="succeeded",
+                     tenant_id=request.tenant_id, correlation_id=run_id,
+                     details={"files": [{k: f[k] for k in ("name", "sha256", "bytes")} for f in files],
+                              "manifest_sha256": manifest_sha, "store": store.kind})
+    return Published(run_id=run_id, location=final, manifest=manifest, key=key, store=store.kind)
+
+
+def _render(conn, template, request, sections, context, staging: Path, *, variant: str = "internal") -> list[dict[str, Any]]:
+    """Every requested format of one variant; each file entry says which sections (and columns)
+    it holds, for the output checks."""
+    ordered = [sections[s.name] for s in template.sections if s.name in sections]
+    files = []
+    suffix = "" if variant == "internal" else f".{variant}"
+    for fmt in template.formats:
+        if fmt not in request.formats:
+            continue
+        path = staging / f"{template.key}{suffix}.{EXTENSIONS[fmt]}"
+        if fmt == "csv":
+            note = f"DEGRADED: {context.degraded_reason}" if context.degraded else None
+            rows = write_csv(conn, sections[template.primary_section], path, status_note=note)
+        elif fmt == "json":
+            rows = write_json(conn, context, ordered, path)
+        elif fmt == "xlsx":
+            rows = write_xlsx(conn, context, ordered, path)
+        else:
+            rows = write_pdf(conn, context, ordered, path)
+        conn.commit()  # exporters read with server-side cursors inside a transaction
+        entry = storage.file_entry(path, fmt, rows)
+        entry["variant"] = variant
+        shown = [sections[template.primary_section]] if fmt == "csv" else ordered
+        entry["_sections"] = shown  # for the output checks; not written to the manifest
+        files.append(entry)
+    return files
+
+
+def _display(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, Decimal):
+        return f"{value:,.0f}" if value == value.to_integral_value() and value.as_tuple().exponent >= 0 else f"{value:,.1f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def report_context(conn, run_id, template: Template, request: ReportRequest, sections, record) -> ReportContext:
+    figures: tuple[KeyFigure, ...] = ()
+    if template.key_figures and template.key_figures.section in sections:
+        snap = sections[template.key_figures.section]
+        with conn, conn.cursor() as cur:
+            cur.execute(f"select * from {snap.table} order by {snapshot.ORDINAL} limit 1")
+            row = cur.fetchone()
+            names = [d.name for d in cur.description]
+        values = dict(zip(names, row)) if row else {}
+        figures = tuple(
+            KeyFigure(label=f.label, value=_display(values.get(f.column)), unit=f.unit)
+            for f in template.key_figures.figures
+        )
+    tenant_name = request.tenant_id
+    with reader_connection() as reader, reader_transaction(reader, request.tenant_id) as cur:
+        cur.execute(f"select name from {dbt_manifest.model('tenants').relation} where tenant_id = %s", (request.tenant_id,))
+        row = cur.fetchone()
+        if row:
+            tenant_name = row[0]
+    period_label = window_label(request.window_start, request.window_end)
+    return ReportContext(
+        template_key=template.key,
+        template_version=template.version,
+        title=template.title,
+        tenant_id=request.tenant_id,
+        tenant_name=tenant_name,
+        period_label=period_label,
+        window_start=request.window_start,
+        window_end=request.window_end,
+        run_id=run_id,
+        input_hash=record.input_hash,
+        generated_at=dt.datetime.now(dt.UTC).replace(microsecond=0),
+        key_figures=figures,
+        charts=tuple(c.as_spec() for c in template.charts),
+        primary_section=template.primary_section,
+        degraded=bool(record.degraded),
+        degraded_reason=record.degraded_reason or "",
+    )
+
+
+def build_manifest(template, request, record, sections, files, context) -> dict[str, Any]:
+    manifest_data = dbt_manifest.load_manifest()
+    metrics = [
+        dbt_manifest.metric_definition(m.id, m.model, m.version, manifest_data) for m in template.metrics
+    ]
+    return {
+        "manifest_version": 1,
+        "run_id": record.run_id,
+        "dagster_run_id": record.dagster_run_id,
+        "input_hash": record.input_hash,
+        "request": {**request.canonical(), "trigger": request.trigger, "period_key": request.period_key},
+        "template": {
+            "key": template.key,
+            "version": template.version,
+            "content_hash": template.content_hash,
+            "owner": template.owner,
+            "sensitivity": template.sensitivity,
+        },
+        "tenant_id": request.tenant_id,
+        "window": {"start": request.window_start.isoformat(), "end_exclusive": request.window_end.isoformat()},
+        "metrics": metrics,
+        "dbt": {
+            "manifest_sha256": dbt_manifest.manifest_hash(),
+            "models": [
+                {"name": name, "version": version, "relation": dbt_manifest.model(name, version, manifest_data).relation}
+                for name, version in template.models_read()
+            ],
+        },
+        "snapshot": {name: {"table": s.table, "rows": s.row_count} for name, s in sections.items()},
+        "row_counts": {name: s.row_count for name, s in sections.items()},
+        "gate_b": record.gate_summary,
+        "degraded": {"degraded": bool(record.degraded), "reason": record.degraded_reason},
+        "source_watermarks": record.source_watermarks,
+        "supersedes_run_id": record.supersedes_run_id,
+        "redactions": [],
+        "files": files,
+        "generated_at": context.generated_at.isoformat(),
+    }

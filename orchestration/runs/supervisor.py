@@ -1,0 +1,172 @@
+"""Supervising a run while it executes: checkpoints, cancel and timeout, ending it cleanly when
+anything goes wrong, and reaping runs whose worker died.
+
+Whatever ends a run unsuccessfully goes through `end_unsuccessfully`: staging files removed,
+snapshot marked abandoned, record ended with class, diagnosis and guidance, one audit row.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import shutil
+import signal
+import threading
+
+import psycopg2
+
+from orchestration.access import audit
+from orchestration.artifacts import storage
+from orchestration.artifacts.storage import StorageError
+from orchestration.db import warehouse
+from orchestration.dev import faults
+from orchestration.runs import records, snapshot
+from orchestration.runs.failures import STAGE_CLASS, RunCancelled, RunFailed, RunInterrupted, RunTimedOut, classify
+from orchestration.runs.records import RunRecord
+from orchestration.settings import Settings, get_settings
+
+_stage: dict[str, str] = {}  # run_id -> stage, for runs executing in this process
+
+
+def abandon(conn, run_id: str, settings: Settings | None = None) -> None:
+    """Leave nothing of an unfinished run visible: staging files removed, snapshot marked abandoned."""
+    record = records.get_run(conn, run_id)
+    if record is None:
+        return
+    settings = settings or get_settings()
+    key = storage.run_key(record.tenant_id, record.template_key, record.period, run_id)
+    shutil.rmtree(storage.staging_location(settings.artifacts_dir / key), ignore_errors=True)
+    if record.stage in ("render", "publish", "done") and record.state != "completed":
+        try:  # a publish to S3 cut short: staging keys and open multipart uploads go too
+            storage.get_store(settings).discard(key)
+        except StorageError:
+            pass  # the store is unreachable: what is left has no manifest, so no reader sees it
+    tables = snapshot.tables_of(conn, run_id)
+    if tables:
+        records.update_run(conn, run_id, snapshot_state="abandoned", snapshot_tables={**record.snapshot_tables, **tables})
+
+
+def end_unsuccessfully(conn, run_id: str, failure_class: str, diagnosis: str, *, settings=None,
+                       retry: bool | None = None) -> RunFailed:
+    """Clean up, record the class, diagnosis and guidance, audit; returns the RunFailed to raise."""
+    state = "cancelled" if failure_class == "cancelled" else "failed"
+    try:
+        conn.rollback()  # the step may have left its transaction aborted
+        _finish(conn, run_id, state, failure_class, diagnosis, settings)
+    except psycopg2.Error:
+        with warehouse.connection() as fresh:  # the step's own connection may be the thing that broke
+            _finish(fresh, run_id, state, failure_class, diagnosis, settings)
+    _stage.pop(run_id, None)
+    return RunFailed(run_id, failure_class, diagnosis, retry=retry)
+
+
+def _finish(conn, run_id, state, failure_class, diagnosis, settings) -> None:
+    abandon(conn, run_id, settings)
+    if records.finish_run(conn, run_id, state, failure_class=failure_class, diagnosis=diagnosis):
+        audit.record_now(conn, actor="system", action=f"run.{state}", target=run_id, outcome="failed",
+                         correlation_id=run_id, details={"failure_class": failure_class, "diagnosis": diagnosis})
+
+
+def fail(conn, run_id: str, failure_class: str, diagnosis: str, *, retry: bool | None = None) -> RunFailed:
+    return end_unsuccessfully(conn, run_id, failure_class, diagnosis, retry=retry)
+
+
+def fail_unless_connection_lost(conn, run_id: str, failure_class: str, exc: BaseException, what: str) -> RunFailed:
+    """A step's own failure gets its class, but a lost warehouse connection is source_unavailable
+    (transient, retried) in whatever stage it happens."""
+    cls, diagnosis = classify(exc, failure_class)
+    if cls == "source_unavailable":
+        return fail(conn, run_id, cls, diagnosis)
+    return fail(conn, run_id, failure_class, f"{what}: {exc}".strip())
+
+
+def note_stage(run_id: str, stage: str) -> None:
+    _stage[run_id] = stage
+
+
+def forget(run_id: str) -> None:
+    _stage.pop(run_id, None)
+
+
+@contextlib.contextmanager
+def guarded(conn, run_id: str, failure_class: str | None = None):
+    """End the run (cleaned up, classified) when a step raises something it did not handle itself.
+    Exceptions become RunFailed; interrupts from outside (Dagster terminate) propagate as they are."""
+    try:
+        yield
+    except RunFailed:
+        raise
+    except BaseException as exc:
+        default = failure_class or STAGE_CLASS.get(_stage.get(run_id, ""), "query_failure")
+        cls, diagnosis = classify(exc, default)
+        failed = end_unsuccessfully(conn, run_id, cls, diagnosis)
+        if isinstance(exc, (Exception, RunInterrupted)):
+            raise failed from exc
+        raise
+
+
+def checkpoint(conn, run_id: str, stage: str, **fault_context) -> None:
+    """Progress, and the place where a cancel request or the timeout takes effect."""
+    _stage[run_id] = stage
+    info = records.set_stage(conn, run_id, stage)
+    if info.cancel_requested:
+        raise RunCancelled(f"cancelled on request (at {stage})")
+    limit = info.timeout_seconds
+    if limit and info.started_at and (info.now - info.started_at).total_seconds() > limit:
+        raise RunTimedOut(f"exceeded the template's timeout of {limit}s (at {stage})")
+    faults.hit(stage, **fault_context)
+
+
+def remaining_seconds(conn, run_id: str, record: RunRecord | None = None) -> float | None:
+    record = record or records.get_run(conn, run_id)
+    if not record or not record.timeout_seconds or not record.started_at:
+        return None
+    elapsed = (dt.datetime.now(dt.UTC) - record.started_at).total_seconds()
+    return max(record.timeout_seconds - elapsed, 0.001)
+
+
+@contextlib.contextmanager
+def interruptible(conn, run_id: str):
+    """In the main thread: SIGTERM cancels the run and an alarm ends it at its timeout, raised
+    wherever the step is (rendering, sleeping, between queries); queries get statement_timeout."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    record = records.get_run(conn, run_id)
+    remaining = remaining_seconds(conn, run_id, record)
+    limit = record.timeout_seconds
+
+    def on_term(signum, frame):
+        raise RunCancelled("cancelled on request (the worker received SIGTERM)")
+
+    def on_alarm(signum, frame):
+        raise RunTimedOut(f"exceeded the template's timeout of {limit}s")
+
+    old_term = signal.signal(signal.SIGTERM, on_term)
+    old_alarm = signal.signal(signal.SIGALRM, on_alarm)
+    if remaining:
+        signal.setitimer(signal.ITIMER_REAL, remaining)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGTERM, old_term)
+        signal.signal(signal.SIGALRM, old_alarm)
+
+
+def reap(conn, settings: Settings | None = None) -> list[str]:
+    """Runs whose worker died (killed, crashed machine) end as failed with the class of the stage
+    they died in, and are cleaned up. Checked on this host by pid, elsewhere by heartbeat age."""
+    reaped = []
+    now = dt.datetime.now(dt.UTC)
+    for record in records.running_runs(conn):
+        alive = records.worker_alive(record)
+        stale = bool(record.heartbeat_at and record.timeout_seconds
+                     and (now - record.heartbeat_at).total_seconds() > 2 * record.timeout_seconds)
+        if alive is False or (alive is None and stale):
+            cls = STAGE_CLASS.get(record.stage, "query_failure")
+            how = f"worker process {record.worker_pid} died" if alive is False else "its worker stopped reporting"
+            end_unsuccessfully(conn, record.run_id, cls, f"{how} during {record.stage}; nothing was published",
+                               settings=settings)
+            reaped.append(record.run_id)
+    return reaped

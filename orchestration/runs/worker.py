@@ -1,0 +1,68 @@
+"""The worker process an ad-hoc run executes in, and following a run from another process.
+
+`nexus-reports run` admits the run, then starts `nexus-reports runs execute RUN` as a detached
+child that executes the `report_run` job on the Dagster instance (the UI shows it with its
+logs); the CLI returns at once or follows with --wait, and a cancel reaches the worker by pid.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from orchestration.runs import records, supervisor
+from orchestration.runs.records import RunRecord
+
+
+def spawn(run_id: str) -> subprocess.Popen:
+    """Execute a queued run in a detached child process that outlives this command."""
+    cli = Path(sys.executable).parent / "nexus-reports"
+    log = open(os.devnull, "wb")  # noqa: SIM115 - handed to the child, which outlives this process
+    return subprocess.Popen([str(cli), "runs", "execute", run_id], stdout=log, stderr=log,
+                            start_new_session=True, env=os.environ.copy())
+
+
+def follow(conn, run_id: str, echo: Callable[[str], None], *, poll: float = 0.3,
+           timeout: float | None = None) -> RunRecord:
+    """Print each stage as the run reaches it; return the ended record."""
+    seen = None
+    started = time.monotonic()
+    while True:
+        record = records.get_run(conn, run_id)
+        if record.stage != seen and not record.ended:
+            seen = record.stage
+            echo(f"  {time.monotonic() - started:5.1f}s  {seen}")
+        if record.ended:
+            return record
+        if record.state == "running" and records.worker_alive(record) is False:
+            supervisor.reap(conn)
+        if timeout and time.monotonic() - started > timeout:
+            return record
+        time.sleep(poll)
+
+
+def stop(record: RunRecord) -> None:
+    """Reach a running run's worker: SIGTERM by pid on this host, and Dagster's terminate."""
+    if records.worker_alive(record):
+        os.kill(record.worker_pid, signal.SIGTERM)
+    _terminate_in_dagster(record.dagster_run_id)
+
+
+def _terminate_in_dagster(dagster_run_id: str | None) -> None:
+    """Runs the daemon launched are stopped through Dagster too (the UI's terminate)."""
+    if not dagster_run_id:
+        return
+    try:
+        import dagster as dg
+
+        instance = dg.DagsterInstance.get()
+        run = instance.get_run_by_id(dagster_run_id)
+        if run is not None and not run.is_finished and instance.run_launcher.terminate(dagster_run_id):
+            return
+    except Exception:  # no instance here, or a launcher that cannot terminate: the flag still works
+        return

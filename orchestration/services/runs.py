@@ -1,0 +1,155 @@
+"""Run use cases: submit, execute, cancel, show, list. The one submission path.
+
+Every adapter turns its input into a `RunSubmission`: the CLI from flags, Dagster's `report_run`
+job from its config, a per-template asset from its partition and tags, a runtime schedule tick
+through that asset. `prepare` resolves the version and builds the request; any refusal on the
+way (unknown template, garbage period, bad filter) is audited here, and the contract itself is
+checked and audited by `runs.admission`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestration.access import audit, policy
+from orchestration.catalog.templates import Template
+from orchestration.errors import Invalid, NotFound
+from orchestration.governance import versions
+from orchestration.runs import admission, engine, records, worker
+from orchestration.runs.periods import RequestError, parse_day
+from orchestration.runs.publish import Published
+from orchestration.runs.records import RunOrigin, RunRecord
+from orchestration.runs.request import ReportRequest
+
+
+@dataclass(frozen=True)
+class RunSubmission:
+    """A run as asked for, before anything is resolved: what each adapter fills in."""
+
+    template_key: str
+    tenant_id: str
+    requester: str
+    version: int | None = None
+    period: str | None = None
+    date_from: str | None = None  # inclusive
+    date_to: str | None = None  # inclusive
+    filters: dict[str, Any] = field(default_factory=dict)  # values as given (text from CLI/config)
+    formats: tuple[str, ...] = ()  # empty: all the template offers
+    trigger: str = "manual"
+    template: Template | None = None  # pinned by an adapter that holds the version (per-template asset)
+
+    def described(self) -> dict[str, Any]:
+        return {k: v for k, v in {"template": self.template_key, "version": self.version, "period": self.period,
+                                  "from": self.date_from, "to": self.date_to, "filters": self.filters or None,
+                                  "formats": list(self.formats) or None, "trigger": self.trigger}.items() if v}
+
+
+def parse_filters(template: Template, raw: dict[str, Any]) -> dict[str, Any]:
+    """Filter values as given (text) -> typed values; unknown names are left to the contract."""
+    declared = {f.name: f for f in template.filters}
+    typed = {}
+    for name, value in raw.items():
+        if value is None:
+            raise RequestError(f"filter {name!r}: expected name=value")
+        spec = declared.get(name)
+        if spec is not None and spec.type == "integer" and not isinstance(value, int):
+            try:
+                value = int(value)
+            except ValueError:
+                raise RequestError(f"filter {name}={value!r}: expected an integer") from None
+        typed[name] = value
+    return typed
+
+
+def _request(template: Template, s: RunSubmission) -> ReportRequest:
+    if bool(s.period) == bool(s.date_from or s.date_to):
+        raise RequestError("give either --period or --from and --to: a period, or a window's first and last day")
+    kwargs = dict(requester=s.requester, trigger=s.trigger, filters=parse_filters(template, s.filters),
+                  formats=tuple(s.formats) or template.formats)
+    if s.period:
+        return ReportRequest.for_period(template, s.tenant_id, s.period, **kwargs)
+    if not (s.date_from and s.date_to):
+        raise RequestError("an ad-hoc window needs both --from and --to (its first and last day)")
+    start, last = parse_day(s.date_from, "from date"), parse_day(s.date_to, "to date")
+    if last < start:
+        raise RequestError(f"to date {last} is before from date {start}")
+    if last >= dt.date.max:
+        raise RequestError(f"to date {last} is out of range")
+    return ReportRequest(template_key=template.key, template_version=template.version, tenant_id=s.tenant_id,
+                         window_start=start, window_end=last + dt.timedelta(days=1), **kwargs)
+
+
+def prepare(conn, submission: RunSubmission) -> tuple[Template, ReportRequest]:
+    """The template version and the typed request; every refusal is audited (one row)."""
+    try:
+        template = submission.template or versions.resolve(
+            conn, submission.template_key, submission.version, tenant_id=submission.tenant_id).template
+        return template, _request(template, submission)
+    except (Invalid, NotFound) as exc:
+        admission.audit_refusal(conn, requester=submission.requester, target=submission.template_key,
+                                reason=str(exc), tenant_id=submission.tenant_id, asked=submission.described())
+        raise
+
+
+def submit(conn, submission: RunSubmission, origin: RunOrigin = RunOrigin()) -> str:
+    """Admit a run to execute later (in a worker, or a Dagster step): returns its run id.
+    Raises AlreadyActive (a Conflict naming the active run) for a duplicate request."""
+    template, request = prepare(conn, submission)
+    return admission.admit(conn, template, request, origin)
+
+
+def submit_and_spawn(conn, submission: RunSubmission) -> str:
+    """The CLI's `run`: admitted here, executed by a detached worker process."""
+    run_id = submit(conn, submission)
+    worker.spawn(run_id)
+    return run_id
+
+
+def execute(conn, submission: RunSubmission, origin: RunOrigin = RunOrigin()) -> Published:
+    """Admit (unless origin.run_id names an admitted run) and run every step in this process."""
+    template, request = prepare(conn, submission)
+    return engine.run_report(template, request, origin, conn=conn)
+
+
+def start(conn, submission: RunSubmission, origin: RunOrigin = RunOrigin()) -> tuple[Template, ReportRequest, str]:
+    """Admit and mark running, for adapters that run the steps themselves (per-template assets)."""
+    template, request = prepare(conn, submission)
+    return template, request, admission.start(conn, template, request, origin)
+
+
+def cancel(conn, run_id: str, *, actor: str) -> RunRecord:
+    """Cancel a queued or running run: the requester, or someone who may run it for its tenant."""
+    record = records.get_run(conn, run_id)
+    if record is None:
+        raise NotFound(f"no run {run_id}")
+    if actor != record.requester:
+        policy.authorize(conn, actor, "run", target=f"cancel {run_id}", tenant_id=record.tenant_id,
+                         correlation_id=run_id)
+    if record.ended:
+        raise Invalid(f"run {run_id} already ended: {record.state}")
+    record = records.request_cancel(conn, run_id)
+    audit.record_now(conn, actor=actor, action="run.cancel_requested", target=run_id, outcome="allowed",
+                     tenant_id=record.tenant_id, correlation_id=run_id)
+    if record.state == "running":
+        worker.stop(record)
+    return record
+
+
+@dataclass(frozen=True)
+class RunView:
+    record: RunRecord
+    chain: list[RunRecord]
+
+
+def show(conn, run_id: str) -> RunView:
+    record = records.get_run(conn, run_id)
+    if record is None:
+        raise NotFound(f"no run {run_id}")
+    return RunView(record, records.chain(conn, run_id))
+
+
+def list_runs(conn, *, tenant_id: str | None = None, state: str | None = None, limit: int = 20) -> list[RunRecord]:
+    return records.list_runs(conn, tenant_id=tenant_id, state=state, limit=limit)
+
