@@ -96,6 +96,7 @@ def submission(**changes) -> run_service.RunSubmission:
     ({"template_key": "incident_sumary"}, NotFound, "unknown template incident_sumary; did you mean incident_summary"),
     ({"template_key": "../../templates/incident_summary"}, NotFound, "unknown template"),
     ({"version": 77}, NotFound, "incident_summary v77 has not been submitted"),
+    ({"tenant_id": "acmee"}, NotFound, "unknown tenant acmee; did you mean acme?"),
 ])
 def test_every_refused_request_writes_one_audit_row_saying_why(built, conn, changes, error, message):
     before = refusals(conn)
@@ -105,7 +106,7 @@ def test_every_refused_request_writes_one_audit_row_saying_why(built, conn, chan
     after = refusals(conn)
     assert len(after) == len(before) + 1
     row = after[-1]
-    assert row["actor"] == analyst("acme") and row["tenant_id"] == "acme"
+    assert row["actor"] == analyst("acme") and row["tenant_id"] == changes.get("tenant_id", "acme")
     assert message.split(";")[0] in row["details"]["reason"]
     assert row["details"]["asked"]["template"] == changes.get("template_key", "incident_summary")
     assert len(records.list_runs(conn, limit=10_000)) == runs_before  # refused before anything was recorded

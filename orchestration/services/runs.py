@@ -10,10 +10,12 @@ checked and audited by `runs.admission`.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestration.access import audit, policy
+from orchestration.access import audit, policy, tenants
 from orchestration.catalog.templates import Template
 from orchestration.errors import Invalid, NotFound
 from orchestration.governance import versions
@@ -22,6 +24,8 @@ from orchestration.runs.periods import RequestError, parse_day
 from orchestration.runs.publish import Published
 from orchestration.runs.records import RunOrigin, RunRecord
 from orchestration.runs.request import ReportRequest
+
+_TENANT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 
 
 @dataclass(frozen=True)
@@ -81,9 +85,20 @@ def _request(template: Template, s: RunSubmission) -> ReportRequest:
                          window_start=start, window_end=last + dt.timedelta(days=1), **kwargs)
 
 
+def _check_tenant_exists(conn, tenant_id: str) -> None:
+    """An unknown tenant is 'unknown tenant' with the nearest names, not a membership refusal."""
+    if not isinstance(tenant_id, str) or not _TENANT_ID.fullmatch(tenant_id):
+        return  # malformed ids get the contract's own, more specific message
+    known = tenants.list_tenant_ids(conn)
+    if tenant_id not in known:
+        near = difflib.get_close_matches(tenant_id, known, n=3, cutoff=0.6)
+        raise NotFound(f"unknown tenant {tenant_id}" + (f"; did you mean {', '.join(near)}?" if near else ""))
+
+
 def prepare(conn, submission: RunSubmission) -> tuple[Template, ReportRequest]:
     """The template version and the typed request; every refusal is audited (one row)."""
     try:
+        _check_tenant_exists(conn, submission.tenant_id)
         template = submission.template or versions.resolve(
             conn, submission.template_key, submission.version, tenant_id=submission.tenant_id).template
         return template, _request(template, submission)
