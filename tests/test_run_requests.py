@@ -76,7 +76,7 @@ def refusals(conn) -> list[dict]:
     with conn, conn.cursor() as cur:
         cur.execute("select actor, target, tenant_id, details from control.audit_log "
                     "where action = 'run.refused' order by seq")
-        return [dict(zip(("actor", "target", "tenant_id", "details"), r)) for r in cur.fetchall()]
+        return [dict(zip(("actor", "target", "tenant_id", "details"), r, strict=True)) for r in cur.fetchall()]
 
 
 def submission(**changes) -> run_service.RunSubmission:
