@@ -23,16 +23,8 @@ from orchestration.artifacts import retention, storage
 from orchestration.artifacts.storage import StorageError
 from orchestration.catalog.templates import Template
 from orchestration.db.warehouse import reader_connection, reader_transaction
-from orchestration.exports import (
-    KeyFigure,
-    ReportContext,
-    redaction,
-    write_csv,
-    write_json,
-    write_pdf,
-    write_xlsx,
-)
-from orchestration.exports import checks as output_checks
+from orchestration.exports import formats, redaction
+from orchestration.exports.sections import KeyFigure, ReportContext
 from orchestration.metrics import dbt_manifest
 from orchestration.runs import records, snapshot, supervisor
 from orchestration.runs.failures import RunFailed
@@ -48,9 +40,6 @@ class Published:
     manifest: dict[str, Any]
     key: str = ""  # the run key in its store: <tenant>/<template>/<period>/<run_id>
     store: str = "local"  # 'local' | 's3'
-
-
-EXTENSIONS = {"csv": "csv", "json": "json", "xlsx": "xlsx", "pdf": "pdf"}
 
 
 def render_and_publish(
@@ -85,7 +74,7 @@ def render_and_publish(
                 redactions = [r.as_manifest() for by_column in planned.values() for r in by_column.values()]
         except (psycopg2.Error, OSError, ValueError, RuntimeError) as exc:
             raise supervisor.fail_unless_connection_lost(conn, run_id, "format_error", exc, "rendering failed") from exc
-        problems = output_checks.check_files(staging, files, context)
+        problems = formats.check_files(staging, files, context)
         for entry in files:
             entry.pop("_sections")
         if problems:
@@ -136,20 +125,13 @@ def _render(conn, template, request, sections, context, staging: Path, *, varian
     for fmt in template.formats:
         if fmt not in request.formats:
             continue
-        path = staging / f"{template.key}{suffix}.{EXTENSIONS[fmt]}"
-        if fmt == "csv":
-            note = f"DEGRADED: {context.degraded_reason}" if context.degraded else None
-            rows = write_csv(conn, sections[template.primary_section], path, status_note=note)
-        elif fmt == "json":
-            rows = write_json(conn, context, ordered, path)
-        elif fmt == "xlsx":
-            rows = write_xlsx(conn, context, ordered, path)
-        else:
-            rows = write_pdf(conn, context, ordered, path)
+        export = formats.get(fmt)
+        path = staging / export.file_name(f"{template.key}{suffix}")
+        shown = export.shown_sections(ordered, sections[template.primary_section])
+        rows = export.write(conn, context, shown, path)
         conn.commit()  # exporters read with server-side cursors inside a transaction
         entry = storage.file_entry(path, fmt, rows)
         entry["variant"] = variant
-        shown = [sections[template.primary_section]] if fmt == "csv" else ordered
         entry["_sections"] = shown  # for the output checks; not written to the manifest
         files.append(entry)
     return files
@@ -173,7 +155,7 @@ def report_context(conn, run_id, template: Template, request: ReportRequest, sec
             cur.execute(f"select * from {snap.table} order by {snapshot.ORDINAL} limit 1")
             row = cur.fetchone()
             names = [d.name for d in cur.description]
-        values = dict(zip(names, row)) if row else {}
+        values = dict(zip(names, row, strict=True)) if row else {}
         figures = tuple(
             KeyFigure(label=f.label, value=_display(values.get(f.column)), unit=f.unit)
             for f in template.key_figures.figures

@@ -16,6 +16,7 @@ from orchestration.defs.partitions import partitions_for
 from orchestration.defs.resources import ArtifactStoreResource, WarehouseResource
 from orchestration.delivery import outbox
 from orchestration.errors import ServiceError
+from orchestration.exports import formats
 from orchestration.metrics import dbt_manifest
 from orchestration.runs import engine, records, run_tags, supervisor
 from orchestration.runs.failures import RunFailed
@@ -130,7 +131,7 @@ def _published_asset(template: Template, partitions):
         deps=[snapshot_key(template)],
         partitions_def=partitions,
         group_name=template.key,
-        kinds={"csv", "json", "xlsx", "pdf"} & set(template.formats) or None,
+        kinds=formats.dagster_kinds(template.formats) or None,
         description=f"{template.title} v{template.version}: formats rendered from the snapshot and "
         "published atomically with a manifest, only after Gate B passed.",
         metadata=_metadata(template),
