@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from orchestration.access import policy, tenants
 from orchestration.artifacts import storage
+from orchestration.artifacts.s3_store import S3Store
 from orchestration.catalog import templates
 from orchestration.db import warehouse
 from orchestration.defs import dagster_home
@@ -49,9 +50,10 @@ def run_demo(*, tenant_count: int = 3, incidents: int = 20_000, period: str | No
         periods.month_window(period)  # validates the period before any work
     warehouse.ensure_database()
     home = dagster_home.prepare()
-    echo(f"warehouse: {'embedded PostgreSQL' if warehouse.get_settings().embedded else 'REPORTS_DATABASE_URL'}; DAGSTER_HOME={home}")
+    where = "embedded PostgreSQL" if warehouse.get_settings().embedded else "REPORTS_DATABASE_URL"
+    echo(f"warehouse: {where}; DAGSTER_HOME={home}")
     store = storage.get_store()
-    if isinstance(store, storage.S3Store) and store.ensure_bucket():
+    if isinstance(store, S3Store) and store.ensure_bucket():
         echo(f"created bucket {store.bucket}")
     echo(f"artifact store: {store.describe()}")
 

@@ -20,7 +20,7 @@ import psycopg2
 from orchestration.access import audit
 from orchestration.artifacts import index as artifact_index
 from orchestration.artifacts import retention, storage
-from orchestration.artifacts.storage import StorageError
+from orchestration.artifacts.store import ArtifactStore, StorageError, file_entry, run_key, staging_location
 from orchestration.catalog.templates import Template
 from orchestration.db.warehouse import reader_connection, reader_transaction
 from orchestration.exports import formats, redaction
@@ -44,7 +44,7 @@ class Published:
 
 def render_and_publish(
     conn, run_id: str, template: Template, request: ReportRequest, sections, *, settings: Settings | None = None,
-    store: storage.ArtifactStore | None = None,
+    store: ArtifactStore | None = None,
 ) -> Published:
     """Render every requested format from the snapshot into staging, then publish atomically."""
     settings = settings or get_settings()
@@ -53,9 +53,9 @@ def render_and_publish(
         # Publishing without a recorded Gate B pass is impossible by construction, not by convention.
         raise supervisor.fail(conn, run_id, "validation_failed", "refusing to publish: no passed Gate B recorded for this run")
     period = request.period_key or f"{request.window_start}_{request.window_end}"
-    key = storage.run_key(request.tenant_id, template.key, period, run_id)
+    key = run_key(request.tenant_id, template.key, period, run_id)
     # Every store renders into a local staging folder first; the store publishes it atomically.
-    staging = storage.staging_location(settings.artifacts_dir / key)
+    staging = staging_location(settings.artifacts_dir / key)
     try:
         store = store or storage.get_store(settings)
         staging.mkdir(parents=True, exist_ok=False)
@@ -130,7 +130,7 @@ def _render(conn, template, request, sections, context, staging: Path, *, varian
         shown = export.shown_sections(ordered, sections[template.primary_section])
         rows = export.write(conn, context, shown, path)
         conn.commit()  # exporters read with server-side cursors inside a transaction
-        entry = storage.file_entry(path, fmt, rows)
+        entry = file_entry(path, fmt, rows)
         entry["variant"] = variant
         entry["_sections"] = shown  # for the output checks; not written to the manifest
         files.append(entry)
