@@ -22,7 +22,7 @@ from orchestration.runs import engine, records, run_tags, supervisor
 from orchestration.runs.failures import RunFailed
 from orchestration.runs.publish import render_and_publish
 from orchestration.runs.records import RunOrigin, RunRecord
-from orchestration.schedules import runtime as runtime_schedules
+from orchestration.schedules import store as schedule_store
 from orchestration.services import runs as run_service
 
 
@@ -51,7 +51,7 @@ def origin_from_context(conn, context) -> RunOrigin:
     tags = context.run.tags
     schedule_id = tags.get(run_tags.SCHEDULE)
     # An unknown schedule id vouches for no tenant: matching against '' refuses the run.
-    expected = (runtime_schedules.tenant_of(conn, schedule_id) or "") if schedule_id else None
+    expected = (schedule_store.tenant_of(conn, schedule_id) or "") if schedule_id else None
     tick = tags.get(run_tags.TICK_AT)
     return RunOrigin(dagster_run_id=context.run.run_id, schedule_id=schedule_id, expected_tenant=expected,
                      tick_at=dt.datetime.fromisoformat(tick) if tick else None)
