@@ -48,37 +48,15 @@ def render_and_publish(
 ) -> Published:
     """Render every requested format from the snapshot into staging, then publish atomically."""
     settings = settings or get_settings()
-    record = records.get_run(conn, run_id)
-    if not record or record.gate_passed is not True:
-        # Publishing without a recorded Gate B pass is impossible by construction, not by convention.
-        raise supervisor.fail(conn, run_id, "validation_failed", "refusing to publish: no passed Gate B recorded for this run")
+    record = _gate_passed_record(conn, run_id)
     period = request.period_key or f"{request.window_start}_{request.window_end}"
     key = run_key(request.tenant_id, template.key, period, run_id)
     # Every store renders into a local staging folder first; the store publishes it atomically.
     staging = staging_location(settings.artifacts_dir / key)
-    try:
-        store = store or storage.get_store(settings)
-        staging.mkdir(parents=True, exist_ok=False)
-    except (OSError, StorageError) as exc:
-        raise supervisor.fail(conn, run_id, "storage_failure", f"cannot stage {staging}: {exc}") from exc
+    store = _open_staging(conn, run_id, store, settings, staging)
     try:
         supervisor.checkpoint(conn, run_id, "render", admin_pid=conn.get_backend_pid())
-        try:
-            context = report_context(conn, run_id, template, request, sections, record)
-            files = _render(conn, template, request, sections, context, staging)
-            redactions: list[dict[str, Any]] = []
-            if template.redaction.external_variant:
-                planned = redaction.plan(template)
-                external = redaction.redacted_sections(conn, sections, planned, request.tenant_id, snapshot.ORDINAL)
-                files += _render(conn, template, request, external, context, staging, variant="external")
-                redactions = [r.as_manifest() for by_column in planned.values() for r in by_column.values()]
-        except (psycopg2.Error, OSError, ValueError, RuntimeError) as exc:
-            raise supervisor.fail_unless_connection_lost(conn, run_id, "format_error", exc, "rendering failed") from exc
-        problems = formats.check_files(staging, files, context)
-        for entry in files:
-            entry.pop("_sections")
-        if problems:
-            raise supervisor.fail(conn, run_id, "format_error", "output check failed: " + "; ".join(problems))
+        context, files, redactions = _render_checked(conn, run_id, template, request, sections, record, staging)
         manifest = build_manifest(template, request, record, sections, files, context)
         manifest["redactions"] = redactions
         supervisor.checkpoint(conn, run_id, "publish")
@@ -88,22 +66,72 @@ def render_and_publish(
             raise supervisor.fail(conn, run_id, "storage_failure", str(exc)) from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # after a local publish it is gone already (renamed into place)
-    manifest_sha = result.manifest_sha256
+    _complete(conn, run_id, template, record, store, key, result, files)
+    final = Path(result.location) if store.kind == "local" else result.location
+    _audit_published(conn, request, record, store, final, files, result.manifest_sha256)
+    return Published(run_id=run_id, location=final, manifest=manifest, key=key, store=store.kind)
 
+
+def _gate_passed_record(conn, run_id: str) -> records.RunRecord:
+    record = records.get_run(conn, run_id)
+    if not record or record.gate_passed is not True:
+        # Publishing without a recorded Gate B pass is impossible by construction, not by convention.
+        raise supervisor.fail(conn, run_id, "validation_failed", "refusing to publish: no passed Gate B recorded for this run")
+    return record
+
+
+def _open_staging(conn, run_id: str, store: ArtifactStore | None, settings: Settings, staging: Path) -> ArtifactStore:
+    try:
+        store = store or storage.get_store(settings)
+        staging.mkdir(parents=True, exist_ok=False)
+    except (OSError, StorageError) as exc:
+        raise supervisor.fail(conn, run_id, "storage_failure", f"cannot stage {staging}: {exc}") from exc
+    return store
+
+
+def _render_checked(conn, run_id: str, template: Template, request: ReportRequest, sections, record,
+                    staging: Path) -> tuple[ReportContext, list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every file of every variant rendered and read back by its format's check: (context, file
+    entries, the redactions applied to the external variant)."""
+    try:
+        context = report_context(conn, run_id, template, request, sections, record)
+        files = _render(conn, template, request, sections, context, staging)
+        redactions: list[dict[str, Any]] = []
+        if template.redaction.external_variant:
+            planned = redaction.plan(template)
+            external = redaction.redacted_sections(conn, sections, planned, request.tenant_id, snapshot.ORDINAL)
+            files += _render(conn, template, request, external, context, staging, variant="external")
+            redactions = [r.as_manifest() for by_column in planned.values() for r in by_column.values()]
+    except (psycopg2.Error, OSError, ValueError, RuntimeError) as exc:
+        raise supervisor.fail_unless_connection_lost(conn, run_id, "format_error", exc, "rendering failed") from exc
+    problems = formats.check_files(staging, files, context)
+    for entry in files:
+        entry.pop("_sections")
+    if problems:
+        raise supervisor.fail(conn, run_id, "format_error", "output check failed: " + "; ".join(problems))
+    return context, files, redactions
+
+
+def _complete(conn, run_id: str, template: Template, record, store: ArtifactStore, key: str, result,
+              files: list[dict[str, Any]]) -> None:
+    """End the run as completed with its location and index rows, in one transaction; if it ended
+    meanwhile (cancelled, reaped), what was just published is taken back."""
     def complete(cur) -> None:  # in the transaction that ends the run: location and index rows
-        records.update_run(conn, run_id, cur=cur, artifact_location=result.location, manifest_sha256=manifest_sha)
+        records.update_run(conn, run_id, cur=cur, artifact_location=result.location, manifest_sha256=result.manifest_sha256)
         artifact_index.record_published(cur, record=record, template=template, store_kind=store.kind,
                                         location=result.location, keys=result.keys, files=files,
                                         retention_days=retention.retention_days(template))
 
     if not records.finish_run(conn, run_id, "completed", then=complete):
-        # The run ended meanwhile (cancelled, reaped): what was just published is taken back.
         store.delete(key)
         supervisor.forget(run_id)
         ended = records.get_run(conn, run_id)
         raise RunFailed(run_id, ended.failure_class or "cancelled", ended.diagnosis or "the run ended while publishing")
     supervisor.forget(run_id)
-    final = Path(result.location) if store.kind == "local" else result.location
+
+
+def _audit_published(conn, request: ReportRequest, record, store: ArtifactStore, final, files, manifest_sha: str) -> None:
+    run_id = record.run_id
     if record.supersedes_run_id:
         records.update_run(conn, record.supersedes_run_id, superseded_by=run_id)
         audit.record_now(conn, actor=request.requester, action="run.superseded", target=record.supersedes_run_id,
@@ -113,7 +141,6 @@ def render_and_publish(
                      tenant_id=request.tenant_id, correlation_id=run_id,
                      details={"files": [{k: f[k] for k in ("name", "sha256", "bytes")} for f in files],
                               "manifest_sha256": manifest_sha, "store": store.kind})
-    return Published(run_id=run_id, location=final, manifest=manifest, key=key, store=store.kind)
 
 
 def _render(conn, template, request, sections, context, staging: Path, *, variant: str = "internal") -> list[dict[str, Any]]:
