@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import json
 import tracemalloc
@@ -19,6 +18,7 @@ from orchestration.exports.json_export import write_json
 from orchestration.exports.pdf_export import safe_url_fetcher, write_pdf
 from orchestration.exports.sections import ChartSpec, Column, KeyFigure, ReportContext, SectionSnapshot
 from orchestration.exports.xlsx_export import MAX_CELL_CHARS, TRUNCATION_MARKER, write_xlsx
+from tests.helpers.files import read_csv
 
 DANGEROUS = ['=HYPERLINK("http://evil.example","x")', "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", "\tleading tab",
              "\rcarriage", '<img src="file:///etc/passwd">']
@@ -67,11 +67,6 @@ def unescape(value):
     # xlsxwriter stores a carriage return as the OOXML escape _x000D_ (Excel shows a CR);
     # openpyxl hands the escape back verbatim.
     return value.replace("_x000D_", "\r") if isinstance(value, str) else value
-
-
-def read_csv(path):
-    with path.open(newline="", encoding="utf-8") as fh:
-        return list(csv.reader(fh))
 
 
 def test_csv_neutralizes_formulas_and_keeps_everything_else(conn, tricky, tmp_path):

@@ -16,6 +16,7 @@ from orchestration.access import tenants
 from orchestration.catalog import templates
 from orchestration.governance import lifecycle as governance
 from orchestration.schedules import evaluation, store, timing
+from tests.helpers.audit import audit_rows
 from tests.helpers.dagster import sensor_context
 
 UTC = dt.UTC
@@ -61,15 +62,6 @@ def outcomes(conn, schedule_id):
     rows = store.ticks(conn, schedule_id)
     conn.rollback()
     return [(r["tick_at"], r["outcome"]) for r in rows]
-
-
-def audit_rows(conn, target):
-    with conn.cursor() as cur:
-        cur.execute("select actor, action, outcome, tenant_id, details from control.audit_log where target = %s order by seq",
-                    (target,))
-        rows = cur.fetchall()
-    conn.rollback()
-    return rows
 
 
 # ------------------------------------------------------------------ create
