@@ -1,0 +1,44 @@
+"""The command and group classes every command of the CLI uses.
+
+- Help lines are never cut off: a command's line in its group's `--help` is its first sentence,
+  whole (click would truncate the help text at the terminal width with '...').
+- Refusals from below become one line and exit 1 (errors.py), in one place: the root group.
+"""
+
+from __future__ import annotations
+
+import click
+
+from orchestration.cli.errors import refusals, to_user_error
+
+
+def first_sentence(text: str) -> str:
+    paragraph = text.strip().split("\n\n", 1)[0].replace("\n", " ")
+    return paragraph.split(". ", 1)[0].rstrip(".")
+
+
+class Command(click.Command):
+    def get_short_help_str(self, limit: int = 45) -> str:
+        return self.short_help or first_sentence(self.help or "")
+
+
+class Group(click.Group):
+    command_class = Command
+    group_class = type  # subgroups are Groups too
+
+    def get_short_help_str(self, limit: int = 45) -> str:
+        return self.short_help or first_sentence(self.help or "")
+
+
+class RootGroup(Group):
+    """The `nexus-reports` group: maps every refusal of every command to one line."""
+
+    group_class = Group
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except click.ClickException:
+            raise
+        except refusals() as exc:
+            raise to_user_error(exc) from exc
