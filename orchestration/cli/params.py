@@ -56,7 +56,7 @@ class PrincipalId(_Checked):
         return identifiers.principal_id(value)
 
 
-_DURATION = re.compile(r"([1-9][0-9]{0,6})([smhdw])")
+_DURATION = re.compile(r"([1-9][0-9]{0,11})([smhdw])")  # the bound is checked after, with a clear message
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 7 * 86_400}
 
 

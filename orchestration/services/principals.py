@@ -82,11 +82,12 @@ def _record(conn, actor: str, change: PrincipalChange) -> None:
 
 def add(conn, principal_id: str, *, roles: Iterable[str], tenants: Iterable[str], actor: str,
         service: bool = False, display_name: str | None = None) -> PrincipalChange:
-    """Create a principal. An id that exists is a Conflict: change it with update/reactivate."""
+    """Create a principal (a service account when the id is svc:name). An id that exists is a
+    Conflict: change it with update/reactivate."""
     try:
         principal_id = identifiers.new_principal_id(principal_id)
-        if service != identifiers.is_service(principal_id):
-            raise Invalid(f"{principal_id}: a service account's id is svc:name, and only a service account's is")
+        if service and not identifiers.is_service(principal_id):
+            raise Invalid(f"{principal_id}: a service account's id is svc:name")
         grants = Grants(_roles(roles), _tenants(conn, tenants))
         policy.authorize_principal_change(conn, actor, principal_id, "add", [grants])
         existing = policy.get_principal(conn, principal_id)
@@ -99,7 +100,7 @@ def add(conn, principal_id: str, *, roles: Iterable[str], tenants: Iterable[str]
         _refuse(conn, actor, "add", principal_id, exc)
         raise
     with conn, conn.cursor() as cur:
-        policy.insert_principal(cur, principal_id, kind="service" if service else "user",
+        policy.insert_principal(cur, principal_id, kind="service" if identifiers.is_service(principal_id) else "user",
                                 display_name=display_name or principal_id, grants=grants)
         change = PrincipalChange(principal_id, "add", None, policy.get_principal(conn, principal_id))
         _record(conn, actor, change)
