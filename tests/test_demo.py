@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import psycopg2
@@ -13,9 +11,7 @@ import pytest
 
 from orchestration.artifacts import storage
 from orchestration.catalog import templates
-from orchestration.settings import REPO_ROOT
-
-CLI = str(Path(sys.executable).parent / "nexus-reports")
+from tests.helpers.cli import run
 
 
 @pytest.fixture(scope="module")
@@ -37,15 +33,16 @@ def demo_env(tmp_path_factory):
 
 
 def run_cli(env, *args, timeout=900):
-    return subprocess.run([CLI, *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    # A process of its own: the demo runs in its own NEXUS_HOME and database.
+    return run(*args, env=env, timeout=timeout)
 
 
 def test_help_lists_the_commands():
-    out = subprocess.run([CLI, "--help"], capture_output=True, text=True).stdout
+    out = run("--help").stdout
     for command in ("seed", "demo", "dev", "build", "manifest"):
         assert command in out
     for command in ("seed", "demo", "dev"):
-        assert subprocess.run([CLI, command, "--help"], capture_output=True).returncode == 0
+        assert run(command, "--help").returncode == 0
 
 
 def test_bad_input_is_one_clear_line(demo_env):
