@@ -75,8 +75,11 @@ def _existing(conn, principal_id: str) -> Principal:
 
 
 def _record(conn, actor: str, change: PrincipalChange) -> None:
+    # A principal of exactly one tenant is that tenant's event: its admins find it by tenant.
+    tenants_touched = set(change.after.tenants) | (set(change.before.tenants) if change.before else set())
+    tenant = next(iter(tenants_touched)) if len(tenants_touched) == 1 and identifiers.ALL_TENANTS not in tenants_touched else None
     audit.record(conn, actor=actor, action=f"principal.{change.change}", target=change.principal_id, outcome="succeeded",
-                 details={"before": Grants.of(change.before).described() if change.before else None,
+                 tenant_id=tenant, details={"before": Grants.of(change.before).described() if change.before else None,
                           "after": Grants.of(change.after).described(), "kind": change.after.kind})
 
 
