@@ -28,7 +28,7 @@ from orchestration.links import web
 from orchestration.runs import engine
 from orchestration.runs.request import ReportRequest
 from tests.helpers.audit import audit_rows
-from tests.helpers.cli import run_cli as cli
+from tests.helpers.cli import run as cli
 
 from .conftest import PERIOD
 

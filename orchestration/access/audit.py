@@ -112,3 +112,24 @@ def verify(conn) -> Verification:
                 return Verification(count, seq, f"row {seq} was changed after it was written")
             prev_hash = stored_hash
     return Verification(count, None, None)
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    seq: int
+    at: dt.datetime
+    actor: str
+    tenant_id: str | None
+    action: str
+    target: str
+    outcome: str
+
+
+def tail(conn, limit: int) -> list[AuditEntry]:
+    """The newest `limit` rows, oldest first (as a log reads)."""
+    if limit < 1:
+        raise ValueError("limit must be at least 1")
+    with conn.cursor() as cur:
+        cur.execute("select seq, at, actor, tenant_id, action, target, outcome from control.audit_log "
+                    "order by seq desc limit %s", (limit,))
+        return [AuditEntry(*row) for row in reversed(cur.fetchall())]
