@@ -30,7 +30,7 @@ from orchestration.access import audit
 from orchestration.access import policy as access
 from orchestration.artifacts import storage
 from orchestration.db.warehouse import dict_rows
-from orchestration.delivery import approvals, bucket, email, links, webhook
+from orchestration.delivery import approvals, bucket, email, links, outbound, webhook
 from orchestration.delivery.errors import DeliveryRefused, SendFailure
 from orchestration.delivery.recipients import SENSITIVE, Recipient, distribution_hash, idempotency_key
 from orchestration.links.service import LinkError
@@ -80,6 +80,18 @@ def _refuse(conn, result: DeliveryResult | None, run: RunRecord, recipient_ident
         result.refused.append((recipient_ident, reason))
 
 
+def _outbound_refusal(recipient: Recipient) -> str | None:
+    """The outbound check at enqueue time, for a webhook URL or a bucket's custom endpoint."""
+    url = recipient.address if recipient.kind == "webhook" else recipient.config.get("endpoint_url")
+    if not url or recipient.kind == "email":
+        return None
+    try:
+        outbound.check_now(url)
+    except outbound.OutboundRefused as exc:
+        return str(exc)
+    return None
+
+
 def deliver_run(conn, run_id: str, recipients: Iterable[Recipient | str], *, make_link=None,
                 now: dt.datetime | None = None, actor: str = access.SCHEDULER) -> DeliveryResult:
     """Gate C, allow-list and variant checks, enqueue one row per recipient, then send what is due.
@@ -120,6 +132,8 @@ def deliver_run(conn, run_id: str, recipients: Iterable[Recipient | str], *, mak
                       + (": external recipients receive only the redacted external variant" if r.external else ""))
         if reason is None and r.kind == "webhook" and not webhook.endpoint_secret(conn, run.tenant_id, r.address):
             reason = f"webhook {r.address} is not registered for tenant {run.tenant_id} (no signing secret)"
+        if reason is None:
+            reason = _outbound_refusal(r)
         if reason:
             _refuse(conn, result, run, r.identity, reason, actor=actor)
             continue
@@ -294,11 +308,11 @@ def _send_from(conn, row: dict[str, Any], make_link, tmp: Path) -> tuple[str | N
     if row["channel"] == "email":
         settings = email.SmtpSettings.from_env()
         subject = _subject(manifest, run)
-        total = sum(int(f.get("bytes") or p.stat().st_size) for f, p in zip(files, paths))
+        total = sum(int(f.get("bytes") or p.stat().st_size) for f, p in zip(files, paths, strict=True))
         if sensitive or total > email.ATTACH_LIMIT_BYTES:
             found = _links(make_link, row["run_id"], files, row["principal_id"], row["variant"])
-            body = "\n".join([f"{subject}", "", "Download (links expire):", *[f"  {l['name']}: {l['url']}" for l in found],
-                              "", f"run {row['run_id']}"])
+            lines = [f"  {link['name']}: {link['url']}" for link in found]
+            body = "\n".join([f"{subject}", "", "Download (links expire):", *lines, "", f"run {row['run_id']}"])
             attachments: list[Path] = []
         else:
             body = "\n".join([subject, "", "The report files are attached:", *[f"  {p.name}" for p in paths],
@@ -367,7 +381,7 @@ def send_due(conn, now: dt.datetime | None = None, *, make_link=None, run_id: st
             try:
                 provider_id, http_status = _send(conn, row, make_link)
             except SendFailure as failure:
-                entry.update(status=_mark_failed(conn, row, now, failure), error=str(failure))
+                entry.update(status=_mark_failed(conn, row, now, failure, refused=failure.refused), error=str(failure))
             else:
                 _mark_sent(conn, row, now, provider_id, http_status)
                 entry.update(status="sent", error=None)
