@@ -181,7 +181,9 @@ def test_unknown_token_is_404_and_recorded(conn, runs, server):
 def test_head_is_not_a_download(conn, runs, server):
     link = share(conn, runs["incident"])
     status, headers, _ = get(server, f"/links/{link.token}", method="HEAD")
-    assert status == 405 and events(conn, link.link_id) == []
+    # Not a download, but a request that presents the token: recorded (issue 10), then refused.
+    assert status == 405
+    assert [(e["outcome"], e["reason"]) for e in events(conn, link.link_id)] == [("denied", "method HEAD not allowed")]
 
 
 # ---------------------------------------------------------------- expiry

@@ -51,6 +51,7 @@ PUBLIC_MESSAGES = {
     404: "This link is not valid.",
     403: "This link does not grant access.",
     410: "This link has expired.",
+    405: "Method Not Allowed",
 }
 
 
@@ -293,16 +294,32 @@ def _deny(conn, now, link, status: int, reason: str, remote_addr: str | None) ->
     return LinkDenied(status, reason)
 
 
+def _link_of(conn, token: str) -> dict[str, Any] | None:
+    with conn, conn.cursor() as cur:
+        cur.execute("select * from control.links where token_sha256 = %s", (token_hash(token or ""),))
+        rows = dict_rows(cur)
+    return rows[0] if rows else None
+
+
+def refuse_method(conn, token: str, method: str, *, now: dt.datetime | None = None,
+                  remote_addr: str | None = None) -> LinkDenied:
+    """A request with a token but a method other than GET (HEAD, POST, PUT, DELETE, PATCH,
+    OPTIONS, ...): not a download, still an access event, recorded against the link if the token
+    names one, whatever its state. Returns the 405 to answer."""
+    now = now or utcnow()
+    reason = f"method {method} not allowed"
+    _record_access(conn, now=now, link=_link_of(conn, token), outcome="denied", reason=reason,
+                   remote_addr=remote_addr, details={"method": method})
+    return LinkDenied(405, reason)
+
+
 def resolve(conn, token: str, *, now: dt.datetime | None = None, remote_addr: str | None = None) -> Grant:
     """Check a token against everything as it is now; the Grant to stream, or LinkDenied
     (404 unknown, 403 revoked or not allowed, 410 expired). Both are recorded."""
     now = now or utcnow()
-    with conn, conn.cursor() as cur:
-        cur.execute("select * from control.links where token_sha256 = %s", (token_hash(token or ""),))
-        rows = dict_rows(cur)
-    if not rows:
+    link = _link_of(conn, token)
+    if link is None:
         raise _deny(conn, now, None, 404, "unknown token", remote_addr)
-    link = rows[0]
     if link["revoked_at"] is not None:
         raise _deny(conn, now, link, 403, f"revoked by {link['revoked_by']} at {link['revoked_at'].isoformat()}: "
                                           f"{link['revoke_reason']}", remote_addr)
