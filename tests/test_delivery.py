@@ -19,6 +19,7 @@ from orchestration.access import audit
 from orchestration.access.policy import AccessDenied
 from orchestration.catalog import templates
 from orchestration.delivery import outbox, webhook
+from orchestration.delivery import records as delivery_records
 from orchestration.runs import engine
 from orchestration.runs.records import RunOrigin
 from orchestration.runs.request import ReportRequest
@@ -236,15 +237,15 @@ def test_smtp_4xx_is_retried_for_that_recipient_only_and_5xx_stops(conn, smtp, i
 def test_crash_between_smtp_acceptance_and_acknowledgement_resends_the_same_message_id(conn, smtp, internal_run, monkeypatch):
     handler, _ = smtp
     to = unique("crash")
-    real_mark_sent = outbox._mark_sent
+    real_mark_sent = delivery_records.mark_sent
 
     def crash(*args, **kwargs):
         raise RuntimeError("worker died after the server accepted the message")
 
-    monkeypatch.setattr(outbox, "_mark_sent", crash)
+    monkeypatch.setattr(delivery_records, "mark_sent", crash)
     with pytest.raises(RuntimeError, match="worker died"):
         outbox.deliver_run(conn, internal_run.run_id, [f"email:{to}"], make_link=fake_link, now=T0)
-    monkeypatch.setattr(outbox, "_mark_sent", real_mark_sent)
+    monkeypatch.setattr(delivery_records, "mark_sent", real_mark_sent)
     assert len(handler.to(to)) == 1 and rows(conn, internal_run.run_id, {to})[to]["status"] == "sending"
 
     assert outbox.send_due(conn, T0 + dt.timedelta(minutes=1), make_link=fake_link, run_id=internal_run.run_id) == []
@@ -330,7 +331,7 @@ def test_webhook_crash_after_acknowledgement_resends_the_same_webhook_id(conn, r
         raise RuntimeError("worker died after HTTP 200")
 
     with monkeypatch.context() as m:
-        m.setattr(outbox, "_mark_sent", crash)
+        m.setattr(delivery_records, "mark_sent", crash)
         with pytest.raises(RuntimeError):
             outbox.deliver_run(conn, internal_run.run_id, [f"webhook:{url}"], make_link=fake_link, now=T0)
     outbox.send_due(conn, T0 + outbox.SENDING_LEASE, make_link=fake_link, run_id=internal_run.run_id)
