@@ -111,7 +111,8 @@ def verify(conn) -> Verification:
         for seq, at, actor, tenant_id, action, target, outcome, correlation_id, details, stored_prev, stored_hash in cur:
             count += 1
             if stored_prev != prev_hash:
-                return Verification(count, seq, f"row {seq} does not follow the previous row (a row before it was deleted, inserted or reordered)")
+                return Verification(count, seq, f"row {seq} does not follow the previous row "
+                                                "(a row before it was deleted, inserted or reordered)")
             expected = _row_hash(prev_hash, _fields(seq, at, actor, tenant_id, action, target, outcome, correlation_id, details))
             if expected != stored_hash:
                 return Verification(count, seq, f"row {seq} was changed after it was written")
