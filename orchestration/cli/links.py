@@ -51,7 +51,7 @@ def list_cmd(tenant, run_id) -> None:
     echo_table(
         [Column("id", right=True), Column("run"), Column("template"), Column("fmt"), Column("tenant"), Column("for"),
          Column("expires"), Column("dl", right=True), Column("status")],
-        [(r.link_id, r.run_id, r.template_key, r.fmt, r.tenant_id, r.principal_id, r.expires_at, r.downloads,
+        [(r.link_id, r.run_id, r.template_key, r.format, r.tenant_id, r.principal_id, r.expires_at, r.downloads,
           r.status + (f" by {r.revoked_by}: {r.revoke_reason}" if r.revoked_at else "")) for r in rows],
         click.echo, empty="no links")
 

@@ -1,48 +1,21 @@
 """Download-link use cases for the adapters: create, list, revoke. Typed in and out.
 
 The link layer (links.service) checks, audits and commits each of them; this module is the
-entry point the CLI (and later the API) calls, and turns its rows into `Link` records.
+entry point the CLI (and later the API) calls; lists are `links.records.Link` records.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
 
 from orchestration.links import service as link_service
+from orchestration.links.records import Link
 from orchestration.links.service import CreatedLink
 
 # The longest any link may live: the link layer's own widest cap (each template's sensitivity
 # caps it further). An adapter bounds a requested duration by this before asking.
 MAX_EXPIRY: dt.timedelta = max(link_service.EXPIRY_CAPS.values())
-
-
-@dataclass(frozen=True)
-class Link:
-    link_id: int
-    run_id: str
-    template_key: str
-    template_version: int
-    variant: str
-    fmt: str
-    tenant_id: str
-    principal_id: str
-    created_by: str
-    created_at: dt.datetime
-    expires_at: dt.datetime
-    downloads: int
-    status: str  # active, expired, revoked
-    revoked_at: dt.datetime | None = None
-    revoked_by: str | None = None
-    revoke_reason: str | None = None
-
-    @classmethod
-    def of(cls, row: dict[str, Any]) -> Link:
-        return cls(row["link_id"], row["run_id"], row["template_key"], row["template_version"], row["variant"],
-                   row["format"], row["tenant_id"], row["principal_id"], row["created_by"], row["created_at"],
-                   row["expires_at"], row["downloads"], row["status"], row["revoked_at"], row["revoked_by"],
-                   row["revoke_reason"])
 
 
 @dataclass(frozen=True)
@@ -73,7 +46,7 @@ def create(conn, new: NewLink) -> CreatedLink:
 
 
 def list_links(conn, *, tenant_id: str | None = None, run_id: str | None = None) -> list[Link]:
-    return [Link.of(r) for r in link_service.list_links(conn, tenant_id=tenant_id, run_id=run_id)]
+    return link_service.list_links(conn, tenant_id=tenant_id, run_id=run_id)
 
 
 def revoke(conn, revocation: Revocation) -> list[int]:
