@@ -135,7 +135,8 @@ def check(sql: str, *, section: str, relations: Iterable[str], parameters: Itera
         raise SqlRefused(section, f"the SQL holds {len(statements)} statements; a section is exactly one SELECT")
     tree = statements[0]
     if not isinstance(tree, exp.Select | exp.SetOperation):
-        raise SqlRefused(section, f"the statement is {tree.key.upper()}; a section is exactly one SELECT")
+        kind = str(tree.this).split()[0].upper() if isinstance(tree, exp.Command) else tree.key.upper()
+        raise SqlRefused(section, f"the statement is {kind}; a section is exactly one SELECT")
     _check_nodes(tree, section)
     _check_relations(tree, section, {_declared_key(r) for r in relations})
 
@@ -148,7 +149,8 @@ def _check_nodes(tree: exp.Expression, section: str) -> None:
                 raise SqlRefused(section, f"{label} is not allowed in a report query")
         if isinstance(node, exp.Func):
             if isinstance(node.parent, exp.Dot):
-                raise SqlRefused(section, f"the schema-qualified function call {node.parent.sql('postgres')[:60]} "
+                qualifier = node.parent.this.sql("postgres")[:40]
+                raise SqlRefused(section, f"the schema-qualified function call {qualifier}.{_display(node)}() "
                                           "is not allowed")
             if _key(node) not in allowed:
                 raise SqlRefused(section, f"the function {_display(node)}() is not allowed in a report query "
