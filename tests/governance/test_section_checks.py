@@ -71,9 +71,9 @@ def test_database_errors_reach_the_submitter_only_as_their_condition(conn, base,
     as 'raise exception' with its SQLSTATE, never with the text it raised."""
     monkeypatch.setattr(sql_guard, "check", lambda *a, **k: None)
     sql = (f"select tenant_id from {MODEL.ref}) as gate_a limit 0;\n"
-           "do $$ begin raise exception 'LEAKED-%', current_user; end $$;\n"
+           "do $$ begin raise exception using message = 'LEAKED-' || current_user; end $$;\n"
            f"select * from (select tenant_id from {MODEL.ref}")
-    problems = section_checks.problems(hostile_template(base, "loot_do", sql), dbt_manifest.load_manifest())
+    problems = governance.gate_a(conn, hostile_template(base, "loot_do", sql))
     assert problems and not any("LEAKED" in p for p in problems), problems
     assert any("raise exception (SQLSTATE P0001)" in p for p in problems), problems
 
