@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import pytest
+
 from orchestration.catalog import templates as catalog
 from orchestration.metrics import dbt_manifest
 
@@ -111,3 +113,38 @@ def hostile_template(base: catalog.Template, key: str, sql: str, version: int = 
         "key": key, "version": version, "sections": (section,), "primary_section": "loot",
         "key_figures": None, "charts": (), "metrics": (), "sources": (),
         "redaction": catalog.RedactionPolicy()})
+
+
+@pytest.fixture(scope="module", name="hostile_sibling")
+def hostile_sibling_fixture(built, tenant_ids):
+    """A custom template of tenant B whose section switches the tenant to A and reads catalogs,
+    present while tenant A's reports run: refused by Gate A at submit, then planted as approved
+    (as an older release might have let it through) and run for B, which the guard fails closed."""
+    from orchestration.access import policy
+    from orchestration.db import warehouse
+    from orchestration.governance import lifecycle
+    from orchestration.runs import engine, failures
+    from orchestration.runs.request import ReportRequest
+
+    from ..conftest import PERIOD
+
+    mine, victim = tenant_ids[1], tenant_ids[0]
+    owner, runner = f"template_owner@{mine}.example", f"manager@{mine}.example"
+    flow = RlsModel("metric_incident_flow", 1)
+    sql = ATTACKS[0].sql(flow.ref, victim) + f"\nunion all select tenant_id from {flow.ref}"
+    hostile = hostile_template(catalog.load("incident_summary", 1), "sibling_loot", sql)
+    with warehouse.connection() as conn:
+        policy.upsert_principal(conn, owner, roles=["template_owner"], tenants=[mine])
+        with pytest.raises(lifecycle.GateAFailed, match=r"set_config\(\) is not allowed"):
+            lifecycle.submit(conn, hostile, actor=owner, tenant_id=mine)
+        with conn, conn.cursor() as cur:
+            cur.execute("""insert into control.template_versions (template_key, version, owner_tenant, content_hash,
+                               content, author, state, approved_by, approved_at)
+                           values (%s, %s, %s, %s, %s, %s, 'approved', %s, now())""",
+                        (hostile.key, hostile.version, mine, hostile.content_hash,
+                         warehouse.json_param(hostile.model_dump(mode="json")), owner, policy.APPROVERS[0]))
+        request = ReportRequest.for_period(hostile, mine, PERIOD, requester=runner)
+        with pytest.raises(failures.RunFailed) as failed:
+            engine.run_report(hostile, request, conn=conn, retries=False)
+        assert failed.value.failure_class == "query_failure" and "set_config() is not allowed" in failed.value.diagnosis
+    return hostile
