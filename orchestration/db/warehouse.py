@@ -201,6 +201,7 @@ def reader_transaction(
     try:
         token = report_context.open_context(conn.get_backend_pid(), tenant_id)
     except report_context.ContextError as exc:
+        _raise_if_lost(conn)  # a terminated backend is a lost connection, not a wrong role
         raise WarehouseError(str(exc)) from exc
     try:
         with conn:
@@ -213,6 +214,17 @@ def reader_transaction(
                 yield cur
     finally:
         report_context.close_context(token)
+
+
+def _raise_if_lost(conn: psycopg2.extensions.connection) -> None:
+    """OperationalError/InterfaceError when the connection's backend is gone (the run engine
+    retries those as source_unavailable); nothing otherwise."""
+    try:
+        with conn.cursor() as cur:
+            cur.execute("select 1")
+    finally:
+        if not conn.closed:
+            conn.rollback()
 
 
 def ensure_database(settings: Settings | None = None) -> None:

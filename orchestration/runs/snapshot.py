@@ -69,6 +69,18 @@ def _checked(template: Template, section: SectionDef, resolve) -> section_sql.Re
     return rendered
 
 
+def _copy_out(reader, tenant_id: str, sql: str, params, timeout_seconds: float | None, spool) -> None:
+    """The section's rows as CSV with a header, queried in one report transaction of the tenant."""
+    with reader_transaction(reader, tenant_id) as cur:
+        if timeout_seconds:
+            cur.execute("select set_config('statement_timeout', %s, true)",
+                        (f"{max(int(timeout_seconds * 1000), 1)}ms",))
+        # Bound by us and run without a parameter dict: a literal % is plain SQL.
+        bound = section_sql.bind(sql, params, cur)
+        # The newline keeps a trailing -- comment from swallowing the closing parenthesis.
+        cur.copy_expert(f"copy ({bound}\n) to stdout with (format csv, header true)", spool)
+
+
 def take(
     conn,
     reader,
@@ -93,13 +105,7 @@ def take(
         table = table_name(run_id, section.name)
         with tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES, mode="w+b") as spool:
             try:
-                with reader_transaction(reader, request.tenant_id) as cur:
-                    if timeout_seconds:
-                        cur.execute("select set_config('statement_timeout', %s, true)",
-                                    (f"{max(int(timeout_seconds * 1000), 1)}ms",))
-                    # Bound by us and run without a parameter dict: a literal % is plain SQL.
-                    sql = section_sql.bind(rendered.sql, params, cur)
-                    cur.copy_expert(f"copy ({sql}\n) to stdout with (format csv, header true)", spool)
+                _copy_out(reader, request.tenant_id, rendered.sql, params, timeout_seconds, spool)
             except (psycopg2.OperationalError, psycopg2.InterfaceError):
                 raise  # connection lost, timeout or cancel: classified by the run engine, not a SQL error
             except psycopg2.Error as exc:
