@@ -94,8 +94,13 @@ def test_reader_role_owns_nothing_and_cannot_bypass(built, conn):
 
 
 def _as_reader_fails(reader, tenant, sql) -> str:
-    with pytest.raises(psycopg2.Error) as err:
+    """The error of `sql` in a report transaction (READ ONLY, so often refused as a write) and
+    the privilege error it meets as report_reader outside one: both layers must refuse."""
+    with pytest.raises(psycopg2.Error):
         with warehouse.reader_transaction(reader, tenant) as cur:
+            cur.execute(sql)
+    with pytest.raises(psycopg2.Error) as err:
+        with reader, reader.cursor() as cur:
             cur.execute(sql)
     return str(err.value)
 

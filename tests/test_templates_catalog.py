@@ -23,6 +23,7 @@ from orchestration.runs.periods import period_window
 from orchestration.runs.request import ReportRequest
 
 from .conftest import PERIOD, analyst
+from .helpers.isolation import hostile_sibling_fixture  # noqa: F401  (registers the fixture)
 
 STANDARD = ["incident_summary", "sla_performance", "attack_coverage", "connector_health",
             "analyst_throughput", "compliance_evidence_summary"]
@@ -36,8 +37,9 @@ def manager(tenant: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def published(built, tenant_ids):
-    """Every template, run once for the first tenant while the other tenants' data is present."""
+def published(built, tenant_ids, hostile_sibling):
+    """Every template, run once for the first tenant while the other tenants' data is present,
+    and a hostile custom template of another tenant (helpers/isolation.py) too."""
     cache: dict[str, publish.Published] = {}
 
     def get(template: catalog.Template) -> publish.Published:
@@ -273,12 +275,12 @@ def test_sla_breaches_match_raw_incidents(published, conn, tenant_ids):
     tenant = tenant_ids[0]
     start, end = window("sla_performance")
     result = published(catalog.load("sla_performance"))
-    expected = dict((s, (a, r)) for s, a, r in raw_query(conn, """
+    expected = {s: (a, r) for s, a, r in raw_query(conn, """
         select severity,
                count(*) filter (where acknowledged_at - opened_at > sla_ack_minutes * interval '1 minute'),
                count(*) filter (where resolved_at - opened_at > sla_resolve_minutes * interval '1 minute')
         from raw.incidents where tenant_id = %(t)s and opened_at >= %(s)s and opened_at < %(e)s
-        group by severity""", t=tenant, s=start, e=end))
+        group by severity""", t=tenant, s=start, e=end)}
     got = {r["severity"]: (r["ack_breaches"], r["resolve_breaches"]) for r in section_rows(result, "sla_by_severity")}
     assert got == expected
     by_team = section_rows(result, "breaches_by_team")

@@ -13,7 +13,6 @@ import re
 from pathlib import Path
 from typing import Literal
 
-import jinja2
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -224,9 +223,10 @@ _REF_CALL = re.compile(r"ref\(\s*'([a-z0-9_]+)'\s*(?:,\s*(\d+)\s*)?\)")
 
 
 def render_sql(section: SectionDef, resolve_relation) -> str:
-    """Section SQL with every ref(model, version) replaced by its relation."""
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
-    return env.from_string(section.sql).render(ref=resolve_relation)
+    """Section SQL with every ref(model, version) replaced by its relation (sandboxed Jinja)."""
+    from orchestration.catalog import section_sql  # imports this module
+
+    return section_sql.render(section, resolve_relation).sql
 
 
 def template_path(key: str, version: int, root: Path = TEMPLATES_DIR) -> Path:

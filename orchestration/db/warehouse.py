@@ -2,8 +2,9 @@
 
 Every process that touches the embedded server holds a pgserver handle for its lifetime, so the
 server stays up while Dagster or a command uses it and stops after the last one exits.
-Report queries never run as the connecting user: `reader_transaction` switches to
-`report_reader` (no ownership, no BYPASSRLS) and sets the tenant with `SET LOCAL`.
+Report queries never run as the connecting user: `reader_transaction` runs them on a
+`report_reader` login (no ownership, no BYPASSRLS) in a READ ONLY transaction whose tenant is
+a context the admin wrote for that backend (see report_context).
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ import psycopg2
 import psycopg2.extensions
 import psycopg2.extras
 
+from orchestration.db import report_context
 from orchestration.settings import EMBEDDED_DATABASE, Settings, get_settings
 
 READER_ROLE = "report_reader"
 SCHEMAS = ("raw", "staging", "analytics", "control", "snapshots")
-TENANT_SETTING = "app.tenant_id"
 READER_PASSWORD_ENV = "REPORTS_READER_PASSWORD"
 _TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
@@ -109,10 +110,8 @@ def _create_database_if_missing(dsn: str, name: str) -> None:
         with conn.cursor() as cur:
             cur.execute("select 1 from pg_database where datname = %s", (name,))
             if cur.fetchone() is None:
-                try:
+                with contextlib.suppress(psycopg2.errors.DuplicateDatabase):  # another process created it first
                     cur.execute(f'create database "{name}"')
-                except psycopg2.errors.DuplicateDatabase:
-                    pass  # another process created it first
     finally:
         conn.close()
 
@@ -190,19 +189,42 @@ def reader_connection(settings: Settings | None = None) -> contextlib.closing:
 def reader_transaction(
     conn: psycopg2.extensions.connection, tenant_id: str
 ) -> Iterator[psycopg2.extensions.cursor]:
-    """A transaction of the reporting role with the tenant set by SET LOCAL.
+    """A READ ONLY transaction of the reporting role, for one tenant.
 
-    The tenant lives exactly as long as the transaction, so a reused connection never
-    carries one tenant into the next query. Refuses a connection of any other role.
+    The tenant is a context row the admin writes for this reader backend (report_context); the
+    transaction names it by its token with SET LOCAL, and the row is removed when the
+    transaction ends, also on error. Nothing the report query sets (app.tenant_id,
+    app.report_context) can select another tenant's context. Refuses a connection of any other
+    role. A reused connection never carries one tenant into the next transaction.
     """
     validate_tenant_id(tenant_id)
-    with conn:
+    try:
+        token = report_context.open_context(conn.get_backend_pid(), tenant_id)
+    except report_context.ContextError as exc:
+        _raise_if_lost(conn)  # a terminated backend is a lost connection, not a wrong role
+        raise WarehouseError(str(exc)) from exc
+    try:
+        with conn:
+            with conn.cursor() as cur:
+                # READ ONLY first: once a query has run, the transaction cannot be made writable.
+                cur.execute("set transaction read only; select session_user, current_user, set_config(%s, %s, true)",
+                            (report_context.CONTEXT_SETTING, token))
+                if cur.fetchone()[:2] != (READER_ROLE, READER_ROLE):
+                    raise WarehouseError(f"report queries must run on a {READER_ROLE} connection")
+                yield cur
+    finally:
+        report_context.close_context(token)
+
+
+def _raise_if_lost(conn: psycopg2.extensions.connection) -> None:
+    """OperationalError/InterfaceError when the connection's backend is gone (the run engine
+    retries those as source_unavailable); nothing otherwise."""
+    try:
         with conn.cursor() as cur:
-            cur.execute("select session_user, current_user")
-            if cur.fetchone() != (READER_ROLE, READER_ROLE):
-                raise WarehouseError(f"report queries must run on a {READER_ROLE} connection")
-            cur.execute("select set_config(%s, %s, true)", (TENANT_SETTING, tenant_id))
-            yield cur
+            cur.execute("select 1")
+    finally:
+        if not conn.closed:
+            conn.rollback()
 
 
 def ensure_database(settings: Settings | None = None) -> None:
@@ -215,10 +237,8 @@ def ensure_database(settings: Settings | None = None) -> None:
             cur.execute(f"create schema if not exists {schema}")
         cur.execute("select 1 from pg_roles where rolname = %s", (READER_ROLE,))
         if cur.fetchone() is None:
-            try:
+            with contextlib.suppress(psycopg2.errors.DuplicateObject):
                 cur.execute(f"create role {READER_ROLE}")
-            except psycopg2.errors.DuplicateObject:
-                pass
         # The reader may read report models and nothing else: no raw data, no staging, no
         # control, nothing it owns, no way around row-level security.
         cur.execute(
@@ -236,7 +256,7 @@ def ensure_database(settings: Settings | None = None) -> None:
 
 def dict_rows(cur: psycopg2.extensions.cursor) -> list[dict[str, Any]]:
     cols = [d.name for d in cur.description]
-    return [dict(zip(cols, row)) for row in cur.fetchall()]
+    return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
 
 
 def json_param(value: Any) -> psycopg2.extras.Json:

@@ -16,19 +16,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psycopg2
 import yaml
 
 from orchestration.access import audit, policy
 from orchestration.catalog import templates as catalog
 from orchestration.catalog.templates import Template, TemplateError
-from orchestration.db.warehouse import dict_rows, json_param, reader_connection, reader_transaction
+from orchestration.db.warehouse import dict_rows, json_param
 from orchestration.exports import redaction
+from orchestration.governance import section_checks
 from orchestration.metrics import dbt_manifest
 from orchestration.runs import freshness, gate_b
 from orchestration.settings import EXPECTATIONS_DIR, TEMPLATES_DIR
-
-GATE_A_TENANT = "gate-a-check"  # RLS context for compile checks: matches no rows
 
 
 class GovernanceError(ValueError):
@@ -72,7 +70,7 @@ def gate_a(conn, template: Template, *, author: str | None = None, approver: str
                             "move the template to the model's current version")
     problems += freshness.source_problems(conn, template)
     problems += redaction.gate_a_problems(template, manifest)
-    problems += _section_problems(template, manifest)
+    problems += section_checks.problems(template, manifest)
     problems += _suite_problems(template, suites_root)
     if approver is not None:
         if approver == author:
@@ -80,40 +78,6 @@ def gate_a(conn, template: Template, *, author: str | None = None, approver: str
         principal = policy.get_principal(conn, approver)
         if policy.decide(principal, "approve") is not None:
             problems.append(f"{approver} lacks the approver role")
-    return problems
-
-
-def _section_problems(template: Template, manifest) -> list[str]:
-    problems = []
-
-    def resolve(name, version=None):
-        return dbt_manifest.model(name, version, manifest).relation
-
-    with reader_connection() as reader:
-        for section in template.sections:
-            try:
-                sql = catalog.render_sql(section, resolve)
-            except dbt_manifest.DbtError as exc:
-                problems.append(f"section {section.name}: {exc}")
-                continue
-            except Exception as exc:  # jinja errors: undefined names, syntax
-                problems.append(f"section {section.name}: cannot render its SQL: {exc}")
-                continue
-            try:
-                with reader_transaction(reader, GATE_A_TENANT) as cur:
-                    cur.execute(f"select * from ({sql}) as gate_a limit 0",
-                                {"window_start": "2000-01-01", "window_end": "2000-02-01",
-                                 **{f.name: None for f in template.filters}})
-                    returned = [d.name for d in cur.description]
-            except psycopg2.Error as exc:
-                problems.append(f"section {section.name}: query does not compile as report_reader: {str(exc).strip().splitlines()[0]}")
-                continue
-            declared = [c.name for c in section.columns]
-            missing = [c for c in declared if c not in returned]
-            if missing:
-                problems.append(f"section {section.name}: declared columns missing from the query: {', '.join(missing)}")
-            elif returned != declared:
-                problems.append(f"section {section.name}: query returns {returned}, the template declares {declared}")
     return problems
 
 
@@ -182,7 +146,8 @@ def register_system_templates(conn, templates: list[Template] | None = None, roo
                         (template.key, template.version, template.content_hash, json_param(_content(template)), template.owner),
                     )
                 _event(conn, template.key, template.version, "submitted", template.owner,
-                       {"content_hash": template.content_hash, "source": str(path.name), "diff": _diff_to_previous(conn, template)})
+                       {"content_hash": template.content_hash, "source": str(path.name),
+                        "diff": _diff_to_previous(conn, template)})
                 registered.append(template.label)
             elif row["content_hash"] != template.content_hash:
                 raise TemplateError(

@@ -13,7 +13,8 @@ from collections.abc import Callable
 
 import psycopg2
 
-from orchestration.catalog.templates import SectionDef, Template, render_sql
+from orchestration.catalog import section_sql, sql_guard
+from orchestration.catalog.templates import SectionDef, Template, TemplateError
 from orchestration.db.warehouse import reader_transaction
 from orchestration.dev import faults
 from orchestration.exports import SectionSnapshot
@@ -56,6 +57,30 @@ def _freeze(cur, table: str) -> None:
     )
 
 
+def _checked(template: Template, section: SectionDef, resolve) -> section_sql.RenderedSection:
+    """The section's SQL, rendered and passed by the SQL guard, or SnapshotError (fail closed:
+    an approved template runs only what the guard accepts today)."""
+    try:
+        rendered = section_sql.render(section, resolve)
+        sql_guard.check(rendered.sql, section=section.name, relations=rendered.relations,
+                        parameters=section_sql.parameter_names(template))
+    except (TemplateError, sql_guard.SqlRefused) as exc:
+        raise SnapshotError(f"{template.label}: {exc}") from exc
+    return rendered
+
+
+def _copy_out(reader, tenant_id: str, sql: str, params, timeout_seconds: float | None, spool) -> None:
+    """The section's rows as CSV with a header, queried in one report transaction of the tenant."""
+    with reader_transaction(reader, tenant_id) as cur:
+        if timeout_seconds:
+            cur.execute("select set_config('statement_timeout', %s, true)",
+                        (f"{max(int(timeout_seconds * 1000), 1)}ms",))
+        # Bound by us and run without a parameter dict: a literal % is plain SQL.
+        bound = section_sql.bind(sql, params, cur)
+        # The newline keeps a trailing -- comment from swallowing the closing parenthesis.
+        cur.copy_expert(f"copy ({bound}\n) to stdout with (format csv, header true)", spool)
+
+
 def take(
     conn,
     reader,
@@ -76,18 +101,11 @@ def take(
     for index, section in enumerate(template.sections):
         if index == 1:  # fault tests cut the connection with one section already frozen
             faults.hit("snapshot_query", backend_pid=reader.get_backend_pid(), admin_pid=conn.get_backend_pid())
-        sql = render_sql(section, resolve)
+        rendered = _checked(template, section, resolve)
         table = table_name(run_id, section.name)
         with tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES, mode="w+b") as spool:
             try:
-                with reader_transaction(reader, request.tenant_id) as cur:
-                    if timeout_seconds:
-                        cur.execute("select set_config('statement_timeout', %s, true)",
-                                    (f"{max(int(timeout_seconds * 1000), 1)}ms",))
-                    copy_sql = cur.mogrify(
-                        f"copy ({sql}) to stdout with (format csv, header true)", params
-                    ).decode()
-                    cur.copy_expert(copy_sql, spool)
+                _copy_out(reader, request.tenant_id, rendered.sql, params, timeout_seconds, spool)
             except (psycopg2.OperationalError, psycopg2.InterfaceError):
                 raise  # connection lost, timeout or cancel: classified by the run engine, not a SQL error
             except psycopg2.Error as exc:
