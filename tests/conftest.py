@@ -29,8 +29,9 @@ def pytest_configure(config):
 @pytest.fixture(scope="session", autouse=True)
 def fresh_warehouse():
     from orchestration.db import warehouse
+    from orchestration.settings import get_settings
 
-    if not warehouse.get_settings().embedded:
+    if not get_settings().embedded:
         with warehouse.cursor() as cur:
             for schema in reversed(warehouse.SCHEMAS):
                 cur.execute(f"drop schema if exists {schema} cascade")

@@ -53,6 +53,20 @@ def record(
     details: dict[str, Any] | None = None,
 ) -> int:
     """Append one row (committed with the caller's transaction); returns its sequence number."""
+    if conn.autocommit:
+        # Each statement would be its own transaction, releasing the append lock before the row is
+        # written: two writers would chain to the same previous row. Append in a transaction of its own.
+        conn.autocommit = False
+        try:
+            seq = record(conn, actor=actor, action=action, target=target, outcome=outcome, tenant_id=tenant_id,
+                         correlation_id=correlation_id, details=details)
+            conn.commit()
+            return seq
+        except BaseException:
+            conn.rollback()
+            raise
+        finally:
+            conn.autocommit = True
     if outcome not in OUTCOMES:
         raise ValueError(f"audit outcome must be one of {OUTCOMES}")
     details = json.loads(json.dumps(details or {}, default=str))

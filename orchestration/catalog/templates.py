@@ -222,13 +222,6 @@ class Template(_Strict):
 _REF_CALL = re.compile(r"ref\(\s*'([a-z0-9_]+)'\s*(?:,\s*(\d+)\s*)?\)")
 
 
-def render_sql(section: SectionDef, resolve_relation) -> str:
-    """Section SQL with every ref(model, version) replaced by its relation (sandboxed Jinja)."""
-    from orchestration.catalog import section_sql  # imports this module
-
-    return section_sql.render(section, resolve_relation).sql
-
-
 def template_path(key: str, version: int, root: Path = TEMPLATES_DIR) -> Path:
     return root / f"{key}.v{version}.yaml"
 

@@ -20,6 +20,8 @@ import threading
 import psycopg2
 import psycopg2.extensions
 
+from orchestration.db.server import database_url
+
 CONTEXT_SETTING = "app.report_context"
 READER_ROLE = "report_reader"
 _log = logging.getLogger(__name__)
@@ -54,8 +56,6 @@ class _Writer:
     def _connection(self) -> psycopg2.extensions.connection:
         conn = getattr(self._local, "conn", None)
         if conn is None or conn.closed or getattr(self._local, "pid", None) != os.getpid():
-            from orchestration.db.warehouse import database_url
-
             conn = psycopg2.connect(database_url(), application_name="nexus-reports-context")
             conn.autocommit = True
             self._local.conn, self._local.pid = conn, os.getpid()

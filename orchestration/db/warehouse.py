@@ -1,7 +1,5 @@
-"""The PostgreSQL warehouse: which server, how to connect, and the reporting role.
+"""The PostgreSQL warehouse: how to connect, and the reporting role (the server itself: db/server.py).
 
-Every process that touches the embedded server holds a pgserver handle for its lifetime, so the
-server stays up while Dagster or a command uses it and stops after the last one exits.
 Report queries never run as the connecting user: `reader_transaction` runs them on a
 `report_reader` login (no ownership, no BYPASSRLS) in a READ ONLY transaction whose tenant is
 a context the admin wrote for that backend (see report_context).
@@ -21,44 +19,17 @@ import psycopg2.extensions
 import psycopg2.extras
 
 from orchestration.db import report_context
-from orchestration.settings import EMBEDDED_DATABASE, Settings, get_settings
+from orchestration.db.server import create_database_if_missing, database_url
+from orchestration.settings import Settings
 
 READER_ROLE = "report_reader"
-SCHEMAS = ("raw", "staging", "analytics", "control", "snapshots")
+# rls holds the report-context function the row-level policies call (migration 0010)
+SCHEMAS = ("raw", "staging", "analytics", "control", "snapshots", "rls")
 READER_PASSWORD_ENV = "REPORTS_READER_PASSWORD"
 _TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
-_server: Any = None  # the pgserver handle this process holds
-
-
 class WarehouseError(RuntimeError):
     """A problem a user can act on (bad URL, server unreachable, no tenant)."""
-
-
-def _embedded_server(settings: Settings):
-    global _server
-    if _server is None:
-        import warnings
-
-        settings.pgdata.mkdir(parents=True, exist_ok=True)
-        with warnings.catch_warnings():
-            # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); harmless here.
-            warnings.simplefilter("ignore")
-            import pgserver  # imported lazily: external-server users never start it
-
-            _server = pgserver.get_server(settings.pgdata, cleanup_mode="stop")
-    return _server
-
-
-def database_url(settings: Settings | None = None) -> str:
-    """libpq URL of the warehouse database, starting the embedded server when needed."""
-    settings = settings or get_settings()
-    if settings.external_database_url:
-        return settings.external_database_url
-    server = _embedded_server(settings)
-    admin_dsn = server.get_uri()
-    _create_database_if_missing(admin_dsn, EMBEDDED_DATABASE)
-    return server.get_uri(EMBEDDED_DATABASE)
 
 
 def connection_params(settings: Settings | None = None) -> dict[str, str]:
@@ -87,7 +58,7 @@ def dagster_storage_url(settings: Settings | None = None) -> str:
     """Dagster's own storage: a database beside the warehouse on the same server."""
     p = connection_params(settings)
     name = f"{p['dbname']}_dagster"
-    _create_database_if_missing(database_url(settings), name)
+    create_database_if_missing(database_url(settings), name)
     return sqlalchemy_url(name, settings)
 
 
@@ -101,19 +72,6 @@ def dbt_env(settings: Settings | None = None) -> dict[str, str]:
         "NEXUS_PG_PASSWORD": p["password"],
         "NEXUS_PG_DBNAME": p["dbname"],
     }
-
-
-def _create_database_if_missing(dsn: str, name: str) -> None:
-    conn = psycopg2.connect(dsn)
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute("select 1 from pg_database where datname = %s", (name,))
-            if cur.fetchone() is None:
-                with contextlib.suppress(psycopg2.errors.DuplicateDatabase):  # another process created it first
-                    cur.execute(f'create database "{name}"')
-    finally:
-        conn.close()
 
 
 def connect(settings: Settings | None = None, **kwargs: Any) -> psycopg2.extensions.connection:

@@ -20,6 +20,7 @@ from orchestration.defs import dagster_home
 from orchestration.governance import lifecycle
 from orchestration.metrics import dbt_manifest
 from orchestration.runs import periods, records, run_tags
+from orchestration.settings import get_settings
 
 # Dagster's step-by-step log stays in the instance (the UI shows it); the terminal gets warnings.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -64,7 +65,7 @@ def _prepare(echo: Callable[[str], None]) -> None:
     """The warehouse, Dagster's home and the artifact store (its bucket created when missing)."""
     warehouse.ensure_database()
     home = dagster_home.prepare()
-    where = "embedded PostgreSQL" if warehouse.get_settings().embedded else "REPORTS_DATABASE_URL"
+    where = "embedded PostgreSQL" if get_settings().embedded else "REPORTS_DATABASE_URL"
     echo(f"warehouse: {where}; DAGSTER_HOME={home}")
     store = storage.get_store()
     if isinstance(store, S3Store) and store.ensure_bucket():

@@ -20,7 +20,7 @@ from typing import Any
 import sqlglot
 from sqlglot.lineage import lineage
 
-from orchestration.catalog import templates
+from orchestration.catalog import section_sql
 from orchestration.catalog.templates import RedactionRule, Template
 from orchestration.exports import Column, SectionSnapshot
 from orchestration.metrics import dbt_manifest
@@ -66,7 +66,7 @@ def section_lineage(template: Template, section_name: str, manifest=None) -> dic
     """Output column -> the `<model>.<column>` source fields it is computed from."""
     manifest = manifest or dbt_manifest.load_manifest()
     section = template.section(section_name)
-    sql = templates.render_sql(section, lambda name, version=None: dbt_manifest.model(name, version, manifest).relation)
+    sql = section_sql.render(section, lambda name, version=None: dbt_manifest.model(name, version, manifest).relation).sql
     # The parameters are values, never columns: neutral literals for parsing.
     params = {f.name: "NULL" for f in template.filters} | {"window_start": "'2000-01-01'", "window_end": "'2000-02-01'"}
     for name, literal in params.items():

@@ -18,13 +18,15 @@ from orchestration.db import warehouse
 
 PROCESSES, THREADS, APPENDS = 4, 5, 5  # 4 processes x 5 threads x 5 appends = 100 committed rows
 ROLLBACK_EVERY = 3  # and every 3rd thread also appends a row in a transaction that rolls back
+AUTOCOMMIT_EVERY = 2  # every 2nd thread appends on an autocommit connection (each statement its own transaction)
 
 
-def _appender(dsn: str, marker: str, worker: str, rollback: bool) -> None:
+def _appender(dsn: str, marker: str, worker: str, rollback: bool, autocommit: bool) -> None:
     conn = psycopg2.connect(dsn)
+    conn.autocommit = autocommit
     try:
         for i in range(APPENDS):
-            if rollback:  # a caller that audits, then fails: its row must vanish without a trace
+            if rollback and not autocommit:  # a caller that audits, then fails: its row must vanish without a trace
                 audit.record(conn, actor="svc:test", action="test.rolled_back", target=worker, outcome="failed",
                              correlation_id=marker)
                 conn.rollback()
@@ -35,12 +37,23 @@ def _appender(dsn: str, marker: str, worker: str, rollback: bool) -> None:
 
 
 def _process(dsn: str, marker: str, p: int) -> None:
-    threads = [threading.Thread(target=_appender, args=(dsn, marker, f"p{p}t{t}", (p * THREADS + t) % ROLLBACK_EVERY == 0))
+    errors: list[BaseException] = []
+
+    def appender(*args) -> None:
+        try:
+            _appender(*args)
+        except BaseException as exc:  # a thread's failure must fail the process, not vanish
+            errors.append(exc)
+
+    threads = [threading.Thread(target=appender, args=(dsn, marker, f"p{p}t{t}", (p * THREADS + t) % ROLLBACK_EVERY == 0,
+                                                        t % AUTOCOMMIT_EVERY == 1))
                for t in range(THREADS)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    if errors:
+        raise SystemExit(f"{len(errors)} appender(s) failed: {errors[0]!r}")
 
 
 def test_concurrent_appends_from_processes_and_threads_keep_the_chain(conn, fresh_warehouse):

@@ -112,7 +112,7 @@ def test_bind_leaves_a_literal_percent_alone_and_quotes_values():
 def test_rendering_runs_in_a_sandbox(payload):
     section = TEMPLATES[0].sections[0].model_copy(update={"sql": f"select tenant_id from x -- {payload}"})
     with pytest.raises(TemplateError, match="sandbox|cannot render"):
-        catalog.render_sql(section, resolve)
+        section_sql.render(section, resolve)
 
 
 def test_rendering_records_the_relations_refs_resolve_to():

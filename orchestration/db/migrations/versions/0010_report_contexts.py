@@ -42,7 +42,7 @@ def upgrade() -> None:
         -- SECURITY DEFINER with a pinned search_path: runs with the admin's rights, resolves
         -- nothing through a schema the caller controls. Not inlined (definer functions never are),
         -- STABLE so a policy's (select rls.report_tenant()) is one InitPlan per query.
-        create function rls.report_tenant() returns text
+        create or replace function rls.report_tenant() returns text
             language sql stable security definer
             set search_path = pg_catalog, pg_temp
         as $fn$
