@@ -135,11 +135,17 @@ def create_entity(conn, caller: Authenticated, spec: EntityCreate, *, correlatio
     return entity
 
 
-def _locked(conn, caller: Authenticated, entity_id: str, if_match: str | None, correlation_id: str | None) -> Entity:
-    entity = store.get(conn, entity_id, for_update=True)
+def _manageable(conn, caller: Authenticated, entity_id: str, correlation_id: str | None) -> None:
+    """Refuse (audited, committed) before any transaction opens: a denial must not roll back."""
+    entity = store.get(conn, entity_id)
     if entity is None or (entity.tenant_id is not None and not caller.principal.member_of(entity.tenant_id)):
         raise NotFound(f"no registry entity {entity_id}")
     _authorize_manage(conn, caller, entity.tenant_id, f"registry entity {entity_id}", correlation_id)
+
+
+def _locked(conn, entity_id: str, if_match: str | None) -> Entity:
+    """The entry, locked for this transaction, once it is known to be current and changeable."""
+    entity = store.get(conn, entity_id, for_update=True)
     if if_match is not None and if_match.strip() not in (entity.etag, "*"):
         raise StaleVersion(f"registry entity {entity_id} is at version {entity.version}; {if_match} is stale")
     if entity.status == "archived":
@@ -150,8 +156,9 @@ def _locked(conn, caller: Authenticated, entity_id: str, if_match: str | None, c
 def update_entity(conn, caller: Authenticated, entity_id: str, changes: EntityUpdate, *, if_match: str | None = None,
                   correlation_id: str | None = None, now: dt.datetime | None = None) -> Entity:
     now = now or _utcnow()
+    _manageable(conn, caller, entity_id, correlation_id)
     with conn:
-        entity = _locked(conn, caller, entity_id, if_match, correlation_id)
+        entity = _locked(conn, entity_id, if_match)
         fields = changes.allowed_fields if changes.allowed_fields is not None else entity.allowed_fields
         joins = changes.joins if changes.joins is not None else entity.joins
         if changes.allowed_fields is not None:
@@ -185,8 +192,9 @@ def _move(entity: Entity, status: str, now: dt.datetime) -> dict[str, object]:
 def change_status(conn, caller: Authenticated, entity_id: str, status: str, retirement: Retirement | None = None, *,
                   correlation_id: str | None = None, now: dt.datetime | None = None) -> Entity:
     now = now or _utcnow()
+    _manageable(conn, caller, entity_id, correlation_id)
     with conn:
-        entity = _locked(conn, caller, entity_id, None, correlation_id)
+        entity = _locked(conn, entity_id, None)
         columns = _move(entity, status, now)
         if retirement is not None:
             columns.update(reason_code=retirement.reason_code, reason_text=retirement.reason_text)
