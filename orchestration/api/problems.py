@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from orchestration.access.policy import AccessDenied
@@ -32,6 +33,33 @@ _STATUS_BY_FAMILY: tuple[tuple[type[Exception], int], ...] = (
     (Invalid, 422),
     (Conflict, 409),
 )
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, as every error of this API is answered."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str
+    request_id: str | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+def _documented(status: int, description: str) -> dict[str, Any]:
+    return {"model": Problem, "description": description, "content": {MEDIA_TYPE: {"schema": Problem.model_json_schema()}}}
+
+
+# Declared on every route, so the OpenAPI document tells clients (and schemathesis) what errors look like.
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: _documented(401, "no valid API token"),
+    403: _documented(403, "the principal may not do this"),
+    404: _documented(404, "no such object, or one of another tenant"),
+    409: _documented(409, "the object's state does not allow this"),
+    412: _documented(412, "If-Match names a stale version"),
+    422: _documented(422, "the request is not valid; `errors` lists field problems"),
+}
 
 
 def problem(request: Request, status: int, detail: str, *, errors: list[dict[str, Any]] | None = None,

@@ -8,10 +8,11 @@ from fastapi import APIRouter, Header, Query, Request, Response, status
 from pydantic import BaseModel
 
 from orchestration.api.deps import Conn, CurrentPrincipal, RequestId
+from orchestration.api.problems import RESPONSES
 from orchestration.registry.entities import Entity, EntityCreate, EntityUpdate, Retirement, Status
 from orchestration.services import registry as service
 
-router = APIRouter(prefix="/reporting/registry/entities", tags=["registry"])
+router = APIRouter(prefix="/reporting/registry/entities", tags=["registry"], responses=RESPONSES)
 
 
 class EntityPage(BaseModel):
