@@ -16,7 +16,7 @@ from fastapi import FastAPI
 
 from orchestration.api import problems
 from orchestration.api.requests import RequestAudit
-from orchestration.api.routers import registry
+from orchestration.api.routers import definitions, registry
 from orchestration.db import warehouse
 from orchestration.links import web as link_web
 
@@ -43,6 +43,7 @@ def create_app(*, clock: Callable[[], dt.datetime] | None = None, connect: Calla
     problems.install(app)
     app.add_middleware(RequestAudit)
     app.include_router(registry.router)
+    app.include_router(definitions.router)
     # The link service's routes read app.state.clock / app.state.connect, which this app provides.
     app.router.routes.extend(link_web.create_app().routes)
     return app

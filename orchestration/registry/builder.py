@@ -18,23 +18,15 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
+from orchestration.access.clearance import CLASSIFICATION_ORDER, Viewer
+from orchestration.catalog.definitions import DefinitionSpec, Filter
 from orchestration.errors import Invalid
 from orchestration.metrics import dbt_manifest
-from orchestration.registry.definitions import DefinitionSpec, Filter
-from orchestration.registry.entities import CLASSIFICATION_ORDER, Entity, FieldSpec
+from orchestration.registry.entities import Entity, FieldSpec
 
 NUMERIC = frozenset({"integer", "bigint", "numeric"})
 ORDERED = NUMERIC | {"date", "timestamptz", "text"}
 _COMPARE = {"eq": exp.EQ, "ne": exp.NEQ, "gt": exp.GT, "gte": exp.GTE, "lt": exp.LT, "lte": exp.LTE}
-
-
-@dataclass(frozen=True)
-class Viewer:
-    """What the requester may see: a clearance level and whether row-level output is allowed."""
-
-    clearance: str  # one of CLASSIFICATION_ORDER
-    unmasked: bool  # may see masked fields in clear
-    rows_allowed: bool
 
 
 @dataclass(frozen=True)

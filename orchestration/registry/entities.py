@@ -19,8 +19,6 @@ FieldType = Literal["text", "integer", "bigint", "numeric", "boolean", "date", "
 Masking = Literal["none", "mask", "hash", "truncate"]
 Status = Literal["draft", "active", "deprecated", "archived"]
 ReasonCode = Literal["SUPERSEDED", "DATA_QUALITY", "POLICY_CHANGE", "SECURITY", "NO_LONGER_NEEDED", "OTHER"]
-# The order matters: a principal cleared for one level sees the levels before it.
-CLASSIFICATION_ORDER: tuple[str, ...] = ("public", "internal", "confidential", "restricted", "pii")
 
 
 class _Strict(BaseModel):

@@ -10,19 +10,20 @@ import pytest
 from pydantic import ValidationError
 
 from orchestration.access import policy
+from orchestration.access.clearance import Viewer
 from orchestration.access.tokens import Authenticated
+from orchestration.catalog.definitions import DefinitionSpec
 from orchestration.db import warehouse
 from orchestration.errors import Invalid
 from orchestration.registry import builder
-from orchestration.registry.definitions import DefinitionSpec
 from orchestration.registry.entities import EntityCreate
 from orchestration.services import registry as registry_service
 
 from ..conftest import PERIOD
 
 JUNE = builder.Window(dt.date(2026, 6, 1), dt.date(2026, 7, 1))
-ANALYST = builder.Viewer(clearance="confidential", unmasked=False, rows_allowed=False)
-ROWS = builder.Viewer(clearance="confidential", unmasked=False, rows_allowed=True)
+ANALYST = Viewer(clearance="confidential", unmasked=False, rows_allowed=False)
+ROWS = Viewer(clearance="confidential", unmasked=False, rows_allowed=True)
 
 
 def _fields(**over):
@@ -158,7 +159,7 @@ def test_a_masked_field_is_masked_in_the_database(conn_module, admin):
     values = [r[0] for r in _run(compiled, "acme")]
     assert values and all(len(v) == 64 and set(v) <= set("0123456789abcdef") for v in values)
     assert compiled.columns[0].masked
-    clear = builder.compile_definition(spec, [masked], builder.Viewer("confidential", True, False), window=JUNE)
+    clear = builder.compile_definition(spec, [masked], Viewer("confidential", True, False), window=JUNE)
     assert {r[0] for r in _run(clear, "acme")} <= {"low", "medium", "high", "critical"}
 
 

@@ -56,9 +56,43 @@ def upgrade() -> None:
         -- One live entry per name and owner (system or tenant); archived names can be reused.
         create unique index registry_entities_name on control.registry_entities
             (coalesce(tenant_id, ''), entity_name) where status <> 'archived';
+
+        -- A saved report: a definition (data, never SQL) in versions. A change is a new version;
+        -- runs use the active version, which a second person (an approver) activated.
+        create table control.report_definitions (
+            definition_id  text primary key check (definition_id ~ '^rdef_[0-9a-f]{16}$'),
+            tenant_id      text not null,
+            status         text not null default 'draft'
+                           check (status in ('draft', 'active', 'deprecated', 'archived')),
+            current_version integer not null default 1,
+            active_version integer,
+            created_by     text not null,
+            created_at     timestamptz not null,
+            updated_at     timestamptz not null,
+            activated_at   timestamptz,
+            deprecated_at  timestamptz,
+            archived_at    timestamptz,
+            reason_code    text,
+            reason_text    text
+        );
+        create index report_definitions_tenant on control.report_definitions (tenant_id, definition_id);
+        create table control.report_definition_versions (
+            definition_id    text not null references control.report_definitions,
+            version          integer not null check (version >= 1),
+            spec             jsonb not null,
+            validation_hash  text not null check (validation_hash ~ '^[0-9a-f]{64}$'),
+            -- tenant, verticals and geo scopes the definition was saved under; every run is checked against it
+            security_context jsonb not null,
+            created_by       text not null,
+            created_at       timestamptz not null,
+            activated_by     text,
+            activated_at     timestamptz,
+            primary key (definition_id, version)
+        );
         """
     )
 
 
 def downgrade() -> None:
-    op.execute("drop table control.registry_entities; drop table control.api_tokens;")
+    op.execute("drop table control.report_definition_versions; drop table control.report_definitions;"
+               " drop table control.registry_entities; drop table control.api_tokens;")

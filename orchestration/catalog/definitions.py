@@ -107,3 +107,80 @@ def _is_qualified(name: str) -> bool:
     import re
 
     return re.fullmatch(QUALIFIED, name) is not None
+
+
+DefinitionStatus = Literal["draft", "active", "deprecated", "archived"]
+
+
+class SecurityContext(_Spec):
+    """The context a definition was saved under; every later run is validated against it."""
+
+    tenant_id: str
+    verticals: tuple[str, ...] = ()
+    geo_scopes: tuple[str, ...] = ()
+
+
+class DefinitionVersion(_Spec):
+    definition_id: str
+    version: int
+    spec: DefinitionSpec
+    validation_hash: str
+    security_context: SecurityContext
+    created_by: str
+    created_at: dt.datetime
+    activated_by: str | None = None
+    activated_at: dt.datetime | None = None
+
+
+class Definition(_Spec):
+    """A saved report: its lifecycle, its newest version and the version runs use."""
+
+    definition_id: str
+    tenant_id: str
+    status: DefinitionStatus
+    current_version: int
+    active_version: int | None
+    created_by: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    activated_at: dt.datetime | None = None
+    deprecated_at: dt.datetime | None = None
+    archived_at: dt.datetime | None = None
+    reason_code: str | None = None
+    reason_text: str | None = None
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.definition_id}.v{self.current_version}"'
+
+
+class DefinitionCreate(DefinitionSpec):
+    tenant_id: str | None = Field(default=None, description="needed only when the caller belongs to several tenants")
+
+
+class DefinitionUpdate(_Spec):
+    report_name: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=4000)
+    fields: tuple[str, ...] | None = None
+    filters: tuple[Filter, ...] | None = None
+    group_by: tuple[str, ...] | None = None
+    aggregates: tuple[Aggregate, ...] | None = None
+    sort: tuple[Sort, ...] | None = None
+
+
+class RunParameters(_Spec):
+    """A window of days (first and last inclusive) for a preview or a run."""
+
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
+
+    @model_validator(mode="after")
+    def _window(self) -> RunParameters:
+        if (self.date_from is None) != (self.date_to is None):
+            raise ValueError("give both date_from and date_to (first and last day), or neither")
+        if self.date_from and self.date_to:
+            if self.date_to < self.date_from:
+                raise ValueError("date_to is before date_from")
+            if (self.date_to - self.date_from).days >= 366:
+                raise ValueError("a window is at most 366 days")
+        return self
