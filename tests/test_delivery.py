@@ -22,7 +22,8 @@ from orchestration.delivery import outbox, webhook
 from orchestration.runs import engine
 from orchestration.runs.records import RunOrigin
 from orchestration.runs.request import ReportRequest
-from orchestration.schedules import runtime
+from orchestration.schedules import store as schedule_store
+from tests.helpers.audit import audit_outcomes as audit_rows
 from tests.helpers.dagster import sensor_context
 
 from .servers import SmtpHandler, free_port
@@ -111,7 +112,7 @@ def schedule_id(built):
     from orchestration.db import warehouse
 
     with warehouse.connection() as conn:
-        sid = runtime.create(conn, "compliance_evidence_summary", tenant_id="acme", cron="0 6 1 * *",
+        sid = schedule_store.create(conn, "compliance_evidence_summary", tenant_id="acme", cron="0 6 1 * *",
                                        timezone="UTC", actor=OWNER, reason="monthly evidence for the board",
                                        recipients=["ciso-scheduled@acme.example"])
         # Gate C keys on the schedule, not its state: archive it so no other test's sensor ticks it.
@@ -138,13 +139,6 @@ def acme_domain(built):
 
 def rows(conn, run_id, addresses):
     return {r["address"]: r for r in outbox.list_deliveries(conn, run_id) if r["address"] in addresses}
-
-
-def audit_rows(conn, action, target):
-    with conn, conn.cursor() as cur:
-        cur.execute("select outcome, details from control.audit_log where action = %s and target = %s order by seq",
-                    (action, target))
-        return cur.fetchall()
 
 
 # ---------------------------------------------------------------- e-mail

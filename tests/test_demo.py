@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import psycopg2
@@ -13,9 +12,7 @@ import pytest
 
 from orchestration.artifacts import storage
 from orchestration.catalog import templates
-from orchestration.settings import REPO_ROOT
-
-CLI = str(Path(sys.executable).parent / "nexus-reports")
+from tests.helpers.cli import CLI, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -36,10 +33,6 @@ def demo_env(tmp_path_factory):
     return env
 
 
-def run_cli(env, *args, timeout=900):
-    return subprocess.run([CLI, *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout)
-
-
 def test_help_lists_the_commands():
     out = subprocess.run([CLI, "--help"], capture_output=True, text=True).stdout
     for command in ("seed", "demo", "dev", "build", "manifest"):
@@ -49,14 +42,14 @@ def test_help_lists_the_commands():
 
 
 def test_bad_input_is_one_clear_line(demo_env):
-    proc = run_cli(demo_env, "demo", "--period", "last-june")
+    proc = run_cli("demo", "--period", "last-june", env=demo_env, timeout=900)
     assert proc.returncode != 0
     assert "invalid period 'last-june'" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
 def test_demo_end_to_end_twice(demo_env):
-    first = run_cli(demo_env, "demo", "--tenants", "2", "--incidents", "3000")
+    first = run_cli("demo", "--tenants", "2", "--incidents", "3000", env=demo_env, timeout=900)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     for template in templates.load_all():  # every template, for both tenants
         lines = [l for l in first.stdout.splitlines() if l.split(" ", 1)[0] == template.key]
@@ -70,7 +63,7 @@ def test_demo_end_to_end_twice(demo_env):
     for manifest in manifests:
         assert storage.LocalStore(manifest.parent.parent).verify(manifest.parent.name) == []
 
-    second = run_cli(demo_env, "demo", "--tenants", "2", "--incidents", "3000")
+    second = run_cli("demo", "--tenants", "2", "--incidents", "3000", env=demo_env, timeout=900)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     manifests_after = sorted(home.glob("*/incident_summary/*/*/manifest.json"))
     assert len(manifests_after) == 4  # new runs, same data
@@ -95,7 +88,7 @@ def test_demo_publishes_to_s3_when_an_endpoint_is_configured(demo_env, tmp_path_
         host, port = server.get_host_and_port()
         s3 = {"REPORTS_S3_ENDPOINT": f"http://{host}:{port}", "REPORTS_S3_BUCKET": "demo-reports",
               "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
-        proc = run_cli({**demo_env, **s3}, "demo", "--tenants", "1", "--incidents", "1000")
+        proc = run_cli("demo", "--tenants", "1", "--incidents", "1000", env={**demo_env, **s3}, timeout=900)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         assert "created bucket demo-reports" in proc.stdout and "artifact store: S3 s3://demo-reports" in proc.stdout
         client = boto3.client("s3", endpoint_url=s3["REPORTS_S3_ENDPOINT"], region_name="us-east-1",

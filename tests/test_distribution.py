@@ -21,7 +21,7 @@ from orchestration.delivery import approvals, outbox
 from orchestration.links import service as links
 from orchestration.links import web
 from orchestration.runs import records
-from orchestration.schedules import runtime
+from orchestration.schedules import store as schedule_store
 from tests.helpers.dagster import sensor_context
 
 from .servers import free_port
@@ -72,7 +72,7 @@ def test_restricted_report_reaches_the_inbox_as_links_to_the_redacted_variant(bu
     recipient = f"email:{AUDITOR};external;principal={AUDITOR}"
     with conn, conn.cursor() as cur:
         cur.execute("update control.schedules set state = 'archived' where state <> 'archived'")
-    schedule_id = runtime.create(
+    schedule_id = schedule_store.create(
         conn, TEMPLATE, tenant_id="acme", cron="0 6 1 * *", timezone="UTC", actor="manager@acme.example",
         reason="monthly evidence for the partner audit", recipients=[recipient],
         now=dt.datetime(2026, 6, 30, tzinfo=dt.UTC))

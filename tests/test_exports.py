@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import json
 import tracemalloc
@@ -14,20 +13,12 @@ import pypdf
 import pytest
 
 from orchestration.db import warehouse
-from orchestration.exports import (
-    ChartSpec,
-    Column,
-    KeyFigure,
-    ReportContext,
-    SectionSnapshot,
-    neutralize_formula,
-    safe_url_fetcher,
-    write_csv,
-    write_json,
-    write_pdf,
-    write_xlsx,
-)
-from orchestration.exports.xlsx_export import MAX_CELL_CHARS, TRUNCATION_MARKER
+from orchestration.exports.csv_export import neutralize_formula, write_csv
+from orchestration.exports.json_export import write_json
+from orchestration.exports.pdf_export import safe_url_fetcher, write_pdf
+from orchestration.exports.sections import ChartSpec, Column, KeyFigure, ReportContext, SectionSnapshot
+from orchestration.exports.xlsx_export import MAX_CELL_CHARS, TRUNCATION_MARKER, write_xlsx
+from tests.helpers.files import read_csv
 
 DANGEROUS = ['=HYPERLINK("http://evil.example","x")', "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", "\tleading tab",
              "\rcarriage", '<img src="file:///etc/passwd">']
@@ -78,11 +69,6 @@ def unescape(value):
     return value.replace("_x000D_", "\r") if isinstance(value, str) else value
 
 
-def read_csv(path):
-    with path.open(newline="", encoding="utf-8") as fh:
-        return list(csv.reader(fh))
-
-
 def test_csv_neutralizes_formulas_and_keeps_everything_else(conn, tricky, tmp_path):
     path = tmp_path / "out.csv"
     assert write_csv(conn, tricky, path) == tricky.row_count
@@ -108,7 +94,7 @@ def test_xlsx_text_is_never_a_formula_and_limits_are_visible(conn, tricky, tmp_p
     assert [c.value for c in sheet[1]] == ["Tenant", "Label", "Amount", "Day"]
     cells = [row[1] for row in sheet.iter_rows(min_row=2)]
     assert len(cells) == tricky.row_count
-    for cell, text in zip(cells, DANGEROUS):
+    for cell, text in zip(cells, DANGEROUS, strict=False):  # DANGEROUS rows come first
         assert cell.data_type == "s" and unescape(cell.value) == text  # the original text, as text
     assert cells[len(DANGEROUS) + 3].value == "a\ufffdb"  # XML-illegal control char replaced visibly
     long_value = cells[-1].value
@@ -125,8 +111,9 @@ def test_xlsx_values_equal_csv_values(conn, tricky, tmp_path):
     write_xlsx(conn, report(), [tricky], tmp_path / "a.xlsx")
     csv_rows = read_csv(tmp_path / "a.csv")[1:]
     sheet = openpyxl.load_workbook(tmp_path / "a.xlsx")["Section tricky"]
-    for csv_row, xlsx_row in zip(csv_rows, sheet.iter_rows(min_row=2, values_only=True)):
-        label = csv_row[1][1:] if csv_row[1].startswith("'") and csv_row[1][1:].startswith(("=", "+", "-", "@", "\t", "\r")) else csv_row[1]
+    for csv_row, xlsx_row in zip(csv_rows, sheet.iter_rows(min_row=2, values_only=True), strict=True):
+        neutralized = csv_row[1].startswith("'") and csv_row[1][1:].startswith(("=", "+", "-", "@", "\t", "\r"))
+        label = csv_row[1][1:] if neutralized else csv_row[1]
         if xlsx_row[1] is not None and len(label) <= MAX_CELL_CHARS and "\x01" not in label:
             assert unescape(xlsx_row[1]) == label
         assert (float(csv_row[2]) if csv_row[2] else None) == xlsx_row[2]
@@ -219,7 +206,7 @@ def test_line_chart_breaks_at_missing_values_instead_of_drawing_zero():
 
     spec = ChartSpec(section="s", kind="line", x="day", y=("pct",), title="SLA met per day")
     days = [dt.date(2026, 6, d) for d in range(1, 6)]
-    svg = render_svg(spec, ["day", "pct"], list(zip(days, [90, 95, None, 80, 85])))
+    svg = render_svg(spec, ["day", "pct"], list(zip(days, [90, 95, None, 80, 85], strict=True)))
     assert svg.count("<polyline") == 2  # two runs either side of the day without data
     bottom = 240 - 46  # HEIGHT - BOTTOM: where a zero would be drawn
     assert f",{bottom}.0" not in svg.split("<polyline", 1)[1]
@@ -233,7 +220,7 @@ def test_xlsx_continues_on_a_numbered_sheet_past_the_row_limit(conn, tricky, tmp
     section = tricky
     xlsx_export.write_xlsx(conn, report(), [section], tmp_path / "split.xlsx")
     book = openpyxl.load_workbook(tmp_path / "split.xlsx", read_only=True)
-    data = [ws for ws in book.worksheets[1:]]
+    data = list(book.worksheets[1:])
     assert [ws.title for ws in data][:2] == ["Section tricky", "Section tricky (2)"]
     assert sum(ws.max_row - 1 for ws in data) == section.row_count
     book.close()
@@ -248,5 +235,5 @@ def test_bench_prints_every_format_with_its_ratio(built):
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    assert [l.split()[0] for l in lines[1:]] == ["(idle)", "copy", "csv", "json", "xlsxwriter", "xlsx", "pdf"]
+    assert [line.split()[0] for line in lines[1:]] == ["(idle)", "copy", "csv", "json", "xlsxwriter", "xlsx", "pdf"]
     assert "x raw COPY" in out.stdout and "x bare xlsxwriter" in out.stdout

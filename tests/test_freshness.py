@@ -15,7 +15,7 @@ from pypdf import PdfReader
 
 from orchestration.access import policy
 from orchestration.catalog import templates
-from orchestration.runs import engine, failures, freshness, publish, records
+from orchestration.runs import corrections, engine, failures, freshness, publish, records
 from orchestration.runs.records import RunOrigin
 from orchestration.runs.request import ReportRequest
 from orchestration.services import runs as run_service
@@ -96,7 +96,7 @@ def test_stale_source_publishes_degraded_everywhere_then_a_correction_supersedes
     assert degraded.manifest["degraded"]["degraded"] is True
 
     # Not fresh yet: nothing to do. Then the feed catches up and the sensor asks for a correction.
-    assert degraded.run_id not in [c.run.run_id for c in freshness.due_corrections(conn)]
+    assert degraded.run_id not in [c.run.run_id for c in corrections.due_corrections(conn)]
     from orchestration.definitions import defs
 
     late_health = {"event_id": 990_000_001, "tenant_id": "globex", "connector_id": "globex-c01",
@@ -130,7 +130,7 @@ def test_late_row_inside_a_published_window_asks_for_a_correction_and_outside_do
     published = engine.run_report(template, request)
 
     def due_for_it():
-        return [c for c in freshness.due_corrections(conn) if c.run.run_id == published.run_id]
+        return [c for c in corrections.due_corrections(conn) if c.run.run_id == published.run_id]
 
     assert due_for_it() == []
     outside = incident(990_000_010, "initech", "2026-05-10 10:00+00", "2026-07-03 08:00+00")
@@ -140,7 +140,7 @@ def test_late_row_inside_a_published_window_asks_for_a_correction_and_outside_do
         with raw_rows(conn, "incidents", [inside]):
             (due,) = due_for_it()
             assert due.reason == "late-arriving data: 1 late rows in incidents"
-            config = freshness.correction_config(due.run, policy.SCHEDULER)
+            config = corrections.correction_config(due.run, policy.SCHEDULER)
             assert (config["trigger"], config["supersedes"], config["period"]) == ("correction", published.run_id, PERIOD)
             correction = engine.run_report(
                 template, ReportRequest.for_period(template, "initech", PERIOD, requester=policy.SCHEDULER,
@@ -159,8 +159,8 @@ def test_flag_policy_marks_the_run_and_audits_once(built, conn):
     late = incident(990_000_020, "acme", "2026-06-11 10:00+00", "2026-07-04 08:00+00")
     late["attack_technique_id"] = "T1566"
     with raw_rows(conn, "incidents", [late]):
-        assert published.run_id not in [c.run.run_id for c in freshness.due_corrections(conn)]
-        freshness.due_corrections(conn)  # a second look flags nothing new
+        assert published.run_id not in [c.run.run_id for c in corrections.due_corrections(conn)]
+        corrections.due_corrections(conn)  # a second look flags nothing new
     record = records.get_run(conn, published.run_id)
     assert record.late_data_at is not None and record.superseded_by is None
     with conn, conn.cursor() as cur:

@@ -10,10 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import http.client
-import os
 import secrets
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -29,7 +27,8 @@ from orchestration.links import service as links
 from orchestration.links import web
 from orchestration.runs import engine
 from orchestration.runs.request import ReportRequest
-from orchestration.settings import REPO_ROOT
+from tests.helpers.audit import audit_rows
+from tests.helpers.cli import run_cli as cli
 
 from .conftest import PERIOD
 
@@ -121,13 +120,6 @@ def manifest_entry(published, fmt: str) -> dict:
 
 def events(conn, link_id):
     return links.access_events(conn, link_id=link_id)
-
-
-def audit_rows(conn, target: str) -> list[tuple]:
-    with conn, conn.cursor() as cur:
-        cur.execute("select actor, action, outcome, tenant_id, details from control.audit_log where target = %s order by seq",
-                    (target,))
-        return cur.fetchall()
 
 
 def share(conn, published, fmt="csv", principal="analyst@acme.example", actor="manager@acme.example", **kw):
@@ -344,11 +336,6 @@ def test_a_link_whose_principal_moved_tenant_is_403(conn, runs, server):
 
 
 # ---------------------------------------------------------------- command line
-
-
-def cli(*args, env=None):
-    return subprocess.run([CLI, *args], cwd=REPO_ROOT, env={**os.environ, **(env or {})},
-                          capture_output=True, text=True, timeout=120)
 
 
 def test_links_from_the_command_line(conn, runs, server):

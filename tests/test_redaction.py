@@ -16,7 +16,7 @@ from orchestration.access import policy as access
 from orchestration.catalog import templates
 from orchestration.exports import redaction
 from orchestration.governance import lifecycle
-from orchestration.runs import engine, failures, publish, records
+from orchestration.runs import engine, failures, records
 from orchestration.runs.request import ReportRequest
 
 from .conftest import PERIOD
@@ -137,7 +137,7 @@ def test_gate_a_refuses_a_rule_on_a_field_that_does_not_exist(built, conn):
 def test_a_file_that_does_not_read_back_as_the_snapshot_is_not_published(built, conn, monkeypatch):
     """The CSV writer is swapped for one that drops the last row (the one stand-in here): the
     output check catches it, the run fails as format_error and nothing is published."""
-    from orchestration.exports import csv_export
+    from orchestration.exports import csv_export, formats
 
     real = csv_export.write_csv
 
@@ -147,7 +147,7 @@ def test_a_file_that_does_not_read_back_as_the_snapshot_is_not_published(built, 
         path.write_text("".join(lines[:-1]))
         return count
 
-    monkeypatch.setattr(publish, "write_csv", short_by_one)
+    monkeypatch.setattr(formats, "write_csv", short_by_one)  # what the csv record calls
     template = templates.load("incident_summary")
     with pytest.raises(failures.RunFailed) as failed:
         run(template, tenant="initech")

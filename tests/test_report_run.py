@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import csv
 import json
 
 import openpyxl
 import psycopg2
 import pytest
 
-from orchestration.access import policy
 from orchestration.artifacts import storage
 from orchestration.catalog import templates
 from orchestration.db import warehouse
-from orchestration.governance import lifecycle as governance
 from orchestration.runs import admission, engine, failures, periods, publish, records, snapshot
 from orchestration.runs.request import ReportRequest
+from tests.helpers.files import read_csv
+from tests.helpers.governance import approved_variant
 
 from .conftest import PERIOD, analyst
 
@@ -29,14 +28,6 @@ def template():
 def published(built, template, tenant_ids):
     request = ReportRequest.for_period(template, tenant_ids[0], PERIOD, requester=analyst(tenant_ids[0]))
     return engine.run_report(template, request)
-
-
-def approved_variant(conn, template, version: int, sections):
-    """Submit and approve a changed copy of the template as a new version (the real lifecycle)."""
-    variant = template.model_copy(update={"version": version, "sections": sections})
-    governance.submit(conn, variant, actor=policy.PLATFORM_OWNER)
-    governance.approve(conn, variant.key, version, actor=policy.APPROVERS[1])
-    return variant
 
 
 def independent_summary(conn, tenant: str, start, end) -> list[list[str]]:
@@ -70,11 +61,6 @@ def independent_summary(conn, tenant: str, start, end) -> list[list[str]]:
             {"t": tenant, "s": start, "e": end},
         )
         return [["" if v is None else str(v) for v in row] for row in cur.fetchall()]
-
-
-def read_csv(path):
-    with path.open(newline="", encoding="utf-8") as fh:
-        return list(csv.reader(fh))
 
 
 def test_all_four_files_and_manifest_are_published(published, tenant_ids):
@@ -194,7 +180,7 @@ def test_gate_b_catches_another_tenants_row(built, conn, template, tenant_ids, a
         s.model_copy(update={"sql": leaky}) if s.name == "by_status" else s for s in template.sections
     )
     # It compiles and has the declared columns, so Gate A lets it through: Gate B must stop it.
-    bad = approved_variant(conn, template, 90, sections)
+    bad = approved_variant(conn, template, 90, sections=sections)
     request = ReportRequest.for_period(bad, victim, PERIOD, requester=analyst(victim))
     with pytest.raises(failures.RunFailed) as failed:
         engine.run_report(bad, request)

@@ -14,11 +14,11 @@ import pytest
 from orchestration.access import policy
 from orchestration.catalog import templates
 from orchestration.dev import faults
-from orchestration.governance import lifecycle
 from orchestration.runs import engine, failures, periods, publish, records, supervisor
 from orchestration.runs.records import RunOrigin
 from orchestration.runs.request import ReportRequest
 from orchestration.settings import REPO_ROOT, get_settings
+from tests.helpers.governance import approved_variant
 
 from .conftest import PERIOD, analyst
 
@@ -33,13 +33,6 @@ def template():
 def request_for(template, tenant="acme", **kwargs):
     kwargs.setdefault("requester", analyst(tenant))
     return ReportRequest.for_period(template, tenant, PERIOD, **kwargs)
-
-
-def approved_variant(conn, template, version: int, **changes):
-    variant = template.model_copy(update={"version": version, **changes})
-    lifecycle.submit(conn, variant, actor=policy.PLATFORM_OWNER)
-    lifecycle.approve(conn, variant.key, version, actor=policy.APPROVERS[1])
-    return variant
 
 
 def leftovers(record) -> dict:

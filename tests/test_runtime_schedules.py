@@ -12,9 +12,11 @@ import dagster as dg
 import pytest
 
 from orchestration.access import policy as access
+from orchestration.access import tenants
 from orchestration.catalog import templates
 from orchestration.governance import lifecycle as governance
-from orchestration.schedules import runtime as rs
+from orchestration.schedules import evaluation, store, timing
+from tests.helpers.audit import audit_rows
 from tests.helpers.dagster import sensor_context
 
 UTC = dt.UTC
@@ -52,23 +54,14 @@ def only_this_tests_schedules(built, conn):
 
 
 def make(conn, tenant="acme", *, cron="0 6 * * *", timezone="UTC", actor=None, now=T0, **kwargs) -> int:
-    return rs.create(conn, TEMPLATE, tenant_id=tenant, cron=cron, timezone=timezone,
+    return store.create(conn, TEMPLATE, tenant_id=tenant, cron=cron, timezone=timezone,
                      actor=actor or manager(tenant), reason="weekly ops review", now=now, **kwargs)
 
 
 def outcomes(conn, schedule_id):
-    rows = rs.ticks(conn, schedule_id)
+    rows = store.ticks(conn, schedule_id)
     conn.rollback()
     return [(r["tick_at"], r["outcome"]) for r in rows]
-
-
-def audit_rows(conn, target):
-    with conn.cursor() as cur:
-        cur.execute("select actor, action, outcome, tenant_id, details from control.audit_log where target = %s order by seq",
-                    (target,))
-        rows = cur.fetchall()
-    conn.rollback()
-    return rows
 
 
 # ------------------------------------------------------------------ create
@@ -90,15 +83,15 @@ def audit_rows(conn, target):
 def test_create_refuses_with_a_clear_reason(conn, changes, message):
     args = {"template": TEMPLATE, "tenant": "acme", "cron": "0 6 * * 1", "timezone": "Europe/Berlin",
             "reason": "ops review", **changes}
-    with pytest.raises(rs.ScheduleError, match=re.escape(message)) as err:
-        rs.create(conn, args.pop("template"), tenant_id=args.pop("tenant"), actor=manager("acme"), **args)
+    with pytest.raises(store.ScheduleError, match=re.escape(message)) as err:
+        store.create(conn, args.pop("template"), tenant_id=args.pop("tenant"), actor=manager("acme"), **args)
     assert "\n" not in str(err.value)
 
 
 def test_create_refuses_an_unapproved_version(conn):
     draft = templates.load(TEMPLATE, 1).model_copy(update={"version": 410, "title": "Scheduled draft"})
     governance.submit(conn, draft, actor=access.PLATFORM_OWNER)
-    with pytest.raises(rs.ScheduleError, match="incident_summary v410 is draft: only an approved version can be scheduled"):
+    with pytest.raises(store.ScheduleError, match="incident_summary v410 is draft: only an approved version can be scheduled"):
         make(conn, version=410)
 
 
@@ -112,13 +105,13 @@ def test_create_refuses_and_audits_an_actor_who_may_not_schedule_for_the_tenant(
         make(conn, actor=actor)
     rows = audit_rows(conn, f"schedule of {TEMPLATE} for acme")
     assert rows[-1][:4] == (actor, "schedule.denied", "denied", "acme") and why in rows[-1][4]["reason"]
-    assert rs.list_schedules(conn, tenant_id="acme", states=["active"]) == []
+    assert store.list_schedules(conn, tenant_id="acme", states=["active"]) == []
 
 
 def test_create_stores_the_schedule_and_audits_it(conn):
     sid = make(conn, tenant="globex", cron="0  6 * * 1", timezone="Europe/Berlin", formats=["csv", "pdf"],
                recipients=["soc-leads@globex.example"], actor="tenant_admin@globex.example")
-    s = rs.get(conn, sid)
+    s = store.get(conn, sid)
     assert (s["template_key"], s["template_version"], s["cron"], s["state"], s["catch_up"], s["allow_overlap"]) == (
         TEMPLATE, 1, "0 6 * * 1", "active", "skip", False)
     assert s["formats"] == ["csv", "pdf"] and s["recipients"] == ["soc-leads@globex.example"]
@@ -132,19 +125,19 @@ def test_create_stores_the_schedule_and_audits_it(conn):
 
 def test_pause_resume_archive_are_audited_and_an_archived_schedule_never_ticks(conn):
     sid = make(conn, cron="0 6 * * *")
-    rs.pause(conn, sid, actor=manager("acme"), reason="tenant migration this week")
-    assert rs.evaluate(conn, at(2026, 7, 1, 6, 0, 30), no_runs).requests == []  # paused: nothing
-    rs.resume(conn, sid, actor="tenant_admin@acme.example", reason="migration done", now=at(2026, 7, 3, 12))
+    store.pause(conn, sid, actor=manager("acme"), reason="tenant migration this week")
+    assert evaluation.evaluate(conn, at(2026, 7, 1, 6, 0, 30), no_runs).requests == []  # paused: nothing
+    store.resume(conn, sid, actor="tenant_admin@acme.example", reason="migration done", now=at(2026, 7, 3, 12))
     # ticks of the paused stretch (2 and 3 July) are not caught up; 4 July runs
-    result = rs.evaluate(conn, at(2026, 7, 4, 6, 0, 30), no_runs)
+    result = evaluation.evaluate(conn, at(2026, 7, 4, 6, 0, 30), no_runs)
     assert [r.tick_at for r in result.requests] == [at(2026, 7, 4, 6)]
-    rs.archive(conn, sid, actor=manager("acme"), reason="replaced by the weekly one")
-    assert rs.evaluate(conn, at(2026, 7, 5, 6, 0, 30), no_runs).requests == []
+    store.archive(conn, sid, actor=manager("acme"), reason="replaced by the weekly one")
+    assert evaluation.evaluate(conn, at(2026, 7, 5, 6, 0, 30), no_runs).requests == []
     assert outcomes(conn, sid) == [(at(2026, 7, 4, 6), "requested")]
-    with pytest.raises(rs.ScheduleError, match=f"schedule {sid} is archived: only a schedule that is paused can be resumed"):
-        rs.resume(conn, sid, actor=manager("acme"), reason="oops")
-    with pytest.raises(rs.ScheduleError, match="needs a reason"):
-        rs.pause(conn, sid, actor=manager("acme"), reason="")
+    with pytest.raises(store.ScheduleError, match=f"schedule {sid} is archived: only a schedule that is paused can be resumed"):
+        store.resume(conn, sid, actor=manager("acme"), reason="oops")
+    with pytest.raises(store.ScheduleError, match="needs a reason"):
+        store.pause(conn, sid, actor=manager("acme"), reason="")
     changes = [(a, act, d.get("reason"), d.get("to")) for a, act, _, _, d in audit_rows(conn, f"schedule {sid}")]
     assert changes == [
         (manager("acme"), "schedule.create", "weekly ops review", None),
@@ -157,8 +150,8 @@ def test_pause_resume_archive_are_audited_and_an_archived_schedule_never_ticks(c
 def test_only_a_scheduler_of_the_tenant_may_pause(conn):
     sid = make(conn)
     with pytest.raises(access.AccessDenied, match="not a member of tenant acme"):
-        rs.pause(conn, sid, actor=manager("globex"), reason="not mine")
-    assert rs.get(conn, sid)["state"] == "active"
+        store.pause(conn, sid, actor=manager("globex"), reason="not mine")
+    assert store.get(conn, sid)["state"] == "active"
     assert audit_rows(conn, f"schedule {sid}")[-1][1:3] == ("schedule.denied", "denied")
 
 
@@ -168,30 +161,30 @@ def test_only_a_scheduler_of_the_tenant_may_pause(conn):
 def test_one_tick_is_one_run_request_however_often_it_is_evaluated(conn):
     sid = make(conn, cron="0 6 * * *", formats=["pdf"])
     now = at(2026, 7, 1, 6, 0, 30)
-    first = rs.evaluate(conn, now, no_runs)
+    first = evaluation.evaluate(conn, now, no_runs)
     assert len(first.requests) == 1
     request = first.requests[0]
     assert request.run_key == f"rs:{sid}:2026-07-01T06:00:00Z"
     assert (request.template_key, request.tenant_id, request.period_key) == (TEMPLATE, "acme", "2026-06-01")
     assert request.tags == {"nexus/trigger": "schedule", "nexus/requester": access.SCHEDULER,
                             "nexus/schedule_id": str(sid), "nexus/tick_at": "2026-07-01T06:00:00Z", "nexus/formats": "pdf"}
-    assert rs.evaluate(conn, now, no_runs).requests == []  # same instant again: nothing new
-    assert rs.evaluate(conn, now + dt.timedelta(seconds=30), no_runs).requests == []
+    assert evaluation.evaluate(conn, now, no_runs).requests == []  # same instant again: nothing new
+    assert evaluation.evaluate(conn, now + dt.timedelta(seconds=30), no_runs).requests == []
     assert outcomes(conn, sid) == [(at(2026, 7, 1, 6), "requested")]
-    assert rs.run_key(sid, at(2026, 7, 1, 6)) == request.run_key  # stable across evaluations and restarts
+    assert timing.run_key(sid, at(2026, 7, 1, 6)) == request.run_key  # stable across evaluations and restarts
 
 
 def test_a_tick_while_the_previous_run_is_active_is_skipped_unless_overlap_is_allowed(conn):
     strict = make(conn, cron="0 6 * * *")
     relaxed = make(conn, "globex", cron="0 6 * * *", allow_overlap=True)
-    result = rs.evaluate(conn, at(2026, 7, 1, 6, 1), busy)
+    result = evaluation.evaluate(conn, at(2026, 7, 1, 6, 1), busy)
     assert [r.schedule_id for r in result.requests] == [relaxed]
     assert outcomes(conn, strict) == [(at(2026, 7, 1, 6), "skipped_overlap")]
-    assert rs.ticks(conn, strict)[0]["reason"] == "a run of this schedule is still active"
+    assert store.ticks(conn, strict)[0]["reason"] == "a run of this schedule is still active"
     conn.rollback()
     assert outcomes(conn, relaxed) == [(at(2026, 7, 1, 6), "requested")]
     # the next day the previous run is done: the strict schedule runs again
-    assert [r.schedule_id for r in rs.evaluate(conn, at(2026, 7, 2, 6, 1), no_runs).requests] == [strict, relaxed]
+    assert [r.schedule_id for r in evaluation.evaluate(conn, at(2026, 7, 2, 6, 1), no_runs).requests] == [strict, relaxed]
 
 
 @pytest.mark.parametrize("policy,now,requested", [
@@ -202,7 +195,7 @@ def test_a_tick_while_the_previous_run_is_active_is_skipped_unless_overlap_is_al
 ])
 def test_catch_up_policy(conn, policy, now, requested):
     sid = make(conn, cron="0 * * * *", catch_up=policy)
-    result = rs.evaluate(conn, now, no_runs)
+    result = evaluation.evaluate(conn, now, no_runs)
     assert [r.tick_at for r in result.requests] == requested
     expected = [(at(2026, 7, 1, h), "requested" if at(2026, 7, 1, h) in requested else "skipped_catch_up")
                 for h in range(1, 6)]
@@ -233,7 +226,7 @@ def test_catch_up_policy(conn, policy, now, requested):
      [at(2026, 11, 1, 5, 30), at(2026, 11, 2, 6, 30)]),
 ])
 def test_daylight_saving_days_fire_once_at_the_local_time(cron, tz, start, end, expected):
-    assert rs.due_ticks(cron, tz, start, end) == expected
+    assert timing.due_ticks(cron, tz, start, end) == expected
 
 
 def test_across_the_spring_forward_night_the_sensor_requests_one_run(conn):
@@ -241,7 +234,7 @@ def test_across_the_spring_forward_night_the_sensor_requests_one_run(conn):
     sid = make(conn, cron="30 2 * * *", timezone="Europe/Berlin", now=at(2026, 3, 28, 20))
     now, requested = at(2026, 3, 28, 20), []
     while now <= at(2026, 3, 30, 3):
-        requested += [r.tick_at for r in rs.evaluate(conn, now, no_runs, on_time=dt.timedelta(minutes=25)).requests]
+        requested += [r.tick_at for r in evaluation.evaluate(conn, now, no_runs, on_time=dt.timedelta(minutes=25)).requests]
         now += dt.timedelta(minutes=20)
     assert requested == [at(2026, 3, 29, 1, 30), at(2026, 3, 30, 0, 30)]
     assert [o for _, o in outcomes(conn, sid)] == ["requested", "requested"]
@@ -255,10 +248,10 @@ def test_tick_is_refused_and_recorded_when_the_owner_was_deactivated(conn):
     access.upsert_principal(conn, owner, roles=["manager"], tenants=["acme"], actor="tenant_admin@acme.example")
     sid = make(conn, actor=owner)
     access.deactivate(conn, owner, actor="tenant_admin@acme.example")
-    result = rs.evaluate(conn, at(2026, 7, 1, 6, 0, 30), no_runs)
+    result = evaluation.evaluate(conn, at(2026, 7, 1, 6, 0, 30), no_runs)
     assert result.requests == []
     assert outcomes(conn, sid) == [(at(2026, 7, 1, 6), "refused")]
-    assert "deactivated" in rs.ticks(conn, sid)[0]["reason"]
+    assert "deactivated" in store.ticks(conn, sid)[0]["reason"]
     conn.rollback()
     actor, action, outcome, tenant, details = audit_rows(conn, f"schedule {sid}")[-1]
     assert (actor, action, outcome, tenant) == (access.SCHEDULER, "schedule.tick_refused", "denied", "acme")
@@ -270,12 +263,12 @@ def test_tick_is_refused_when_the_owner_lost_the_role_or_the_tenant_is_gone(conn
     access.upsert_principal(conn, owner, roles=["manager"], tenants=["acme"], actor="tenant_admin@acme.example")
     sid = make(conn, actor=owner)
     access.upsert_principal(conn, owner, roles=["analyst"], tenants=["acme"], actor="tenant_admin@acme.example")
-    assert rs.evaluate(conn, at(2026, 7, 1, 6, 0, 30), no_runs).requests == []
-    assert "none of the roles that may schedule" in rs.ticks(conn, sid)[-1]["reason"]
+    assert evaluation.evaluate(conn, at(2026, 7, 1, 6, 0, 30), no_runs).requests == []
+    assert "none of the roles that may schedule" in store.ticks(conn, sid)[-1]["reason"]
     access.upsert_principal(conn, owner, roles=["manager"], tenants=["acme"], actor="tenant_admin@acme.example")
-    monkeypatch.setattr(rs.tenants, "list_tenant_ids", lambda conn: ["globex", "initech"])
-    assert rs.evaluate(conn, at(2026, 7, 2, 6, 0, 30), no_runs).requests == []
-    assert rs.ticks(conn, sid)[-1]["reason"] == "tenant acme no longer exists"
+    monkeypatch.setattr(tenants, "list_tenant_ids", lambda conn: ["globex", "initech"])
+    assert evaluation.evaluate(conn, at(2026, 7, 2, 6, 0, 30), no_runs).requests == []
+    assert store.ticks(conn, sid)[-1]["reason"] == "tenant acme no longer exists"
     conn.rollback()
     assert [o for _, o in outcomes(conn, sid)] == ["refused", "refused"]
 
@@ -342,7 +335,8 @@ def test_schedules_from_the_command_line(conn):
     base = ["create", TEMPLATE, "--tenant", "acme", "--cron", "0 6 * * 1", "--as", manager("acme"), "--reason", "Monday review"]
     bad_zone = cli(*base, "--timezone", "Europe/Berlinn")
     assert bad_zone.exit_code == 1 and "Traceback" not in bad_zone.output
-    assert bad_zone.output.strip() == "Error: unknown time zone 'Europe/Berlinn': expected an IANA name such as Europe/Berlin or UTC"
+    assert bad_zone.output.strip() == ("Error: unknown time zone 'Europe/Berlinn': "
+                                       "expected an IANA name such as Europe/Berlin or UTC")
     denied = cli(*base[:-4], "--timezone", "Europe/Berlin", "--as", "viewer@acme.example", "--reason", "x")
     assert denied.exit_code == 1 and "may not schedule" in denied.output and len(denied.output.strip().splitlines()) == 1
 
@@ -353,7 +347,8 @@ def test_schedules_from_the_command_line(conn):
     assert f"schedule {sid}: {TEMPLATE} v1 for acme at '0 6 * * 1' Europe/Berlin, formats csv,pdf; active" in created.output
 
     listed = cli("list", "--tenant", "acme")
-    assert listed.exit_code == 0 and any(line.split()[:1] == [str(sid)] and "latest" in line for line in listed.output.splitlines())
+    assert listed.exit_code == 0
+    assert any(line.split()[:1] == [str(sid)] and "latest" in line for line in listed.output.splitlines())
 
     paused = cli("pause", str(sid), "--as", manager("acme"), "--reason", "holiday")
     assert paused.exit_code == 0 and f"schedule {sid} paused by {manager('acme')}: holiday" in paused.output

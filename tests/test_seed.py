@@ -19,6 +19,7 @@ import pytest
 
 from orchestration.db import warehouse
 from orchestration.dev import seed as seeding
+from orchestration.dev.sample_data import incidents, vocabulary
 
 END = dt.date(2026, 7, 1)
 START = END - dt.timedelta(days=182)
@@ -164,9 +165,10 @@ def test_generated_bytes_do_not_depend_on_the_process():
     script = textwrap.dedent("""
         import datetime as dt, hashlib, sys
         from orchestration.dev import seed as s
-        world = s._World(4, 5, dt.date(2025, 3, 1))
+        from orchestration.dev.sample_data.world import World
+        world = World(4, 5, dt.date(2025, 3, 1))
         digest = hashlib.md5()
-        for table, columns, chunks in s._loads(world, 2000):
+        for table, columns, chunks in s.loads(world, 2000):
             digest.update(table.encode())
             for chunk in chunks():
                 digest.update(chunk)
@@ -223,7 +225,7 @@ def test_incident_ids_follow_opening_time(conn, seeded):
 def test_sla_targets_follow_severity(conn, seeded):
     rows = _rows(conn, "select distinct severity, sla_ack_minutes, sla_resolve_minutes from raw.incidents")
     assert sorted(rows) == sorted(
-        (s, seeding.SLA_ACK_MINUTES[s], seeding.SLA_RESOLVE_MINUTES[s]) for s in seeding.SEVERITIES)
+        (s, vocabulary.SLA_ACK_MINUTES[s], vocabulary.SLA_RESOLVE_MINUTES[s]) for s in vocabulary.SEVERITIES)
 
 
 def test_assignee_and_technique_exist_and_match_tenant(conn, seeded):
@@ -251,7 +253,7 @@ def test_every_tenant_has_incidents_every_month_and_volumes_differ(conn, seeded)
 
 def test_severity_mix_and_technique_skew(conn, seeded):
     mix = dict(_rows(conn, "select severity, count(*)::float / %s from raw.incidents group by 1", (INCIDENTS,)))
-    for severity, weight in zip(seeding.SEVERITIES, seeding.SEVERITY_WEIGHTS):
+    for severity, weight in zip(vocabulary.SEVERITIES, vocabulary.SEVERITY_WEIGHTS, strict=True):
         assert abs(mix[severity] - weight / 100) < 0.04, (severity, mix[severity])
     shares = [n for (n,) in _rows(
         conn, "select count(*) from raw.incidents group by attack_technique_id order by 1 desc")]
@@ -277,26 +279,26 @@ def test_recent_incidents_are_more_often_open_and_sla_is_sometimes_breached(conn
 
 
 def test_some_titles_are_tricky_at_the_default_rate(conn, seeded):
-    tricky = _one(conn, "select count(*) from raw.incidents where title = any(%s)", (seeding.TRICKY_TITLES,))
+    tricky = _one(conn, "select count(*) from raw.incidents where title = any(%s)", (vocabulary.TRICKY_TITLES,))
     assert 1 <= tricky <= 20  # about 1 in 500 of 3,000
     normal = {title for (title,) in _rows(conn, "select distinct title from raw.incidents")}
-    normal -= set(seeding.TRICKY_TITLES)
+    normal -= set(vocabulary.TRICKY_TITLES)
     assert all(title.isprintable() and title.strip() == title for title in normal)
 
 
 def test_tricky_titles_arrive_byte_exact(conn, seeded, monkeypatch):
-    monkeypatch.setattr(seeding, "TRICKY_TITLE_SHARE", 0.2)
+    monkeypatch.setattr(incidents, "TRICKY_TITLE_SHARE", 0.2)  # read where titles are drawn
     try:
         seeding.seed(conn, **ARGS)
         stored = _rows(conn, "select distinct title, md5(title), octet_length(title) from raw.incidents "
-                             "where title = any(%s)", (seeding.TRICKY_TITLES,))
-        assert {title for title, _, _ in stored} == set(seeding.TRICKY_TITLES)
+                             "where title = any(%s)", (vocabulary.TRICKY_TITLES,))
+        assert {title for title, _, _ in stored} == set(vocabulary.TRICKY_TITLES)
         for title, digest, size in stored:
             assert digest == hashlib.md5(title.encode()).hexdigest()
             assert size == len(title.encode())
         # Nothing else was mangled into a near miss (stripped, unquoted, split at the newline).
         shares = _rows(conn, "select count(*) filter (where title = any(%s)), count(*) from raw.incidents",
-                       (seeding.TRICKY_TITLES,))[0]
+                       (vocabulary.TRICKY_TITLES,))[0]
         assert 0.15 < shares[0] / shares[1] < 0.25
     finally:
         monkeypatch.undo()
@@ -346,9 +348,9 @@ def test_tenants_analysts_and_connectors(conn, seeded):
     for tenant_id, name, plan, timezone, created in _rows(
             conn, "select tenant_id, name, plan, timezone, created_at from raw.tenants"):
         assert tenant_id in seeding.tenant_ids(TENANTS) and name and name != tenant_id
-        assert plan in ("standard", "enterprise") and timezone in seeding.TIMEZONES
+        assert plan in ("standard", "enterprise") and timezone in vocabulary.TIMEZONES
         assert created.date() < START - dt.timedelta(days=60)
-    for tenant_id, analysts, teams, bad_emails in _rows(conn, """
+    for _tenant_id, analysts, teams, bad_emails in _rows(conn, """
             select tenant_id, count(*), count(distinct team),
                    count(*) filter (where email not like '%%@' || tenant_id || '.example.com'
                                        or email !~ '^[a-z0-9.-]+@')
@@ -357,10 +359,10 @@ def test_tenants_analysts_and_connectors(conn, seeded):
     assert _one(conn, "select count(*) - count(distinct email) from raw.analysts") == 0
     assert _one(conn, """select count(*) from raw.analysts a join raw.tenants t using (tenant_id)
                          where a.hired_at < t.created_at::date or a.hired_at >= %s""", (START,)) == 0
-    for tenant_id, connectors, kinds in _rows(conn, """
+    for _tenant_id, connectors, kinds in _rows(conn, """
             select tenant_id, count(*), array_agg(distinct kind) from raw.connectors group by 1"""):
         assert 5 <= connectors <= 12
-        assert {"edr", "siem"} <= set(kinds) <= set(seeding.CONNECTOR_KINDS)
+        assert {"edr", "siem"} <= set(kinds) <= set(vocabulary.CONNECTOR_KINDS)
     assert _one(conn, "select count(*) from raw.connectors where connector_id not like tenant_id || '-c%%'") == 0
 
 
@@ -388,7 +390,7 @@ def test_detections_controls_and_evidence(conn, seeded):
     enabled = dict(_rows(conn, "select enabled, count(*) from raw.detections group by 1"))
     assert enabled.get(True, 0) > enabled.get(False, 0) > 0
     covered = [n for (n,) in _rows(conn, "select count(distinct technique_id) from raw.detections group by tenant_id")]
-    assert len(covered) == TENANTS and all(5 <= n < len(seeding.TECHNIQUES) for n in covered)
+    assert len(covered) == TENANTS and all(5 <= n < len(vocabulary.TECHNIQUES) for n in covered)
 
     for n, frameworks in _rows(conn, "select count(*), array_agg(distinct framework) from raw.compliance_controls "
                                      "group by tenant_id"):
@@ -436,7 +438,7 @@ def _duplicate_key(world, n):
 @pytest.mark.parametrize("broken, error", [(_generator_breaks, "^generator broke$"), (_duplicate_key, "duplicate key")])
 def test_failure_midway_keeps_the_previous_data(conn, seeded, monkeypatch, broken, error):
     before = _fingerprints(conn)
-    monkeypatch.setattr(seeding, "_alert_lines", broken)
+    monkeypatch.setattr(seeding, "alert_lines", broken)
     with pytest.raises(Exception, match=error):
         seeding.seed(conn, **{**ARGS, "seed": SEED + 2})
     assert conn.closed == 0

@@ -26,6 +26,7 @@ from orchestration.catalog import templates
 from orchestration.runs import engine, failures, records
 from orchestration.runs.request import ReportRequest
 from orchestration.settings import get_settings
+from tests.helpers.audit import audit_rows_of_run as audit_rows
 
 from .conftest import PERIOD
 
@@ -110,13 +111,6 @@ def index_rows(conn, run_id):
         cur.execute("select * from control.artifacts where run_id = %s order by format", (run_id,))
         names = [d.name for d in cur.description]
         return [dict(zip(names, row)) for row in cur.fetchall()]
-
-
-def audit_rows(conn, action, correlation_id):
-    with conn, conn.cursor() as cur:
-        cur.execute("select actor, target, outcome, details from control.audit_log where action = %s "
-                    "and correlation_id = %s order by seq", (action, correlation_id))
-        return cur.fetchall()
 
 
 # ------------------------------------------------------------------ S3: a full run

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from orchestration.access import audit
-from orchestration.catalog.templates import ROLES
+from orchestration.access.roles import ROLES
 
 ALL_TENANTS = "*"
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from orchestration.access import audit
 from orchestration.artifacts import index as artifact_index
 from orchestration.artifacts import storage
+from orchestration.artifacts.store import StorageError
 from orchestration.governance import lifecycle
 from orchestration.runs import records
 
@@ -66,7 +67,7 @@ def sweep(conn, now: dt.datetime | None = None, *, run_ids: list[str] | None = N
                 store, key = storage.for_location(location)
                 store_kind = store.kind
                 removed = store.delete(key)
-        except storage.StorageError as exc:
+        except StorageError as exc:
             result.failed[run_id] = str(exc)
             audit.record_now(conn, actor=ACTOR, action="artifact.purged", target=location or run_id, outcome="failed",
                              tenant_id=record.tenant_id, correlation_id=run_id, details={"error": str(exc)})

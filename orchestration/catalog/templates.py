@@ -17,16 +17,11 @@ import jinja2
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from orchestration.access.roles import RoleName
 from orchestration.exports import ChartSpec, Column
+from orchestration.exports.formats import FormatName
 from orchestration.settings import TEMPLATES_DIR
 
-FORMATS = ("csv", "json", "xlsx", "pdf")
-ROLES = (
-    "viewer", "analyst", "manager", "executive", "template_owner", "approver", "tenant_admin", "platform_admin",
-)
-RoleName = Literal[
-    "viewer", "analyst", "manager", "executive", "template_owner", "approver", "tenant_admin", "platform_admin",
-]
 COLUMN_TYPES = ("text", "integer", "bigint", "numeric", "date", "timestamptz", "boolean")
 _IDENT = r"^[a-z][a-z0-9_]{0,30}$"
 
@@ -156,7 +151,7 @@ class Template(_Strict):
     description: str = ""
     owner: str
     cadence: Literal["daily", "weekly", "monthly"]
-    formats: tuple[Literal["csv", "json", "xlsx", "pdf"], ...] = Field(min_length=1)
+    formats: tuple[FormatName, ...] = Field(min_length=1)
     sensitivity: Literal["internal", "confidential", "restricted"]
     roles: RolesDef
     retention_days: int = Field(ge=1, le=3650)

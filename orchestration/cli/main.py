@@ -11,6 +11,7 @@ import sys
 import click
 
 from orchestration.db import warehouse
+from orchestration.exports import formats
 from orchestration.metrics import dbt_manifest
 from orchestration.runs import records as run_records
 from orchestration.settings import REPO_ROOT, get_settings
@@ -629,7 +630,7 @@ def links() -> None:
 
 @links.command("create", help="Create a link to one file of a completed run for one principal; prints its URL once.")
 @click.argument("run_id")
-@click.option("--format", "fmt", required=True, type=click.Choice(["csv", "json", "xlsx", "pdf"]))
+@click.option("--format", "fmt", required=True, type=click.Choice(formats.NAMES))
 @click.option("--for", "principal_id", required=True, help="the principal who may download it")
 @click.option("--variant", default="internal", show_default=True)
 @click.option("--expires-in", default=None, help="e.g. 30m, 2h, 7d [default: the longest the template's sensitivity allows]")

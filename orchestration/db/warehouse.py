@@ -231,7 +231,7 @@ def ensure_database(settings: Settings | None = None) -> None:
         for schema in ("raw", "staging", "control", "snapshots"):
             cur.execute(f"revoke all on schema {schema} from {READER_ROLE}")
             cur.execute(f"revoke all on schema {schema} from public")
-    migrations.upgrade(settings)
+    migrations.upgrade(sqlalchemy_url(settings=settings))
 
 
 def dict_rows(cur: psycopg2.extensions.cursor) -> list[dict[str, Any]]:

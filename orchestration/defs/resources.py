@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import dagster as dg
 
 from orchestration.artifacts import storage
+from orchestration.artifacts.store import ArtifactStore
 from orchestration.db import warehouse
 
 
@@ -28,7 +29,7 @@ class WarehouseResource(dg.ConfigurableResource):
 class ArtifactStoreResource(dg.ConfigurableResource):
     """The artifact store the settings select (local folder or S3)."""
 
-    def store(self) -> storage.ArtifactStore:
+    def store(self) -> ArtifactStore:
         return storage.get_store()
 
 

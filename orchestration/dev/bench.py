@@ -18,7 +18,7 @@ import time
 import uuid
 from pathlib import Path
 
-from orchestration.exports import Column, SectionSnapshot
+from orchestration.exports.sections import Column, SectionSnapshot
 
 COLUMNS = (
     Column("tenant_id", "text", "Tenant"), Column("label", "text", "Label"), Column("amount", "numeric", "Amount"),
@@ -53,8 +53,9 @@ def _worker(kind: str, table: str, rows: int, out: str) -> dict:
     import datetime as dt
 
     from orchestration.db import warehouse
-    from orchestration.exports import ReportContext, write_csv, write_json, write_pdf, write_xlsx
+    from orchestration.exports import formats
     from orchestration.exports.rows import stream_rows
+    from orchestration.exports.sections import ReportContext
 
     section = section_for(table, rows)
     path = Path(out)
@@ -82,10 +83,7 @@ def _worker(kind: str, table: str, rows: int, out: str) -> dict:
                 sheet.write_row(r, 0, values)
             book.close()
         else:
-            writer = {"csv": lambda: write_csv(conn, section, path), "json": lambda: write_json(conn, context, [section], path),
-                      "xlsx": lambda: write_xlsx(conn, context, [section], path),
-                      "pdf": lambda: write_pdf(conn, context, [section], path)}[kind]
-            writer()
+            formats.get(kind).write(conn, context, [section], path)
         seconds = time.perf_counter() - started
     return {"kind": kind, "seconds": seconds, "bytes": path.stat().st_size, "peak_rss_mb": _peak_rss_mb()}
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from orchestration.access import policy, tenants
 from orchestration.artifacts import storage
+from orchestration.artifacts.s3_store import S3Store
 from orchestration.catalog import templates
 from orchestration.db import warehouse
 from orchestration.defs import dagster_home
@@ -43,27 +44,44 @@ def run_demo(*, tenant_count: int = 3, incidents: int = 20_000, period: str | No
              echo: Callable[[str], None] = print) -> list[DemoResult]:
     import dagster as dg
 
-    from orchestration.dev import seed as seeding
-
     if period:
         periods.month_window(period)  # validates the period before any work
+    _prepare(echo)
+    _seed(tenant_count, incidents, echo)
+    dbt_manifest.parse()
+    from orchestration.definitions import defs, report_jobs
+
+    instance = dg.DagsterInstance.get()
+    _build_models(defs, instance, echo)
+    tenant_ids = _govern(instance, echo)
+    results = []
+    for key, job in report_jobs.items():
+        results += _run_template(defs.resolve_job_def(job.name), templates.load(key), tenant_ids, period, instance)
+    return results
+
+
+def _prepare(echo: Callable[[str], None]) -> None:
+    """The warehouse, Dagster's home and the artifact store (its bucket created when missing)."""
     warehouse.ensure_database()
     home = dagster_home.prepare()
-    echo(f"warehouse: {'embedded PostgreSQL' if warehouse.get_settings().embedded else 'REPORTS_DATABASE_URL'}; DAGSTER_HOME={home}")
+    where = "embedded PostgreSQL" if warehouse.get_settings().embedded else "REPORTS_DATABASE_URL"
+    echo(f"warehouse: {where}; DAGSTER_HOME={home}")
     store = storage.get_store()
-    if isinstance(store, storage.S3Store) and store.ensure_bucket():
+    if isinstance(store, S3Store) and store.ensure_bucket():
         echo(f"created bucket {store.bucket}")
     echo(f"artifact store: {store.describe()}")
+
+
+def _seed(tenant_count: int, incidents: int, echo: Callable[[str], None]) -> None:
+    from orchestration.dev import seed as seeding
 
     started = time.perf_counter()
     with warehouse.connection() as conn:
         counts = seeding.seed(conn, tenants=tenant_count, incidents=incidents)
     echo(f"seeded {counts.get('incidents', 0):,} incidents for {tenant_count} tenants in {time.perf_counter() - started:.1f}s")
 
-    dbt_manifest.parse()
-    from orchestration.definitions import defs, report_jobs
 
-    instance = dg.DagsterInstance.get()
+def _build_models(defs, instance, echo: Callable[[str], None]) -> None:
     started = time.perf_counter()
     dbt_result = defs.resolve_job_def("dbt_build_job").execute_in_process(
         instance=instance, tags={run_tags.TRIGGER: "demo"}, raise_on_error=False, run_config=QUIET
@@ -72,6 +90,9 @@ def run_demo(*, tenant_count: int = 3, incidents: int = 20_000, period: str | No
         raise warehouse.WarehouseError("dbt build failed in Dagster; open the run in the Dagster UI (make dev)")
     echo(f"dbt build (as Dagster assets) in {time.perf_counter() - started:.1f}s")
 
+
+def _govern(instance, echo: Callable[[str], None]) -> list[str]:
+    """Sample principals, the system templates approved after Gate A, a partition per tenant."""
     with warehouse.connection() as conn:
         tenant_ids = tenants.list_tenant_ids(conn)
         policy.seed_sample_principals(conn, tenant_ids)
@@ -81,26 +102,30 @@ def run_demo(*, tenant_count: int = 3, incidents: int = 20_000, period: str | No
     add, _ = tenants.partition_changes(tenant_ids, instance.get_dynamic_partitions("tenants"))
     if add:
         instance.add_dynamic_partitions("tenants", add)
+    return tenant_ids
 
+
+def _run_template(job_def, template: templates.Template, tenant_ids: list[str], period: str | None,
+                  instance) -> list[DemoResult]:
+    """The template's job for every tenant, for the last complete period of its cadence (as its
+    schedule would choose it) or the month asked for."""
+    import dagster as dg
+
+    latest = job_def.partitions_def.time_window_dimension.partitions_def.get_last_partition_key()
+    period_key = f"{period}-01" if period and template.cadence == "monthly" else latest
+    label = periods.period_window(template.cadence, period_key)[0]
     results = []
-    for key, job in report_jobs.items():
-        job_def = defs.resolve_job_def(job.name)
-        template = templates.load(key)
-        # The last complete period of the template's cadence, as its schedule would choose it.
-        latest = job_def.partitions_def.time_window_dimension.partitions_def.get_last_partition_key()
-        period_key = f"{period}-01" if period and template.cadence == "monthly" else latest
-        label = periods.period_window(template.cadence, period_key)[0]
-        for tenant in tenant_ids:
-            partition = dg.MultiPartitionKey({"tenant": tenant, "period": period_key})
-            t0 = time.perf_counter()
-            result = job_def.execute_in_process(
-                instance=instance,
-                partition_key=partition,
-                tags={run_tags.TRIGGER: "manual", run_tags.REQUESTER: policy.DEMO},
-                raise_on_error=False,
-                run_config=QUIET,
-            )
-            results.append(_describe(key, tenant, label, result.run_id, time.perf_counter() - t0))
+    for tenant in tenant_ids:
+        partition = dg.MultiPartitionKey({"tenant": tenant, "period": period_key})
+        t0 = time.perf_counter()
+        result = job_def.execute_in_process(
+            instance=instance,
+            partition_key=partition,
+            tags={run_tags.TRIGGER: "manual", run_tags.REQUESTER: policy.DEMO},
+            raise_on_error=False,
+            run_config=QUIET,
+        )
+        results.append(_describe(template.key, tenant, label, result.run_id, time.perf_counter() - t0))
     return results
 
 

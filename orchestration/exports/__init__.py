@@ -1,12 +1,9 @@
-"""Renderers: every format streamed from a run's snapshot tables."""
+"""Exports: the format registry (formats.py), one writer per format, the output checks and redaction.
 
-from orchestration.exports.csv_export import neutralize_formula, write_csv
-from orchestration.exports.json_export import write_json
-from orchestration.exports.pdf_export import safe_url_fetcher, write_pdf
+The package itself exports only the plain records a report is made of, so importing it (the
+catalog and the run engine do) loads no renderer; writers come from exports/formats.py.
+"""
+
 from orchestration.exports.sections import ChartSpec, Column, KeyFigure, ReportContext, SectionSnapshot
-from orchestration.exports.xlsx_export import write_xlsx
 
-__all__ = [
-    "ChartSpec", "Column", "KeyFigure", "ReportContext", "SectionSnapshot",
-    "neutralize_formula", "safe_url_fetcher", "write_csv", "write_json", "write_pdf", "write_xlsx",
-]
+__all__ = ["ChartSpec", "Column", "KeyFigure", "ReportContext", "SectionSnapshot"]

@@ -5,6 +5,7 @@ count matches. XLSX: the workbook reopens and its data rows add up to the sectio
 JSON: every row validates against the section's schema (streamed line by line, as written),
 and the counts match. PDF: it has pages and its text shows every key figure. A failure ends
 the run as format_error: a file that does not say what the snapshot says is never published.
+Each check is registered with its format in exports/formats.py, which runs them.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +21,8 @@ import jsonschema
 import openpyxl
 from pypdf import PdfReader
 
-from orchestration.exports import ReportContext, SectionSnapshot
 from orchestration.exports.csv_export import STATUS_COLUMN
+from orchestration.exports.sections import ReportContext, SectionSnapshot
 
 _JSON_TYPES = {
     "text": "string", "integer": "integer", "bigint": "integer", "numeric": "number",
@@ -37,19 +39,7 @@ def row_schema(section: SectionSnapshot) -> dict[str, Any]:
     }
 
 
-def check_files(staging: Path, files: list[dict[str, Any]], context: ReportContext) -> list[str]:
-    problems = []
-    for entry in files:
-        path, sections = staging / entry["name"], entry["_sections"]
-        check = {"csv": _csv, "json": _json, "xlsx": _xlsx, "pdf": _pdf}[entry["format"]]
-        try:
-            problems += [f"{entry['name']}: {p}" for p in check(path, sections, context)]
-        except Exception as exc:  # a file that cannot even be read back is the finding
-            problems.append(f"{entry['name']}: cannot be read back: {type(exc).__name__}: {exc}")
-    return problems
-
-
-def _csv(path: Path, sections: list[SectionSnapshot], context: ReportContext) -> list[str]:
+def check_csv(path: Path, sections: Sequence[SectionSnapshot], context: ReportContext) -> list[str]:
     (section,) = sections
     expected = [c.name for c in section.columns] + ([STATUS_COLUMN] if context.degraded else [])
     with path.open(newline="", encoding="utf-8") as fh:
@@ -64,7 +54,7 @@ def _csv(path: Path, sections: list[SectionSnapshot], context: ReportContext) ->
     return problems
 
 
-def _xlsx(path: Path, sections: list[SectionSnapshot], context: ReportContext) -> list[str]:
+def check_xlsx(path: Path, sections: Sequence[SectionSnapshot], context: ReportContext) -> list[str]:
     book = openpyxl.load_workbook(path, read_only=True)
     try:
         data_sheets = book.worksheets[1:]  # the first sheet is the report header
@@ -76,7 +66,7 @@ def _xlsx(path: Path, sections: list[SectionSnapshot], context: ReportContext) -
     return [] if written == expected else [f"{written} data rows, the snapshot has {expected}"]
 
 
-def _json(path: Path, sections: list[SectionSnapshot], context: ReportContext) -> list[str]:
+def check_json(path: Path, sections: Sequence[SectionSnapshot], context: ReportContext) -> list[str]:
     """Our writer puts the header on the first line, each section's metadata on its own line and
     each row on its own line: validated one line at a time, never loaded whole."""
     problems: list[str] = []
@@ -118,7 +108,7 @@ def _json(path: Path, sections: list[SectionSnapshot], context: ReportContext) -
     return problems
 
 
-def _pdf(path: Path, sections: list[SectionSnapshot], context: ReportContext) -> list[str]:
+def check_pdf(path: Path, sections: Sequence[SectionSnapshot], context: ReportContext) -> list[str]:
     reader = PdfReader(path)
     if not reader.pages:
         return ["no pages"]

@@ -27,6 +27,7 @@ from orchestration.access import audit
 from orchestration.access import policy as access
 from orchestration.catalog.templates import Template
 from orchestration.db.warehouse import dict_rows
+from orchestration.exports import formats
 from orchestration.governance import lifecycle
 
 # The longest a link may live, per template sensitivity; asking for longer is an error and the
@@ -37,12 +38,6 @@ EXPIRY_CAPS: dict[str, dt.timedelta] = {
     "internal": dt.timedelta(days=7),
 }
 VARIANTS = ("internal", "external")  # external: the redacted variant, where the template's policy makes one
-CONTENT_TYPES = {
-    "csv": "text/csv; charset=utf-8",
-    "json": "application/json",
-    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    "pdf": "application/pdf",
-}
 # Besides a platform admin: who may revoke links by run or by template within a tenant
 # (the creator of a link may always revoke that link), and who may pull the tenant switch.
 REVOKE_ROLES = frozenset({"manager", "tenant_admin"})
@@ -107,7 +102,7 @@ class Grant:
 
     @property
     def content_type(self) -> str:
-        return CONTENT_TYPES.get(self.fmt, "application/octet-stream")
+        return formats.content_type(self.fmt)
 
 
 def utcnow() -> dt.datetime:

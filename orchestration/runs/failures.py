@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import psycopg2
 
-from orchestration.artifacts.storage import StorageError
+from orchestration.artifacts.store import StorageError
 from orchestration.dev.faults import InjectedStorageFailure
 from orchestration.errors import Conflict
 
@@ -32,7 +32,8 @@ GUIDANCE = {
     "validation_failed": "permanent until the data changes: read the Gate B results, fix the data, then run a correction",
     "policy_violation": "permanent: the request is not allowed (approval, role, tenant); change the request, do not retry",
     "format_error": "permanent: a renderer failed on this data; report it with the run id",
-    "storage_failure": "transient: retried automatically with backoff; if it persists, check space and permissions of the artifact store",
+    "storage_failure": ("transient: retried automatically with backoff; "
+                        "if it persists, check space and permissions of the artifact store"),
     "delivery_failure": "transient: retried automatically; check the channel's endpoint",
     "timeout": "permanent for this window size: narrow the window or raise the template's timeout_seconds",
     "cancelled": "cancelled on request: run it again if still wanted",

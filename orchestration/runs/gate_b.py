@@ -124,60 +124,74 @@ def run_gate_b(
     suites_root: Path = EXPECTATIONS_DIR,
 ) -> GateResult:
     """Validate every section snapshot; returns outcomes of every expectation evaluated."""
-    import great_expectations as gx
-    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
-
     logging.getLogger("great_expectations").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message=".*generic SQLDatasource.*")
     suites = [load_suite(SHARED_SUITE, suites_root), load_suite(template.expectation_suite, suites_root)]
-    result = GateResult()
-    for section in template.sections:
-        if section.name not in sections:
-            result.outcomes.append(
-                Outcome(section.name, "section_present", None, "critical", not section.mandatory,
-                        "mandatory sections present", "missing")
-            )
+    result = GateResult(outcomes=_missing_sections(template, sections))
+    datasource = _snapshot_datasource(connection_string)
+    for name, snap in sections.items():
+        schema, table = (part.strip('"') for part in snap.table.split(".", 1))
+        asset = datasource.add_table_asset(name, table_name=table, schema_name=schema)
+        batch = asset.add_batch_definition_whole_table("whole").get_batch()
+        suite = _section_suite(f"{template.key}.{name}", _expectations_for(name, suites))
+        validation = batch.validate(suite, expectation_parameters=parameters_for(template, request, name))
+        result.outcomes += [_outcome(name, res) for res in validation.results]
+    return result
+
+
+def _missing_sections(template: Template, sections: dict[str, SectionSnapshot]) -> list[Outcome]:
+    """A section without a snapshot fails the gate when it is mandatory."""
+    return [
+        Outcome(section.name, "section_present", None, "critical", not section.mandatory,
+                "mandatory sections present", "missing")
+        for section in template.sections if section.name not in sections
+    ]
+
+
+def _snapshot_datasource(connection_string: str):
+    # Great Expectations is imported when a gate runs, not whenever the run engine is imported.
+    import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     # The generic SQL datasource: the Postgres one insists on a TCP host, the embedded server has a socket.
-    datasource = context.data_sources.add_sql("snapshot", connection_string=connection_string)
-    for name, snap in sections.items():
-        schema, table = (part.strip('"') for part in snap.table.split(".", 1))
-        asset = datasource.add_table_asset(name, table_name=table, schema_name=schema)
-        batch = asset.add_batch_definition_whole_table("whole").get_batch()
-        configs = _expectations_for(name, suites)
-        suite = gx.ExpectationSuite(
-            name=f"{template.key}.{name}",
-            expectations=[
-                ExpectationConfiguration(
-                    type=e["type"], kwargs=e["kwargs"], meta=e.get("meta", {}), severity=e["severity"]
-                ).to_domain_obj()
-                for e in configs
-            ],
-        )
-        validation = batch.validate(suite, expectation_parameters=parameters_for(template, request, name))
-        for res in validation.results:
-            config = res.expectation_config
-            observed = res.result.get("observed_value")
-            if observed is None and not res.success:
-                observed = res.result.get("partial_unexpected_list") or res.result.get("unexpected_count")
-            if res.exception_info and res.exception_info.get("raised_exception"):
-                observed = res.exception_info.get("exception_message")
-            severity = getattr(config.severity, "value", config.severity)
-            result.outcomes.append(
-                Outcome(
-                    section=name,
-                    expectation=config.type,
-                    column=config.kwargs.get("column"),
-                    severity=str(severity),
-                    success=bool(res.success),
-                    check=(config.meta or {}).get("check", ""),
-                    observed=_jsonable(observed),
-                )
-            )
-    return result
+    return context.data_sources.add_sql("snapshot", connection_string=connection_string)
+
+
+def _section_suite(name: str, configs: list[dict[str, Any]]):
+    import great_expectations as gx
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
+    return gx.ExpectationSuite(
+        name=name,
+        expectations=[
+            ExpectationConfiguration(
+                type=e["type"], kwargs=e["kwargs"], meta=e.get("meta", {}), severity=e["severity"]
+            ).to_domain_obj()
+            for e in configs
+        ],
+    )
+
+
+def _outcome(section: str, res) -> Outcome:
+    """One expectation's result as the run records it: what was checked and what was observed."""
+    config = res.expectation_config
+    observed = res.result.get("observed_value")
+    if observed is None and not res.success:
+        observed = res.result.get("partial_unexpected_list") or res.result.get("unexpected_count")
+    if res.exception_info and res.exception_info.get("raised_exception"):
+        observed = res.exception_info.get("exception_message")
+    severity = getattr(config.severity, "value", config.severity)
+    return Outcome(
+        section=section,
+        expectation=config.type,
+        column=config.kwargs.get("column"),
+        severity=str(severity),
+        success=bool(res.success),
+        check=(config.meta or {}).get("check", ""),
+        observed=_jsonable(observed),
+    )
 
 
 def _jsonable(value: Any) -> Any:

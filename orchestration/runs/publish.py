@@ -20,19 +20,11 @@ import psycopg2
 from orchestration.access import audit
 from orchestration.artifacts import index as artifact_index
 from orchestration.artifacts import retention, storage
-from orchestration.artifacts.storage import StorageError
+from orchestration.artifacts.store import ArtifactStore, StorageError, file_entry, run_key, staging_location
 from orchestration.catalog.templates import Template
 from orchestration.db.warehouse import reader_connection, reader_transaction
-from orchestration.exports import (
-    KeyFigure,
-    ReportContext,
-    redaction,
-    write_csv,
-    write_json,
-    write_pdf,
-    write_xlsx,
-)
-from orchestration.exports import checks as output_checks
+from orchestration.exports import formats, redaction
+from orchestration.exports.sections import KeyFigure, ReportContext
 from orchestration.metrics import dbt_manifest
 from orchestration.runs import records, snapshot, supervisor
 from orchestration.runs.failures import RunFailed
@@ -50,46 +42,21 @@ class Published:
     store: str = "local"  # 'local' | 's3'
 
 
-EXTENSIONS = {"csv": "csv", "json": "json", "xlsx": "xlsx", "pdf": "pdf"}
-
-
 def render_and_publish(
     conn, run_id: str, template: Template, request: ReportRequest, sections, *, settings: Settings | None = None,
-    store: storage.ArtifactStore | None = None,
+    store: ArtifactStore | None = None,
 ) -> Published:
     """Render every requested format from the snapshot into staging, then publish atomically."""
     settings = settings or get_settings()
-    record = records.get_run(conn, run_id)
-    if not record or record.gate_passed is not True:
-        # Publishing without a recorded Gate B pass is impossible by construction, not by convention.
-        raise supervisor.fail(conn, run_id, "validation_failed", "refusing to publish: no passed Gate B recorded for this run")
+    record = _gate_passed_record(conn, run_id)
     period = request.period_key or f"{request.window_start}_{request.window_end}"
-    key = storage.run_key(request.tenant_id, template.key, period, run_id)
+    key = run_key(request.tenant_id, template.key, period, run_id)
     # Every store renders into a local staging folder first; the store publishes it atomically.
-    staging = storage.staging_location(settings.artifacts_dir / key)
-    try:
-        store = store or storage.get_store(settings)
-        staging.mkdir(parents=True, exist_ok=False)
-    except (OSError, StorageError) as exc:
-        raise supervisor.fail(conn, run_id, "storage_failure", f"cannot stage {staging}: {exc}") from exc
+    staging = staging_location(settings.artifacts_dir / key)
+    store = _open_staging(conn, run_id, store, settings, staging)
     try:
         supervisor.checkpoint(conn, run_id, "render", admin_pid=conn.get_backend_pid())
-        try:
-            context = report_context(conn, run_id, template, request, sections, record)
-            files = _render(conn, template, request, sections, context, staging)
-            redactions: list[dict[str, Any]] = []
-            if template.redaction.external_variant:
-                planned = redaction.plan(template)
-                external = redaction.redacted_sections(conn, sections, planned, request.tenant_id, snapshot.ORDINAL)
-                files += _render(conn, template, request, external, context, staging, variant="external")
-                redactions = [r.as_manifest() for by_column in planned.values() for r in by_column.values()]
-        except (psycopg2.Error, OSError, ValueError, RuntimeError) as exc:
-            raise supervisor.fail_unless_connection_lost(conn, run_id, "format_error", exc, "rendering failed") from exc
-        problems = output_checks.check_files(staging, files, context)
-        for entry in files:
-            entry.pop("_sections")
-        if problems:
-            raise supervisor.fail(conn, run_id, "format_error", "output check failed: " + "; ".join(problems))
+        context, files, redactions = _render_checked(conn, run_id, template, request, sections, record, staging)
         manifest = build_manifest(template, request, record, sections, files, context)
         manifest["redactions"] = redactions
         supervisor.checkpoint(conn, run_id, "publish")
@@ -99,22 +66,72 @@ def render_and_publish(
             raise supervisor.fail(conn, run_id, "storage_failure", str(exc)) from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # after a local publish it is gone already (renamed into place)
-    manifest_sha = result.manifest_sha256
+    _complete(conn, run_id, template, record, store, key, result, files)
+    final = Path(result.location) if store.kind == "local" else result.location
+    _audit_published(conn, request, record, store, final, files, result.manifest_sha256)
+    return Published(run_id=run_id, location=final, manifest=manifest, key=key, store=store.kind)
 
+
+def _gate_passed_record(conn, run_id: str) -> records.RunRecord:
+    record = records.get_run(conn, run_id)
+    if not record or record.gate_passed is not True:
+        # Publishing without a recorded Gate B pass is impossible by construction, not by convention.
+        raise supervisor.fail(conn, run_id, "validation_failed", "refusing to publish: no passed Gate B recorded for this run")
+    return record
+
+
+def _open_staging(conn, run_id: str, store: ArtifactStore | None, settings: Settings, staging: Path) -> ArtifactStore:
+    try:
+        store = store or storage.get_store(settings)
+        staging.mkdir(parents=True, exist_ok=False)
+    except (OSError, StorageError) as exc:
+        raise supervisor.fail(conn, run_id, "storage_failure", f"cannot stage {staging}: {exc}") from exc
+    return store
+
+
+def _render_checked(conn, run_id: str, template: Template, request: ReportRequest, sections, record,
+                    staging: Path) -> tuple[ReportContext, list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every file of every variant rendered and read back by its format's check: (context, file
+    entries, the redactions applied to the external variant)."""
+    try:
+        context = report_context(conn, run_id, template, request, sections, record)
+        files = _render(conn, template, request, sections, context, staging)
+        redactions: list[dict[str, Any]] = []
+        if template.redaction.external_variant:
+            planned = redaction.plan(template)
+            external = redaction.redacted_sections(conn, sections, planned, request.tenant_id, snapshot.ORDINAL)
+            files += _render(conn, template, request, external, context, staging, variant="external")
+            redactions = [r.as_manifest() for by_column in planned.values() for r in by_column.values()]
+    except (psycopg2.Error, OSError, ValueError, RuntimeError) as exc:
+        raise supervisor.fail_unless_connection_lost(conn, run_id, "format_error", exc, "rendering failed") from exc
+    problems = formats.check_files(staging, files, context)
+    for entry in files:
+        entry.pop("_sections")
+    if problems:
+        raise supervisor.fail(conn, run_id, "format_error", "output check failed: " + "; ".join(problems))
+    return context, files, redactions
+
+
+def _complete(conn, run_id: str, template: Template, record, store: ArtifactStore, key: str, result,
+              files: list[dict[str, Any]]) -> None:
+    """End the run as completed with its location and index rows, in one transaction; if it ended
+    meanwhile (cancelled, reaped), what was just published is taken back."""
     def complete(cur) -> None:  # in the transaction that ends the run: location and index rows
-        records.update_run(conn, run_id, cur=cur, artifact_location=result.location, manifest_sha256=manifest_sha)
+        records.update_run(conn, run_id, cur=cur, artifact_location=result.location, manifest_sha256=result.manifest_sha256)
         artifact_index.record_published(cur, record=record, template=template, store_kind=store.kind,
                                         location=result.location, keys=result.keys, files=files,
                                         retention_days=retention.retention_days(template))
 
     if not records.finish_run(conn, run_id, "completed", then=complete):
-        # The run ended meanwhile (cancelled, reaped): what was just published is taken back.
         store.delete(key)
         supervisor.forget(run_id)
         ended = records.get_run(conn, run_id)
         raise RunFailed(run_id, ended.failure_class or "cancelled", ended.diagnosis or "the run ended while publishing")
     supervisor.forget(run_id)
-    final = Path(result.location) if store.kind == "local" else result.location
+
+
+def _audit_published(conn, request: ReportRequest, record, store: ArtifactStore, final, files, manifest_sha: str) -> None:
+    run_id = record.run_id
     if record.supersedes_run_id:
         records.update_run(conn, record.supersedes_run_id, superseded_by=run_id)
         audit.record_now(conn, actor=request.requester, action="run.superseded", target=record.supersedes_run_id,
@@ -124,7 +141,6 @@ def render_and_publish(
                      tenant_id=request.tenant_id, correlation_id=run_id,
                      details={"files": [{k: f[k] for k in ("name", "sha256", "bytes")} for f in files],
                               "manifest_sha256": manifest_sha, "store": store.kind})
-    return Published(run_id=run_id, location=final, manifest=manifest, key=key, store=store.kind)
 
 
 def _render(conn, template, request, sections, context, staging: Path, *, variant: str = "internal") -> list[dict[str, Any]]:
@@ -136,20 +152,13 @@ def _render(conn, template, request, sections, context, staging: Path, *, varian
     for fmt in template.formats:
         if fmt not in request.formats:
             continue
-        path = staging / f"{template.key}{suffix}.{EXTENSIONS[fmt]}"
-        if fmt == "csv":
-            note = f"DEGRADED: {context.degraded_reason}" if context.degraded else None
-            rows = write_csv(conn, sections[template.primary_section], path, status_note=note)
-        elif fmt == "json":
-            rows = write_json(conn, context, ordered, path)
-        elif fmt == "xlsx":
-            rows = write_xlsx(conn, context, ordered, path)
-        else:
-            rows = write_pdf(conn, context, ordered, path)
+        export = formats.get(fmt)
+        path = staging / export.file_name(f"{template.key}{suffix}")
+        shown = export.shown_sections(ordered, sections[template.primary_section])
+        rows = export.write(conn, context, shown, path)
         conn.commit()  # exporters read with server-side cursors inside a transaction
-        entry = storage.file_entry(path, fmt, rows)
+        entry = file_entry(path, fmt, rows)
         entry["variant"] = variant
-        shown = [sections[template.primary_section]] if fmt == "csv" else ordered
         entry["_sections"] = shown  # for the output checks; not written to the manifest
         files.append(entry)
     return files
@@ -173,7 +182,7 @@ def report_context(conn, run_id, template: Template, request: ReportRequest, sec
             cur.execute(f"select * from {snap.table} order by {snapshot.ORDINAL} limit 1")
             row = cur.fetchone()
             names = [d.name for d in cur.description]
-        values = dict(zip(names, row)) if row else {}
+        values = dict(zip(names, row, strict=True)) if row else {}
         figures = tuple(
             KeyFigure(label=f.label, value=_display(values.get(f.column)), unit=f.unit)
             for f in template.key_figures.figures

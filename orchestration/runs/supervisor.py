@@ -17,7 +17,7 @@ import psycopg2
 
 from orchestration.access import audit
 from orchestration.artifacts import storage
-from orchestration.artifacts.storage import StorageError
+from orchestration.artifacts.store import StorageError, run_key, staging_location
 from orchestration.db import warehouse
 from orchestration.dev import faults
 from orchestration.runs import records, snapshot
@@ -34,13 +34,13 @@ def abandon(conn, run_id: str, settings: Settings | None = None) -> None:
     if record is None:
         return
     settings = settings or get_settings()
-    key = storage.run_key(record.tenant_id, record.template_key, record.period, run_id)
-    shutil.rmtree(storage.staging_location(settings.artifacts_dir / key), ignore_errors=True)
+    key = run_key(record.tenant_id, record.template_key, record.period, run_id)
+    shutil.rmtree(staging_location(settings.artifacts_dir / key), ignore_errors=True)
     if record.stage in ("render", "publish", "done") and record.state != "completed":
-        try:  # a publish to S3 cut short: staging keys and open multipart uploads go too
+        # A publish to S3 cut short: staging keys and open multipart uploads go too. When the store
+        # is unreachable, what is left has no manifest, so no reader sees it.
+        with contextlib.suppress(StorageError):
             storage.get_store(settings).discard(key)
-        except StorageError:
-            pass  # the store is unreachable: what is left has no manifest, so no reader sees it
     tables = snapshot.tables_of(conn, run_id)
     if tables:
         records.update_run(conn, run_id, snapshot_state="abandoned", snapshot_tables={**record.snapshot_tables, **tables})

@@ -16,12 +16,13 @@ from orchestration.defs.partitions import partitions_for
 from orchestration.defs.resources import ArtifactStoreResource, WarehouseResource
 from orchestration.delivery import outbox
 from orchestration.errors import ServiceError
+from orchestration.exports import formats
 from orchestration.metrics import dbt_manifest
 from orchestration.runs import engine, records, run_tags, supervisor
 from orchestration.runs.failures import RunFailed
 from orchestration.runs.publish import render_and_publish
 from orchestration.runs.records import RunOrigin, RunRecord
-from orchestration.schedules import runtime as runtime_schedules
+from orchestration.schedules import store as schedule_store
 from orchestration.services import runs as run_service
 
 
@@ -50,7 +51,7 @@ def origin_from_context(conn, context) -> RunOrigin:
     tags = context.run.tags
     schedule_id = tags.get(run_tags.SCHEDULE)
     # An unknown schedule id vouches for no tenant: matching against '' refuses the run.
-    expected = (runtime_schedules.tenant_of(conn, schedule_id) or "") if schedule_id else None
+    expected = (schedule_store.tenant_of(conn, schedule_id) or "") if schedule_id else None
     tick = tags.get(run_tags.TICK_AT)
     return RunOrigin(dagster_run_id=context.run.run_id, schedule_id=schedule_id, expected_tenant=expected,
                      tick_at=dt.datetime.fromisoformat(tick) if tick else None)
@@ -130,7 +131,7 @@ def _published_asset(template: Template, partitions):
         deps=[snapshot_key(template)],
         partitions_def=partitions,
         group_name=template.key,
-        kinds={"csv", "json", "xlsx", "pdf"} & set(template.formats) or None,
+        kinds=formats.dagster_kinds(template.formats) or None,
         description=f"{template.title} v{template.version}: formats rendered from the snapshot and "
         "published atomically with a manifest, only after Gate B passed.",
         metadata=_metadata(template),

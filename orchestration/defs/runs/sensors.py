@@ -4,7 +4,7 @@ import dagster as dg
 
 from orchestration.access.policy import SCHEDULER
 from orchestration.defs.resources import WarehouseResource
-from orchestration.runs import freshness, records, run_tags, supervisor
+from orchestration.runs import corrections, records, run_tags, supervisor
 
 
 def end_orphans(conn, dagster_run_id: str, failure_class: str, why: str) -> list[str]:
@@ -49,14 +49,14 @@ def reap_dead_workers(context: dg.SensorEvaluationContext, warehouse: WarehouseR
            "window received late-arriving rows when its template says `backfill: correct`.")
 def corrections_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
     with warehouse.connection() as conn:
-        due = freshness.due_corrections(conn)
+        due = corrections.due_corrections(conn)
     if not due:
         return dg.SkipReason("no published run needs a correction")
     return [
         dg.RunRequest(
             # One correction per superseded run, however many ticks see it before it starts.
             run_key=f"correction:{c.run.run_id}",
-            run_config={"ops": {"execute_report_run": {"config": freshness.correction_config(c.run, SCHEDULER)}}},
+            run_config={"ops": {"execute_report_run": {"config": corrections.correction_config(c.run, SCHEDULER)}}},
             tags={run_tags.REQUESTER: SCHEDULER, run_tags.TRIGGER: "correction", run_tags.SUPERSEDES: c.run.run_id,
                   run_tags.REASON: c.reason[:200]},
         )

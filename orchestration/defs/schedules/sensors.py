@@ -1,6 +1,6 @@
 """Runtime schedules (control.schedules) evaluated every 30 s: one run per tick, at most.
 
-The rules live in orchestration/schedules/runtime.py; this sensor supplies the clock, the
+The rules live in orchestration/schedules/evaluation.py; this sensor supplies the clock, the
 Dagster instance's view of active runs, and the template jobs' partition keys.
 """
 
@@ -12,10 +12,11 @@ import dagster as dg
 from orchestration.catalog import templates
 from orchestration.defs.resources import WarehouseResource
 from orchestration.runs import run_tags
-from orchestration.schedules import runtime as runtime_schedules
+from orchestration.schedules import evaluation as schedule_evaluation
+from orchestration.schedules.timing import tick_iso
 
 SENSOR_NAME = "runtime_schedules_sensor"
-ACTIVE_STATUSES = [getattr(dg.DagsterRunStatus, s) for s in runtime_schedules.ACTIVE_RUN_STATUSES]
+ACTIVE_STATUSES = [getattr(dg.DagsterRunStatus, s) for s in schedule_evaluation.ACTIVE_RUN_STATUSES]
 
 
 def _now() -> dt.datetime:
@@ -47,7 +48,7 @@ def period_from_job(jobs_by_template: dict[str, Any]):
     return period_for
 
 
-def to_run_request(request: runtime_schedules.TickRequest, job_name: str) -> dg.RunRequest:
+def to_run_request(request: schedule_evaluation.TickRequest, job_name: str) -> dg.RunRequest:
     return dg.RunRequest(
         run_key=request.run_key,
         job_name=job_name,
@@ -68,17 +69,17 @@ def build_runtime_schedules_sensor(jobs_by_template: dict[str, Any]) -> dg.Senso
     )
     def runtime_schedules_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
         with warehouse.connection() as conn:
-            evaluation = runtime_schedules.evaluate(
+            evaluation = schedule_evaluation.evaluate(
                 conn, _now(), active_run_lookup(context.instance), period_for=period_from_job(jobs_by_template)
             )
             # Requests recorded moments ago are handed over again in case the last evaluation
             # died before Dagster stored them; Dagster launches one run per run key.
             new_keys = {r.run_key for r in evaluation.requests}
-            repeated = [r for r in runtime_schedules.recent_requests(conn) if r.run_key not in new_keys]
+            repeated = [r for r in schedule_evaluation.recent_requests(conn) if r.run_key not in new_keys]
         requests = [to_run_request(r, jobs_by_template[r.template_key].name) for r in evaluation.requests + repeated]
         skipped = [r for r in evaluation.recorded if r.outcome != "requested"]
         for r in skipped:
-            context.log.info(f"schedule {r.schedule_id} tick {runtime_schedules.tick_iso(r.tick_at)}: {r.outcome} ({r.reason})")
+            context.log.info(f"schedule {r.schedule_id} tick {tick_iso(r.tick_at)}: {r.outcome} ({r.reason})")
         if not requests:
             return dg.SkipReason(f"no schedule tick due ({len(skipped)} ticks skipped or refused)")
         return dg.SensorResult(run_requests=requests)

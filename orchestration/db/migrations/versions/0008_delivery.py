@@ -8,6 +8,7 @@ revision = "0008"
 down_revision = "0007"
 
 
+# long: a migration is one DDL transaction read top to bottom; splitting it would hide the schema it creates
 def upgrade() -> None:
     op.execute(
         """

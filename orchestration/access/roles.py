@@ -1,0 +1,13 @@
+"""The roles a principal can hold. Access owns them: the policy matrix maps actions to them and
+templates name them (who may run, who may receive), so the catalog reads them from here."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+RoleName = Literal[
+    "viewer", "analyst", "manager", "executive", "template_owner", "approver", "tenant_admin", "platform_admin",
+]
+ROLES: tuple[str, ...] = (
+    "viewer", "analyst", "manager", "executive", "template_owner", "approver", "tenant_admin", "platform_admin",
+)

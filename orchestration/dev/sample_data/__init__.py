@@ -1,0 +1,1 @@
+"""Deterministic sample SOC data, generated for `orchestration.dev.seed` (see its docstring)."""

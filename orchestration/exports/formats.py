@@ -1,0 +1,92 @@
+"""The format registry: everything the product knows about an export format, in one record.
+
+Publishing, the output checks, the download links, the Dagster asset kinds, the template schema
+and the CLI all read formats from here, so adding a format is one record (plus its writer and
+its check) and no other module lists format names, extensions or content types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from orchestration.exports import checks
+from orchestration.exports.csv_export import write_csv
+from orchestration.exports.json_export import write_json
+from orchestration.exports.pdf_export import write_pdf
+from orchestration.exports.sections import ReportContext, SectionSnapshot
+from orchestration.exports.xlsx_export import write_xlsx
+
+FormatName = Literal["csv", "json", "xlsx", "pdf"]
+# (connection, report context, the sections the file holds, target path) -> rows written
+Writer = Callable[[Any, ReportContext, Sequence[SectionSnapshot], Path], int]
+# (written file, the sections it holds, report context) -> problems found (empty: the file is good)
+Check = Callable[[Path, Sequence[SectionSnapshot], ReportContext], list[str]]
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    name: FormatName
+    extension: str  # without the dot
+    content_type: str  # what a download of the file is served as
+    dagster_kind: str  # the kind badge of a published asset that renders this format
+    whole_report: bool  # False: the file holds the primary section only (a CSV is one table)
+    write: Writer
+    check: Check
+
+    def file_name(self, stem: str) -> str:
+        return f"{stem}.{self.extension}"
+
+    def shown_sections(self, ordered: Sequence[SectionSnapshot], primary: SectionSnapshot) -> list[SectionSnapshot]:
+        return list(ordered) if self.whole_report else [primary]
+
+
+def _write_csv(conn, context: ReportContext, sections: Sequence[SectionSnapshot], path: Path) -> int:
+    # A degraded run says so in every format; a CSV has no header block, so it gets a column.
+    note = f"DEGRADED: {context.degraded_reason}" if context.degraded else None
+    (section,) = sections
+    return write_csv(conn, section, path, status_note=note)
+
+
+_RECORDS = (
+    ExportFormat("csv", "csv", "text/csv; charset=utf-8", "csv", False, _write_csv, checks.check_csv),
+    ExportFormat("json", "json", "application/json", "json", True, write_json, checks.check_json),
+    ExportFormat("xlsx", "xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx", True,
+                 write_xlsx, checks.check_xlsx),
+    ExportFormat("pdf", "pdf", "application/pdf", "pdf", True, write_pdf, checks.check_pdf),
+)
+FORMATS: dict[str, ExportFormat] = {f.name: f for f in _RECORDS}
+NAMES: tuple[str, ...] = tuple(FORMATS)
+assert get_args(FormatName) == NAMES, "FormatName lists exactly the registered formats, in order"
+UNKNOWN_CONTENT_TYPE = "application/octet-stream"
+
+
+def get(name: str) -> ExportFormat:
+    try:
+        return FORMATS[name]
+    except KeyError:
+        raise ValueError(f"unknown format {name!r}: expected one of {', '.join(NAMES)}") from None
+
+
+def content_type(name: str) -> str:
+    """What a file of this format is served as (octet-stream for a name no record knows)."""
+    found = FORMATS.get(name)
+    return found.content_type if found else UNKNOWN_CONTENT_TYPE
+
+
+def dagster_kinds(names: Sequence[str]) -> set[str]:
+    return {FORMATS[n].dagster_kind for n in names if n in FORMATS}
+
+
+def check_files(staging: Path, files: list[dict[str, Any]], context: ReportContext) -> list[str]:
+    """Read back every rendered file with its format's check; the problems, each naming its file."""
+    problems = []
+    for entry in files:
+        path, sections = staging / entry["name"], entry["_sections"]
+        try:
+            problems += [f"{entry['name']}: {p}" for p in get(entry["format"]).check(path, sections, context)]
+        except Exception as exc:  # a file that cannot even be read back is the finding
+            problems.append(f"{entry['name']}: cannot be read back: {type(exc).__name__}: {exc}")
+    return problems

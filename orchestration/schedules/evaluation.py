@@ -1,0 +1,219 @@
+"""Evaluating runtime schedules: the clock turned into recorded ticks and run requests.
+
+`evaluate` turns the clock into ticks: every tick is recorded once in
+control.schedule_ticks (unique per schedule and instant) and becomes at most one run request,
+whose run key names the schedule and the tick, so no restart or repeated evaluation can run a
+tick twice. Nothing here knows Dagster; orchestration/defs/schedules/sensors.py is the thin
+wrapper.
+
+Rules a user can rely on:
+- Ticks are wall-clock times in the schedule's time zone. A time that does not exist on a
+  spring-forward day runs once, at the same instant the clock jumps to (02:30 -> 03:30 CEST);
+  a time that happens twice on a fall-back day runs once, at its first occurrence.
+- A tick is on time when the sensor sees it within ON_TIME of its instant; older ones were
+  missed (the sensor was off). catch-up 'skip' records missed ticks as skipped_catch_up;
+  'latest' runs the newest missed tick (unless an on-time tick runs in the same evaluation)
+  and records the rest as skipped_catch_up.
+- A tick while a run of the same schedule is still active is skipped_overlap, unless the
+  schedule allows overlap.
+- At every tick the tenant context is checked again: the tenant exists, the owner is active,
+  a member of the tenant and holds a role that may schedule, the template version may still
+  run on a schedule. Otherwise the tick is refused, recorded and audited, and nothing runs.
+- Ticks while a schedule is paused are never run, not even after resume; archived is final.
+- The period a tick runs is the last complete period of the template's cadence as of the tick,
+  in the partitions' time zone (UTC); the tick instant is in the run's tags (nexus/tick_at),
+  so its schedule lag is the run's start minus that.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestration.access import audit, tenants
+from orchestration.access import policy as access
+from orchestration.catalog import templates as catalog
+from orchestration.catalog.templates import Template, TemplateError
+from orchestration.db.warehouse import dict_rows
+from orchestration.governance import lifecycle as governance
+from orchestration.runs import run_tags
+from orchestration.schedules.store import list_schedules
+from orchestration.schedules.timing import MAX_TICKS_PER_EVALUATION, due_ticks, last_complete_period, run_key, tick_iso
+
+ON_TIME = dt.timedelta(minutes=2)
+ACTIVE_RUN_STATUSES = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")
+
+
+@dataclass(frozen=True)
+class TickRequest:
+    """One run to request: the template's partitioned job for (tenant, period)."""
+
+    schedule_id: int
+    tick_at: dt.datetime
+    template_key: str
+    tenant_id: str
+    period_key: str
+    run_key: str
+    tags: dict[str, str]
+
+
+@dataclass(frozen=True)
+class TickRecord:
+    schedule_id: int
+    tick_at: dt.datetime
+    outcome: str
+    reason: str | None = None
+
+
+@dataclass
+class Evaluation:
+    requests: list[TickRequest] = field(default_factory=list)
+    recorded: list[TickRecord] = field(default_factory=list)
+
+
+ActiveRunLookup = Callable[[int], bool]
+PeriodFor = Callable[[Template, dt.datetime], str]
+
+
+def _default_period(template: Template, tick_at: dt.datetime) -> str:
+    return last_complete_period(template.cadence, tick_at)
+
+
+def tick_refusal(conn, schedule: dict[str, Any], known_tenants: Iterable[str]) -> str | None:
+    """Why the schedule's tenant context no longer holds (None: it does)."""
+    tenant = schedule["tenant_id"]
+    if tenant not in set(known_tenants):
+        return f"tenant {tenant} no longer exists"
+    reason = access.decide(access.get_principal(conn, schedule["owner"]), "schedule", tenant_id=tenant)
+    if reason:
+        return f"schedule owner {schedule['owner']}: {reason}"
+    try:
+        template = catalog.load(schedule["template_key"], schedule["template_version"])
+        governance.check_runnable(conn, template, trigger="schedule")
+    except (TemplateError, governance.NotRunnable) as exc:
+        return str(exc)
+    return None
+
+
+def _classify(schedule: dict[str, Any], due: list[dt.datetime], now: dt.datetime, truncated: bool,
+              on_time_window: dt.timedelta = ON_TIME) -> list[tuple[dt.datetime, str | None]]:
+    """(tick, None) for a tick that should run, (tick, reason) for one skipped by the catch-up policy."""
+    on_time = [t for t in due if t >= now - on_time_window]
+    missed = [t for t in due if t < now - on_time_window]
+    run_missed: dt.datetime | None = None
+    if schedule["catch_up"] == "latest" and missed and not on_time and not truncated:
+        run_missed = missed[-1]
+    out: list[tuple[dt.datetime, str | None]] = []
+    for t in missed:
+        if t == run_missed:
+            out.append((t, None))
+        else:
+            why = "newer tick runs instead" if schedule["catch_up"] == "latest" else "missed while the sensor was not running"
+            out.append((t, f"missed tick ({schedule['catch_up']} policy): {why}"))
+    out += [(t, None) for t in on_time]
+    return out
+
+
+def _record(conn, schedule_id: int, tick_at: dt.datetime, outcome: str, reason: str | None,
+            key: str | None = None, period: str | None = None) -> bool:
+    with conn.cursor() as cur:
+        cur.execute(
+            """insert into control.schedule_ticks (schedule_id, tick_at, outcome, reason, run_key, partition_key)
+               values (%s, %s, %s, %s, %s, %s) on conflict (schedule_id, tick_at) do nothing returning 1""",
+            (schedule_id, tick_at, outcome, reason, key, period),
+        )
+        return cur.fetchone() is not None
+
+
+def _start_after(conn, schedule: dict[str, Any]) -> dt.datetime:
+    with conn.cursor() as cur:
+        cur.execute("select max(tick_at) from control.schedule_ticks where schedule_id = %s", (schedule["schedule_id"],))
+        (last,) = cur.fetchone()
+    return max(schedule["ticks_from"], last) if last else schedule["ticks_from"]
+
+
+def _tick_request(schedule: dict[str, Any], tick_at: dt.datetime, period: str) -> TickRequest:
+    sid = schedule["schedule_id"]
+    return TickRequest(
+        schedule_id=sid, tick_at=tick_at, template_key=schedule["template_key"], tenant_id=schedule["tenant_id"],
+        period_key=period, run_key=run_key(sid, tick_at),
+        tags={
+            run_tags.TRIGGER: "schedule",
+            run_tags.REQUESTER: access.SCHEDULER,
+            run_tags.SCHEDULE: str(sid),
+            run_tags.TICK_AT: tick_iso(tick_at),  # the run's schedule lag is its start time minus this
+            run_tags.FORMATS: ",".join(schedule["formats"]),
+        },
+    )
+
+
+def recent_requests(conn, within: dt.timedelta = dt.timedelta(minutes=5)) -> list[TickRequest]:
+    """Requests of ticks recorded as requested in the last `within`, to hand to Dagster again.
+
+    A tick is recorded before Dagster stores the run request; if the sensor process dies in
+    between, repeating the request on the next evaluation launches it. Dagster launches one run
+    per run key, so a repeated request for a run that exists is a no-op.
+    """
+    with conn.cursor() as cur:
+        cur.execute(
+            """select t.tick_at, t.partition_key, s.schedule_id, s.template_key, s.tenant_id, s.formats
+               from control.schedule_ticks t join control.schedules s using (schedule_id)
+               where t.outcome = 'requested' and t.created_at >= now() - %s and s.state = 'active'
+               order by t.schedule_id, t.tick_at""",
+            (within,),
+        )
+        rows = dict_rows(cur)
+    return [_tick_request(r, r["tick_at"].astimezone(dt.UTC), r["partition_key"]) for r in rows]
+
+
+def evaluate(conn, now: dt.datetime, active_run_lookup: ActiveRunLookup, *,
+             period_for: PeriodFor = _default_period, on_time: dt.timedelta = ON_TIME) -> Evaluation:
+    """Record every due tick of every active schedule, and say which runs to request.
+
+    Safe to call repeatedly and concurrently: a tick already recorded is neither recorded nor
+    requested again.
+    """
+    now = now.astimezone(dt.UTC)
+    result = Evaluation()
+    known_tenants = tenants.list_tenant_ids(conn)
+    for schedule in list_schedules(conn, states=["active"]):
+        sid = schedule["schedule_id"]
+        due = due_ticks(schedule["cron"], schedule["timezone"], _start_after(conn, schedule), now,
+                        limit=MAX_TICKS_PER_EVALUATION + 1)
+        truncated = len(due) > MAX_TICKS_PER_EVALUATION
+        due = due[:MAX_TICKS_PER_EVALUATION]
+        if not due:
+            continue
+        refusal = tick_refusal(conn, schedule, known_tenants)
+        active = None if schedule["allow_overlap"] else active_run_lookup(sid)
+        template = catalog.load(schedule["template_key"], schedule["template_version"]) if refusal is None else None
+        with conn:
+            for tick_at, skip_reason in _classify(schedule, due, now, truncated, on_time):
+                if skip_reason:
+                    outcome, reason = "skipped_catch_up", skip_reason
+                elif refusal:
+                    outcome, reason = "refused", refusal
+                elif active:
+                    outcome, reason = "skipped_overlap", "a run of this schedule is still active"
+                else:
+                    outcome, reason = "requested", None
+                if outcome != "requested":
+                    if _record(conn, sid, tick_at, outcome, reason):
+                        result.recorded.append(TickRecord(sid, tick_at, outcome, reason))
+                        if outcome == "refused":
+                            audit.record(conn, actor=access.SCHEDULER, action="schedule.tick_refused",
+                                         target=f"schedule {sid}", outcome="denied", tenant_id=schedule["tenant_id"],
+                                         details={"tick_at": tick_iso(tick_at), "reason": reason})
+                    continue
+                period = period_for(template, tick_at)
+                key = run_key(sid, tick_at)
+                if not _record(conn, sid, tick_at, "requested", None, key, period):
+                    continue  # another evaluation got there first
+                result.recorded.append(TickRecord(sid, tick_at, "requested"))
+                result.requests.append(_tick_request(schedule, tick_at, period))
+                # The run just requested is active from now on: a later tick in this batch overlaps it.
+                if not schedule["allow_overlap"]:
+                    active = True
+    return result

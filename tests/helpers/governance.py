@@ -1,0 +1,15 @@
+"""Template versions through the real lifecycle, for tests that need a changed template."""
+
+from __future__ import annotations
+
+from orchestration.access import policy
+from orchestration.catalog.templates import Template
+from orchestration.governance import lifecycle
+
+
+def approved_variant(conn, template: Template, version: int, **changes) -> Template:
+    """Submit and approve a changed copy of the template as a new version (Gate A runs twice)."""
+    variant = template.model_copy(update={"version": version, **changes})
+    lifecycle.submit(conn, variant, actor=policy.PLATFORM_OWNER)
+    lifecycle.approve(conn, variant.key, version, actor=policy.APPROVERS[1])
+    return variant
