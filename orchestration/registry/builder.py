@@ -196,21 +196,12 @@ def _from_and_joins(query: exp.Select, entities: list[Entity], scope: _Scope) ->
     return query
 
 
-def compile_definition(spec: DefinitionSpec, entities: list[Entity], viewer: Viewer, *,
-                       window: Window | None = None, row_limit: int | None = None) -> Compiled:
-    """The SELECT for this definition as this viewer may see it; Invalid names the first problem."""
-    if [e.entity_id for e in entities] != list(spec.entity_ids):
-        raise Invalid("entity_ids do not match the entities given")  # a caller bug, kept loud
-    inactive = [e.entity_name for e in entities if e.status != "active"]
-    if inactive:
-        raise Invalid(f"entities not active: {', '.join(inactive)}")
-    if not spec.aggregates and not viewer.rows_allowed:
-        raise Invalid("row-level output needs the report_rows permission; add aggregates (count, sum, ...) instead")
-    scope, params = _Scope(entities, viewer), _Params()
+def _selection(spec: DefinitionSpec, scope: _Scope, several: bool) -> tuple[list, list[OutputColumn], list]:
+    """SELECT list, output columns and GROUP BY expressions."""
     selects, columns, group_exprs = [], [], []
     for qualified in spec.fields:
         ref = scope.field(qualified, "field")
-        name = qualified.replace(".", "__") if len(entities) > 1 else ref.spec.name
+        name = qualified.replace(".", "__") if several else ref.spec.name
         selects.append(exp.alias_(scope.output(ref), name, quoted=True))
         columns.append(OutputColumn(name, ref.spec.type, ref.spec.classification, scope.masked(ref)))
     for qualified in spec.group_by:
@@ -225,22 +216,27 @@ def compile_definition(spec: DefinitionSpec, entities: list[Entity], viewer: Vie
                 raise Invalid(f"aggregate {agg.function}({agg.field}): the field cannot be aggregated")
             if agg.function in ("sum", "avg") and ref.spec.type not in NUMERIC:
                 raise Invalid(f"aggregate {agg.function}({agg.field}): needs a numeric field, not {ref.spec.type}")
-        value = {
-            "count": lambda c: exp.Count(this=c),
-            "count_distinct": lambda c: exp.Count(this=exp.Distinct(expressions=[c])),
-            "sum": lambda c: exp.Sum(this=c),
-            "avg": lambda c: exp.Avg(this=c),
-            "min": lambda c: exp.Min(this=c),
-            "max": lambda c: exp.Max(this=c),
-        }[agg.function](ref.column())
-        selects.append(exp.alias_(value, agg.alias, quoted=True))
+        selects.append(exp.alias_(_AGGREGATES[agg.function](ref.column()), agg.alias, quoted=True))
         kind = "bigint" if agg.function.startswith("count") else ("numeric" if agg.function == "avg" else ref.spec.type)
         columns.append(OutputColumn(agg.alias, kind, ref.spec.classification, False))
-    query = _from_and_joins(exp.select(*selects), entities, scope)
+    return selects, columns, group_exprs
+
+
+_AGGREGATES = {
+    "count": lambda c: exp.Count(this=c),
+    "count_distinct": lambda c: exp.Count(this=exp.Distinct(expressions=[c])),
+    "sum": lambda c: exp.Sum(this=c),
+    "avg": lambda c: exp.Avg(this=c),
+    "min": lambda c: exp.Min(this=c),
+    "max": lambda c: exp.Max(this=c),
+}
+
+
+def _conditions(spec: DefinitionSpec, entities: list[Entity], scope: _Scope, params: _Params,
+                window: Window | None) -> list[exp.Expression]:
     conditions = [_condition(scope, f, params) for f in spec.filters]
     if spec.measurement_type:
-        base_name = entities[0].entity_name
-        ref = scope.field(f"{base_name}.measurement_type", "measurement_type")
+        ref = scope.field(f"{entities[0].entity_name}.measurement_type", "measurement_type")
         conditions.append(exp.In(this=ref.column(), expressions=[params.bind(m) for m in spec.measurement_type]))
     if window is not None:
         if spec.time_window is None:
@@ -250,17 +246,39 @@ def compile_definition(spec: DefinitionSpec, entities: list[Entity], viewer: Vie
             raise Invalid(f"time_window {spec.time_window.field}: needs a date or timestamptz field")
         conditions += [exp.GTE(this=ref.column(), expression=params.bind(window.start)),
                        exp.LT(this=ref.column(), expression=params.bind(window.end))]
+    return conditions
+
+
+def _ordering(spec: DefinitionSpec, columns: list[OutputColumn], several: bool) -> list[exp.Ordered]:
+    names = {c.name for c in columns}
+    order = []
+    for s in spec.sort:
+        key = s.field if s.field in names else s.field.replace(".", "__") if several else s.field.split(".")[-1]
+        if key not in names:
+            raise Invalid(f"sort {s.field}: sort by a selected field or an aggregate alias")
+        order.append(exp.Ordered(this=exp.column(key, quoted=True), desc=s.direction == "desc"))
+    return order
+
+
+def compile_definition(spec: DefinitionSpec, entities: list[Entity], viewer: Viewer, *,
+                       window: Window | None = None, row_limit: int | None = None) -> Compiled:
+    """The SELECT for this definition as this viewer may see it; Invalid names the first problem."""
+    if [e.entity_id for e in entities] != list(spec.entity_ids):
+        raise Invalid("entity_ids do not match the entities given")  # a caller bug, kept loud
+    inactive = [e.entity_name for e in entities if e.status != "active"]
+    if inactive:
+        raise Invalid(f"entities not active: {', '.join(inactive)}")
+    if not spec.aggregates and not viewer.rows_allowed:
+        raise Invalid("row-level output needs the report_rows permission; add aggregates (count, sum, ...) instead")
+    scope, params, several = _Scope(entities, viewer), _Params(), len(entities) > 1
+    selects, columns, group_exprs = _selection(spec, scope, several)
+    query = _from_and_joins(exp.select(*selects), entities, scope)
+    conditions = _conditions(spec, entities, scope, params, window)
     if conditions:
         query = query.where(exp.and_(*conditions))
     if spec.aggregates and group_exprs:
         query = query.group_by(*group_exprs)
-    names = {c.name for c in columns}
-    order = []
-    for s in spec.sort:
-        key = s.field if s.field in names else s.field.replace(".", "__") if len(entities) > 1 else s.field.split(".")[-1]
-        if key not in names:
-            raise Invalid(f"sort {s.field}: sort by a selected field or an aggregate alias")
-        order.append(exp.Ordered(this=exp.column(key, quoted=True), desc=s.direction == "desc"))
+    order = _ordering(spec, columns, several)
     if order:
         query = query.order_by(*order)
     if row_limit is not None:

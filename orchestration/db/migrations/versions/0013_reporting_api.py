@@ -8,6 +8,7 @@ revision = "0013"
 down_revision = "0009"
 
 
+# long: one DDL script, read top to bottom; splitting it would only scatter the schema
 def upgrade() -> None:
     op.execute(
         """
