@@ -19,6 +19,7 @@ from orchestration.access import audit
 from orchestration.access.policy import AccessDenied
 from orchestration.catalog import templates
 from orchestration.delivery import outbox, webhook
+from orchestration.delivery import records as delivery_records
 from orchestration.runs import engine
 from orchestration.runs.records import RunOrigin
 from orchestration.runs.request import ReportRequest
@@ -96,6 +97,8 @@ def env(smtp, monkeypatch):
     monkeypatch.setenv("REPORTS_SMTP_FROM", "reports@nexus.example")
     monkeypatch.setenv("REPORTS_SMTP_TIMEOUT", "5")
     monkeypatch.setenv("REPORTS_WEBHOOK_TIMEOUT", "1")
+    # The receivers (webhook, moto) are plain http on loopback: the outbound checker's development switch.
+    monkeypatch.setenv("REPORTS_ALLOW_INSECURE_OUTBOUND", "1")
 
 
 # ---------------------------------------------------------------- published runs
@@ -234,15 +237,15 @@ def test_smtp_4xx_is_retried_for_that_recipient_only_and_5xx_stops(conn, smtp, i
 def test_crash_between_smtp_acceptance_and_acknowledgement_resends_the_same_message_id(conn, smtp, internal_run, monkeypatch):
     handler, _ = smtp
     to = unique("crash")
-    real_mark_sent = outbox._mark_sent
+    real_mark_sent = delivery_records.mark_sent
 
     def crash(*args, **kwargs):
         raise RuntimeError("worker died after the server accepted the message")
 
-    monkeypatch.setattr(outbox, "_mark_sent", crash)
+    monkeypatch.setattr(delivery_records, "mark_sent", crash)
     with pytest.raises(RuntimeError, match="worker died"):
         outbox.deliver_run(conn, internal_run.run_id, [f"email:{to}"], make_link=fake_link, now=T0)
-    monkeypatch.setattr(outbox, "_mark_sent", real_mark_sent)
+    monkeypatch.setattr(delivery_records, "mark_sent", real_mark_sent)
     assert len(handler.to(to)) == 1 and rows(conn, internal_run.run_id, {to})[to]["status"] == "sending"
 
     assert outbox.send_due(conn, T0 + dt.timedelta(minutes=1), make_link=fake_link, run_id=internal_run.run_id) == []
@@ -278,8 +281,8 @@ def test_webhook_payload_is_signed_and_verifies(conn, receiver, internal_run):
     assert payload["run_id"] == internal_run.run_id and payload["tenant_id"] == "acme"
     assert payload["template"]["key"] == "incident_summary" and payload["period"]["key"] == PERIOD
     assert {f["sha256"] for f in payload["files"]} == {f["sha256"] for f in internal_run.manifest["files"]}
-    assert {l["url"] for l in payload["links"]} == {fake_link(internal_run.run_id, f["format"], None, "internal")
-                                                    for f in internal_run.manifest["files"]}
+    assert {link["url"] for link in payload["links"]} == {fake_link(internal_run.run_id, f["format"], None, "internal")
+                                                          for f in internal_run.manifest["files"]}
     row = rows(conn, internal_run.run_id, {url})[url]
     assert (row["http_status"], row["provider_message_id"]) == (200, headers["webhook-id"])
     # A tampered body does not verify.
@@ -328,7 +331,7 @@ def test_webhook_crash_after_acknowledgement_resends_the_same_webhook_id(conn, r
         raise RuntimeError("worker died after HTTP 200")
 
     with monkeypatch.context() as m:
-        m.setattr(outbox, "_mark_sent", crash)
+        m.setattr(delivery_records, "mark_sent", crash)
         with pytest.raises(RuntimeError):
             outbox.deliver_run(conn, internal_run.run_id, [f"webhook:{url}"], make_link=fake_link, now=T0)
     outbox.send_due(conn, T0 + outbox.SENDING_LEASE, make_link=fake_link, run_id=internal_run.run_id)
@@ -354,7 +357,8 @@ def test_bucket_drop_copies_the_files_to_the_recipients_prefix(conn, internal_ru
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     server.start()
     try:
-        for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        aws = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+        for k, v in aws.items():
             monkeypatch.setenv(k, v)
         endpoint = f"http://127.0.0.1:{port}"
         s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
@@ -374,10 +378,14 @@ def test_bucket_drop_copies_the_files_to_the_recipients_prefix(conn, internal_ru
 # ---------------------------------------------------------------- command line
 
 
-def test_delivery_commands(conn, schedule_id, internal_run):
+def test_delivery_commands(conn, schedule_id, internal_run, monkeypatch):
     from click.testing import CliRunner
 
     from orchestration.cli.main import main
+    from orchestration.delivery import outbound
+
+    # hooks.acme.example does not exist: DNS is patched to answer a public address for it.
+    monkeypatch.setattr(outbound, "resolve", lambda host, port: ["93.184.215.14"])
 
     def cli(*args):
         return CliRunner().invoke(main, ["delivery", *args])

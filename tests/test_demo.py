@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 import psycopg2
@@ -12,7 +11,7 @@ import pytest
 
 from orchestration.artifacts import storage
 from orchestration.catalog import templates
-from tests.helpers.cli import CLI, run_cli
+from tests.helpers.cli import run
 
 
 @pytest.fixture(scope="module")
@@ -33,23 +32,28 @@ def demo_env(tmp_path_factory):
     return env
 
 
+def run_cli(env, *args, timeout=900):
+    # A process of its own: the demo runs in its own NEXUS_HOME and database.
+    return run(*args, env=env, timeout=timeout)
+
+
 def test_help_lists_the_commands():
-    out = subprocess.run([CLI, "--help"], capture_output=True, text=True).stdout
+    out = run("--help").stdout
     for command in ("seed", "demo", "dev", "build", "manifest"):
         assert command in out
     for command in ("seed", "demo", "dev"):
-        assert subprocess.run([CLI, command, "--help"], capture_output=True).returncode == 0
+        assert run(command, "--help").returncode == 0
 
 
 def test_bad_input_is_one_clear_line(demo_env):
-    proc = run_cli("demo", "--period", "last-june", env=demo_env, timeout=900)
+    proc = run_cli(demo_env, "demo", "--period", "last-june")
     assert proc.returncode != 0
     assert "invalid period 'last-june'" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
 def test_demo_end_to_end_twice(demo_env):
-    first = run_cli("demo", "--tenants", "2", "--incidents", "3000", env=demo_env, timeout=900)
+    first = run_cli(demo_env, "demo", "--tenants", "2", "--incidents", "3000")
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     for template in templates.load_all():  # every template, for both tenants
         lines = [l for l in first.stdout.splitlines() if l.split(" ", 1)[0] == template.key]
@@ -63,7 +67,7 @@ def test_demo_end_to_end_twice(demo_env):
     for manifest in manifests:
         assert storage.LocalStore(manifest.parent.parent).verify(manifest.parent.name) == []
 
-    second = run_cli("demo", "--tenants", "2", "--incidents", "3000", env=demo_env, timeout=900)
+    second = run_cli(demo_env, "demo", "--tenants", "2", "--incidents", "3000")
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     manifests_after = sorted(home.glob("*/incident_summary/*/*/manifest.json"))
     assert len(manifests_after) == 4  # new runs, same data
@@ -88,7 +92,7 @@ def test_demo_publishes_to_s3_when_an_endpoint_is_configured(demo_env, tmp_path_
         host, port = server.get_host_and_port()
         s3 = {"REPORTS_S3_ENDPOINT": f"http://{host}:{port}", "REPORTS_S3_BUCKET": "demo-reports",
               "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
-        proc = run_cli("demo", "--tenants", "1", "--incidents", "1000", env={**demo_env, **s3}, timeout=900)
+        proc = run_cli({**demo_env, **s3}, "demo", "--tenants", "1", "--incidents", "1000")
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         assert "created bucket demo-reports" in proc.stdout and "artifact store: S3 s3://demo-reports" in proc.stdout
         client = boto3.client("s3", endpoint_url=s3["REPORTS_S3_ENDPOINT"], region_name="us-east-1",

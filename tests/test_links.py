@@ -28,7 +28,7 @@ from orchestration.links import web
 from orchestration.runs import engine
 from orchestration.runs.request import ReportRequest
 from tests.helpers.audit import audit_rows
-from tests.helpers.cli import run_cli as cli
+from tests.helpers.cli import run as cli
 
 from .conftest import PERIOD
 
@@ -181,7 +181,9 @@ def test_unknown_token_is_404_and_recorded(conn, runs, server):
 def test_head_is_not_a_download(conn, runs, server):
     link = share(conn, runs["incident"])
     status, headers, _ = get(server, f"/links/{link.token}", method="HEAD")
-    assert status == 405 and events(conn, link.link_id) == []
+    # Not a download, but a request that presents the token: recorded (issue 10), then refused.
+    assert status == 405
+    assert [(e["outcome"], e["reason"]) for e in events(conn, link.link_id)] == [("denied", "method HEAD not allowed")]
 
 
 # ---------------------------------------------------------------- expiry
@@ -207,7 +209,8 @@ def test_expiry_is_capped_by_sensitivity(conn, runs):
         share(conn, compliance, expires_in=dt.timedelta(hours=1, minutes=1), **kw)
     now = dt.datetime(2026, 7, 2, 9, 0, tzinfo=dt.UTC)
     assert share(conn, compliance, now=now, **kw).expires_at == now + dt.timedelta(hours=1)
-    assert share(conn, compliance, now=now, expires_in=dt.timedelta(minutes=30), **kw).expires_at == now + dt.timedelta(minutes=30)
+    half_hour = dt.timedelta(minutes=30)
+    assert share(conn, compliance, now=now, expires_in=half_hour, **kw).expires_at == now + half_hour
     incident = runs["incident"]  # internal: 7 days
     assert share(conn, incident, now=now).expires_at == now + dt.timedelta(days=7)
     with pytest.raises(links.LinkError, match="at most 7d"):
@@ -253,7 +256,8 @@ def test_revoked_link_is_403(conn, runs, server, scope):
     assert events(conn, link.link_id)[-1]["reason"].startswith(f"revoked by {how['actor']}")
     assert fetch(server, bystander)[0] == 200  # another tenant's link is untouched
     with conn, conn.cursor() as cur:
-        cur.execute("select actor, outcome, details from control.audit_log where action = 'link.revoke' order by seq desc limit 1")
+        cur.execute("select actor, outcome, details from control.audit_log where action = 'link.revoke' "
+                    "order by seq desc limit 1")
         actor, outcome, details = cur.fetchone()
     assert (actor, outcome, details["reason"]) == (how["actor"], "succeeded", f"test {scope}")
     assert link.link_id in details["link_ids"]
@@ -350,7 +354,7 @@ def test_links_from_the_command_line(conn, runs, server):
     link_id = made.stdout.split()[1]
 
     listed = cli("links", "list", "--run", incident.run_id)
-    line = next(l for l in listed.stdout.splitlines() if l.split()[0] == link_id)
+    line = next(x for x in listed.stdout.splitlines() if x.split()[0] == link_id)
     assert "analyst@acme.example" in line and line.split()[-1] == "active" and url.split("/")[-1] not in listed.stdout
 
     too_long = cli("links", "create", compliance.run_id, "--format", "csv", "--for", "executive@acme.example",
@@ -363,7 +367,7 @@ def test_links_from_the_command_line(conn, runs, server):
     revoked = cli("links", "revoke", "--link", link_id, "--as", "manager@acme.example", "--reason", "sent to the wrong list")
     assert revoked.returncode == 0 and f"revoked 1 link(s): {link_id}" in revoked.stdout
     assert get(server, url.removeprefix(server))[0] == 403
-    line = next(l for l in cli("links", "list", "--tenant", "acme").stdout.splitlines() if l.split()[0] == link_id)
+    line = next(x for x in cli("links", "list", "--tenant", "acme").stdout.splitlines() if x.split()[0] == link_id)
     assert "revoked by manager@acme.example: sent to the wrong list" in line
 
     switch = cli("links", "revoke", "--tenant", "acme", "--as", "tenant_admin@acme.example", "--reason", "incident")

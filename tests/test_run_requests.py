@@ -12,16 +12,15 @@ import datetime as dt
 import re
 
 import pytest
-from click.testing import CliRunner
 
 from orchestration.catalog import templates
-from orchestration.cli.main import main as cli
 from orchestration.db import warehouse
 from orchestration.errors import Invalid, NotFound, ServiceError
 from orchestration.runs import engine, periods, records
 from orchestration.runs.records import RunOrigin
 from orchestration.runs.request import ReportRequest
 from orchestration.services import runs as run_service
+from tests.helpers.cli import invoke
 
 from .conftest import PERIOD, analyst
 
@@ -128,7 +127,7 @@ def test_a_wrong_filter_type_is_refused_and_audited_once(built, conn):
     (["--period", "2026-09junk"], "expected YYYY-MM"),
 ])
 def test_the_cli_refuses_garbage_windows_in_one_line(built, args, message):
-    result = CliRunner().invoke(cli, ["run", "incident_summary", "--tenant", "acme", *args, "--as", analyst("acme")])
+    result = invoke("run", "incident_summary", "--tenant", "acme", *args, "--as", analyst("acme"))
     assert result.exit_code == 1, result.output
     assert isinstance(result.exception, SystemExit)  # a handled refusal, not a traceback
     lines = [line for line in result.output.splitlines() if line.strip()]

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import dagster as dg
@@ -17,6 +15,7 @@ from orchestration.catalog import templates
 from orchestration.governance import lifecycle as governance
 from orchestration.schedules import evaluation, store, timing
 from tests.helpers.audit import audit_rows
+from tests.helpers.cli import invoke
 from tests.helpers.dagster import sensor_context
 
 UTC = dt.UTC
@@ -325,12 +324,8 @@ def test_sensor_requests_the_templates_partitioned_job_once_per_tick(conn, tenan
 
 
 def test_schedules_from_the_command_line(conn):
-    from click.testing import CliRunner
-
-    from orchestration.cli.main import main
-
     def cli(*args):
-        return CliRunner().invoke(main, ["schedules", *args])
+        return invoke("schedules", *args)
 
     base = ["create", TEMPLATE, "--tenant", "acme", "--cron", "0 6 * * 1", "--as", manager("acme"), "--reason", "Monday review"]
     bad_zone = cli(*base, "--timezone", "Europe/Berlinn")
@@ -382,8 +377,7 @@ def test_a_ticks_run_renders_the_schedules_formats_and_records_its_lag(conn, ten
     assert record.state == "completed" and record.schedule_id == str(sid)
     assert record.tick_at == at(2026, 7, 6, 4) and record.started_at > record.tick_at
     assert sorted(p.suffix for p in Path(record.artifact_location).iterdir()) == [".csv", ".json", ".pdf"]
-    shown = subprocess.run([str(Path(sys.executable).parent / "nexus-reports"), "runs", "show", record.run_id],
-                           capture_output=True, text=True)
+    shown = invoke("runs", "show", record.run_id)
     assert "schedule lag  tick to start" in shown.stdout and "start to published" in shown.stdout
     with conn, conn.cursor() as cur:
         cur.execute("select details from control.security_events where kind = 'tenant_mismatch' order by event_id desc limit 1")

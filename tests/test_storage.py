@@ -17,7 +17,6 @@ import urllib.error
 import urllib.request
 
 import pytest
-from click.testing import CliRunner
 
 from orchestration.access import policy
 from orchestration.artifacts import index as artifact_index
@@ -27,6 +26,7 @@ from orchestration.runs import engine, failures, records
 from orchestration.runs.request import ReportRequest
 from orchestration.settings import get_settings
 from tests.helpers.audit import audit_rows_of_run as audit_rows
+from tests.helpers.cli import invoke
 
 from .conftest import PERIOD
 
@@ -338,22 +338,19 @@ def test_retention_purges_through_the_store_and_skips_legal_holds(built, conn, r
 
 
 def test_artifacts_cli_lists_holds_and_releases(built, conn, local):
-    from orchestration.cli.main import main
-
     _, pub = run(tenant="globex", requester="manager@globex.example", formats=("csv", "json"))
-    cli = CliRunner()
-    denied = cli.invoke(main, ["artifacts", "hold", pub.run_id, "--as", "viewer@globex.example", "--reason", "x"])
+    denied = invoke("artifacts", "hold", pub.run_id, "--as", "viewer@globex.example", "--reason", "x")
     assert denied.exit_code == 1 and "may not legal_hold" in denied.output and "Traceback" not in denied.output
-    held = cli.invoke(main, ["artifacts", "hold", pub.run_id, "--as", "tenant_admin@globex.example",
-                             "--reason", "regulator request"])
+    held = invoke("artifacts", "hold", pub.run_id, "--as", "tenant_admin@globex.example",
+                             "--reason", "regulator request")
     assert held.exit_code == 0, held.output
     assert "2 artifacts on legal hold" in held.output
-    listed = cli.invoke(main, ["artifacts", "list", "--run", pub.run_id])
+    listed = invoke("artifacts", "list", "--run", pub.run_id)
     assert listed.exit_code == 0 and listed.output.count("LEGAL HOLD") == 2 and "incident_summary.json" in listed.output
-    assert pub.run_id not in cli.invoke(main, ["artifacts", "list", "--tenant", "acme", "--limit", "100000"]).output
-    again = cli.invoke(main, ["artifacts", "hold", pub.run_id, "--as", "tenant_admin@globex.example", "--reason", "x"])
+    assert pub.run_id not in invoke("artifacts", "list", "--tenant", "acme", "--limit", "100000").output
+    again = invoke("artifacts", "hold", pub.run_id, "--as", "tenant_admin@globex.example", "--reason", "x")
     assert again.exit_code == 1 and "already on legal hold" in again.output
-    released = cli.invoke(main, ["artifacts", "release", pub.run_id, "--as", "platform@nexus.example",
-                                 "--reason", "done"])
+    released = invoke("artifacts", "release", pub.run_id, "--as", "platform@nexus.example",
+                                 "--reason", "done")
     assert released.exit_code == 0 and "released" in released.output
     assert not artifact_index.held(conn, pub.run_id)

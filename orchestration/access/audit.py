@@ -57,13 +57,18 @@ def record(
         raise ValueError(f"audit outcome must be one of {OUTCOMES}")
     details = json.loads(json.dumps(details or {}, default=str))
     with conn.cursor() as cur:
-        # One writer at a time, so every row chains to the true previous row.
-        cur.execute("select pg_advisory_xact_lock(hashtext('nexus-reports:audit'))")
-        cur.execute("select row_hash from control.audit_log order by seq desc limit 1")
+        # One writer at a time (until the caller's transaction ends), so every row chains to the
+        # true previous row. The lock is taken before the last row is read: under READ COMMITTED
+        # that read is a new snapshot, which sees every append committed before the lock was ours.
+        cur.execute("select pg_advisory_xact_lock(hashtext('nexus-reports:audit')), current_setting('transaction_isolation')")
+        isolation = cur.fetchone()[1]
+        if isolation != "read committed":  # its snapshot may predate the lock: the chain would fork
+            raise RuntimeError(f"audit.record needs a READ COMMITTED transaction, not {isolation}")
+        cur.execute("select seq, row_hash from control.audit_log order by seq desc limit 1")
         last = cur.fetchone()
-        prev_hash = last[0] if last else GENESIS
-        cur.execute("select nextval(pg_get_serial_sequence('control.audit_log', 'seq'))")
-        (seq,) = cur.fetchone()
+        # seq is the previous row's + 1, not nextval(): a sequence value is used up by a rolled-back
+        # append and would leave a gap; this way the seq of committed rows stays 1, 2, 3, ...
+        seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS)
         at = dt.datetime.now(dt.UTC)
         row_hash = _row_hash(prev_hash, _fields(seq, at, actor, tenant_id, action, target, outcome, correlation_id, details))
         cur.execute(
@@ -106,9 +111,31 @@ def verify(conn) -> Verification:
         for seq, at, actor, tenant_id, action, target, outcome, correlation_id, details, stored_prev, stored_hash in cur:
             count += 1
             if stored_prev != prev_hash:
-                return Verification(count, seq, f"row {seq} does not follow the previous row (a row before it was deleted, inserted or reordered)")
+                return Verification(count, seq, f"row {seq} does not follow the previous row "
+                                                "(a row before it was deleted, inserted or reordered)")
             expected = _row_hash(prev_hash, _fields(seq, at, actor, tenant_id, action, target, outcome, correlation_id, details))
             if expected != stored_hash:
                 return Verification(count, seq, f"row {seq} was changed after it was written")
             prev_hash = stored_hash
     return Verification(count, None, None)
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    seq: int
+    at: dt.datetime
+    actor: str
+    tenant_id: str | None
+    action: str
+    target: str
+    outcome: str
+
+
+def tail(conn, limit: int) -> list[AuditEntry]:
+    """The newest `limit` rows, oldest first (as a log reads)."""
+    if limit < 1:
+        raise ValueError("limit must be at least 1")
+    with conn.cursor() as cur:
+        cur.execute("select seq, at, actor, tenant_id, action, target, outcome from control.audit_log "
+                    "order by seq desc limit %s", (limit,))
+        return [AuditEntry(*row) for row in reversed(cur.fetchall())]

@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from orchestration.access import audit
+from orchestration.access import audit, identifiers
 from orchestration.access.roles import ROLES
+from orchestration.errors import Denied
 
 ALL_TENANTS = "*"
 
@@ -35,7 +36,7 @@ MATRIX: dict[str, frozenset[str]] = {
 ACTIONS = tuple(MATRIX)
 
 
-class AccessDenied(PermissionError):
+class AccessDenied(Denied):
     """The actor may not do this; the denial is already in the audit log."""
 
 
@@ -129,20 +130,95 @@ def authorize(
 PLATFORM_GRANTED = frozenset({"platform_admin", "approver", "template_owner"})
 
 
-def authorize_grant(conn, actor: str, principal_id: str, roles: Iterable[str], tenants: Iterable[str]) -> None:
-    """A tenant admin manages people of their own tenants; wider grants need a platform admin."""
-    roles, tenants = set(roles), set(tenants)
-    if ALL_TENANTS in tenants or roles & PLATFORM_GRANTED:
-        authorize(conn, actor, "audit", target=f"grant {sorted(roles)} on {sorted(tenants)} to {principal_id}")
-        return
-    for tenant in sorted(tenants):
-        authorize(conn, actor, "manage_principals", target=principal_id, tenant_id=tenant)
+@dataclass(frozen=True)
+class Grants:
+    """What a principal holds (or would hold after a change): its roles and tenant memberships."""
+
+    roles: frozenset[str]
+    tenants: frozenset[str]
+    active: bool = True
+
+    @classmethod
+    def of(cls, principal: Principal) -> Grants:
+        return cls(principal.roles, principal.tenants, principal.active)
+
+    def described(self) -> dict[str, object]:
+        return {"roles": sorted(self.roles), "tenants": sorted(self.tenants), "active": self.active}
+
+
+def platform_wide(principal_id: str, grants: Grants) -> str | None:
+    """Why this principal reaches beyond the tenants it is a member of, or None."""
+    if identifiers.is_service(principal_id):
+        return "a service account"
+    wide = grants.roles & PLATFORM_GRANTED
+    if wide:
+        return f"role {', '.join(sorted(wide))}"
+    if ALL_TENANTS in grants.tenants:
+        return "a member of every tenant (*)"
+    return None
+
+
+def decide_principal_change(actor: Principal | None, principal_id: str, states: Iterable[Grants]) -> str | None:
+    """None when the actor may move the principal through these states (before and/or after),
+    else why not (pure). A platform admin may do anything; a tenant admin only what stays inside
+    the tenants it administers, both before and after: so it can neither take over another
+    tenant's principal nor strip a platform-wide one."""
+    denial = standing_denial(actor)
+    if denial or "platform_admin" in actor.roles:
+        return denial
+    if "tenant_admin" not in actor.roles:
+        return f"{actor.principal_id} has none of the roles that may manage_principals (tenant_admin)"
+    for grants in states:
+        wide = platform_wide(principal_id, grants)
+        if wide:
+            return f"{principal_id} would be or is platform-wide ({wide}): only a platform admin may create or change it"
+        if not grants.tenants:
+            return f"{principal_id} has no tenant membership: only a platform admin may change it"
+        for tenant in sorted(grants.tenants):
+            if not actor.member_of(tenant):
+                return f"{actor.principal_id} is not a member of tenant {tenant}"
+    return None
+
+
+def authorize_principal_change(conn, actor: str, principal_id: str, change: str, states: Iterable[Grants]) -> Principal:
+    """`decide_principal_change`, with the denial audited (committed) before it is raised."""
+    states = list(states)
+    principal = get_principal(conn, actor) if actor else None
+    reason = decide_principal_change(principal, principal_id, states)
+    if reason:
+        audit.record_now(conn, actor=actor or "(none)", action=f"principal.{change}.denied", target=principal_id,
+                         outcome="denied", details={"reason": reason, "states": [g.described() for g in states]})
+        raise AccessDenied(f"{actor or 'an unnamed requester'} may not {change} principal {principal_id}: {reason}")
+    return principal
+
+
+def insert_principal(cur, principal_id: str, *, kind: str, display_name: str, grants: Grants) -> None:
+    """A new principal row and its grants (the caller owns the transaction)."""
+    cur.execute("insert into control.principals (principal_id, kind, display_name, active) values (%s, %s, %s, %s)",
+                (principal_id, kind, display_name, grants.active))
+    replace_grants(cur, principal_id, grants)
+
+
+def replace_grants(cur, principal_id: str, grants: Grants) -> None:
+    """Set a principal's roles and memberships to exactly these (the caller owns the transaction)."""
+    cur.execute("delete from control.principal_roles where principal_id = %s", (principal_id,))
+    cur.execute("delete from control.tenant_memberships where principal_id = %s", (principal_id,))
+    for role in sorted(grants.roles):
+        cur.execute("insert into control.principal_roles values (%s, %s)", (principal_id, role))
+    for tenant in sorted(grants.tenants):
+        cur.execute("insert into control.tenant_memberships values (%s, %s)", (principal_id, tenant))
+
+
+def set_active(cur, principal_id: str, active: bool) -> None:
+    cur.execute("update control.principals set active = %s where principal_id = %s", (active, principal_id))
 
 
 def upsert_principal(
     conn, principal_id: str, *, kind: str = "user", display_name: str | None = None,
     roles: Iterable[str] = (), tenants: Iterable[str] = (), actor: str = "system",
 ) -> None:
+    """Create or silently replace a principal: for the sample data (`seed`) and test fixtures only.
+    People and commands change principals through services.principals (checked and audited)."""
     roles, tenants = sorted(set(roles)), sorted(set(tenants))
     unknown = set(roles) - set(ROLES)
     if unknown:

@@ -2,4 +2,5 @@
 
 from orchestration.cli.main import main
 
-main()
+if __name__ == "__main__":
+    main(prog_name="nexus-reports")

@@ -1,7 +1,8 @@
 """Bucket drop: copy the files into the recipient's S3 prefix (any S3-compatible endpoint).
 
 The endpoint comes from the recipient's config (`endpoint_url`, optional `region`);
-credentials from the usual boto3 chain (AWS_ACCESS_KEY_ID, ...). Objects are named
+credentials from the usual boto3 chain (AWS_ACCESS_KEY_ID, ...). A custom endpoint passes
+orchestration/delivery/outbound.py at enqueue and again here, before every drop. Objects are named
 `<prefix><run_id>/<file>`, so a resend overwrites the same keys with the same bytes.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from orchestration.delivery import outbound
 from orchestration.delivery.errors import SendFailure
 
 
@@ -31,6 +33,13 @@ def drop(address: str, config: dict[str, Any], run_id: str, files: list[Path]) -
     from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
     bucket, prefix = split_address(address)
+    if config.get("endpoint_url"):
+        try:
+            outbound.check(config["endpoint_url"])
+        except outbound.OutboundRefused as exc:
+            raise SendFailure(str(exc), transient=False, refused=True) from exc
+        except OSError as exc:
+            raise SendFailure(f"S3 not reached: {config['endpoint_url']} does not resolve: {exc}", transient=True) from exc
     client = boto3.client("s3", endpoint_url=config.get("endpoint_url"), region_name=config.get("region") or "us-east-1",
                           config=Config(retries={"max_attempts": 1}, connect_timeout=10, read_timeout=60))
     etag = ""

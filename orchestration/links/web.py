@@ -2,17 +2,25 @@
 
 Thin on purpose: every decision is in orchestration/links/service.py. `GET /links/<token>` streams the
 file or answers 404 / 403 / 410 with a generic message that never says whether the artifact
-exists. The clock (`app.state.clock`) and the connection factory (`app.state.connect`) are
-injectable, so tests can move time. Run it with `nexus-reports serve`.
+exists. Any other method on a token (HEAD, POST, PUT, DELETE, PATCH, OPTIONS, ...) is recorded as
+an access event and answered 405. The clock (`app.state.clock`) and the connection factory
+(`app.state.connect`) are injectable, so tests can move time. Run it with `nexus-reports serve`.
+
+A token is a bearer credential, so it must not leak: every response (ours, and Starlette's own
+404s) says `Referrer-Policy: no-referrer` and `Cache-Control: no-store`, only the token in the
+path is ever read (never a Referer), and the access log shows `/links/<redacted>`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import re
 import urllib.parse
 from collections.abc import Callable
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -29,6 +37,56 @@ PRIVATE_HEADERS = {
 }
 
 
+ACCESS_LOGGER = "uvicorn.access"
+_TOKEN_IN_PATH = re.compile(r"(/links/)[^?#\s\"]+")
+
+
+class RedactLinkTokens(logging.Filter):
+    """Replaces the token of every /links/<token> in a log record (message and arguments) by
+    <redacted>; the record keeps its shape (uvicorn's access formatter unpacks its args)."""
+
+    @staticmethod
+    def _redact(value):
+        return _TOKEN_IN_PATH.sub(r"\1<redacted>", value) if isinstance(value, str) else value
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self._redact(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(self._redact(a) for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {k: self._redact(v) for k, v in record.args.items()}
+        return True
+
+
+def install_log_redaction() -> None:
+    """Attach the filter to uvicorn's access logger once (a logger filter survives uvicorn's
+    dictConfig, which replaces handlers, not filters)."""
+    logger = logging.getLogger(ACCESS_LOGGER)
+    if not any(isinstance(f, RedactLinkTokens) for f in logger.filters):
+        logger.addFilter(RedactLinkTokens())
+
+
+class PrivateHeaders:
+    """ASGI middleware: PRIVATE_HEADERS on every response, including the router's own 404s."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_private(message):
+            if message["type"] == "http.response.start":
+                names = {k.lower() for k, _ in message.get("headers", [])}
+                extra = [(k.lower().encode(), v.encode()) for k, v in PRIVATE_HEADERS.items()
+                         if k.lower().encode() not in names]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, send_private)
+
+
 def _content_disposition(filename: str) -> str:
     ascii_name = filename.encode("ascii", "replace").decode().replace('"', "_").replace("\\", "_")
     return f'attachment; filename="{ascii_name}"; filename*=UTF-8\'\'{urllib.parse.quote(filename)}'
@@ -36,14 +94,16 @@ def _content_disposition(filename: str) -> str:
 
 def download(request: Request) -> Response:
     """A plain (sync) endpoint: Starlette runs it in its thread pool, so database work does not
-    block the event loop; the file is streamed after the connection is closed."""
-    if request.method != "GET":  # Starlette adds HEAD to GET routes; a probe is not a download
-        return PlainTextResponse("Method Not Allowed", status_code=405, headers={**PRIVATE_HEADERS, "Allow": "GET"})
+    block the event loop; the file is streamed after the connection is closed. Only the path's
+    token counts: a Referer (or any other header) carrying a token is never read."""
     token = request.path_params["token"]
     now = request.app.state.clock()
     remote = request.client.host if request.client else None
     conn = request.app.state.connect()
     try:
+        if request.method != "GET":  # a probe or a write is not a download, but it is an access event
+            denied = links.refuse_method(conn, token, request.method, now=now, remote_addr=remote)
+            return PlainTextResponse(denied.public_message, status_code=405, headers={**PRIVATE_HEADERS, "Allow": "GET"})
         grant = links.resolve(conn, token, now=now, remote_addr=remote)
     except links.LinkDenied as denied:
         return PlainTextResponse(denied.public_message, status_code=denied.status, headers=PRIVATE_HEADERS)
@@ -63,12 +123,18 @@ def health(request: Request) -> Response:
     return PlainTextResponse("ok", headers=PRIVATE_HEADERS)
 
 
+# Every method reaches `download`, so each is recorded; `{token:path}` also takes /links/a/b,
+# which is then an unknown token (recorded) rather than a silent router 404.
+LINK_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"]
+
+
 def create_app(*, clock: Callable[[], dt.datetime] | None = None,
                connect: Callable[[], object] | None = None) -> Starlette:
+    install_log_redaction()
     app = Starlette(routes=[
-        Route("/links/{token}", download, methods=["GET"]),
+        Route("/links/{token:path}", download, methods=LINK_METHODS),
         Route("/healthz", health, methods=["GET"]),
-    ])
+    ], middleware=[Middleware(PrivateHeaders)])
     app.state.clock = clock or links.utcnow
     app.state.connect = connect or warehouse.connect
     return app
@@ -77,5 +143,5 @@ def create_app(*, clock: Callable[[], dt.datetime] | None = None,
 def serve(host: str = "127.0.0.1", port: int = 8088) -> None:
     import uvicorn
 
-    # No access log: the request line holds the token. Every request is an access event instead.
-    uvicorn.run(create_app(), host=host, port=port, access_log=False, log_level="info")
+    # The access log is on: RedactLinkTokens (installed by create_app) keeps tokens out of it.
+    uvicorn.run(create_app(), host=host, port=port, access_log=True, log_level="info")

@@ -383,3 +383,18 @@ def run_config_of(record: RunRecord, **overrides: Any) -> dict[str, Any]:
         config["date_from"] = str(record.window_start)
         config["date_to"] = str(record.window_end - dt.timedelta(days=1))
     return {**config, **overrides}
+
+
+def run_ids_of_template(conn, template_key: str) -> list[str]:
+    """Every run of a template, any version, any tenant (links revoke by template through it)."""
+    with conn, conn.cursor() as cur:
+        cur.execute("select run_id from control.report_runs where template_key = %s", (template_key,))
+        return [r[0] for r in cur.fetchall()]
+
+
+def template_versions(conn, run_ids: list[str]) -> dict[str, tuple[str, int]]:
+    """run_id -> (template key, template version) of the given runs (for listings of links)."""
+    with conn, conn.cursor() as cur:
+        cur.execute("select run_id, template_key, template_version from control.report_runs where run_id = any(%s)",
+                    (list(run_ids),))
+        return {run_id: (key, version) for run_id, key, version in cur.fetchall()}

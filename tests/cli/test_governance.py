@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import yaml
 
 from orchestration.access import policy
 from orchestration.catalog import templates as catalog
-from orchestration.settings import REPO_ROOT
-
-CLI = str(Path(sys.executable).parent / "nexus-reports")
-
-
-def cli(*args):
-    return subprocess.run([CLI, *args], cwd=REPO_ROOT, env=os.environ.copy(), capture_output=True, text=True, timeout=300)
+from tests.helpers.cli import invoke as cli
 
 
 def test_submit_approve_deprecate_from_the_command_line(built, tmp_path):
@@ -27,20 +16,20 @@ def test_submit_approve_deprecate_from_the_command_line(built, tmp_path):
     path.write_text(yaml.safe_dump(data))
 
     refused = cli("templates", "submit", str(path), "--as", "viewer@acme.example")
-    assert refused.returncode == 1 and "may not submit" in refused.stderr and "Traceback" not in refused.stderr
+    assert refused.exit_code == 1 and "may not submit" in refused.stderr and "Traceback" not in refused.stderr
 
     submitted = cli("templates", "submit", str(path), "--as", policy.PLATFORM_OWNER)
-    assert submitted.returncode == 0, submitted.stderr
+    assert submitted.exit_code == 0, submitted.stderr
     assert "Gate A passed" in submitted.stdout
 
     own = cli("templates", "approve", "incident_summary", "300", "--as", policy.PLATFORM_OWNER)
-    assert own.returncode == 1 and "may not approve" in own.stderr
+    assert own.exit_code == 1 and "may not approve" in own.stderr
 
     approved = cli("templates", "approve", "incident_summary", "300", "--as", policy.APPROVERS[0])
-    assert approved.returncode == 0, approved.stderr
+    assert approved.exit_code == 0, approved.stderr
 
     listing = cli("templates", "list").stdout
-    line = next(l for l in listing.splitlines() if l.split()[:2] == ["incident_summary", "300"])
+    line = next(row for row in listing.splitlines() if row.split()[:2] == ["incident_summary", "300"])
     assert "approved" in line and policy.APPROVERS[0] in line
 
     shown = cli("templates", "show", "incident_summary", "--version", "300").stdout
@@ -50,12 +39,12 @@ def test_submit_approve_deprecate_from_the_command_line(built, tmp_path):
     assert "+version: 300" in diff
 
     no_reason = cli("templates", "deprecate", "incident_summary", "300", "--as", policy.APPROVERS[0], "--reason", " ")
-    assert no_reason.returncode == 1 and "needs a reason" in no_reason.stderr
+    assert no_reason.exit_code == 1 and "needs a reason" in no_reason.stderr
     deprecated = cli("templates", "deprecate", "incident_summary", "300", "--as", policy.APPROVERS[0], "--reason", "superseded")
-    assert deprecated.returncode == 0, deprecated.stderr
+    assert deprecated.exit_code == 0, deprecated.stderr
 
     verified = cli("audit", "verify")
-    assert verified.returncode == 0 and "audit chain intact" in verified.stdout
+    assert verified.exit_code == 0 and "audit chain intact" in verified.stdout
 
 
 def test_metrics_list_and_principals_list(built):
@@ -66,13 +55,13 @@ def test_metrics_list_and_principals_list(built):
     assert "approver@nexus.example" in people and "roles=analyst" in people
     denied = cli("principals", "add", "mallory@acme.example", "--role", "platform_admin", "--tenant", "*",
                  "--as", "tenant_admin@acme.example")
-    assert denied.returncode == 1 and "may not" in denied.stderr
+    assert denied.exit_code == 1 and "may not" in denied.stderr
     escalation = cli("principals", "add", "mallory@acme.example", "--role", "approver", "--tenant", "acme",
                      "--as", "tenant_admin@acme.example")
-    assert escalation.returncode == 1 and "may not" in escalation.stderr
+    assert escalation.exit_code == 1 and "may not" in escalation.stderr
     other_tenant = cli("principals", "add", "mallory@globex.example", "--role", "analyst", "--tenant", "globex",
                        "--as", "tenant_admin@acme.example")
-    assert other_tenant.returncode == 1 and "not a member of tenant globex" in other_tenant.stderr
+    assert other_tenant.exit_code == 1 and "not a member of tenant globex" in other_tenant.stderr
     ok = cli("principals", "add", "new.analyst@acme.example", "--role", "analyst", "--tenant", "acme",
              "--as", "tenant_admin@acme.example")
-    assert ok.returncode == 0, ok.stderr
+    assert ok.exit_code == 0, ok.stderr

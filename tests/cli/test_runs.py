@@ -4,8 +4,6 @@ Launchpad shows, against the test warehouse."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,16 +12,8 @@ import pytest
 
 from orchestration.dev import faults
 from orchestration.runs import records
-from orchestration.settings import REPO_ROOT
-
-from .conftest import PERIOD
-
-CLI = str(Path(sys.executable).parent / "nexus-reports")
-
-
-def cli(*args, env=None, timeout=240):
-    return subprocess.run([CLI, *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+from tests.conftest import PERIOD
+from tests.helpers.cli import invoke as cli
 
 
 def run_id_of(out: str) -> str:
@@ -33,7 +23,7 @@ def run_id_of(out: str) -> str:
 def test_run_with_wait_shows_progress_and_ends_with_the_files(built):
     proc = cli("run", "incident_summary", "--tenant", "acme", "--from", "2026-06-01", "--to", "2026-06-14",
                "--format", "pdf,csv", "--as", "analyst@acme.example", "--wait")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.exit_code == 0, proc.stdout + proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("run ") and "queued" in lines[0] and "2026-06-01..2026-06-15" in lines[0]
     assert lines[-1].startswith("completed in ")
@@ -56,28 +46,28 @@ def test_run_with_wait_shows_progress_and_ends_with_the_files(built):
 ])
 def test_bad_runs_are_one_line_errors(built, args, message):
     proc = cli("run", "incident_summary", "--tenant", "acme", *args, "--as", "analyst@acme.example")
-    assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.exit_code == 1 and message in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_unauthorized_requester_is_refused_and_recorded(built):
     proc = cli("run", "incident_summary", "--tenant", "acme", "--period", PERIOD, "--as", "analyst@globex.example")
-    assert proc.returncode == 1 and "policy_violation" in proc.stderr and "not a member of tenant acme" in proc.stderr
+    assert proc.exit_code == 1 and "policy_violation" in proc.stderr and "not a member of tenant acme" in proc.stderr
 
 
 def test_cancel_from_the_cli_leaves_nothing(built, conn):
     env = {faults.ENV: "render:sleep=60"}
     started = cli("run", "sla_performance", "--tenant", "globex", "--period", PERIOD, "--as", "manager@globex.example",
                   env=env)
-    assert started.returncode == 0, started.stderr
+    assert started.exit_code == 0, started.stderr
     run_id = run_id_of(started.stdout)
     deadline = time.monotonic() + 120
     while records.get_run(conn, run_id).stage != "render":
         assert time.monotonic() < deadline, records.get_run(conn, run_id)
         time.sleep(0.3)
     refused = cli("runs", "cancel", run_id, "--as", "viewer@globex.example")
-    assert refused.returncode == 1 and "may not run" in refused.stderr
+    assert refused.exit_code == 1 and "may not run" in refused.stderr
     cancelled = cli("runs", "cancel", run_id, "--as", "manager@globex.example", "--wait")
-    assert cancelled.returncode == 0 and f"run {run_id}: cancelled" in cancelled.stdout, cancelled.stdout + cancelled.stderr
+    assert cancelled.exit_code == 0 and f"run {run_id}: cancelled" in cancelled.stdout, cancelled.stdout + cancelled.stderr
     record = records.get_run(conn, run_id)
     assert (record.state, record.failure_class, record.snapshot_state) == ("cancelled", "cancelled", "abandoned")
     assert record.artifact_location is None

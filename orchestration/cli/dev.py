@@ -1,0 +1,99 @@
+"""Developer commands: `demo`, `dev` (Dagster UI and link service), `serve`, `bench`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import click
+
+from orchestration.cli import bootstrap, params
+from orchestration.cli.base import Command, Group
+from orchestration.cli.errors import UserError
+from orchestration.db import warehouse
+
+
+@click.command("demo", cls=Command, help="Seed, build and materialize every standard report for each sample tenant "
+               "for the last complete month.")
+@click.option("--tenants", default=3, show_default=True, type=click.IntRange(1, 500), help="how many tenants")
+@click.option("--incidents", default=20_000, show_default=True, type=click.IntRange(1, 50_000_000),
+              help="how many incidents in all")
+@click.option("--period", default=None, help="YYYY-MM [default: the last complete month]")
+def demo_cmd(tenants: int, incidents: int, period: str | None) -> None:
+    # run_demo bootstraps on purpose: database, sample data, dbt build, system templates approved.
+    from orchestration.dev.demo import print_table, run_demo
+
+    results = run_demo(tenant_count=tenants, incidents=incidents, period=period, echo=click.echo)
+    print_table(results, click.echo)
+    if any(not r.ok for r in results):
+        raise UserError("some report runs failed; see the table above")
+
+
+@click.command("dev", cls=Command, help="Start the Dagster UI (webserver and daemon) and the link service "
+               "on this instance's data.")
+@click.option("--port", default=3000, show_default=True, type=params.PORT, help="port of the Dagster UI")
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
+@click.option("--links-port", default=8088, show_default=True, type=params.PORT, help="port of the link service")
+def dev_cmd(port: int, host: str, links_port: int) -> None:
+    from orchestration.defs import dagster_home
+    from orchestration.metrics import dbt_manifest
+    from orchestration.settings import REPO_ROOT
+
+    if port == links_port:
+        raise click.BadParameter("the Dagster UI and the link service need different ports", param_hint="--links-port")
+    bootstrap.database()
+    home = dagster_home.prepare()
+    if not dbt_manifest.MANIFEST_PATH.exists():
+        dbt_manifest.parse()
+    click.echo(f"Dagster UI on http://{host}:{port} (DAGSTER_HOME={home}); Ctrl-C stops it")
+    bindir = os.path.dirname(sys.executable)
+    # The link service (downloads) next to Dagster's webserver and daemon; it stops with them.
+    click.echo(f"link service on http://{host}:{links_port}")
+    link_service = subprocess.Popen(
+        [os.path.join(bindir, "nexus-reports"), "serve", "--host", host, "--port", str(links_port)], cwd=REPO_ROOT)
+    try:
+        # This process holds the embedded server for as long as Dagster runs.
+        proc = subprocess.run(
+            [os.path.join(bindir, "dagster"), "dev", "-w", str(REPO_ROOT / "workspace.yaml"), "-p", str(port), "-h", host],
+            cwd=REPO_ROOT,
+        )
+    finally:
+        # Ctrl-C reached it too (same process group); otherwise ask it to stop, then insist.
+        if link_service.poll() is None:
+            link_service.terminate()
+        try:
+            link_service.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            link_service.kill()
+    sys.exit(proc.returncode)
+
+
+@click.command("serve", cls=Command, help="Serve download links (GET /links/<token>): every request is checked "
+               "and recorded.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
+@click.option("--port", default=8088, show_default=True, type=params.PORT, help="port to listen on")
+def serve_cmd(host: str, port: int) -> None:
+    from orchestration.links import web
+
+    bootstrap.database()
+    click.echo(f"link service on http://{host}:{port}; Ctrl-C stops it")
+    web.serve(host=host, port=port)
+
+
+@click.group("bench", cls=Group, help="Benchmarks that print numbers (throughput, wall time, peak memory).")
+def bench_group() -> None:
+    pass
+
+
+@bench_group.command("exports", help="Each format on a snapshot of N rows, against raw COPY and bare xlsxwriter.")
+@click.option("--rows", default=100_000, show_default=True, type=click.IntRange(1, 20_000_000), help="snapshot rows")
+def bench_exports_cmd(rows: int) -> None:
+    from orchestration.dev import bench as benchmark
+
+    bootstrap.database()
+    with warehouse.connection() as conn:
+        benchmark.run(conn, rows, echo=click.echo)
+
+
+COMMANDS = (demo_cmd, dev_cmd, serve_cmd, bench_group)

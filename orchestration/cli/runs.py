@@ -1,0 +1,177 @@
+"""`nexus-reports run` and `nexus-reports runs`: report runs, through services.runs (RunRecord)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from orchestration.cli import bootstrap, params
+from orchestration.cli.base import Command, Group
+from orchestration.cli.errors import UserError
+from orchestration.cli.tables import Column, echo_table, when
+from orchestration.db import warehouse
+
+STATES = ["queued", "running", "completed", "failed", "cancelled", "expired"]
+
+
+@click.command("run", cls=Command, help="Run a report now: one tenant, a period or --from/--to (inclusive), "
+               "through Dagster's report_run job.")
+@click.argument("template")
+@click.option("--tenant", required=True, help="the tenant the report is for")
+@click.option("--period", default=None, help="a period of the template's cadence: YYYY-MM, or a week's Monday YYYY-MM-DD")
+@click.option("--from", "date_from", default=None, help="ad-hoc window start YYYY-MM-DD (inclusive)")
+@click.option("--to", "date_to", default=None, help="ad-hoc window end YYYY-MM-DD (inclusive)")
+@click.option("--filter", "filters", multiple=True, help="name=value, for a filter the template declares")
+@click.option("--format", "formats", default=None, help="comma-separated subset of the template's formats")
+@click.option("--version", type=params.VERSION, default=None, help="approved version [default: newest approved]")
+@params.actor("the requesting principal")
+@click.option("--wait", is_flag=True, help="follow the run to its end, with progress")
+def run_cmd(template, tenant, period, date_from, date_to, filters, formats, version, actor, wait) -> None:
+    # --tenant is not parsed as a TenantId here: services.runs refuses a malformed one and audits it.
+    from orchestration.runs import worker
+    from orchestration.runs.failures import AlreadyActive, RunFailed
+    from orchestration.services import runs as run_service
+
+    pairs = dict(f.split("=", 1) if "=" in f else (f, None) for f in filters)
+    submission = run_service.RunSubmission(
+        template_key=template, version=version, tenant_id=tenant, requester=actor, period=period,
+        date_from=date_from, date_to=date_to, filters=pairs,
+        formats=tuple(f.strip() for f in formats.split(",")) if formats else (),
+    )
+    bootstrap.ready()
+    with warehouse.connection() as conn:
+        try:
+            run_id = run_service.submit_and_spawn(conn, submission)
+            record = run_service.show(conn, run_id).record
+            click.echo(f"run {run_id} queued: {record.template_key} v{record.template_version} for {tenant}, "
+                       f"{record.window_start}..{record.window_end}")
+        except AlreadyActive as exc:
+            run_id = exc.run_id
+            click.echo(f"the same request is already active as run {run_id}; following it" if wait
+                       else f"the same request is already active as run {run_id}")
+        except RunFailed as exc:
+            raise UserError(f"run {exc.run_id} refused ({exc.failure_class}): {exc.diagnosis}") from exc
+        if not wait:
+            click.echo(f"follow it with: nexus-reports runs show {run_id}")
+            return
+        record = worker.follow(conn, run_id, click.echo)
+    _print_end(record)
+
+
+def _print_end(record) -> None:
+    if record.state == "completed":
+        click.echo(f"completed in {(record.ended_at - record.started_at).total_seconds():.1f}s: {record.artifact_location}")
+        return
+    raise UserError(f"run {record.run_id} {record.state} ({record.failure_class}): {record.diagnosis} "
+                    f"[{record.retry_guidance}]")
+
+
+@click.group("runs", cls=Group, help="Report runs: list, show, cancel.")
+def group() -> None:
+    pass
+
+
+@group.command("list", help="The newest runs (read only: nothing is reaped or changed).")
+@params.tenant(help_text="only this tenant's runs")
+@click.option("--state", default=None, type=click.Choice(STATES), help="only runs in this state")
+@click.option("-n", "limit", default=20, show_default=True, type=params.ROWS, help="how many runs")
+def list_cmd(tenant, state, limit) -> None:
+    from orchestration.services import runs as run_service
+
+    with warehouse.connection() as conn:
+        rows = run_service.list_runs(conn, tenant_id=tenant, state=state, limit=limit)
+    echo_table(
+        [Column("run"), Column("created"), Column("template"), Column("tenant"), Column("window"), Column("trigger"),
+         Column("state")],
+        [(r.run_id, r.created_at, f"{r.template_key} v{r.template_version}", r.tenant_id,
+          r.period_key or f"{r.window_start}..{r.window_end}", r.trigger,
+          r.state + (f" ({r.failure_class})" if r.failure_class else (" DEGRADED" if r.degraded else ""))
+          + (f"  superseded by {r.superseded_by}" if r.superseded_by else "")) for r in rows],
+        click.echo, empty="no runs")
+
+
+def _timing(record) -> str:
+    duration = (record.ended_at - record.started_at).total_seconds() if record.ended_at and record.started_at else None
+    return (f"created {when(record.created_at)}, started {when(record.started_at)}, ended {when(record.ended_at)}"
+            + (f", {duration:.1f}s" if duration is not None else ""))
+
+
+@group.command("show", help="One run: contract, state, stages, timings, files, and its chain of corrections and retries.")
+@click.argument("run_id")
+def show_cmd(run_id) -> None:
+    from orchestration.services import runs as run_service
+
+    with warehouse.connection() as conn:
+        view = run_service.show(conn, run_id)
+    record = view.record
+    lines = [
+        ("run", f"{record.run_id} (Dagster run {record.dagster_run_id or '-'})"),
+        ("template", f"{record.template_key} v{record.template_version}"),
+        ("tenant", record.tenant_id),
+        ("window", f"{record.window_start} .. {record.window_end} (end exclusive)"),
+        ("requester", f"{record.requester} ({record.trigger}, attempt {record.attempt})"),
+        ("state", f"{record.state} at stage {record.stage}"
+                  + (f", DEGRADED: {record.degraded_reason}" if record.degraded else "")),
+        ("timing", _timing(record)),
+    ]
+    if record.tick_at and record.started_at:
+        lag = (record.started_at - record.tick_at).total_seconds()
+        published = (f", start to published {(record.published_at - record.started_at).total_seconds():.1f}s"
+                     if record.published_at else "")
+        lines.append(("schedule lag", f"tick to start {lag:.1f}s{published}"))
+    if record.failure_class:
+        lines += [("failure", f"{record.failure_class}: {record.diagnosis}"), ("guidance", record.retry_guidance)]
+    if record.artifact_location:
+        lines.append(("files", record.artifact_location))
+    for label, value in lines:
+        click.echo(f"{label:<13} {value}")
+    if len(view.chain) > 1:
+        click.echo("chain:")
+        for link in view.chain:
+            how = ("supersedes " + link.supersedes_run_id) if link.supersedes_run_id else (
+                f"retry of {link.retry_of}" if link.retry_of else "original")
+            mark = "*" if link.run_id == run_id else " "
+            click.echo(f" {mark} {link.run_id}  {link.trigger:<10} {link.state:<10} {how}"
+                       + (f", superseded by {link.superseded_by}" if link.superseded_by else ""))
+
+
+@group.command("cancel", help="Cancel a queued or running run: nothing of it is published.")
+@click.argument("run_id")
+@params.actor("the requester, or someone who may run it for its tenant")
+@click.option("--wait", is_flag=True, help="wait until the run has ended")
+def cancel_cmd(run_id, actor, wait) -> None:
+    from orchestration.runs import worker
+    from orchestration.services import runs as run_service
+
+    with warehouse.connection() as conn:
+        record = run_service.cancel(conn, run_id, actor=actor)
+        if wait and not record.ended:
+            record = worker.follow(conn, run_id, lambda _: None, timeout=120)
+    click.echo(f"run {run_id}: {record.state}" + (" (cancel requested)" if record.state == "running" else ""))
+
+
+@group.command("execute", hidden=True, help="Execute an admitted run (the worker `run` starts).")
+@click.argument("run_id")
+def execute_cmd(run_id) -> None:
+    import dagster as dg
+
+    from orchestration.defs import dagster_home
+    from orchestration.runs import records as run_records
+    from orchestration.runs import run_tags
+    from orchestration.services import runs as run_service
+
+    dagster_home.prepare()
+    with warehouse.connection() as conn:
+        record = run_service.show(conn, run_id).record
+    config = run_records.run_config_of(record, run_id=run_id)
+    from orchestration.definitions import defs
+
+    result = defs.resolve_job_def("report_run").execute_in_process(
+        run_config={"ops": {"execute_report_run": {"config": config}},
+                    "loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        instance=dg.DagsterInstance.get(),
+        tags={run_tags.REQUESTER: record.requester, run_tags.TRIGGER: record.trigger, run_tags.REPORT_RUN: run_id},
+        raise_on_error=False,
+    )
+    sys.exit(0 if result.success else 1)

@@ -1,0 +1,21 @@
+"""The CLI as a process: the installed `nexus-reports` script and `python -m orchestration.cli`
+behave the same (on the old package, `python -m` ran `main()` from a module that had registered
+only some command groups when it ran)."""
+
+from __future__ import annotations
+
+import sys
+
+from tests.helpers.cli import run
+
+MODULE = [sys.executable, "-m", "orchestration.cli"]
+
+
+def test_the_script_and_python_dash_m_behave_the_same(built):
+    for args in (["--version"], ["--help"], ["audit", "tail", "-n", "-5"], ["templates", "list"],
+                 ["runs", "show", "no-such-run"], ["delivery", "--help"]):
+        script, module = run(*args), run(*args, script=MODULE)
+        assert (script.returncode, script.stdout, script.stderr) == (module.returncode, module.stdout, module.stderr), args
+        assert "Traceback" not in script.stderr
+    assert run("audit", "tail", "-n", "-5").returncode == 2
+    assert run("runs", "show", "no-such-run").returncode == 1
