@@ -41,16 +41,18 @@ def create_app(*, clock: Callable[[], dt.datetime] | None = None, connect: Calla
     app.state.clock = clock or _utcnow
     app.state.connect = connect or warehouse.connect
     problems.install(app)
+    app.add_middleware(link_web.PrivateHeaders)  # no-store, no-referrer: on API answers as on downloads
     app.add_middleware(RequestAudit)
     app.include_router(registry.router)
     app.include_router(definitions.router)
-    # The link service's routes read app.state.clock / app.state.connect, which this app provides.
-    app.router.routes.extend(link_web.create_app().routes)
+    # The link service's routes read app.state.clock / app.state.connect, which this app provides;
+    # create_app also keeps link tokens out of uvicorn's access log.
+    app.router.routes.extend(link_web.create_app(clock=app.state.clock, connect=app.state.connect).routes)
     return app
 
 
 def serve(host: str = "127.0.0.1", port: int = 8088) -> None:
     import uvicorn
 
-    # No access log: a link's request line holds its token; every request is audited instead.
-    uvicorn.run(create_app(), host=host, port=port, access_log=False, log_level="info")
+    # The access log stays on: the link service's filter redacts tokens from it.
+    uvicorn.run(create_app(), host=host, port=port, access_log=True, log_level="info")

@@ -29,8 +29,8 @@ def _authorize_for(conn, actor: str, principal_id: str, what: str) -> policy.Pri
     subject = policy.get_principal(conn, principal_id)
     if subject is None:
         raise NotFound(f"no principal {principal_id!r}; see `nexus-reports principals list`")
-    if actor != principal_id:
-        policy.authorize_grant(conn, actor, principal_id, subject.roles, subject.tenants)
+    if actor != principal_id:  # the same rule as changing the principal: its tenants' admin, or a platform admin
+        policy.authorize_principal_change(conn, actor, principal_id, f"{what} tokens of", [policy.Grants.of(subject)])
     return subject
 
 

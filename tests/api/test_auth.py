@@ -99,3 +99,32 @@ def test_a_scope_narrows_what_the_token_may_do(client, token_for):
     view_only = token_for("tenant_admin@acme.example", ("view",))
     resp = client.post(ENTITIES, json=body, headers=auth(view_only))
     assert resp.status_code == 403 and "not scoped for manage_registry" in resp.json()["detail"]
+
+
+def test_a_token_from_the_command_line_works_and_its_revocation_is_immediate(client):
+    from tests.helpers.cli import invoke
+
+    made = invoke("tokens", "create", "--for", "executive@globex.example", "--expires-in", "2h", "--scope", "view",
+                  "--as", "tenant_admin@globex.example")
+    assert made.exit_code == 0, made.output
+    secret = made.stdout.strip().splitlines()[-1]
+    token_id = made.stdout.split()[1]
+    assert secret.startswith("nxr_") and secret not in made.stdout.splitlines()[0]
+    assert client.get(ENTITIES, headers=auth(secret)).status_code == 200
+    listed = invoke("tokens", "list", "--for", "executive@globex.example", "--as", "tenant_admin@globex.example")
+    assert token_id in listed.stdout and secret not in listed.stdout and "view" in listed.stdout
+    refused = invoke("tokens", "create", "--for", "executive@globex.example", "--as", "tenant_admin@acme.example")
+    assert refused.exit_code == 1 and "may not" in refused.stderr and "Traceback" not in refused.output
+    too_long = invoke("tokens", "create", "--for", "executive@globex.example", "--expires-in", "400d",
+                      "--as", "executive@globex.example")
+    assert too_long.exit_code == 2
+    assert invoke("tokens", "revoke", token_id, "--as", "executive@globex.example").exit_code == 0
+    _assert_401(client.get(ENTITIES, headers=auth(secret)))
+
+
+def test_download_links_are_served_by_the_same_app(client, conn):
+    resp = client.get("/links/not-a-real-token-0123456789")
+    assert resp.status_code == 404 and resp.headers["referrer-policy"] == "no-referrer"
+    with conn, conn.cursor() as cur:
+        cur.execute("select outcome from control.access_events order by event_id desc limit 1")
+        assert cur.fetchone() == ("denied",)
