@@ -29,3 +29,7 @@ class Invalid(ServiceError, ValueError):
 
 class Conflict(ServiceError):
     """The request collides with the current state (already active, stale version, duplicate)."""
+
+
+class StaleVersion(Conflict):
+    """An update named a version (If-Match) that is no longer the current one."""

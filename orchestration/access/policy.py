@@ -26,6 +26,11 @@ MATRIX: dict[str, frozenset[str]] = {
     "schedule": frozenset({"manager", "tenant_admin"}),
     "manage_principals": frozenset({"tenant_admin"}),
     "legal_hold": frozenset({"tenant_admin"}),  # place or release a legal hold on a run's artifacts
+    # the reportable entity registry of a tenant (system entries: platform_admin only)
+    "manage_registry": frozenset({"tenant_admin"}),
+    # report builder: save definitions, see row-level output (aggregates are the default for everyone else)
+    "define": frozenset({"analyst", "manager", "template_owner", "tenant_admin"}),
+    "report_rows": frozenset({"analyst", "tenant_admin"}),
     "audit": frozenset(),
 }
 ACTIONS = tuple(MATRIX)

@@ -30,11 +30,11 @@ def demo_cmd(tenants: int, incidents: int, period: str | None) -> None:
         raise UserError("some report runs failed; see the table above")
 
 
-@click.command("dev", cls=Command, help="Start the Dagster UI (webserver and daemon) and the link service "
-               "on this instance's data.")
+@click.command("dev", cls=Command, help="Start the Dagster UI (webserver and daemon) and the Reporting API "
+               "with the link service, on this instance's data.")
 @click.option("--port", default=3000, show_default=True, type=params.PORT, help="port of the Dagster UI")
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
-@click.option("--links-port", default=8088, show_default=True, type=params.PORT, help="port of the link service")
+@click.option("--links-port", default=8088, show_default=True, type=params.PORT, help="port of the Reporting API and links")
 def dev_cmd(port: int, host: str, links_port: int) -> None:
     from orchestration.defs import dagster_home
     from orchestration.metrics import dbt_manifest
@@ -49,7 +49,7 @@ def dev_cmd(port: int, host: str, links_port: int) -> None:
     click.echo(f"Dagster UI on http://{host}:{port} (DAGSTER_HOME={home}); Ctrl-C stops it")
     bindir = os.path.dirname(sys.executable)
     # The link service (downloads) next to Dagster's webserver and daemon; it stops with them.
-    click.echo(f"link service on http://{host}:{links_port}")
+    click.echo(f"Reporting API and link service on http://{host}:{links_port} (docs: /docs)")
     link_service = subprocess.Popen(
         [os.path.join(bindir, "nexus-reports"), "serve", "--host", host, "--port", str(links_port)], cwd=REPO_ROOT)
     try:
@@ -69,16 +69,16 @@ def dev_cmd(port: int, host: str, links_port: int) -> None:
     sys.exit(proc.returncode)
 
 
-@click.command("serve", cls=Command, help="Serve download links (GET /links/<token>): every request is checked "
-               "and recorded.")
+@click.command("serve", cls=Command, help="Serve the Reporting API (docs at /docs) and the download links "
+               "(/links/<token>) on one port.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
 @click.option("--port", default=8088, show_default=True, type=params.PORT, help="port to listen on")
 def serve_cmd(host: str, port: int) -> None:
-    from orchestration.links import web
+    from orchestration.api import app
 
     bootstrap.database()
-    click.echo(f"link service on http://{host}:{port}; Ctrl-C stops it")
-    web.serve(host=host, port=port)
+    click.echo(f"Reporting API and link service on http://{host}:{port} (docs: /docs); Ctrl-C stops it")
+    app.serve(host=host, port=port)
 
 
 @click.group("bench", cls=Group, help="Benchmarks that print numbers (throughput, wall time, peak memory).")

@@ -9,7 +9,20 @@ from __future__ import annotations
 
 import click
 
-from orchestration.cli import artifacts, audit, delivery, dev, links, metrics, principals, runs, schedules, setup, templates
+from orchestration.cli import (
+    artifacts,
+    audit,
+    delivery,
+    dev,
+    links,
+    metrics,
+    principals,
+    runs,
+    schedules,
+    setup,
+    templates,
+    tokens,
+)
 from orchestration.cli.base import RootGroup
 
 
@@ -21,7 +34,7 @@ def main() -> None:
 
 for command in (*setup.COMMANDS, *dev.COMMANDS, runs.run_cmd):
     main.add_command(command)
-for module in (templates, principals, runs, links, schedules, artifacts, delivery, audit, metrics):
+for module in (templates, principals, tokens, runs, links, schedules, artifacts, delivery, audit, metrics):
     main.add_command(module.group)
 
 

@@ -1,0 +1,58 @@
+"""The Reporting API: one ASGI app with the download links.
+
+`create_app` takes the clock and the connection factory, so tests can move time and count
+connections; `nexus-reports serve` runs it under uvicorn. OpenAPI at /openapi.json, docs at
+/docs. The download links (`/links/<token>`) are the link service's own routes, mounted here
+unchanged, so one port serves both.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
+
+from fastapi import FastAPI
+
+from orchestration.api import problems
+from orchestration.api.requests import RequestAudit
+from orchestration.api.routers import definitions, registry
+from orchestration.db import warehouse
+from orchestration.links import web as link_web
+
+
+def _version() -> str:
+    try:
+        return version("nexus-reports")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "0+unknown"
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def create_app(*, clock: Callable[[], dt.datetime] | None = None, connect: Callable[[], object] | None = None) -> FastAPI:
+    app = FastAPI(
+        title="Nexus Reports API",
+        version=_version(),
+        description="Governed reporting and export: the reportable entity registry, report definitions, runs and downloads.",
+    )
+    app.state.clock = clock or _utcnow
+    app.state.connect = connect or warehouse.connect
+    problems.install(app)
+    app.add_middleware(link_web.PrivateHeaders)  # no-store, no-referrer: on API answers as on downloads
+    app.add_middleware(RequestAudit)
+    app.include_router(registry.router)
+    app.include_router(definitions.router)
+    # The link service's routes read app.state.clock / app.state.connect, which this app provides;
+    # create_app also keeps link tokens out of uvicorn's access log.
+    app.router.routes.extend(link_web.create_app(clock=app.state.clock, connect=app.state.connect).routes)
+    return app
+
+
+def serve(host: str = "127.0.0.1", port: int = 8088) -> None:
+    import uvicorn
+
+    # The access log stays on: the link service's filter redacts tokens from it.
+    uvicorn.run(create_app(), host=host, port=port, access_log=True, log_level="info")

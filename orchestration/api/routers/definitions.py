@@ -1,0 +1,172 @@
+"""/reports/definitions: the report builder's saved definitions, their lifecycle, validation and preview."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Header, Query, Request, Response, status
+from pydantic import BaseModel, Field
+
+from orchestration.api.deps import Conn, CurrentPrincipal, RequestId
+from orchestration.api.problems import RESPONSES
+from orchestration.catalog.definitions import (
+    DefinitionCreate,
+    DefinitionSpec,
+    DefinitionStatus,
+    DefinitionUpdate,
+    RunParameters,
+    SecurityContext,
+)
+from orchestration.registry.entities import Retirement
+from orchestration.services import definitions as service
+
+router = APIRouter(prefix="/reports/definitions", tags=["report definitions"], responses=RESPONSES)
+
+
+class DefinitionPublic(BaseModel):
+    report_definition_id: str
+    report_name: str
+    description: str | None
+    status: DefinitionStatus
+    version_id: int = Field(description="the newest version; PATCH makes a new one")
+    active_version_id: int | None = Field(description="the version runs use (activated by an approver)")
+    validation_hash: str
+    security_context: SecurityContext
+    definition: DefinitionSpec
+    created_by: str
+    created_at: Any
+    updated_at: Any
+    activated_at: Any = None
+    deprecated_at: Any = None
+    archived_at: Any = None
+    reason_code: str | None = None
+    reason_text: str | None = None
+
+
+class DefinitionPage(BaseModel):
+    items: list[DefinitionPublic]
+    next: str | None = None
+
+
+class ValidationPublic(BaseModel):
+    validation_status: str = Field(description="valid or invalid")
+    validation_hash: str | None
+    errors: list[str]
+
+
+class PreviewRequest(BaseModel):
+    parameters: RunParameters = RunParameters()
+    row_limit: int = Field(default=service.PREVIEW_DEFAULT, ge=1, le=service.PREVIEW_MAX)
+
+
+class ColumnPublic(BaseModel):
+    name: str
+    type: str
+    classification: str
+    masked: bool
+
+
+class PreviewPublic(BaseModel):
+    columns: list[ColumnPublic]
+    preview_rows: list[list[Any]]
+    truncated: bool
+
+
+def _json_value(value: Any) -> Any:
+    """Numbers as JSON numbers: Postgres sums bigint as numeric, which pydantic would send as text."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
+
+
+def _public(view: service.DefinitionView, response: Response | None = None) -> DefinitionPublic:
+    d, v = view.definition, view.version
+    if response is not None:
+        response.headers["ETag"] = d.etag
+    return DefinitionPublic(
+        report_definition_id=d.definition_id, report_name=v.spec.report_name, description=v.spec.description,
+        status=d.status, version_id=v.version, active_version_id=d.active_version, validation_hash=v.validation_hash,
+        security_context=v.security_context, definition=v.spec, created_by=v.created_by, created_at=d.created_at,
+        updated_at=d.updated_at, activated_at=d.activated_at, deprecated_at=d.deprecated_at, archived_at=d.archived_at,
+        reason_code=d.reason_code, reason_text=d.reason_text,
+    )
+
+
+@router.get("", response_model=DefinitionPage, summary="Definitions of the caller's tenants")
+def list_definitions(
+    request: Request, response: Response, conn: Conn, caller: CurrentPrincipal,
+    status_: Annotated[DefinitionStatus | None, Query(alias="status")] = None,
+    vertical_id: Annotated[str | None, Query(max_length=64)] = None,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=service.PAGE_MAX)] = 50,
+) -> DefinitionPage:
+    views, next_cursor = service.list_definitions(conn, caller, status=status_, vertical=vertical_id, cursor=cursor,
+                                                  limit=limit)
+    if next_cursor:
+        response.headers["Link"] = f'<{request.url.include_query_params(cursor=next_cursor)}>; rel="next"'
+    return DefinitionPage(items=[_public(v) for v in views], next=next_cursor)
+
+
+@router.post("", response_model=DefinitionPublic, status_code=status.HTTP_201_CREATED, summary="Save a definition (draft v1)")
+def create_definition(body: DefinitionCreate, response: Response, conn: Conn, caller: CurrentPrincipal,
+                      rid: RequestId) -> DefinitionPublic:
+    view = service.create_definition(conn, caller, body, correlation_id=rid)
+    response.headers["Location"] = f"{router.prefix}/{view.definition.definition_id}"
+    return _public(view, response)
+
+
+@router.get("/{report_definition_id}", response_model=DefinitionPublic, summary="One definition (newest or a given version)")
+def get_definition(report_definition_id: str, response: Response, conn: Conn, caller: CurrentPrincipal,
+                   version: Annotated[int | None, Query(ge=1)] = None) -> DefinitionPublic:
+    return _public(service.get_definition(conn, caller, report_definition_id, version), response)
+
+
+@router.patch("/{report_definition_id}", response_model=DefinitionPublic, summary="Change it: a new version")
+def update_definition(
+    report_definition_id: str, body: DefinitionUpdate, response: Response, conn: Conn, caller: CurrentPrincipal,
+    rid: RequestId, if_match: Annotated[str | None, Header(description="the ETag the change is based on")] = None,
+) -> DefinitionPublic:
+    view = service.update_definition(conn, caller, report_definition_id, body, if_match=if_match, correlation_id=rid)
+    return _public(view, response)
+
+
+@router.post("/{report_definition_id}/activate", response_model=DefinitionPublic,
+             summary="Approve the newest version (a second person with the approver role)")
+def activate(report_definition_id: str, response: Response, conn: Conn, caller: CurrentPrincipal,
+             rid: RequestId) -> DefinitionPublic:
+    return _public(service.activate_definition(conn, caller, report_definition_id, correlation_id=rid), response)
+
+
+@router.post("/{report_definition_id}/deprecate", response_model=DefinitionPublic, summary="Deprecate, with a reason")
+def deprecate(report_definition_id: str, body: Retirement, response: Response, conn: Conn, caller: CurrentPrincipal,
+              rid: RequestId) -> DefinitionPublic:
+    view = service.retire_definition(conn, caller, report_definition_id, "deprecated", body, correlation_id=rid)
+    return _public(view, response)
+
+
+@router.post("/{report_definition_id}/archive", response_model=DefinitionPublic, summary="Archive, with a reason (final)")
+def archive(report_definition_id: str, body: Retirement, response: Response, conn: Conn, caller: CurrentPrincipal,
+            rid: RequestId) -> DefinitionPublic:
+    view = service.retire_definition(conn, caller, report_definition_id, "archived", body, correlation_id=rid)
+    return _public(view, response)
+
+
+@router.post("/{report_definition_id}/validate", response_model=ValidationPublic, summary="Validate against the registry now")
+def validate(report_definition_id: str, conn: Conn, caller: CurrentPrincipal, rid: RequestId) -> ValidationPublic:
+    result = service.validate_definition(conn, caller, report_definition_id, correlation_id=rid)
+    return ValidationPublic(validation_status="valid" if result.valid else "invalid",
+                            validation_hash=result.validation_hash, errors=list(result.errors))
+
+
+@router.post("/{report_definition_id}/preview", response_model=PreviewPublic,
+             summary="The first rows (default 100, at most 1,000), under the same rules as a run")
+def preview(report_definition_id: str, conn: Conn, caller: CurrentPrincipal, rid: RequestId,
+            body: Annotated[PreviewRequest, Body()] = PreviewRequest()) -> PreviewPublic:
+    result = service.preview_definition(conn, caller, report_definition_id, body.parameters, row_limit=body.row_limit,
+                                        correlation_id=rid)
+    return PreviewPublic(
+        columns=[ColumnPublic(name=c.name, type=c.type, classification=c.classification, masked=c.masked)
+                 for c in result.columns],
+        preview_rows=[[_json_value(v) for v in row] for row in result.rows], truncated=result.truncated,
+    )

@@ -1,0 +1,61 @@
+"""The Reporting API over real HTTP: uvicorn on loopback, httpx as the client, a movable clock."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import httpx
+import pytest
+
+from tests.helpers.asgi_server import serving
+
+
+class Clock:
+    def __init__(self):
+        self.now = dt.datetime.now(dt.UTC)
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+@pytest.fixture(scope="session")
+def api_clock():
+    return Clock()
+
+
+@pytest.fixture(scope="session")
+def api_base(built, api_clock):
+    from orchestration.api.app import create_app
+
+    with serving(create_app(clock=api_clock), name="reporting-api") as base:
+        yield base
+
+
+@pytest.fixture()
+def client(api_base, api_clock):
+    saved = api_clock.now
+    with httpx.Client(base_url=api_base, timeout=30) as c:
+        yield c
+    api_clock.now = saved
+
+
+@pytest.fixture(scope="session")
+def token_for(built):
+    """token_for(principal) -> a bearer secret for that principal (made by itself, cached)."""
+    from orchestration.db import warehouse
+    from orchestration.services import tokens
+
+    cache: dict[str, str] = {}
+
+    def make(principal_id: str, scopes: tuple[str, ...] = ()) -> str:
+        key = f"{principal_id}|{','.join(scopes)}"
+        if key not in cache:
+            with warehouse.connection() as conn:
+                cache[key] = tokens.create_token(conn, actor=principal_id, principal_id=principal_id, scopes=scopes).secret
+        return cache[key]
+
+    return make
+
+
+def auth(secret: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret}"}
