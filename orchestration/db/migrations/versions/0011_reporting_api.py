@@ -1,11 +1,11 @@
 """The Reporting API: bearer tokens (stored only as sha256) and the reportable entity registry.
 
-Revision ID: 0013
+Revision ID: 0011
 """
 from alembic import op
 
-revision = "0013"
-down_revision = "0009"
+revision = "0011"
+down_revision = "0010"
 
 
 # long: one DDL script, read top to bottom; splitting it would only scatter the schema
