@@ -29,6 +29,7 @@ dev: $(MANIFEST)
 	$(BIN)/nexus-reports dev
 
 test: $(MANIFEST)
+	$(BIN)/ruff check orchestration tests
 	$(BIN)/pytest -q
 
 clean:

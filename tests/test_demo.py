@@ -56,10 +56,10 @@ def test_demo_end_to_end_twice(demo_env):
     first = run_cli(demo_env, "demo", "--tenants", "2", "--incidents", "3000")
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     for template in templates.load_all():  # every template, for both tenants
-        lines = [l for l in first.stdout.splitlines() if l.split(" ", 1)[0] == template.key]
+        lines = [line for line in first.stdout.splitlines() if line.split(" ", 1)[0] == template.key]
         assert len(lines) == 2, (template.key, first.stdout[-3000:])
         files = len(template.formats) * (2 if template.redaction.external_variant else 1) + 1  # + manifest
-        assert all("completed" in l and "passed" in l and f"{files} files" in l for l in lines), lines
+        assert all("completed" in line and "passed" in line and f"{files} files" in line for line in lines), lines
 
     home = Path(demo_env["NEXUS_HOME"]) / "artifacts"
     manifests = sorted(home.glob("*/incident_summary/*/*/manifest.json"))

@@ -95,7 +95,8 @@ def test_restricted_report_reaches_the_inbox_as_links_to_the_redacted_variant(bu
     body = message.get_body(("plain",)).get_content()
     urls = re.findall(rf"{re.escape(link_service)}/links/[\w-]+", body)
     assert len(urls) == len(record.formats)
-    csv_url = next(u for u, line in zip(urls, [l for l in body.splitlines() if "/links/" in l]) if ".csv" in line or "csv" in line)
+    link_lines = [text for text in body.splitlines() if "/links/" in text]
+    csv_url = next(u for u, line in zip(urls, link_lines, strict=True) if ".csv" in line or "csv" in line)
 
     status, data = get(csv_url)
     assert status == 200

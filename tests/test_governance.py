@@ -48,7 +48,8 @@ def state_of(conn, key, version):
 
 
 @pytest.mark.parametrize("make_bad,expected", [
-    (lambda t: variant(t, 201, metrics=t.metrics + (catalog.MetricRef(id="mean_time_to_magic", model="metric_incident_flow", version=1),)),
+    (lambda t: variant(t, 201, metrics=t.metrics + (
+        catalog.MetricRef(id="mean_time_to_magic", model="metric_incident_flow", version=1),)),
      "mean_time_to_magic"),
     (lambda t: variant(t, 202, metrics=(catalog.MetricRef(id="incidents_opened", model="metric_incident_flow", version=7),)),
      "metric_incident_flow v7"),
@@ -56,7 +57,8 @@ def state_of(conn, key, version):
      "does not compile"),
     (lambda t: variant(t, 204, sections=with_section_sql(t, "by_status", "as incident_count", "as incidents")),
      "declared columns missing from the query: incident_count"),
-    (lambda t: variant(t, 205, sections=with_section_sql(t, "by_status", "ref('metric_incident_status', 1)", "ref('metric_incident_status', 3)")),
+    (lambda t: variant(t, 205, sections=with_section_sql(
+        t, "by_status", "ref('metric_incident_status', 1)", "ref('metric_incident_status', 3)")),
      "metric_incident_status v3 is not in the dbt manifest"),
     (lambda t: variant(t, 206, expectation_suite="no_such_suite"), "suite 'no_such_suite' not found"),
 ])
@@ -88,7 +90,8 @@ def test_gate_a_blocks_a_model_version_past_its_deprecation_date(conn, template,
 
 def test_gate_a_blocks_an_invalid_suite(conn, template, tmp_path):
     suite = json.loads((Path(governance.EXPECTATIONS_DIR) / "incident_summary.json").read_text())
-    suite["expectations"].append({"type": "expect_column_values_to_be_between", "kwargs": {"column": "no_such_column", "min_value": 0},
+    suite["expectations"].append({"type": "expect_column_values_to_be_between",
+                                  "kwargs": {"column": "no_such_column", "min_value": 0},
                                   "severity": "critical", "meta": {"sections": ["by_status"]}})
     (tmp_path / "incident_summary.json").write_text(json.dumps(suite))
     (tmp_path / "shared.json").write_text((Path(governance.EXPECTATIONS_DIR) / "shared.json").read_text())
@@ -234,7 +237,8 @@ def test_run_refused_for_unauthorized_requesters_and_audited(conn, template, ten
         engine.run_report(template, request)
     assert failed.value.failure_class == "policy_violation" and reason in failed.value.diagnosis
     with conn.cursor() as cur:
-        cur.execute("select outcome, details->>'reason' from control.audit_log where correlation_id = %s and action = 'run.denied'",
+        cur.execute("select outcome, details->>'reason' from control.audit_log"
+                    " where correlation_id = %s and action = 'run.denied'",
                     (failed.value.run_id,))
         outcome, logged = cur.fetchone()
     conn.rollback()

@@ -110,7 +110,7 @@ def index_rows(conn, run_id):
     with conn, conn.cursor() as cur:
         cur.execute("select * from control.artifacts where run_id = %s order by format", (run_id,))
         names = [d.name for d in cur.description]
-        return [dict(zip(names, row)) for row in cur.fetchall()]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
 # ------------------------------------------------------------------ S3: a full run
@@ -156,7 +156,8 @@ def test_a_report_run_publishes_to_s3_manifest_last(built, conn, s3, moto_endpoi
                    and not any(h.lower() == "x-amz-copy-source" for h in r["headers"])]
     assert direct_puts == []
     order = [(r["method"], r["url"]) for r in requests]
-    manifest_copy = next(i for i, (m, u) in enumerate(order) if m == "PUT" and u.split("?")[0].endswith(run_prefix + "manifest.json"))
+    manifest_copy = next(i for i, (m, u) in enumerate(order)
+                         if m == "PUT" and u.split("?")[0].endswith(run_prefix + "manifest.json"))
     deletes = [i for i, (m, u) in enumerate(order) if m == "POST" and "delete" in u.split("?")[-1]]
     assert deletes and min(deletes) > manifest_copy
     assert any(m == "POST" and "uploads" in u.split("?")[-1] for m, u in order)  # CreateMultipartUpload

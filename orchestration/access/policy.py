@@ -97,9 +97,11 @@ def decide(
     if denial or "platform_admin" in principal.roles:
         return denial
     if not principal.roles & MATRIX[action]:
-        return f"{principal.principal_id} has none of the roles that may {action} ({', '.join(sorted(MATRIX[action])) or 'platform_admin only'})"
+        may = ", ".join(sorted(MATRIX[action])) or "platform_admin only"
+        return f"{principal.principal_id} has none of the roles that may {action} ({may})"
     if allowed_roles is not None and not principal.roles & set(allowed_roles):
-        return f"{principal.principal_id} has none of the roles this template allows to {action} ({', '.join(sorted(allowed_roles))})"
+        allowed = ", ".join(sorted(allowed_roles))
+        return f"{principal.principal_id} has none of the roles this template allows to {action} ({allowed})"
     if tenant_id is not None and not principal.member_of(tenant_id):
         return f"{principal.principal_id} is not a member of tenant {tenant_id}"
     return None

@@ -85,7 +85,8 @@ def render_svg(spec: ChartSpec, columns: list[str], rows: list[tuple]) -> str:
                 out.append(f'<polyline points="{points}" fill="none" stroke="{PALETTE[s_i % len(PALETTE)]}" stroke-width="2"/>')
     for i, label in enumerate(labels):
         if i % label_every == 0:
-            out.append(f'<text x="{centers[i]:.1f}" y="{TOP + plot_h + 14}" text-anchor="middle" fill="#333">{escape(label)}</text>')
+            out.append(f'<text x="{centers[i]:.1f}" y="{TOP + plot_h + 14}" text-anchor="middle" fill="#333">'
+                       f'{escape(label)}</text>')
     out.append(f'<line x1="{LEFT}" y1="{TOP + plot_h}" x2="{WIDTH - RIGHT}" y2="{TOP + plot_h}" stroke="#888"/>')
     for s_i, name in enumerate(spec.y):  # legend
         x = LEFT + s_i * 160

@@ -51,7 +51,7 @@ def write_json(conn, report: ReportContext, sections: Sequence[SectionSnapshot],
             }
             fh.write(("," if i else "") + "\n" + dumps(meta)[:-1] + ', "rows": [')
             for j, row in enumerate(stream_rows(conn, section)):
-                fh.write(("," if j else "") + "\n  " + dumps({n: json_value(v) for n, v in zip(names, row)}))
+                fh.write(("," if j else "") + "\n  " + dumps({n: json_value(v) for n, v in zip(names, row, strict=True)}))
                 total += 1
             fh.write("]}")
         fh.write("\n]}\n")

@@ -45,7 +45,8 @@ def run_dbt(args: list[str], *, settings=None, capture: bool = False, connect: b
     """Run the dbt CLI against the warehouse; raises DbtError with dbt's output on failure."""
     from orchestration.db.warehouse import dbt_env
 
-    profile_env = dbt_env(settings) if connect else {**PARSE_ONLY_ENV, **{k: v for k, v in os.environ.items() if k in PARSE_ONLY_ENV}}
+    given = {k: v for k, v in os.environ.items() if k in PARSE_ONLY_ENV}
+    profile_env = dbt_env(settings) if connect else {**PARSE_ONLY_ENV, **given}
     env = {**os.environ, **profile_env, "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR)}
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     proc = subprocess.run(

@@ -13,7 +13,8 @@ import uuid
 import pytest
 
 from orchestration.access import policy
-from tests.helpers.audit import audit_entries as audit_rows, last_seq
+from tests.helpers.audit import audit_entries as audit_rows
+from tests.helpers.audit import last_seq
 from tests.helpers.cli import invoke, one_line_error
 
 ACME_ADMIN = "tenant_admin@acme.example"
