@@ -27,7 +27,7 @@ from orchestration.schedules import store as schedule_store
 from tests.helpers.audit import audit_outcomes as audit_rows
 from tests.helpers.dagster import sensor_context
 
-from .servers import SmtpHandler, free_port
+from ..servers import SmtpHandler, free_port
 
 PERIOD = "2026-06"
 APPROVER = "approver@nexus.example"

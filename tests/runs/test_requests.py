@@ -22,7 +22,7 @@ from orchestration.runs.request import ReportRequest
 from orchestration.services import runs as run_service
 from tests.helpers.cli import invoke
 
-from .conftest import PERIOD, analyst
+from ..conftest import PERIOD, analyst
 
 TODAY = dt.date(2026, 12, 2)
 

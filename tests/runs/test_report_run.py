@@ -16,7 +16,7 @@ from orchestration.runs.request import ReportRequest
 from tests.helpers.files import read_csv
 from tests.helpers.governance import approved_variant
 
-from .conftest import PERIOD, analyst
+from ..conftest import PERIOD, analyst
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from orchestration.runs import records
 from orchestration.schedules import store as schedule_store
 from tests.helpers.dagster import sensor_context
 
-from .servers import free_port
+from ..servers import free_port
 
 TEMPLATE = "compliance_evidence_summary"  # restricted; its policy makes an external variant
 AUDITOR = "auditor@partner.example"

@@ -16,7 +16,7 @@ from orchestration.runs import periods, records
 from orchestration.settings import REPO_ROOT
 from tests.helpers.dagster import sensor_context
 
-from .conftest import PERIOD, analyst
+from ..conftest import PERIOD, analyst
 
 TEMPLATE = "incident_summary"
 

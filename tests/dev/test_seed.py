@@ -20,6 +20,7 @@ import pytest
 from orchestration.db import warehouse
 from orchestration.dev import seed as seeding
 from orchestration.dev.sample_data import incidents, vocabulary
+from orchestration.settings import REPO_ROOT
 
 END = dt.date(2026, 7, 1)
 START = END - dt.timedelta(days=182)
@@ -178,7 +179,7 @@ def test_generated_bytes_do_not_depend_on_the_process():
     for hash_seed in ("0", "1", "random"):
         env = {**os.environ, "PYTHONHASHSEED": hash_seed}
         out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
-                             check=True, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+                             check=True, cwd=REPO_ROOT)
         digests.add(out.stdout.strip())
     assert len(digests) == 1
 

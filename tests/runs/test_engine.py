@@ -20,7 +20,7 @@ from orchestration.runs.request import ReportRequest
 from orchestration.settings import REPO_ROOT, get_settings
 from tests.helpers.governance import approved_variant
 
-from .conftest import PERIOD, analyst
+from ..conftest import PERIOD, analyst
 
 TEMPLATE = "incident_summary"
 

@@ -19,7 +19,7 @@ from orchestration.governance import lifecycle
 from orchestration.runs import engine, failures, records
 from orchestration.runs.request import ReportRequest
 
-from .conftest import PERIOD
+from ..conftest import PERIOD
 
 HEX16 = re.compile(r"^[0-9a-f]{16}$")
 

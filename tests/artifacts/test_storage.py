@@ -28,7 +28,7 @@ from orchestration.settings import get_settings
 from tests.helpers.audit import audit_rows_of_run as audit_rows
 from tests.helpers.cli import invoke
 
-from .conftest import PERIOD
+from ..conftest import PERIOD
 
 BUCKET = "nexus-test-artifacts"
 PREFIX = "reports"

@@ -30,7 +30,7 @@ from orchestration.runs.request import ReportRequest
 from tests.helpers.audit import audit_rows
 from tests.helpers.cli import run as cli
 
-from .conftest import PERIOD
+from ..conftest import PERIOD
 
 CLI = str(Path(sys.executable).parent / "nexus-reports")
 PLATFORM_ADMIN = "platform@nexus.example"

@@ -22,8 +22,8 @@ from orchestration.runs import engine, failures, publish
 from orchestration.runs.periods import period_window
 from orchestration.runs.request import ReportRequest
 
-from .conftest import PERIOD, analyst
-from .helpers.isolation import hostile_sibling_fixture  # noqa: F401  (registers the fixture)
+from ..conftest import PERIOD, analyst
+from ..helpers.isolation import hostile_sibling_fixture  # noqa: F401  (registers the fixture)
 
 STANDARD = ["incident_summary", "sla_performance", "attack_coverage", "connector_health",
             "analyst_throughput", "compliance_evidence_summary"]

@@ -21,7 +21,7 @@ from orchestration.runs.request import ReportRequest
 from orchestration.services import runs as run_service
 from tests.helpers.dagster import sensor_context
 
-from .conftest import PERIOD
+from ..conftest import PERIOD
 
 
 def files_of(published: publish.Published) -> dict[str, object]:

@@ -17,7 +17,7 @@ from orchestration.governance import lifecycle as governance
 from orchestration.runs import engine, failures, records
 from orchestration.runs.request import ReportRequest
 
-from .conftest import PERIOD, analyst
+from ..conftest import PERIOD, analyst
 
 OWNER, APPROVER, APPROVER2 = policy.PLATFORM_OWNER, policy.APPROVERS[0], policy.APPROVERS[1]
 
