@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from sqlglot import exp
 
 from orchestration.access.clearance import CLASSIFICATION_ORDER, Viewer
+from orchestration.catalog import sql_guard
 from orchestration.catalog.definitions import DefinitionSpec, Filter
 from orchestration.errors import Invalid
 from orchestration.metrics import dbt_manifest
@@ -283,4 +284,9 @@ def compile_definition(spec: DefinitionSpec, entities: list[Entity], viewer: Vie
         query = query.order_by(*order)
     if row_limit is not None:
         query = query.limit(params.bind(row_limit))
-    return Compiled(query.sql(dialect="postgres"), params.values, tuple(columns))
+    sql = query.sql(dialect="postgres")
+    # Defence in depth, as for template sections: the same guard, over exactly the entities' models.
+    relations = [dbt_manifest.model(e.data_source.model, e.data_source.version).relation for e in entities]
+    sql_guard.check(sql, section=f"definition over {', '.join(e.entity_name for e in entities)}", relations=relations,
+                    parameters=params.values)
+    return Compiled(sql, params.values, tuple(columns))

@@ -191,3 +191,17 @@ def test_the_validation_hash_follows_the_registry(conn_module, admin, flow):
         f.model_copy(update={"classification": "restricted"}) if f.name == "incidents_opened" else f
         for f in flow.allowed_fields)})
     assert builder.validation_hash(spec, [changed]) != before
+
+
+def test_compiled_sql_passes_the_same_guard_as_template_sections(flow, monkeypatch):
+    """The guard runs on every compile: a builder bug that emitted a forbidden construct fails closed."""
+    from orchestration.catalog import sql_guard
+
+    n = flow.entity_name
+    spec = _spec(flow, aggregates=[{"function": "sum", "field": f"{n}.incidents_opened", "alias": "opened"}])
+    builder.compile_definition(spec, [flow], ANALYST, window=JUNE)  # passes as built
+    real = builder.exp.Sum
+    monkeypatch.setattr(builder.exp, "Sum", lambda this: builder.exp.func("pg_sleep", this))
+    with pytest.raises(sql_guard.SqlRefused, match="pg_sleep"):
+        builder.compile_definition(spec, [flow], ANALYST, window=JUNE)
+    monkeypatch.setattr(builder.exp, "Sum", real)
