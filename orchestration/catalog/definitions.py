@@ -13,6 +13,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from orchestration.governance import versioned
+from orchestration.governance.versioned import LifecycleStamps, Status
+
 QUALIFIED = r"^[a-z][a-z0-9_]{0,62}\.[a-z][a-z0-9_]{0,62}$"
 ALIAS = r"^[a-z][a-z0-9_]{0,62}$"
 Scalar = str | int | float | bool | dt.date
@@ -109,7 +112,7 @@ def _is_qualified(name: str) -> bool:
     return re.fullmatch(QUALIFIED, name) is not None
 
 
-DefinitionStatus = Literal["draft", "active", "deprecated", "archived"]
+DefinitionStatus = Status
 
 
 class SecurityContext(_Spec):
@@ -132,7 +135,7 @@ class DefinitionVersion(_Spec):
     activated_at: dt.datetime | None = None
 
 
-class Definition(_Spec):
+class Definition(LifecycleStamps):
     """A saved report: its lifecycle, its newest version and the version runs use."""
 
     definition_id: str
@@ -140,18 +143,10 @@ class Definition(_Spec):
     status: DefinitionStatus
     current_version: int
     active_version: int | None
-    created_by: str
-    created_at: dt.datetime
-    updated_at: dt.datetime
-    activated_at: dt.datetime | None = None
-    deprecated_at: dt.datetime | None = None
-    archived_at: dt.datetime | None = None
-    reason_code: str | None = None
-    reason_text: str | None = None
 
     @property
     def etag(self) -> str:
-        return f'"{self.definition_id}.v{self.current_version}"'
+        return versioned.etag(self.definition_id, self.current_version)
 
 
 class DefinitionCreate(DefinitionSpec):

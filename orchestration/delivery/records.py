@@ -70,6 +70,11 @@ class Delivery:
         return getattr(self, name)
 
     @property
+    def waiting(self) -> bool:
+        """Still to be (re)tried: its next_attempt_at means something."""
+        return self.status in ("failed_transient", "pending")
+
+    @property
     def target(self) -> str:
         return f"{self.channel}:{self.address}"
 

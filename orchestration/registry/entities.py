@@ -8,17 +8,17 @@ against the dbt manifest, so the query builder only ever quotes names that came 
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from orchestration.governance import versioned
+from orchestration.governance.versioned import LifecycleStamps, Status
 
 IDENTIFIER = r"^[a-z][a-z0-9_]{0,62}$"
 Classification = Literal["public", "internal", "confidential", "restricted", "pii"]
 FieldType = Literal["text", "integer", "bigint", "numeric", "boolean", "date", "timestamptz"]
 Masking = Literal["none", "mask", "hash", "truncate"]
-Status = Literal["draft", "active", "deprecated", "archived"]
-ReasonCode = Literal["SUPERSEDED", "DATA_QUALITY", "POLICY_CHANGE", "SECURITY", "NO_LONGER_NEEDED", "OTHER"]
 
 
 class _Strict(BaseModel):
@@ -94,18 +94,7 @@ class EntityUpdate(_Strict):
         return self
 
 
-class Retirement(_Strict):
-    reason_code: ReasonCode
-    reason_text: str | None = Field(default=None, max_length=2000)
-
-    @model_validator(mode="after")
-    def _text_for_other(self) -> Retirement:
-        if self.reason_code == "OTHER" and not (self.reason_text or "").strip():
-            raise ValueError("reason_text is required when reason_code is OTHER")
-        return self
-
-
-class Entity(_Strict):
+class Entity(LifecycleStamps):
     entity_id: str
     tenant_id: str | None
     entity_name: str
@@ -117,15 +106,7 @@ class Entity(_Strict):
     geo_scope: tuple[str, ...]
     status: Status
     version: int
-    created_by: str
-    created_at: dt.datetime
-    updated_at: dt.datetime
-    activated_at: dt.datetime | None = None
-    deprecated_at: dt.datetime | None = None
-    archived_at: dt.datetime | None = None
-    reason_code: ReasonCode | None = None
-    reason_text: str | None = None
 
     @property
     def etag(self) -> str:
-        return f'"{self.entity_id}.v{self.version}"'
+        return versioned.etag(self.entity_id, self.version)

@@ -26,10 +26,12 @@ from orchestration.catalog.definitions import (
     SecurityContext,
 )
 from orchestration.db import warehouse
-from orchestration.errors import Conflict, Denied, Invalid, NotFound, StaleVersion
+from orchestration.errors import Conflict, Denied, Invalid, NotFound
+from orchestration.governance import versioned
+from orchestration.governance.versioned import Retirement
 from orchestration.registry import builder
 from orchestration.registry import store as registry_store
-from orchestration.registry.entities import Entity, Retirement
+from orchestration.registry.entities import Entity
 
 PREVIEW_DEFAULT, PREVIEW_MAX, PAGE_MAX = 100, 1000, 200
 
@@ -166,10 +168,8 @@ def _changeable(conn, caller: Authenticated, definition_id: str, action: str, co
 
 def _locked(conn, definition_id: str, if_match: str | None) -> Definition:
     definition = store.get(conn, definition_id, for_update=True)
-    if if_match is not None and if_match.strip() not in (definition.etag, "*"):
-        raise StaleVersion(f"report definition {definition_id} is at version {definition.current_version}; {if_match} is stale")
-    if definition.status == "archived":
-        raise Conflict(f"report definition {definition_id} is archived and cannot change")
+    versioned.ensure_changeable(f"report definition {definition_id}", status=definition.status,
+                                version=definition.current_version, current_etag=definition.etag, if_match=if_match)
     return definition
 
 

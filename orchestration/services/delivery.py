@@ -6,34 +6,11 @@ The delivery package checks, audits and commits each change; this is the adapter
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from orchestration import delivery
-
-
-@dataclass(frozen=True)
-class Delivery:
-    delivery_id: int
-    run_id: str
-    tenant_id: str
-    channel: str
-    address: str
-    status: str
-    attempts: int
-    next_attempt_at: dt.datetime | None
-    last_error: str | None
-
-    @classmethod
-    def of(cls, row: dict[str, Any]) -> Delivery:
-        return cls(row["delivery_id"], row["run_id"], row["tenant_id"], row["channel"], row["address"], row["status"],
-                   row["attempts"], row["next_attempt_at"], row["last_error"])
-
-    @property
-    def waiting(self) -> bool:
-        return self.status in ("failed_transient", "pending")
+from orchestration.delivery.records import Delivery
 
 
 @dataclass(frozen=True)
@@ -68,7 +45,7 @@ def register_webhook(conn, tenant_id: str, url: str, *, actor: str) -> str:
 
 def outbox(conn, run_id: str | None = None) -> Outbox:
     with conn:
-        return Outbox(delivery.channel_counts(conn, run_id), [Delivery.of(r) for r in delivery.list_deliveries(conn, run_id)])
+        return Outbox(delivery.channel_counts(conn, run_id), delivery.list_deliveries(conn, run_id))
 
 
 def retry(conn, run_id: str | None = None, *, actor: str) -> list[Attempt]:

@@ -15,9 +15,11 @@ from dataclasses import dataclass
 
 from orchestration.access import audit, policy
 from orchestration.access.tokens import Authenticated
-from orchestration.errors import Conflict, Denied, Invalid, NotFound, StaleVersion
+from orchestration.errors import Conflict, Denied, Invalid, NotFound
+from orchestration.governance import versioned
+from orchestration.governance.versioned import Retirement
 from orchestration.registry import sources, store
-from orchestration.registry.entities import Entity, EntityCreate, EntityUpdate, JoinSpec, Retirement
+from orchestration.registry.entities import Entity, EntityCreate, EntityUpdate, JoinSpec
 
 PAGE_MAX = 200
 # status -> the statuses it may move to, and the timestamp column the move sets
@@ -146,10 +148,8 @@ def _manageable(conn, caller: Authenticated, entity_id: str, correlation_id: str
 def _locked(conn, entity_id: str, if_match: str | None) -> Entity:
     """The entry, locked for this transaction, once it is known to be current and changeable."""
     entity = store.get(conn, entity_id, for_update=True)
-    if if_match is not None and if_match.strip() not in (entity.etag, "*"):
-        raise StaleVersion(f"registry entity {entity_id} is at version {entity.version}; {if_match} is stale")
-    if entity.status == "archived":
-        raise Conflict(f"registry entity {entity_id} is archived and cannot change")
+    versioned.ensure_changeable(f"registry entity {entity_id}", status=entity.status, version=entity.version,
+                                current_etag=entity.etag, if_match=if_match)
     return entity
 
 

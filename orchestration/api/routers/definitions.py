@@ -18,7 +18,7 @@ from orchestration.catalog.definitions import (
     RunParameters,
     SecurityContext,
 )
-from orchestration.registry.entities import Retirement
+from orchestration.governance.versioned import Retirement
 from orchestration.services import definitions as service
 
 router = APIRouter(prefix="/reports/definitions", tags=["report definitions"], responses=RESPONSES)

@@ -9,7 +9,8 @@ from pydantic import BaseModel
 
 from orchestration.api.deps import Conn, CurrentPrincipal, RequestId
 from orchestration.api.problems import RESPONSES
-from orchestration.registry.entities import Entity, EntityCreate, EntityUpdate, Retirement, Status
+from orchestration.governance.versioned import Retirement, Status
+from orchestration.registry.entities import Entity, EntityCreate, EntityUpdate
 from orchestration.services import registry as service
 
 router = APIRouter(prefix="/reporting/registry/entities", tags=["registry"], responses=RESPONSES)
