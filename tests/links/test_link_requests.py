@@ -8,11 +8,8 @@ from __future__ import annotations
 import http.client
 import logging
 import secrets
-import threading
-import time
 
 import pytest
-import uvicorn
 
 from orchestration.catalog import templates
 from orchestration.links import service as links
@@ -20,8 +17,8 @@ from orchestration.links import web
 from orchestration.runs import engine
 from orchestration.runs.request import ReportRequest
 from tests.conftest import PERIOD
+from tests.helpers.asgi_server import serving
 from tests.helpers.audit import audit_log
-from tests.servers import free_port
 
 OTHER_METHODS = ("HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
 
@@ -45,22 +42,14 @@ def access_log():
 @pytest.fixture(scope="module")
 def server(access_log):
     """The app under uvicorn with its access log on, as `nexus-reports serve` runs it."""
-    port = free_port()
-    config = uvicorn.Config(web.create_app(), host="127.0.0.1", port=port, access_log=True,
-                            log_level="info", lifespan="off")
-    logger = logging.getLogger(web.ACCESS_LOGGER)  # after Config: it (re)configures uvicorn's loggers
-    access_log.setFormatter(logger.handlers[0].formatter if logger.handlers else logging.Formatter())
-    logger.addHandler(access_log)
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "link service did not start"
-        time.sleep(0.05)
-    yield f"127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
+    logger = logging.getLogger(web.ACCESS_LOGGER)
+
+    def attach() -> None:  # after uvicorn (re)configured its loggers
+        access_log.setFormatter(logger.handlers[0].formatter if logger.handlers else logging.Formatter())
+        logger.addHandler(access_log)
+
+    with serving(web.create_app(), name="link service", access_log=True, log_level="info", configured=attach) as base:
+        yield base.removeprefix("http://")
     logger.removeHandler(access_log)
 
 

@@ -11,14 +11,8 @@ import datetime as dt
 import hashlib
 import http.client
 import secrets
-import socket
-import sys
-import threading
-import time
-from pathlib import Path
 
 import pytest
-import uvicorn
 
 from orchestration.access import audit, policy
 from orchestration.artifacts import retention
@@ -27,12 +21,12 @@ from orchestration.links import service as links
 from orchestration.links import web
 from orchestration.runs import engine
 from orchestration.runs.request import ReportRequest
+from tests.helpers.asgi_server import serving
 from tests.helpers.audit import audit_rows
 from tests.helpers.cli import run as cli
 
 from ..conftest import PERIOD
 
-CLI = str(Path(sys.executable).parent / "nexus-reports")
 PLATFORM_ADMIN = "platform@nexus.example"
 
 
@@ -75,28 +69,11 @@ def _reset_clock(clock):
     clock.offset = dt.timedelta(0)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(clock):
     """The real app under uvicorn in a background thread; yields its base URL."""
-    port = _free_port()
-    config = uvicorn.Config(web.create_app(clock=clock), host="127.0.0.1", port=port, access_log=False,
-                            log_level="warning", lifespan="off")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "link service did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with serving(web.create_app(clock=clock), name="link service") as base:
+        yield base
 
 
 def get(base: str, path: str, method: str = "GET"):
