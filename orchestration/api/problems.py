@@ -47,18 +47,21 @@ class Problem(BaseModel):
     errors: list[dict[str, Any]] | None = None
 
 
-def _documented(status: int, description: str) -> dict[str, Any]:
-    return {"model": Problem, "description": description, "content": {MEDIA_TYPE: {"schema": Problem.model_json_schema()}}}
+_PROBLEM_CONTENT = {MEDIA_TYPE: {"schema": Problem.model_json_schema()}}
+
+
+def _documented(description: str) -> dict[str, Any]:
+    return {"model": Problem, "description": description, "content": _PROBLEM_CONTENT}
 
 
 # Declared on every route, so the OpenAPI document tells clients (and schemathesis) what errors look like.
 RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: _documented(401, "no valid API token"),
-    403: _documented(403, "the principal may not do this"),
-    404: _documented(404, "no such object, or one of another tenant"),
-    409: _documented(409, "the object's state does not allow this"),
-    412: _documented(412, "If-Match names a stale version"),
-    422: _documented(422, "the request is not valid; `errors` lists field problems"),
+    401: _documented("no valid API token"),
+    403: _documented("the principal may not do this"),
+    404: _documented("no such object, or one of another tenant"),
+    409: _documented("the object's state does not allow this"),
+    412: _documented("If-Match names a stale version"),
+    422: _documented("the request is not valid; `errors` lists field problems"),
 }
 
 
