@@ -48,6 +48,8 @@ class Principal:
     active: bool
     roles: frozenset[str]
     tenants: frozenset[str]
+    verticals: frozenset[str] | None = None  # PLACEHOLDER until the data branch lands
+    geo_scopes: frozenset[str] | None = None
 
     def member_of(self, tenant_id: str) -> bool:
         return ALL_TENANTS in self.tenants or tenant_id in self.tenants

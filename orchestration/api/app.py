@@ -16,9 +16,10 @@ from fastapi import FastAPI
 
 from orchestration.api import problems
 from orchestration.api.requests import RequestAudit
-from orchestration.api.routers import definitions, registry
+from orchestration.api.routers import definitions, registry, runs
 from orchestration.db import warehouse
 from orchestration.links import web as link_web
+from orchestration.runs import worker
 
 
 def _version() -> str:
@@ -32,7 +33,10 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def create_app(*, clock: Callable[[], dt.datetime] | None = None, connect: Callable[[], object] | None = None) -> FastAPI:
+def create_app(*, clock: Callable[[], dt.datetime] | None = None, connect: Callable[[], object] | None = None,
+               launch: Callable[[str], object] | None = None) -> FastAPI:
+    """`launch(run_id)` starts an admitted run's execution: by default a detached worker that
+    runs Dagster's `report_run` job on the instance (the Dagster UI shows it)."""
     app = FastAPI(
         title="Nexus Reports API",
         version=_version(),
@@ -40,11 +44,13 @@ def create_app(*, clock: Callable[[], dt.datetime] | None = None, connect: Calla
     )
     app.state.clock = clock or _utcnow
     app.state.connect = connect or warehouse.connect
+    app.state.launch = launch or worker.spawn
     problems.install(app)
     app.add_middleware(link_web.PrivateHeaders)  # no-store, no-referrer: on API answers as on downloads
     app.add_middleware(RequestAudit)
     app.include_router(registry.router)
     app.include_router(definitions.router)
+    app.include_router(runs.router)
     # The link service's routes read app.state.clock / app.state.connect, which this app provides;
     # create_app also keeps link tokens out of uvicorn's access log.
     app.router.routes.extend(link_web.create_app(clock=app.state.clock, connect=app.state.connect).routes)

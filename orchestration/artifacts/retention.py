@@ -17,7 +17,7 @@ from orchestration.access import audit
 from orchestration.artifacts import index as artifact_index
 from orchestration.artifacts import storage
 from orchestration.artifacts.store import StorageError
-from orchestration.governance import lifecycle
+from orchestration.governance import versions
 from orchestration.runs import records
 
 ACTOR = "svc:retention"
@@ -49,8 +49,7 @@ def sweep(conn, now: dt.datetime | None = None, *, run_ids: list[str] | None = N
     result = Sweep()
     for record in records.completed_runs(conn, run_ids):
         run_id = record.run_id
-        template, _ = lifecycle.load_version(conn, record.template_key, record.template_version,
-                                              tenant_id=record.tenant_id)
+        template = versions.template_of_run(conn, record)
         days = retention_days(template)
         # The date fixed at publish; runs published before the index existed: from published_at.
         until = artifact_index.retention_until(conn, run_id) or record.published_at + dt.timedelta(days=days)

@@ -23,6 +23,7 @@ from orchestration.settings import TEMPLATES_DIR
 
 COLUMN_TYPES = ("text", "integer", "bigint", "numeric", "date", "timestamptz", "boolean")
 _IDENT = r"^[a-z][a-z0-9_]{0,30}$"
+_COLUMN = r"^[a-z][a-z0-9_]{0,62}$"  # a Postgres identifier (a report definition's columns can be long)
 
 
 class TemplateError(ValueError):
@@ -34,7 +35,7 @@ class _Strict(BaseModel):
 
 
 class ColumnDef(_Strict):
-    name: str = Field(pattern=_IDENT)
+    name: str = Field(pattern=_COLUMN)
     type: Literal["text", "integer", "bigint", "numeric", "date", "timestamptz", "boolean"]
     label: str | None = None
 
@@ -93,7 +94,7 @@ class ChartDef(_Strict):
 class FilterDef(_Strict):
     """A run parameter the section SQL reads as %(name)s; absent filters are passed as NULL."""
     name: str = Field(pattern=_IDENT)
-    type: Literal["text", "integer", "date", "enum"]
+    type: Literal["text", "integer", "number", "boolean", "date", "enum"]
     values: tuple[str, ...] = ()  # the allowed values of an enum
     label: str | None = None
 

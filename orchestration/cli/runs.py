@@ -171,7 +171,8 @@ def execute_cmd(run_id) -> None:
         run_config={"ops": {"execute_report_run": {"config": config}},
                     "loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         instance=dg.DagsterInstance.get(),
-        tags={run_tags.REQUESTER: record.requester, run_tags.TRIGGER: record.trigger, run_tags.REPORT_RUN: run_id},
+        tags={run_tags.REQUESTER: record.requester, run_tags.TRIGGER: record.trigger, run_tags.REPORT_RUN: run_id,
+              **({run_tags.CORRELATION: record.correlation_id} if record.correlation_id else {})},
         raise_on_error=False,
     )
     sys.exit(0 if result.success else 1)

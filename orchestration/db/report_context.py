@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from dataclasses import dataclass
 
 import psycopg2
 import psycopg2.extensions
@@ -41,6 +42,15 @@ where a.pid = %s and a.usename = %s and a.backend_start is not null
 returning token
 """
 _CLOSE = "delete from control.report_contexts where token = %s"
+
+
+@dataclass(frozen=True)
+class ReaderScope:
+    """PLACEHOLDER until the data branch lands: the row scope within a tenant."""
+
+    verticals: tuple[str, ...] | None = None
+    geo_scopes: tuple[str, ...] | None = None
+    include_withdrawn: bool = False
 
 
 class ContextError(RuntimeError):

@@ -145,7 +145,7 @@ def reader_connection(settings: Settings | None = None) -> contextlib.closing:
 
 @contextlib.contextmanager
 def reader_transaction(
-    conn: psycopg2.extensions.connection, tenant_id: str
+    conn: psycopg2.extensions.connection, tenant_id: str, *, scope: report_context.ReaderScope | None = None
 ) -> Iterator[psycopg2.extensions.cursor]:
     """A READ ONLY transaction of the reporting role, for one tenant.
 
@@ -156,6 +156,8 @@ def reader_transaction(
     role. A reused connection never carries one tenant into the next transaction.
     """
     validate_tenant_id(tenant_id)
+    if scope is not None and scope != report_context.ReaderScope():
+        raise WarehouseError("PLACEHOLDER: row scopes land with the data branch")
     try:
         token = report_context.open_context(conn.get_backend_pid(), tenant_id)
     except report_context.ContextError as exc:

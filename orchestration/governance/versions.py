@@ -111,3 +111,13 @@ def _why_not(row: VersionRow, purpose: Purpose) -> str:
     if purpose == "schedule":
         return f"{label} is {row.state}: only an approved version can be scheduled"
     return f"{label} is {row.state}: only an approved (or deprecated) version can run"
+
+
+def template_of_run(conn, record) -> Template:
+    """The template a run executed (for its links, corrections and retention): a report
+    definition's run keeps its compiled template on its record; a template run's is its
+    submitted version in the control schema."""
+    if record.template is not None:
+        return Template.model_validate(record.template)
+    template, _ = lifecycle.load_version(conn, record.template_key, record.template_version, tenant_id=record.tenant_id)
+    return template

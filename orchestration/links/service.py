@@ -27,7 +27,7 @@ from orchestration.access import audit
 from orchestration.access import policy as access
 from orchestration.catalog.templates import Template
 from orchestration.exports import formats
-from orchestration.governance import lifecycle
+from orchestration.governance import versions
 from orchestration.links import records
 from orchestration.links.artifact import CHUNK, VARIANTS, open_artifact, published_file
 from orchestration.links.errors import PUBLIC_MESSAGES, LinkDenied, LinkError
@@ -79,11 +79,6 @@ class Grant:
         return formats.content_type(self.fmt)
 
 
-def _template_of(conn, run: RunRecord) -> Template:
-    template, _ = lifecycle.load_version(conn, run.template_key, run.template_version, tenant_id=run.tenant_id)
-    return template
-
-
 def list_links(conn, *, tenant_id: str | None = None, run_id: str | None = None,
                now: dt.datetime | None = None) -> list[Link]:
     """Links (newest first) with their template and status; never their token."""
@@ -119,7 +114,7 @@ def create(
     if run is None:
         raise LinkError(f"no run {run_id}")
     tenant, target = run.tenant_id, f"run {run_id} {fmt} ({variant})"
-    template = _template_of(conn, run)
+    template = versions.template_of_run(conn, run)
     receive = template.roles.receive
     # The creator first: whoever may not download it learns nothing more about the run.
     access.authorize(conn, actor, "download", target=target, tenant_id=tenant, allowed_roles=receive,
@@ -188,7 +183,7 @@ def _standing_refusal(conn, link: Link, now: dt.datetime) -> tuple[int, str, Run
     if now >= link.expires_at:
         return 410, f"link expired at {link.expires_at.isoformat()}", None, None
     run = run_records.get_run(conn, link.run_id)
-    template = _template_of(conn, run)
+    template = versions.template_of_run(conn, run)
     principal = access.get_principal(conn, link.principal_id)
     reason = access.decide(principal, "download", tenant_id=run.tenant_id, allowed_roles=template.roles.receive)
     if reason:

@@ -18,6 +18,12 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def public_base(seen: str) -> str:
+    """Where links point: the configured public address (a proxy's) if any, else the address
+    the caller reached this service at."""
+    return os.environ.get(BASE_URL_ENV) or seen
+
+
 def url_for(token: str, base: str | None = None) -> str:
     base = base or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
     return f"{base.rstrip('/')}/links/{token}"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 
 from sqlglot import exp
@@ -62,11 +63,18 @@ class _Ref:
 
 
 class _Params:
-    def __init__(self) -> None:
+    """Bind parameters by name. For a run (`portable`), values are kept as JSON scalars (dates and
+    timestamps as ISO text, which Postgres casts to the column's type), since they travel in the
+    run's recorded request and are bound again when its snapshot is taken."""
+
+    def __init__(self, *, portable: bool = False) -> None:
         self.values: dict[str, object] = {}
+        self.portable = portable
 
     def bind(self, value: object) -> exp.Placeholder:
         name = f"p{len(self.values)}"
+        if self.portable and isinstance(value, dt.date):
+            value = value.isoformat()
         self.values[name] = value
         return exp.Placeholder(this=name)
 
@@ -176,8 +184,15 @@ def _condition(scope: _Scope, flt: Filter, params: _Params) -> exp.Expression:
     return _COMPARE[flt.op](this=col, expression=params.bind(_coerce(ref, flt.value, flt.field)))
 
 
-def _from_and_joins(query: exp.Select, entities: list[Entity], scope: _Scope) -> exp.Select:
+def _ref_token(index: int) -> str:
+    # A leading underscore: no registry identifier can be this name (they start with a letter).
+    return f"_nexus_ref_{index}"
+
+
+def _from_and_joins(query: exp.Select, entities: list[Entity], scope: _Scope, *, for_run: bool) -> exp.Select:
     def table(entity: Entity, alias: str) -> exp.Table:
+        if for_run:  # replaced by a ref() call once the SQL is text (see _as_section_sql)
+            return exp.table_(_ref_token(entities.index(entity))).as_(alias)
         info = dbt_manifest.model(entity.data_source.model, entity.data_source.version)
         return exp.table_(info.alias, db=info.schema, quoted=True).as_(alias)
 
@@ -234,20 +249,41 @@ _AGGREGATES = {
 
 
 def _conditions(spec: DefinitionSpec, entities: list[Entity], scope: _Scope, params: _Params,
-                window: Window | None) -> list[exp.Expression]:
+                window: Window | None, *, for_run: bool) -> list[exp.Expression]:
     conditions = [_condition(scope, f, params) for f in spec.filters]
     if spec.measurement_type:
         ref = scope.field(f"{entities[0].entity_name}.measurement_type", "measurement_type")
         conditions.append(exp.In(this=ref.column(), expressions=[params.bind(m) for m in spec.measurement_type]))
-    if window is not None:
+    if for_run and spec.time_window is not None:  # the run's own window parameters
+        ref = _window_field(spec, scope)
+        conditions += [exp.GTE(this=ref.column(), expression=exp.Placeholder(this="window_start")),
+                       exp.LT(this=ref.column(), expression=exp.Placeholder(this="window_end"))]
+    elif window is not None:
         if spec.time_window is None:
             raise Invalid("this definition has no time_window field, so a run cannot take a window")
-        ref = scope.field(spec.time_window.field, "time_window")
-        if ref.spec.type not in ("date", "timestamptz"):
-            raise Invalid(f"time_window {spec.time_window.field}: needs a date or timestamptz field")
+        ref = _window_field(spec, scope)
         conditions += [exp.GTE(this=ref.column(), expression=params.bind(window.start)),
                        exp.LT(this=ref.column(), expression=params.bind(window.end))]
     return conditions
+
+
+def _lead_with_tenant(selects: list, columns: list[OutputColumn], group_exprs: list) -> None:
+    """A run's output starts with tenant_id, like every report section: Gate B's shared suite
+    checks every row names the run's tenant (row-level security makes it one tenant, so grouping
+    by it changes no number). A selected tenant_id field is the same column: moved, not repeated."""
+    tenant = exp.column("tenant_id", table="e0", quoted=True)
+    keep = [i for i, c in enumerate(columns) if c.name != "tenant_id"]
+    selects[:] = [exp.alias_(tenant, "tenant_id", quoted=True)] + [selects[i] for i in keep]
+    columns[:] = [OutputColumn("tenant_id", "text", "internal", False)] + [columns[i] for i in keep]
+    if group_exprs:
+        group_exprs.insert(0, tenant)
+
+
+def _window_field(spec: DefinitionSpec, scope: _Scope) -> _Ref:
+    ref = scope.field(spec.time_window.field, "time_window")
+    if ref.spec.type not in ("date", "timestamptz"):
+        raise Invalid(f"time_window {spec.time_window.field}: needs a date or timestamptz field")
+    return ref
 
 
 def _ordering(spec: DefinitionSpec, columns: list[OutputColumn], several: bool) -> list[exp.Ordered]:
@@ -262,8 +298,14 @@ def _ordering(spec: DefinitionSpec, columns: list[OutputColumn], several: bool) 
 
 
 def compile_definition(spec: DefinitionSpec, entities: list[Entity], viewer: Viewer, *,
-                       window: Window | None = None, row_limit: int | None = None) -> Compiled:
-    """The SELECT for this definition as this viewer may see it; Invalid names the first problem."""
+                       window: Window | None = None, row_limit: int | None = None, for_run: bool = False) -> Compiled:
+    """The SELECT for this definition as this viewer may see it; Invalid names the first problem.
+
+    For a preview the SQL is ready to run (relations resolved, window bound). For a run
+    (`for_run`) it is a report section's SQL: relations as `ref()` calls and the window as the
+    run's `%(window_start)s`/`%(window_end)s`, so the run engine renders, guards and binds it like
+    any template section, and the bound values travel as JSON in the run's request.
+    """
     if [e.entity_id for e in entities] != list(spec.entity_ids):
         raise Invalid("entity_ids do not match the entities given")  # a caller bug, kept loud
     inactive = [e.entity_name for e in entities if e.status != "active"]
@@ -271,10 +313,12 @@ def compile_definition(spec: DefinitionSpec, entities: list[Entity], viewer: Vie
         raise Invalid(f"entities not active: {', '.join(inactive)}")
     if not spec.aggregates and not viewer.rows_allowed:
         raise Invalid("row-level output needs the report_rows permission; add aggregates (count, sum, ...) instead")
-    scope, params, several = _Scope(entities, viewer), _Params(), len(entities) > 1
+    scope, params, several = _Scope(entities, viewer), _Params(portable=for_run), len(entities) > 1
     selects, columns, group_exprs = _selection(spec, scope, several)
-    query = _from_and_joins(exp.select(*selects), entities, scope)
-    conditions = _conditions(spec, entities, scope, params, window)
+    if for_run:
+        _lead_with_tenant(selects, columns, group_exprs)
+    query = _from_and_joins(exp.select(*selects), entities, scope, for_run=for_run)
+    conditions = _conditions(spec, entities, scope, params, window, for_run=for_run)
     if conditions:
         query = query.where(exp.and_(*conditions))
     if spec.aggregates and group_exprs:
@@ -285,8 +329,21 @@ def compile_definition(spec: DefinitionSpec, entities: list[Entity], viewer: Vie
     if row_limit is not None:
         query = query.limit(params.bind(row_limit))
     sql = query.sql(dialect="postgres")
+    if for_run:
+        return Compiled(_as_section_sql(sql, entities), params.values, tuple(columns))
     # Defence in depth, as for template sections: the same guard, over exactly the entities' models.
     relations = [dbt_manifest.model(e.data_source.model, e.data_source.version).relation for e in entities]
     sql_guard.check(sql, section=f"definition over {', '.join(e.entity_name for e in entities)}", relations=relations,
                     parameters=params.values)
     return Compiled(sql, params.values, tuple(columns))
+
+
+def _as_section_sql(sql: str, entities: list[Entity]) -> str:
+    """Each relation token as a `ref(model, version)` call: the run engine resolves it against the
+    dbt manifest and lets the SQL guard allow exactly these relations. Tokens and model names are
+    registry identifiers ([a-z0-9_]), so no Jinja syntax can arrive any other way."""
+    for index, entity in enumerate(entities):
+        source = entity.data_source
+        call = f"ref('{source.model}'" + (f", {source.version}" if source.version else "") + ")"
+        sql = re.sub(rf"\b{_ref_token(index)}\b", "{{ " + call + " }}", sql)
+    return sql

@@ -12,9 +12,10 @@ import datetime as dt
 from typing import Any
 
 from orchestration.access import audit, policy
+from orchestration.catalog import definition_template
 from orchestration.catalog.templates import Template
 from orchestration.db.warehouse import json_param
-from orchestration.governance import lifecycle
+from orchestration.governance import definition_lifecycle, lifecycle
 from orchestration.runs import records, supervisor
 from orchestration.runs.failures import AlreadyActive
 from orchestration.runs.periods import RequestError
@@ -47,7 +48,10 @@ def admit(conn, template: Template, request: ReportRequest, origin: RunOrigin = 
         audit_refusal(conn, requester=request.requester, target=template.label, reason=str(exc),
                       tenant_id=request.tenant_id, asked={"template": template.key, **request.as_json()})
         raise
-    run_id, created = records.create_run(conn, request, origin, timeout_seconds=template.timeout_seconds)
+    # A definition's template exists nowhere else: the run keeps what it executes.
+    kept = template.model_dump(mode="json") if definition_template.is_definition_key(template.key) else None
+    run_id, created = records.create_run(conn, request, origin, timeout_seconds=template.timeout_seconds,
+                                         template=kept)
     if not created:
         audit.record_now(conn, actor=request.requester, action="run.deduplicated", target=run_id,
                          outcome="allowed", tenant_id=request.tenant_id, correlation_id=run_id,
@@ -69,7 +73,9 @@ def security_event(conn, kind: str, *, actor: str, tenant_id: str | None, detail
 def _authorize(conn, template: Template, request: ReportRequest, run_id: str, *, audit_allowed: bool) -> None:
     target = f"{template.label} for {request.tenant_id} {request.window_start}..{request.window_end}"
     try:
-        runnable = lifecycle.check_runnable(conn, template, trigger=request.trigger)
+        check = (definition_lifecycle.check_runnable if definition_template.is_definition_key(template.key)
+                 else lifecycle.check_runnable)
+        runnable = check(conn, template, trigger=request.trigger)
     except lifecycle.NotRunnable as exc:
         audit.record_now(conn, actor=request.requester, action="run.denied", target=target, outcome="denied",
                          tenant_id=request.tenant_id, correlation_id=run_id, details={"reason": str(exc)})

@@ -14,14 +14,9 @@ from typing import Any
 
 from orchestration.access import audit
 from orchestration.catalog.templates import Template
-from orchestration.governance import lifecycle
+from orchestration.governance import versions
 from orchestration.runs import freshness, records
 from orchestration.runs.records import RunRecord, run_config_of
-
-
-def _template_of(conn, record: RunRecord) -> Template:
-    template, _ = lifecycle.load_version(conn, record.template_key, record.template_version, tenant_id=record.tenant_id)
-    return template
 
 
 def late_rows(conn, template: Template, record: RunRecord) -> dict[str, int]:
@@ -55,7 +50,7 @@ def due_corrections(conn, now: dt.datetime | None = None) -> list[Correction]:
     fresh again, and ones with late data under a `correct` policy. `flag` marks and audits."""
     due = []
     for record in records.latest_published(conn):
-        template = _template_of(conn, record)
+        template = versions.template_of_run(conn, record)
         if not template.sources:
             continue
         if record.degraded:

@@ -11,12 +11,13 @@ import time
 from typing import Any
 
 from orchestration.access import audit
+from orchestration.catalog import definition_template
 from orchestration.catalog.templates import Template
 from orchestration.db import warehouse
 from orchestration.db.warehouse import reader_connection, sqlalchemy_url
 from orchestration.exports import SectionSnapshot
 from orchestration.metrics import dbt_manifest
-from orchestration.runs import admission, freshness, records, snapshot, supervisor
+from orchestration.runs import admission, freshness, records, scope_probe, snapshot, supervisor
 from orchestration.runs.failures import RunFailed
 from orchestration.runs.gate_b import GateResult, run_gate_b
 from orchestration.runs.publish import Published, render_and_publish
@@ -81,6 +82,9 @@ def sections_of(template: Template, record: RunRecord) -> dict[str, SectionSnaps
 def gate_b(conn, run_id: str, template: Template, request: ReportRequest, sections, *, settings=None) -> GateResult:
     supervisor.checkpoint(conn, run_id, "gate_b")
     result = run_gate_b(template, request, sections, connection_string=sqlalchemy_url(settings=settings))
+    if definition_template.is_definition_key(template.key):
+        with reader_connection() as reader:
+            result.outcomes += scope_probe.probe(conn, reader, template, request)
     records.update_run(conn, run_id, gate_passed=result.passed, gate_summary=result.summary())
     if not result.passed:
         raise supervisor.fail(conn, run_id, "validation_failed", result.diagnosis())

@@ -21,6 +21,7 @@ from orchestration.access import audit
 from orchestration.artifacts import index as artifact_index
 from orchestration.artifacts import retention, storage
 from orchestration.artifacts.store import ArtifactStore, StorageError, file_entry, run_key, staging_location
+from orchestration.catalog.definition_template import is_definition_key
 from orchestration.catalog.templates import Template
 from orchestration.db.warehouse import reader_connection, reader_transaction
 from orchestration.exports import formats, redaction
@@ -223,6 +224,7 @@ def build_manifest(template, request, record, sections, files, context) -> dict[
         "manifest_version": 1,
         "run_id": record.run_id,
         "dagster_run_id": record.dagster_run_id,
+        "correlation_id": record.correlation_id,  # the X-Request-ID of the API request that asked for it
         "input_hash": record.input_hash,
         "request": {**request.canonical(), "trigger": request.trigger, "period_key": request.period_key},
         "template": {
@@ -231,6 +233,8 @@ def build_manifest(template, request, record, sections, files, context) -> dict[
             "content_hash": template.content_hash,
             "owner": template.owner,
             "sensitivity": template.sensitivity,
+            **({"report_definition": {"id": template.key, "version": template.version, "sql": template.sections[0].sql}}
+               if is_definition_key(template.key) else {}),
         },
         "tenant_id": request.tenant_id,
         "window": {"start": request.window_start.isoformat(), "end_exclusive": request.window_end.isoformat()},

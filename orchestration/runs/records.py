@@ -73,6 +73,8 @@ class RunRecord:
     schedule_id: str | None = None
     tick_at: dt.datetime | None = None
     late_data_at: dt.datetime | None = None
+    correlation_id: str | None = None
+    template: dict[str, Any] | None = None  # a report definition's compiled template (catalog.definition_template)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> RunRecord:
@@ -127,7 +129,7 @@ def new_run_id() -> str:
 
 
 def create_run(conn, request: ReportRequest, origin: RunOrigin, *, timeout_seconds: int | None = None,
-               ) -> tuple[str, bool]:
+               template: dict[str, Any] | None = None) -> tuple[str, bool]:
     """Record a run; (run_id, True). While a run of the same input hash is queued or running,
     nothing is created and that run is returned: (its run_id, False)."""
     while True:
@@ -138,9 +140,10 @@ def create_run(conn, request: ReportRequest, origin: RunOrigin, *, timeout_secon
                 insert into control.report_runs
                     (run_id, dagster_run_id, template_key, template_version, tenant_id, period_key,
                      window_start, window_end, formats, requester, trigger, request, input_hash,
-                     state, stage, supersedes_run_id, retry_of, attempt, timeout_seconds, schedule_id, tick_at)
+                     state, stage, supersedes_run_id, retry_of, attempt, timeout_seconds, schedule_id, tick_at,
+                     correlation_id, template)
                 values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'queued', 'queued',
-                        %s, %s, %s, %s, %s, %s)
+                        %s, %s, %s, %s, %s, %s, %s, %s)
                 on conflict (input_hash) where state in ('queued', 'running') do nothing
                 returning run_id
                 """,
@@ -149,7 +152,7 @@ def create_run(conn, request: ReportRequest, origin: RunOrigin, *, timeout_secon
                  list(request.formats), request.requester, request.trigger,
                  json_param(request.as_json()), request.input_hash,
                  origin.supersedes, origin.retry_of, origin.attempt, timeout_seconds, origin.schedule_id,
-                 origin.tick_at),
+                 origin.tick_at, origin.correlation_id, json_param(template) if template is not None else None),
             )
             if cur.fetchone():
                 return run_id, True

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from orchestration.catalog.templates import Template
+from orchestration.db.report_context import ReaderScope
 from orchestration.db.warehouse import WarehouseError, validate_tenant_id
 from orchestration.runs.periods import RequestError, check_window, period_window, utc_today
 
@@ -31,6 +32,12 @@ class ReportRequest:
     period_key: str | None = None
     formats: tuple[str, ...] = ()
     filters: dict[str, Any] = field(default_factory=dict)
+    # The row scope of a report definition's run (None: the whole tenant, as for templates):
+    # verticals and regions it may read, and, for root only, the logged reason to include
+    # consent-withdrawn subjects. Part of the input hash: they decide the report's content.
+    verticals: tuple[str, ...] | None = None
+    geo_scopes: tuple[str, ...] | None = None
+    include_withdrawn: str | None = None
 
     @classmethod
     def for_period(cls, template: Template, tenant_id: str, period_key: str, **kwargs: Any) -> ReportRequest:
@@ -46,6 +53,9 @@ class ReportRequest:
         data["window_start"] = dt.date.fromisoformat(data["window_start"])
         data["window_end"] = dt.date.fromisoformat(data["window_end"])
         data["formats"] = tuple(data["formats"])
+        for name in ("verticals", "geo_scopes"):
+            if data.get(name) is not None:
+                data[name] = tuple(data[name])
         return cls(**data)
 
     def validate(self, template: Template, *, today: dt.date | None = None) -> ReportRequest:
@@ -92,6 +102,17 @@ class ReportRequest:
                     raise RequestError(f"filter {name}={value!r}: expected a date YYYY-MM-DD") from None
             if spec.type == "text" and not isinstance(value, str):
                 raise RequestError(f"filter {name}={value!r}: expected text")
+            if spec.type == "number" and (isinstance(value, bool) or not isinstance(value, int | float)):
+                raise RequestError(f"filter {name}={value!r}: expected a number")
+            if spec.type == "boolean" and not isinstance(value, bool):
+                raise RequestError(f"filter {name}={value!r}: expected true or false")
+
+    def reader_scope(self) -> ReaderScope | None:
+        """The row scope the report queries run under; None: the tenant's rows (template runs)."""
+        if self.verticals is None and self.geo_scopes is None and self.include_withdrawn is None:
+            return None
+        return ReaderScope(verticals=self.verticals, geo_scopes=self.geo_scopes,
+                           include_withdrawn=self.include_withdrawn is not None)
 
     def query_params(self, template: Template) -> dict[str, Any]:
         """The window and every declared filter (NULL when not given) for the section SQL."""
@@ -109,6 +130,9 @@ class ReportRequest:
             "filters": self.filters,
             "formats": sorted(self.formats),
             "requester": self.requester,
+            # only when set, so that a template run's hash is what it always was
+            **{k: v for k, v in (("verticals", self.verticals), ("geo_scopes", self.geo_scopes),
+                                 ("include_withdrawn", self.include_withdrawn)) if v is not None},
         }
 
     @property
@@ -121,4 +145,7 @@ class ReportRequest:
         data["window_start"] = self.window_start.isoformat()
         data["window_end"] = self.window_end.isoformat()
         data["formats"] = list(self.formats)
+        for name in ("verticals", "geo_scopes"):
+            if data[name] is not None:
+                data[name] = list(data[name])
         return data

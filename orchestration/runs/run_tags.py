@@ -7,6 +7,7 @@ SCHEDULE = "nexus/schedule_id"  # the runtime schedule that vouches for the tena
 TICK_AT = "nexus/tick_at"  # the schedule tick the run is for (its lag is start minus this)
 FORMATS = "nexus/formats"  # comma-separated subset of the template's formats
 REPORT_RUN = "nexus/report_run_id"  # a run the CLI admitted, executed by a worker
+CORRELATION = "nexus/correlation_id"  # the X-Request-ID of the API request that submitted the run
 SUPERSEDES = "nexus/supersedes"  # a correction's superseded run
 REASON = "nexus/reason"  # why a sensor requested the run
 TEMPLATE = "nexus/template"

@@ -69,9 +69,10 @@ def _checked(template: Template, section: SectionDef, resolve) -> section_sql.Re
     return rendered
 
 
-def _copy_out(reader, tenant_id: str, sql: str, params, timeout_seconds: float | None, spool) -> None:
-    """The section's rows as CSV with a header, queried in one report transaction of the tenant."""
-    with reader_transaction(reader, tenant_id) as cur:
+def _copy_out(reader, request: ReportRequest, sql: str, params, timeout_seconds: float | None, spool) -> None:
+    """The section's rows as CSV with a header, queried in one report transaction of the tenant
+    (and, for a definition's run, its row scope)."""
+    with reader_transaction(reader, request.tenant_id, scope=request.reader_scope()) as cur:
         if timeout_seconds:
             cur.execute("select set_config('statement_timeout', %s, true)",
                         (f"{max(int(timeout_seconds * 1000), 1)}ms",))
@@ -105,7 +106,7 @@ def take(
         table = table_name(run_id, section.name)
         with tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES, mode="w+b") as spool:
             try:
-                _copy_out(reader, request.tenant_id, rendered.sql, params, timeout_seconds, spool)
+                _copy_out(reader, request, rendered.sql, params, timeout_seconds, spool)
             except (psycopg2.OperationalError, psycopg2.InterfaceError):
                 raise  # connection lost, timeout or cancel: classified by the run engine, not a SQL error
             except psycopg2.Error as exc:

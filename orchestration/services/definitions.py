@@ -1,11 +1,11 @@
 """Saved report definitions: create, list, show, update (a new version), activate, deprecate,
-archive, validate and preview. Each use case owns its transaction and is audited.
+archive and validate. Each use case owns its transaction and is audited (previews and runs are
+services.definition_runs).
 
 A definition belongs to one tenant, taken from the caller's verified membership; another
-tenant's definition is NotFound. Every preview (and later every run) re-validates: the entities
-still active and visible, every field still allowed for this requester now, the validation hash
-unchanged, the tenant the one it was saved under. An invalid definition fails closed with its
-errors.
+tenant's definition is NotFound. Activation re-validates (services.definition_checks): the
+entities still active and visible, every field still allowed for this requester now, the
+validation hash unchanged, the tenant the one it was saved under.
 """
 
 from __future__ import annotations
@@ -22,18 +22,15 @@ from orchestration.catalog.definitions import (
     DefinitionSpec,
     DefinitionUpdate,
     DefinitionVersion,
-    RunParameters,
     SecurityContext,
 )
-from orchestration.db import warehouse
 from orchestration.errors import Conflict, Denied, Invalid, NotFound
 from orchestration.governance import versioned
 from orchestration.governance.versioned import Retirement
 from orchestration.registry import builder
-from orchestration.registry import store as registry_store
-from orchestration.registry.entities import Entity
+from orchestration.services import definition_checks as checks
 
-PREVIEW_DEFAULT, PREVIEW_MAX, PAGE_MAX = 100, 1000, 200
+PAGE_MAX = 200
 
 
 @dataclass(frozen=True)
@@ -42,35 +39,8 @@ class DefinitionView:
     version: DefinitionVersion
 
 
-@dataclass(frozen=True)
-class Validation:
-    valid: bool
-    validation_hash: str | None
-    errors: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Preview:
-    columns: tuple[builder.OutputColumn, ...]
-    rows: list[tuple]
-    truncated: bool
-
-
 def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def _who(caller: Authenticated) -> str:
-    return caller.principal.principal_id
-
-
-def _authorize(conn, caller: Authenticated, action: str, tenant_id: str, target: str, correlation_id: str | None) -> None:
-    if not caller.allows(action):
-        reason = f"token {caller.token_id} is not scoped for {action}"
-        audit.record_now(conn, actor=_who(caller), action=f"{action}.denied", target=target, outcome="denied",
-                         tenant_id=tenant_id, correlation_id=correlation_id, details={"reason": reason})
-        raise Denied(reason)
-    policy.authorize(conn, _who(caller), action, target=target, tenant_id=tenant_id, correlation_id=correlation_id)
 
 
 def _tenant_for(caller: Authenticated, requested: str | None) -> str:
@@ -86,42 +56,19 @@ def _tenant_for(caller: Authenticated, requested: str | None) -> str:
     return tenants[0]
 
 
-def _entities(conn, spec: DefinitionSpec, tenant_id: str) -> list[Entity]:
-    found = []
-    for entity_id in spec.entity_ids:
-        entity = registry_store.get(conn, entity_id)
-        if entity is None or entity.tenant_id not in (None, tenant_id):
-            raise Invalid(f"entity_ids: no registry entity {entity_id}")
-        found.append(entity)
-    return found
-
-
-def _visible(conn, caller: Authenticated, definition_id: str) -> Definition:
-    definition = store.get(conn, definition_id)
-    if definition is None or not caller.principal.member_of(definition.tenant_id):
-        raise NotFound(f"no report definition {definition_id}")
-    return definition
-
-
-def _compile(conn, caller: Authenticated, spec: DefinitionSpec, tenant_id: str,
-             **kwargs) -> tuple[list[Entity], builder.Compiled]:
-    entities = _entities(conn, spec, tenant_id)
-    return entities, builder.compile_definition(spec, entities, clearance.viewer_for(caller.principal), **kwargs)
-
-
 def create_definition(conn, caller: Authenticated, body: DefinitionCreate, *, correlation_id: str | None = None,
                       now: dt.datetime | None = None) -> DefinitionView:
     now = now or _utcnow()
     tenant_id = _tenant_for(caller, body.tenant_id)
-    _authorize(conn, caller, "define", tenant_id, f"report definition {body.report_name!r}", correlation_id)
+    checks.authorize(conn, caller, "define", tenant_id, f"report definition {body.report_name!r}", correlation_id)
     spec = DefinitionSpec.model_validate(body.model_dump(exclude={"tenant_id"}))
     with conn:
-        entities, _ = _compile(conn, caller, spec, tenant_id)
+        entities, _ = checks.compile_spec(conn, clearance.viewer_for(caller.principal), spec, tenant_id)
         context = SecurityContext(tenant_id=tenant_id, verticals=spec.vertical_scope, geo_scopes=spec.geo_scope)
-        definition = store.create(conn, tenant_id=tenant_id, created_by=_who(caller), now=now)
-        version = store.add_version(conn, definition.definition_id, 1, spec, context=context, created_by=_who(caller),
+        definition = store.create(conn, tenant_id=tenant_id, created_by=checks.who(caller), now=now)
+        version = store.add_version(conn, definition.definition_id, 1, spec, context=context, created_by=checks.who(caller),
                                     validation_hash=builder.validation_hash(spec, entities), now=now)
-        audit.record(conn, actor=_who(caller), action="definition.create", target=definition.definition_id,
+        audit.record(conn, actor=checks.who(caller), action="definition.create", target=definition.definition_id,
                      outcome="succeeded", tenant_id=tenant_id, correlation_id=correlation_id,
                      details={"report_name": spec.report_name, "validation_hash": version.validation_hash})
     return DefinitionView(definition, version)
@@ -153,7 +100,7 @@ def list_definitions(conn, caller: Authenticated, *, status: str | None = None, 
 
 def get_definition(conn, caller: Authenticated, definition_id: str, version: int | None = None) -> DefinitionView:
     with conn:
-        definition = _visible(conn, caller, definition_id)
+        definition = checks.visible(conn, caller.principal, definition_id)
         wanted = version or definition.current_version
         if not 1 <= wanted <= definition.current_version:
             raise NotFound(f"report definition {definition_id} has no version {wanted}")
@@ -161,8 +108,8 @@ def get_definition(conn, caller: Authenticated, definition_id: str, version: int
 
 
 def _changeable(conn, caller: Authenticated, definition_id: str, action: str, correlation_id: str | None) -> Definition:
-    definition = _visible(conn, caller, definition_id)
-    _authorize(conn, caller, action, definition.tenant_id, f"report definition {definition_id}", correlation_id)
+    definition = checks.visible(conn, caller.principal, definition_id)
+    checks.authorize(conn, caller, action, definition.tenant_id, f"report definition {definition_id}", correlation_id)
     return definition
 
 
@@ -186,38 +133,24 @@ def update_definition(conn, caller: Authenticated, definition_id: str, changes: 
         definition = _locked(conn, definition_id, if_match)
         current = store.get_version(conn, definition_id, definition.current_version)
         spec = DefinitionSpec.model_validate({**current.spec.model_dump(), **given})
-        entities, _ = _compile(conn, caller, spec, definition.tenant_id)
+        entities, _ = checks.compile_spec(conn, clearance.viewer_for(caller.principal), spec, definition.tenant_id)
         number = definition.current_version + 1
         version = store.add_version(conn, definition_id, number, spec, context=current.security_context,
-                                    validation_hash=builder.validation_hash(spec, entities), created_by=_who(caller), now=now)
+                                    validation_hash=builder.validation_hash(spec, entities),
+                                    created_by=checks.who(caller), now=now)
         definition = store.update(conn, definition_id, {"current_version": number}, now=now)
-        audit.record(conn, actor=_who(caller), action="definition.update", target=definition_id, outcome="succeeded",
+        audit.record(conn, actor=checks.who(caller), action="definition.update", target=definition_id, outcome="succeeded",
                      tenant_id=definition.tenant_id, correlation_id=correlation_id,
                      details={"version": number, "changed": sorted(given), "validation_hash": version.validation_hash})
     return DefinitionView(definition, version)
 
 
-def _check(conn, caller: Authenticated, definition: Definition, version: DefinitionVersion) -> Validation:
-    errors: list[str] = []
-    computed = None
-    if version.security_context.tenant_id != definition.tenant_id:
-        errors.append("the security context does not match the definition's tenant")
-    try:
-        entities, _ = _compile(conn, caller, version.spec, definition.tenant_id)
-        computed = builder.validation_hash(version.spec, entities)
-        if computed != version.validation_hash:
-            errors.append("the registry changed since the definition was saved (validation hash differs): "
-                          "save a new version to accept the change")
-    except Invalid as exc:
-        errors.append(str(exc))
-    return Validation(not errors, computed, tuple(errors))
-
-
-def validate_definition(conn, caller: Authenticated, definition_id: str, *, correlation_id: str | None = None) -> Validation:
+def validate_definition(conn, caller: Authenticated, definition_id: str, *,
+                        correlation_id: str | None = None) -> checks.Validation:
     view = get_definition(conn, caller, definition_id)
     with conn:
-        result = _check(conn, caller, view.definition, view.version)
-        audit.record(conn, actor=_who(caller), action="definition.validate", target=definition_id,
+        result = checks.check(conn, caller.principal, view.definition, view.version)
+        audit.record(conn, actor=checks.who(caller), action="definition.validate", target=definition_id,
                      outcome="succeeded" if result.valid else "failed", tenant_id=view.definition.tenant_id,
                      correlation_id=correlation_id, details={"version": view.version.version, "errors": list(result.errors)})
     return result
@@ -229,7 +162,7 @@ def activate_definition(conn, caller: Authenticated, definition_id: str, *, corr
     now = now or _utcnow()
     definition = _changeable(conn, caller, definition_id, "approve", correlation_id)
     author = store.get_version(conn, definition_id, definition.current_version).created_by
-    if author == _who(caller):
+    if author == checks.who(caller):
         reason = f"{author} wrote version {definition.current_version}: activation needs a second person"
         audit.record_now(conn, actor=author, action="approve.denied", target=definition_id, outcome="denied",
                          tenant_id=definition.tenant_id, correlation_id=correlation_id, details={"reason": reason})
@@ -237,17 +170,17 @@ def activate_definition(conn, caller: Authenticated, definition_id: str, *, corr
     with conn:
         definition = _locked(conn, definition_id, None)
         version = store.get_version(conn, definition_id, definition.current_version)
-        if version.created_by == _who(caller):  # a version added since the check above
+        if version.created_by == checks.who(caller):  # a version added since the check above
             raise Conflict(f"report definition {definition_id} changed while it was being activated; try again")
         if definition.status == "active" and definition.active_version == version.version:
             raise Conflict(f"version {version.version} of {definition_id} is active already")
-        result = _check(conn, caller, definition, version)
+        result = checks.check(conn, caller.principal, definition, version)
         if not result.valid:
             raise Invalid("the definition does not validate: " + "; ".join(result.errors))
-        store.mark_version_active(conn, definition_id, version.version, by=_who(caller), now=now)
+        store.mark_version_active(conn, definition_id, version.version, by=checks.who(caller), now=now)
         definition = store.update(conn, definition_id, {"status": "active", "active_version": version.version,
                                                         "activated_at": now}, now=now)
-        audit.record(conn, actor=_who(caller), action="definition.activate", target=definition_id, outcome="succeeded",
+        audit.record(conn, actor=checks.who(caller), action="definition.activate", target=definition_id, outcome="succeeded",
                      tenant_id=definition.tenant_id, correlation_id=correlation_id,
                      details={"version": version.version, "author": version.created_by})
     return DefinitionView(definition, store.get_version(conn, definition_id, version.version))
@@ -267,34 +200,7 @@ def retire_definition(conn, caller: Authenticated, definition_id: str, status: s
             raise Conflict(f"report definition {definition_id} is {definition.status}; it cannot become {status}")
         definition = store.update(conn, definition_id, {"status": status, stamp: now, "reason_code": reason.reason_code,
                                                         "reason_text": reason.reason_text}, now=now)
-        audit.record(conn, actor=_who(caller), action=f"definition.{status}", target=definition_id, outcome="succeeded",
+        audit.record(conn, actor=checks.who(caller), action=f"definition.{status}", target=definition_id, outcome="succeeded",
                      tenant_id=definition.tenant_id, correlation_id=correlation_id, details=reason.model_dump())
     return DefinitionView(definition, store.get_version(conn, definition_id, definition.current_version))
 
-
-def preview_definition(conn, caller: Authenticated, definition_id: str, parameters: RunParameters, *,
-                       row_limit: int = PREVIEW_DEFAULT, correlation_id: str | None = None) -> Preview:
-    """The first rows as a run would produce them now, under the same rules, as report_reader."""
-    if not 1 <= row_limit <= PREVIEW_MAX:
-        raise Invalid(f"row_limit must be between 1 and {PREVIEW_MAX}")
-    view = get_definition(conn, caller, definition_id)
-    tenant_id = view.definition.tenant_id
-    _authorize(conn, caller, "view", tenant_id, f"report definition {definition_id}", correlation_id)
-    window = None
-    if parameters.date_from and parameters.date_to:
-        window = builder.Window(parameters.date_from, parameters.date_to + dt.timedelta(days=1))
-    with conn:
-        result = _check(conn, caller, view.definition, view.version)
-    if not result.valid:
-        audit.record_now(conn, actor=_who(caller), action="definition.preview", target=definition_id, outcome="failed",
-                         tenant_id=tenant_id, correlation_id=correlation_id, details={"errors": list(result.errors)})
-        raise Conflict("the definition is not valid now: " + "; ".join(result.errors))
-    with conn:
-        _, compiled = _compile(conn, caller, view.version.spec, tenant_id, window=window, row_limit=row_limit + 1)
-    with warehouse.reader_connection() as reader, warehouse.reader_transaction(reader, tenant_id) as cur:
-        cur.execute(compiled.sql, compiled.params)
-        rows = cur.fetchall()
-    audit.record_now(conn, actor=_who(caller), action="definition.preview", target=definition_id, outcome="succeeded",
-                     tenant_id=tenant_id, correlation_id=correlation_id,
-                     details={"version": view.version.version, "rows": min(len(rows), row_limit)})
-    return Preview(compiled.columns, rows[:row_limit], len(rows) > row_limit)

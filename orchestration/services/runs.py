@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestration.access import audit, policy, tenants
+from orchestration.catalog import definition_template
 from orchestration.catalog.templates import Template
 from orchestration.errors import Invalid, NotFound
 from orchestration.governance import versions
@@ -24,6 +25,7 @@ from orchestration.runs.periods import RequestError, parse_day
 from orchestration.runs.publish import Published
 from orchestration.runs.records import RunOrigin, RunRecord
 from orchestration.runs.request import ReportRequest
+from orchestration.services import definition_runs
 
 _TENANT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 
@@ -123,8 +125,15 @@ def submit_and_spawn(conn, submission: RunSubmission) -> str:
 
 
 def execute(conn, submission: RunSubmission, origin: RunOrigin = RunOrigin()) -> Published:
-    """Admit (unless origin.run_id names an admitted run) and run every step in this process."""
-    template, request = prepare(conn, submission)
+    """Admit (unless origin.run_id names an admitted run) and run every step in this process.
+    A report definition's run was admitted by the Reporting API; it is compiled again here."""
+    if definition_template.is_definition_key(submission.template_key):
+        if origin.run_id is None:
+            raise Invalid(f"{submission.template_key} is a report definition: its runs are submitted through the "
+                          "Reporting API (POST /reports/definitions/{id}/run)")
+        template, request = definition_runs.prepare_execution(conn, origin.run_id)
+    else:
+        template, request = prepare(conn, submission)
     return engine.run_report(template, request, origin, conn=conn)
 
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 import httpx
 import pytest
 
 from tests.helpers.asgi_server import serving
+
+ENTITIES = "/reporting/registry/entities"
 
 
 class Clock:
@@ -59,3 +62,31 @@ def token_for(built):
 
 def auth(secret: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {secret}"}
+
+
+@pytest.fixture(scope="module")
+def entity(client_module, token_for):
+    """An active registry entity over metric_incident_flow (a new name per module)."""
+    body = {
+        "entity_name": f"flow_{uuid.uuid4().hex[:8]}",
+        "data_source": {"model": "metric_incident_flow", "version": 1},
+        "allowed_fields": [
+            {"name": "tenant_id", "type": "text"},
+            {"name": "day", "type": "date"},
+            {"name": "severity", "type": "text"},
+            {"name": "incidents_opened", "type": "bigint", "aggregatable": True},
+            {"name": "incidents_resolved", "type": "bigint", "aggregatable": True, "classification": "confidential"},
+        ],
+        "classification": "internal",
+    }
+    admin = auth(token_for("platform@nexus.example"))
+    created = client_module.post(ENTITIES, json=body, headers=admin).json()
+    return client_module.post(f"{ENTITIES}/{created['entity_id']}/activate", headers=admin).json()
+
+
+@pytest.fixture(scope="module")
+def client_module(api_base):
+    with httpx.Client(base_url=api_base, timeout=60) as c:
+        yield c
+
+

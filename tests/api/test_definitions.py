@@ -3,8 +3,6 @@ new versions, registry changes that invalidate, tenants that never see each othe
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
 from .conftest import auth
@@ -12,33 +10,6 @@ from .conftest import auth
 ENTITIES, DEFS = "/reporting/registry/entities", "/reports/definitions"
 PLATFORM, APPROVER = "platform@nexus.example", "approver@nexus.example"
 JUNE = {"date_from": "2026-06-01", "date_to": "2026-06-30"}
-
-
-@pytest.fixture(scope="module")
-def entity(client_module, token_for):
-    body = {
-        "entity_name": f"flow_{uuid.uuid4().hex[:8]}",
-        "data_source": {"model": "metric_incident_flow", "version": 1},
-        "allowed_fields": [
-            {"name": "tenant_id", "type": "text"},
-            {"name": "day", "type": "date"},
-            {"name": "severity", "type": "text"},
-            {"name": "incidents_opened", "type": "bigint", "aggregatable": True},
-            {"name": "incidents_resolved", "type": "bigint", "aggregatable": True, "classification": "confidential"},
-        ],
-        "classification": "internal",
-    }
-    admin = auth(token_for(PLATFORM))
-    created = client_module.post(ENTITIES, json=body, headers=admin).json()
-    return client_module.post(f"{ENTITIES}/{created['entity_id']}/activate", headers=admin).json()
-
-
-@pytest.fixture(scope="module")
-def client_module(api_base):
-    import httpx
-
-    with httpx.Client(base_url=api_base, timeout=60) as c:
-        yield c
 
 
 def _by_severity(entity, **over) -> dict:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from orchestration.api.deps import Conn, CurrentPrincipal, RequestId
 from orchestration.api.problems import RESPONSES
+from orchestration.api.routers.runs import RunPublic, public
 from orchestration.catalog.definitions import (
     DefinitionCreate,
     DefinitionSpec,
@@ -19,6 +20,7 @@ from orchestration.catalog.definitions import (
     SecurityContext,
 )
 from orchestration.governance.versioned import Retirement
+from orchestration.services import definition_runs
 from orchestration.services import definitions as service
 
 router = APIRouter(prefix="/reports/definitions", tags=["report definitions"], responses=RESPONSES)
@@ -57,7 +59,9 @@ class ValidationPublic(BaseModel):
 
 class PreviewRequest(BaseModel):
     parameters: RunParameters = RunParameters()
-    row_limit: int = Field(default=service.PREVIEW_DEFAULT, ge=1, le=service.PREVIEW_MAX)
+    row_limit: int = Field(default=definition_runs.PREVIEW_DEFAULT, ge=1, le=definition_runs.PREVIEW_MAX)
+    include_withdrawn: definition_runs.ConsentOverride | None = Field(
+        default=None, description="root only: include consent-withdrawn subjects, for a logged reason")
 
 
 class ColumnPublic(BaseModel):
@@ -163,10 +167,23 @@ def validate(report_definition_id: str, conn: Conn, caller: CurrentPrincipal, ri
              summary="The first rows (default 100, at most 1,000), under the same rules as a run")
 def preview(report_definition_id: str, conn: Conn, caller: CurrentPrincipal, rid: RequestId,
             body: Annotated[PreviewRequest, Body()] = PreviewRequest()) -> PreviewPublic:
-    result = service.preview_definition(conn, caller, report_definition_id, body.parameters, row_limit=body.row_limit,
-                                        correlation_id=rid)
+    result = definition_runs.preview_definition(conn, caller, report_definition_id, body.parameters,
+                                                row_limit=body.row_limit, include_withdrawn=body.include_withdrawn,
+                                                correlation_id=rid)
     return PreviewPublic(
         columns=[ColumnPublic(name=c.name, type=c.type, classification=c.classification, masked=c.masked)
                  for c in result.columns],
         preview_rows=[[_json_value(v) for v in row] for row in result.rows], truncated=result.truncated,
     )
+
+
+@router.post("/{report_definition_id}/run", response_model=RunPublic, status_code=status.HTTP_202_ACCEPTED,
+             summary="Run the active version asynchronously (Idempotency-Key: the same key, the same run)")
+def run(report_definition_id: str, request: Request, response: Response, conn: Conn, caller: CurrentPrincipal,
+        rid: RequestId,
+        body: Annotated[definition_runs.RunOrder, Body()] = definition_runs.RunOrder(),
+        idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> RunPublic:
+    record, _ = definition_runs.submit_run(conn, caller, report_definition_id, body, idempotency_key=idempotency_key,
+                                           correlation_id=rid, launch=request.app.state.launch)
+    response.headers["Location"] = f"/reports/runs/{record.run_id}"
+    return public(record)

@@ -1,0 +1,276 @@
+"""Running saved definitions: preview, submit a run, prepare its execution, follow it, download.
+
+A run of a definition is a report run like any other (services.runs, runs.engine): the
+definition's active version is compiled for the requester into a one-section template
+(catalog.definition_template) and admitted; a worker executes it through Dagster's `report_run`
+job, which asks `prepare_execution` to compile it again, under the rules as they are then. The
+row scope (tenant, verticals, regions, consent) is the intersection of what the definition was
+saved under and what the requester holds, and is enforced by row-level security in the
+database, whatever the SQL says.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from orchestration.access import audit, clearance, policy
+from orchestration.access.tokens import Authenticated
+from orchestration.catalog import definition_store as store
+from orchestration.catalog import definition_template
+from orchestration.catalog.definitions import Definition, DefinitionVersion, RunParameters
+from orchestration.catalog.templates import Template
+from orchestration.db import warehouse
+from orchestration.db.report_context import ReaderScope
+from orchestration.errors import Conflict, Denied, Invalid, NotFound
+from orchestration.links.tokens import public_base
+from orchestration.registry import builder
+from orchestration.runs import admission, idempotency, records, supervisor, worker
+from orchestration.runs.failures import AlreadyActive
+from orchestration.runs.periods import RequestError, utc_today
+from orchestration.runs.records import RunOrigin, RunRecord
+from orchestration.runs.request import ReportRequest
+from orchestration.services import definition_checks as checks
+from orchestration.services import links as link_service
+
+PREVIEW_DEFAULT, PREVIEW_MAX = 100, 1000
+DEFAULT_WINDOW_DAYS = 30
+DOWNLOAD_LIFETIME = dt.timedelta(minutes=15)
+ConsentReason = Literal["LEGAL_OBLIGATION", "REGULATORY_REQUEST", "INCIDENT_INVESTIGATION", "DATA_SUBJECT_REQUEST",
+                        "OTHER"]
+
+
+class ConsentOverride(BaseModel):
+    """Root only: include consent-withdrawn subjects, for a reason that is logged."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    reason_code: ConsentReason
+    reason_text: str | None = Field(default=None, max_length=1000)
+
+    @model_validator(mode="after")
+    def _text_for_other(self) -> ConsentOverride:
+        if self.reason_code == "OTHER" and not (self.reason_text or "").strip():
+            raise ValueError("reason_text is required when reason_code is OTHER")
+        return self
+
+    def logged(self) -> str:
+        return self.reason_code + (f": {self.reason_text}" if self.reason_text else "")
+
+
+class RunOrder(BaseModel):
+    """What a caller asks of a run: one format, a window, and (root only) the consent override."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    format: Literal["csv", "xlsx", "json"] = "csv"
+    parameters: RunParameters = RunParameters()
+    include_withdrawn: ConsentOverride | None = None
+
+
+@dataclass(frozen=True)
+class Preview:
+    columns: tuple[builder.OutputColumn, ...]
+    rows: list[tuple]
+    truncated: bool
+
+
+@dataclass(frozen=True)
+class Download:
+    url: str
+    expires_at: dt.datetime
+    fmt: str
+
+
+@dataclass(frozen=True)
+class Scope:
+    verticals: tuple[str, ...] | None
+    geo_scopes: tuple[str, ...] | None
+
+
+def _narrowed(saved: tuple[str, ...], held: frozenset[str] | None, kind: str) -> tuple[str, ...] | None:
+    """What a run may read of one dimension: the definition's scope (empty: all) within the
+    requester's (None: all). Disjoint scopes are a refusal, not an empty report."""
+    if not saved and held is None:
+        return None
+    if held is None:
+        return tuple(sorted(saved))
+    chosen = sorted(set(saved) & held) if saved else sorted(held)
+    if not chosen:
+        raise Denied(f"none of this definition's {kind} ({', '.join(saved)}) is in the requester's {kind} scope")
+    return tuple(chosen)
+
+
+def scope_for(principal: policy.Principal, version: DefinitionVersion) -> Scope:
+    context = version.security_context
+    return Scope(_narrowed(context.verticals, principal.verticals, "verticals"),
+                 _narrowed(context.geo_scopes, principal.geo_scopes, "regions"))
+
+
+def _window(parameters: RunParameters, today: dt.date) -> tuple[dt.date, dt.date]:
+    """[start, end): the given days, or the last DEFAULT_WINDOW_DAYS whole days."""
+    if parameters.date_from and parameters.date_to:
+        return parameters.date_from, parameters.date_to + dt.timedelta(days=1)
+    return today - dt.timedelta(days=DEFAULT_WINDOW_DAYS), today
+
+
+def _consent(conn, caller: Authenticated, override: ConsentOverride | None, tenant_id: str, target: str,
+             correlation_id: str | None) -> str | None:
+    if override is None:
+        return None
+    checks.authorize(conn, caller, "include_withdrawn", tenant_id, target, correlation_id)
+    audit.record_now(conn, actor=checks.who(caller), action="consent.override", target=target, outcome="allowed",
+                     tenant_id=tenant_id, correlation_id=correlation_id, details=override.model_dump())
+    return override.logged()
+
+
+def plan(conn, principal: policy.Principal, definition: Definition, version: DefinitionVersion, *,
+         window: tuple[dt.date, dt.date], formats: tuple[str, ...], trigger: str = "manual",
+         include_withdrawn: str | None = None) -> tuple[Template, ReportRequest]:
+    """The template and request of a run of this version for this principal, validated now."""
+    result = checks.check(conn, principal, definition, version)
+    if not result.valid:
+        raise Conflict("the definition is not valid now: " + "; ".join(result.errors))
+    scope = scope_for(principal, version)
+    _, compiled = checks.compile_spec(conn, clearance.viewer_for(principal), version.spec, definition.tenant_id,
+                                      for_run=True)
+    template = definition_template.template_for(
+        definition, version, sql=compiled.sql, params=compiled.params,
+        columns=[(c.name, c.type, c.classification) for c in compiled.columns])
+    request = ReportRequest(
+        template_key=template.key, template_version=template.version, tenant_id=definition.tenant_id,
+        window_start=window[0], window_end=window[1], requester=principal.principal_id, trigger=trigger,
+        formats=formats, filters=dict(compiled.params), verticals=scope.verticals, geo_scopes=scope.geo_scopes,
+        include_withdrawn=include_withdrawn)
+    return template, request
+
+
+def _runnable_version(conn, definition: Definition) -> DefinitionVersion:
+    if definition.status not in ("active", "deprecated") or definition.active_version is None:
+        raise Conflict(f"report definition {definition.definition_id} is {definition.status}: "
+                       "an approver activates it before it can run")
+    return store.get_version(conn, definition.definition_id, definition.active_version)
+
+
+def submit_run(conn, caller: Authenticated, definition_id: str, order: RunOrder, *,
+               idempotency_key: str | None = None, correlation_id: str | None = None,
+               launch: Callable[[str], object] = worker.spawn) -> tuple[RunRecord, bool]:
+    """Admit a run of the definition's active version and hand it to a worker.
+    Returns (the run, whether it is new): the same Idempotency-Key, or the same request while its
+    run is still active, returns that run."""
+    definition = checks.visible(conn, caller.principal, definition_id)
+    target = f"report definition {definition_id}"
+    checks.authorize(conn, caller, "run", definition.tenant_id, target, correlation_id)
+    fingerprint = idempotency.fingerprint(definition_id, order.model_dump(mode="json"))
+    if idempotency_key:
+        with conn:
+            known = idempotency.find(conn, checks.who(caller), idempotency_key, fingerprint)
+        if known is not None:
+            return records.get_run(conn, known), False
+    try:
+        version = _runnable_version(conn, definition)
+        withdrawn = _consent(conn, caller, order.include_withdrawn, definition.tenant_id, target, correlation_id)
+        template, request = plan(conn, caller.principal, definition, version, formats=(order.format,),
+                                 window=_window(order.parameters, utc_today()), include_withdrawn=withdrawn)
+        run_id, created = admission.admit(conn, template, request, RunOrigin(correlation_id=correlation_id)), True
+    except AlreadyActive as active:
+        run_id, created = active.run_id, False
+    except (Conflict, Denied, RequestError) as exc:
+        admission.audit_refusal(conn, requester=checks.who(caller), target=target, reason=str(exc),
+                                tenant_id=definition.tenant_id)
+        raise
+    if idempotency_key:
+        with conn:
+            run_id = idempotency.remember(conn, checks.who(caller), idempotency_key, fingerprint, run_id)
+    if created:
+        launch(run_id)
+    return records.get_run(conn, run_id), created
+
+
+def prepare_execution(conn, run_id: str) -> tuple[Template, ReportRequest]:
+    """For the worker: the admitted run's template, compiled again now for its requester, with the
+    request it was admitted with. Anything that no longer holds fails the run closed."""
+    record = records.get_run(conn, run_id)
+    if record is None:
+        raise NotFound(f"no run {run_id}")
+    try:
+        principal = policy.get_principal(conn, record.requester)
+        if principal is None or not principal.active:
+            raise Denied(f"{record.requester} is no longer an active principal")
+        definition = store.get(conn, record.template_key)
+        if definition is None:
+            raise NotFound(f"report definition {record.template_key} is gone")
+        version = _runnable_version(conn, definition)
+        if version.version != record.template_version:
+            raise Conflict(f"version {record.template_version} of {definition.definition_id} is no longer the "
+                           f"active one (v{version.version} is)")
+        admitted = record.request_object()
+        template, request = plan(conn, principal, definition, version, formats=admitted.formats,
+                                 window=(admitted.window_start, admitted.window_end), trigger=admitted.trigger,
+                                 include_withdrawn=admitted.include_withdrawn)
+    except (Conflict, Denied, NotFound, RequestError) as exc:
+        raise supervisor.fail(conn, run_id, "policy_violation", f"re-validation before the run: {exc}") from exc
+    return template, request
+
+
+def get_run(conn, caller: Authenticated, run_id: str) -> RunRecord:
+    """A definition run the caller may see (its tenant's); anything else is NotFound."""
+    record = records.get_run(conn, run_id)
+    if (record is None or not definition_template.is_definition_key(record.template_key)
+            or not caller.principal.member_of(record.tenant_id)):
+        raise NotFound(f"no run {run_id}")
+    return record
+
+
+def download(conn, caller: Authenticated, run_id: str, fmt: str, *, base_url: str,
+             correlation_id: str | None = None) -> Download:
+    """A short-lived link for the caller to one file of a completed run (the link service decides)."""
+    record = get_run(conn, caller, run_id)
+    if record.state != "completed":
+        raise Conflict(f"run {run_id} is {record.state}; a file can be downloaded once it is completed")
+    if fmt not in record.formats:
+        raise NotFound(f"run {run_id} rendered {', '.join(record.formats)}, not {fmt}")
+    who = checks.who(caller)
+    created = link_service.create(conn, link_service.NewLink(run_id=run_id, fmt=fmt, principal_id=who, actor=who,
+                                                             expires_in=DOWNLOAD_LIFETIME))
+    return Download(url=created.url(public_base(base_url)), expires_at=created.expires_at, fmt=fmt)
+
+
+def preview_definition(conn, caller: Authenticated, definition_id: str, parameters: RunParameters, *,
+                       row_limit: int = PREVIEW_DEFAULT, include_withdrawn: ConsentOverride | None = None,
+                       correlation_id: str | None = None) -> Preview:
+    """The first rows as a run would produce them now, under the same rules, as report_reader."""
+    if not 1 <= row_limit <= PREVIEW_MAX:
+        raise Invalid(f"row_limit must be between 1 and {PREVIEW_MAX}")
+    definition = checks.visible(conn, caller.principal, definition_id)
+    tenant_id, target = definition.tenant_id, f"report definition {definition_id}"
+    checks.authorize(conn, caller, "view", tenant_id, target, correlation_id)
+    version = store.get_version(conn, definition_id, definition.current_version)
+    window = None
+    if parameters.date_from and parameters.date_to:
+        window = builder.Window(parameters.date_from, parameters.date_to + dt.timedelta(days=1))
+    with conn:
+        result = checks.check(conn, caller.principal, definition, version)
+    if not result.valid:
+        audit.record_now(conn, actor=checks.who(caller), action="definition.preview", target=definition_id,
+                         outcome="failed", tenant_id=tenant_id, correlation_id=correlation_id,
+                         details={"errors": list(result.errors)})
+        raise Conflict("the definition is not valid now: " + "; ".join(result.errors))
+    scope = scope_for(caller.principal, version)
+    withdrawn = _consent(conn, caller, include_withdrawn, tenant_id, target, correlation_id)
+    with conn:
+        _, compiled = checks.compile_spec(conn, clearance.viewer_for(caller.principal), version.spec, tenant_id,
+                                          window=window, row_limit=row_limit + 1)
+    reader_scope = ReaderScope(verticals=scope.verticals, geo_scopes=scope.geo_scopes,
+                                         include_withdrawn=withdrawn is not None)
+    with warehouse.reader_connection() as reader, warehouse.reader_transaction(reader, tenant_id,
+                                                                               scope=reader_scope) as cur:
+        cur.execute(compiled.sql, compiled.params)
+        rows = cur.fetchall()
+    audit.record_now(conn, actor=checks.who(caller), action="definition.preview", target=definition_id,
+                     outcome="succeeded", tenant_id=tenant_id, correlation_id=correlation_id,
+                     details={"version": version.version, "rows": min(len(rows), row_limit),
+                              **({"include_withdrawn": withdrawn} if withdrawn else {})})
+    return Preview(compiled.columns, rows[:row_limit], len(rows) > row_limit)
