@@ -212,10 +212,28 @@ def _from_and_joins(query: exp.Select, entities: list[Entity], scope: _Scope, *,
     return query
 
 
+# "Reports MUST include case suspension status when cases are visible to the requester": an
+# entity that declares this field (incidents) shows it whenever its rows are shown one by one.
+CASE_STATUS = "suspension_status"
+
+
+def _shown_fields(spec: DefinitionSpec, scope: _Scope) -> list[str]:
+    """The selected fields, plus the case status of every case entity shown row by row."""
+    fields = list(spec.fields)
+    if spec.aggregates:
+        return fields
+    for entity_name in dict.fromkeys(f.split(".", 1)[0] for f in spec.fields):
+        entity = scope.aliases.get(entity_name, (None, None))[1]
+        status = f"{entity_name}.{CASE_STATUS}"
+        if entity is not None and status not in fields and any(f.name == CASE_STATUS for f in entity.allowed_fields):
+            fields.append(status)
+    return fields
+
+
 def _selection(spec: DefinitionSpec, scope: _Scope, several: bool) -> tuple[list, list[OutputColumn], list]:
     """SELECT list, output columns and GROUP BY expressions."""
     selects, columns, group_exprs = [], [], []
-    for qualified in spec.fields:
+    for qualified in _shown_fields(spec, scope):
         ref = scope.field(qualified, "field")
         name = qualified.replace(".", "__") if several else ref.spec.name
         selects.append(exp.alias_(scope.output(ref), name, quoted=True))

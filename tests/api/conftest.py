@@ -90,3 +90,25 @@ def client_module(api_base):
         yield c
 
 
+
+
+@pytest.fixture(scope="session")
+def held_runs():
+    """Run ids the quiet API admitted; nothing executes them unless a test does."""
+    return []
+
+
+@pytest.fixture(scope="session")
+def quiet_base(built, api_clock, held_runs):
+    """The same API whose runs are admitted but not launched: for tests of admission and of
+    execution steps they drive themselves (no worker process per run)."""
+    from orchestration.api.app import create_app
+
+    with serving(create_app(clock=api_clock, launch=held_runs.append), name="reporting-api-quiet") as base:
+        yield base
+
+
+@pytest.fixture()
+def quiet(quiet_base):
+    with httpx.Client(base_url=quiet_base, timeout=60) as c:
+        yield c

@@ -22,6 +22,11 @@ SPEC_PATHS = {
     "/reporting/registry/entities", "/reporting/registry/entities/{entity_id}",
     "/reporting/registry/entities/{entity_id}/activate", "/reporting/registry/entities/{entity_id}/deprecate",
     "/reporting/registry/entities/{entity_id}/archive",
+    "/reports/definitions", "/reports/definitions/{report_definition_id}",
+    "/reports/definitions/{report_definition_id}/activate", "/reports/definitions/{report_definition_id}/deprecate",
+    "/reports/definitions/{report_definition_id}/archive", "/reports/definitions/{report_definition_id}/validate",
+    "/reports/definitions/{report_definition_id}/preview", "/reports/definitions/{report_definition_id}/run",
+    "/reports/runs/{run_id}", "/reports/runs/{run_id}/download",
 }
 
 

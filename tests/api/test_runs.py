@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import pytest
 
 from .conftest import auth
 from .test_definitions import APPROVER, DEFS, JUNE, _by_severity, _raw_opened
@@ -82,3 +83,58 @@ def test_draft_definitions_do_not_run_and_other_tenants_see_nothing(client, toke
     other = auth(token_for("analyst@globex.example"))
     assert client.post(f"{DEFS}/{draft}/run", json={"format": "csv"}, headers=other).status_code == 404
     assert client.get(f"{RUNS}/{uuid.uuid4().hex[:16]}", headers=analyst).status_code == 404
+
+
+def test_an_idempotency_key_means_one_request(quiet, token_for, entity, held_runs):
+    definition_id = _active_definition(quiet, token_for, entity)
+    analyst = {**auth(token_for("analyst@acme.example")), "Idempotency-Key": f"k-{uuid.uuid4().hex}"}
+    first = quiet.post(f"{DEFS}/{definition_id}/run", json={"format": "xlsx", "parameters": JUNE}, headers=analyst)
+    assert first.status_code == 202 and held_runs[-1] == first.json()["run_id"]
+    assert first.json()["formats"] == ["xlsx"] and first.json()["status"] == "queued"
+    launched = len(held_runs)
+    retry = quiet.post(f"{DEFS}/{definition_id}/run", json={"format": "xlsx", "parameters": JUNE}, headers=analyst)
+    assert retry.json()["run_id"] == first.json()["run_id"] and len(held_runs) == launched  # not launched twice
+    other = quiet.post(f"{DEFS}/{definition_id}/run", json={"format": "csv", "parameters": JUNE}, headers=analyst)
+    assert other.status_code == 422 and "different request" in other.json()["detail"]
+    # another tenant learns nothing about the run, not even that it exists
+    globex = auth(token_for("analyst@globex.example"))
+    run = f"{RUNS}/{first.json()['run_id']}"
+    for path in (run, f"{run}/download"):
+        theirs, unknown = quiet.get(path, headers=globex), quiet.get(path.replace(run, f"{RUNS}/0000"), headers=globex)
+        assert theirs.status_code == unknown.status_code == 404 and theirs.json()["detail"].startswith("no run")
+    not_yet = quiet.get(f"{run}/download", params={"format": "xlsx"}, headers=auth(token_for("analyst@acme.example")))
+    assert not_yet.status_code == 409 and "queued" in not_yet.json()["detail"]
+
+
+def test_execution_validates_again_and_fails_closed(quiet, token_for, entity, conn):
+    from orchestration.runs.failures import RunFailed
+    from orchestration.runs.records import RunOrigin
+    from orchestration.services import runs as run_service
+
+    definition_id = _active_definition(quiet, token_for, entity)
+    analyst = auth(token_for("analyst@acme.example"))
+    run_id = quiet.post(f"{DEFS}/{definition_id}/run", json={"format": "csv", "parameters": JUNE},
+                        headers=analyst).json()["run_id"]
+    admin = auth(token_for("platform@nexus.example"))
+    entities = "/reporting/registry/entities"
+    current = quiet.get(f"{entities}/{entity['entity_id']}", headers=admin).json()
+    restricted = [{**f, "classification": "restricted"} if f["name"] == "incidents_opened" else f
+                  for f in current["allowed_fields"]]
+    assert quiet.patch(f"{entities}/{entity['entity_id']}", json={"allowed_fields": restricted},
+                       headers=admin).status_code == 200
+    try:
+        submission = run_service.RunSubmission(template_key=definition_id, tenant_id="acme",
+                                               requester="analyst@acme.example")
+        with pytest.raises(RunFailed) as failed:
+            run_service.execute(conn, submission, RunOrigin(run_id=run_id))
+        assert failed.value.failure_class == "policy_violation"
+    finally:
+        quiet.patch(f"{entities}/{entity['entity_id']}", json={"allowed_fields": current["allowed_fields"]},
+                    headers=admin)
+    status = quiet.get(f"{RUNS}/{run_id}", headers=analyst).json()
+    assert status["status"] == "failed" and status["row_count"] is None
+    assert status["errors"][0]["class"] == "policy_violation"
+    assert "re-validation" in status["errors"][0]["diagnosis"] and "classified restricted" in status["errors"][0]["diagnosis"]
+    with conn, conn.cursor() as cur:
+        cur.execute("select count(*) from pg_tables where schemaname = 'snapshots' and tablename like %s", (f"r_{run_id}%",))
+        assert cur.fetchone()[0] == 0  # nothing was queried
