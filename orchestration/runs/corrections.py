@@ -16,7 +16,7 @@ from orchestration.access import audit
 from orchestration.catalog.templates import Template
 from orchestration.governance import lifecycle
 from orchestration.runs import freshness, records
-from orchestration.runs.records import RunRecord, run_config_of
+from orchestration.runs.run_record import RunRecord, run_config_of
 
 
 def _template_of(conn, record: RunRecord) -> Template:
