@@ -32,6 +32,41 @@ TOO_LONG_FILES: set[str] = set()
 TOO_LONG_FUNCTIONS: set[str] = set()
 # Modules besides runs/records.py (and migrations) with SQL on control.report_runs.
 REPORT_RUNS_SQL: set[str] = set()
+# Where a transaction may end outside services/ (see orchestration/services/__init__.py). Beside
+# the adapters and db/ (not domain code), the only modules that commit, each for a reason:
+COMMITTING_PACKAGES = ("orchestration/services/", "orchestration/db/", "orchestration/cli/", "orchestration/api/",
+                       "orchestration/defs/", "orchestration/dev/")
+COMMITS_ON_ITS_OWN = {
+    # a refusal's audit row must survive the rollback of the refused work
+    "orchestration/access/audit.py",
+    # a run's progress must be visible to other processes (CLI, cancel, reaper) while it runs
+    "orchestration/runs/records.py",
+    # the run engine's steps, run by a worker for minutes: each step's tables and rows are visible
+    # to the next step's reader connection and to other processes as soon as the step ends
+    "orchestration/runs/snapshot.py", "orchestration/runs/publish.py", "orchestration/runs/freshness.py",
+    "orchestration/runs/corrections.py",
+    # a security event is kept even when the request that raised it is refused
+    "orchestration/runs/admission.py",
+    # the tenant's hashing key is made once, on first use, by whichever render needs it first
+    "orchestration/exports/redaction.py",
+}
+# Domain modules that still commit and whose transactions move up into services/: the list
+# only shrinks (test_the_allow_lists_hold_only_what_still_fails).
+TRANSACTIONS_NOT_YET_IN_SERVICES = {
+    "orchestration/access/policy.py",
+    "orchestration/artifacts/index.py",
+    "orchestration/artifacts/retention.py",
+    "orchestration/delivery/approvals.py",
+    "orchestration/delivery/outbox.py",
+    "orchestration/delivery/records.py",
+    "orchestration/delivery/webhook.py",
+    "orchestration/governance/lifecycle.py",
+    "orchestration/links/records.py",
+    "orchestration/links/revocation.py",
+    "orchestration/links/service.py",
+    "orchestration/schedules/evaluation.py",
+    "orchestration/schedules/store.py",
+}
 # Modules that must not depend, even indirectly, on these: authorization never waits on a renderer.
 FORBIDDEN_DEPENDENCIES = {
     "orchestration.access": ("orchestration.exports", "orchestration.catalog"),
@@ -253,6 +288,53 @@ def test_the_allow_lists_hold_only_what_still_fails():
     assert not TOO_LONG_FUNCTIONS - long_functions, f"fixed, drop them: {TOO_LONG_FUNCTIONS - long_functions}"
     with_sql = {m.rel for m in modules().values() if "control.report_runs" in m.path.read_text(encoding="utf-8")}
     assert not REPORT_RUNS_SQL - with_sql, f"fixed, drop them: {REPORT_RUNS_SQL - with_sql}"
+    committing = set(_domain_modules_that_commit())
+    assert not TRANSACTIONS_NOT_YET_IN_SERVICES - committing, \
+        f"moved to services, drop them: {TRANSACTIONS_NOT_YET_IN_SERVICES - committing}"
+
+
+def _commits_in(root: ast.AST) -> list[int]:
+    """Lines of `with conn:` (or `with conn, conn.cursor() ...`) and of `x.commit()`."""
+    lines = []
+    for node in ast.walk(root):
+        if isinstance(node, (ast.With, ast.AsyncWith)):
+            lines += [node.lineno for item in node.items
+                      if isinstance(item.context_expr, ast.Name) and "conn" in item.context_expr.id]
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "commit":
+            lines.append(node.lineno)
+    return sorted(lines)
+
+
+def _commits(name: str) -> list[int]:
+    return _commits_in(tree(name))
+
+
+def _domain_modules_that_commit() -> dict[str, list[int]]:
+    return {m.rel: lines for name, m in modules().items()
+            if not m.rel.startswith(COMMITTING_PACKAGES) and m.rel not in COMMITS_ON_ITS_OWN
+            and (lines := _commits(name))}
+
+
+def test_the_commit_finder_sees_both_forms():
+    source = ("def f(conn):\n    with conn, conn.cursor() as cur:\n        pass\n    conn.commit()\n"
+              "def g(conn):\n    with conn.cursor() as cur:\n        pass\n    with conn:\n        pass\n")
+    assert _commits_in(ast.parse(source)) == [2, 4, 8]
+
+
+def test_domain_code_leaves_the_transaction_to_its_service():
+    """A service function owns the transaction; domain code runs in its caller's (see the rule in
+    orchestration/services/__init__.py). The exceptions are COMMITS_ON_ITS_OWN, each with why."""
+    found = {rel: lines for rel, lines in _domain_modules_that_commit().items()
+             if rel not in TRANSACTIONS_NOT_YET_IN_SERVICES}
+    assert not found, ("domain modules that end a transaction themselves (`with conn:` or `.commit()`); "
+                       f"take a connection and let the service in orchestration/services/ commit: {found}")
+
+
+def test_every_module_said_to_commit_on_its_own_still_does():
+    """An exception that no longer commits is dropped from COMMITS_ON_ITS_OWN."""
+    missing = sorted(rel for rel in COMMITS_ON_ITS_OWN
+                     if not _commits(next(n for n, m in modules().items() if m.rel == rel)))
+    assert not missing, f"these no longer commit: drop them from COMMITS_ON_ITS_OWN: {missing}"
 
 
 def test_run_records_are_read_and_written_only_by_runs_records():

@@ -157,14 +157,14 @@ def execute_cmd(run_id) -> None:
     import dagster as dg
 
     from orchestration.defs import dagster_home
-    from orchestration.runs import records as run_records
     from orchestration.runs import run_tags
+    from orchestration.runs.run_record import run_config_of
     from orchestration.services import runs as run_service
 
     dagster_home.prepare()
     with warehouse.connection() as conn:
         record = run_service.show(conn, run_id).record
-    config = run_records.run_config_of(record, run_id=run_id)
+    config = run_config_of(record, run_id=run_id)
     from orchestration.definitions import defs
 
     result = defs.resolve_job_def("report_run").execute_in_process(

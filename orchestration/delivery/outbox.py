@@ -43,7 +43,7 @@ from orchestration.delivery.records import (  # re-exported: the outbox's public
 )
 from orchestration.delivery.sending import files_of, send_due, utc
 from orchestration.runs import records
-from orchestration.runs.records import RunRecord
+from orchestration.runs.run_record import RunRecord
 
 __all__ = [
     "BACKOFF_BASE", "BACKOFF_MAX", "DELIVERY_ACTOR", "MAX_ATTEMPTS", "SENDING_LEASE", "STATUSES", "Delivery",

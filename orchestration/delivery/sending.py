@@ -20,7 +20,7 @@ from orchestration.delivery.errors import SendFailure
 from orchestration.delivery.recipients import SENSITIVE, Recipient
 from orchestration.links.service import LinkError
 from orchestration.runs import records
-from orchestration.runs.records import RunRecord
+from orchestration.runs.run_record import RunRecord
 
 
 def utc(now: dt.datetime | None) -> dt.datetime:

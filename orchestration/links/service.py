@@ -36,7 +36,7 @@ from orchestration.links.records import AccessEvent, Link, access_events, status
 from orchestration.links.revocation import REVOKE_ROLES, TENANT_SWITCH_ROLES, revoke
 from orchestration.links.tokens import BASE_URL_ENV, DEFAULT_BASE_URL, new_token, token_hash, url_for
 from orchestration.runs import records as run_records
-from orchestration.runs.records import RunRecord
+from orchestration.runs.run_record import RunRecord
 
 __all__ = [
     "BASE_URL_ENV", "CHUNK", "DEFAULT_BASE_URL", "EXPIRY_CAPS", "PUBLIC_MESSAGES", "REVOKE_ROLES",

@@ -19,8 +19,8 @@ from orchestration.governance import definition_lifecycle, lifecycle
 from orchestration.runs import records, supervisor
 from orchestration.runs.failures import AlreadyActive
 from orchestration.runs.periods import RequestError
-from orchestration.runs.records import RunOrigin
 from orchestration.runs.request import ReportRequest
+from orchestration.runs.run_record import RunOrigin
 
 
 def audit_refusal(conn, *, requester: str | None, target: str, reason: str, tenant_id: Any = None,

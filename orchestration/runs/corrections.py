@@ -16,7 +16,7 @@ from orchestration.access import audit
 from orchestration.catalog.templates import Template
 from orchestration.governance import versions
 from orchestration.runs import freshness, records
-from orchestration.runs.records import RunRecord, run_config_of
+from orchestration.runs.run_record import RunRecord, run_config_of
 
 
 def late_rows(conn, template: Template, record: RunRecord) -> dict[str, int]:

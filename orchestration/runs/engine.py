@@ -21,8 +21,8 @@ from orchestration.runs import admission, freshness, records, scope_probe, snaps
 from orchestration.runs.failures import RunFailed
 from orchestration.runs.gate_b import GateResult, run_gate_b
 from orchestration.runs.publish import Published, render_and_publish
-from orchestration.runs.records import RunOrigin, RunRecord
 from orchestration.runs.request import ReportRequest
+from orchestration.runs.run_record import RunOrigin, RunRecord
 
 MAX_ATTEMPTS = 3
 BACKOFF_SECONDS = 1.0

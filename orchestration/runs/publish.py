@@ -31,6 +31,7 @@ from orchestration.runs import records, snapshot, supervisor
 from orchestration.runs.failures import RunFailed
 from orchestration.runs.periods import window_label
 from orchestration.runs.request import ReportRequest
+from orchestration.runs.run_record import RunRecord
 from orchestration.settings import Settings, get_settings
 
 
@@ -73,7 +74,7 @@ def render_and_publish(
     return Published(run_id=run_id, location=final, manifest=manifest, key=key, store=store.kind)
 
 
-def _gate_passed_record(conn, run_id: str) -> records.RunRecord:
+def _gate_passed_record(conn, run_id: str) -> RunRecord:
     record = records.get_run(conn, run_id)
     if not record or record.gate_passed is not True:
         # Publishing without a recorded Gate B pass is impossible by construction, not by convention.

@@ -1,4 +1,5 @@
-"""Run records in `control.report_runs`: the only code with SQL on them, typed.
+"""Run records in `control.report_runs`: the only code with SQL on them (typed as RunRecord,
+which lives in runs/run_record.py).
 
 The record is the one place that says what a run was asked to do and how it ended. Every
 function here takes the caller's connection and commits its own statement: a run's progress
@@ -8,115 +9,17 @@ run is still going, so these writes cannot wait for the end of a larger transact
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import os
 import socket
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from orchestration.db.warehouse import dict_rows, json_param
 from orchestration.runs.failures import FAILURE_CLASSES, GUIDANCE
 from orchestration.runs.request import ReportRequest
-
-STAGES = ("queued", "starting", "freshness", "snapshot", "gate_b", "render", "publish", "done")
-END_STATES = ("completed", "failed", "cancelled", "expired")
-ACTIVE_STATES = ("queued", "running")
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """One row of control.report_runs."""
-
-    run_id: str
-    template_key: str
-    template_version: int
-    tenant_id: str
-    window_start: dt.date
-    window_end: dt.date
-    formats: tuple[str, ...]
-    requester: str
-    trigger: str
-    request: dict[str, Any]
-    input_hash: str
-    state: str
-    created_at: dt.datetime
-    period_key: str | None = None
-    dagster_run_id: str | None = None
-    failure_class: str | None = None
-    diagnosis: str | None = None
-    retry_guidance: str | None = None
-    stage: str = "queued"
-    snapshot_tables: dict[str, str] = field(default_factory=dict)
-    snapshot_state: str = "none"
-    row_counts: dict[str, int] = field(default_factory=dict)
-    gate_passed: bool | None = None
-    gate_summary: dict[str, Any] | None = None
-    artifact_location: str | None = None
-    manifest_sha256: str | None = None
-    started_at: dt.datetime | None = None
-    ended_at: dt.datetime | None = None
-    published_at: dt.datetime | None = None
-    retry_of: str | None = None
-    attempt: int = 1
-    supersedes_run_id: str | None = None
-    superseded_by: str | None = None
-    degraded: bool = False
-    degraded_reason: str | None = None
-    source_watermarks: dict[str, Any] = field(default_factory=dict)
-    cancel_requested: dt.datetime | None = None
-    worker_pid: int | None = None
-    worker_host: str | None = None
-    heartbeat_at: dt.datetime | None = None
-    timeout_seconds: int | None = None
-    schedule_id: str | None = None
-    tick_at: dt.datetime | None = None
-    late_data_at: dt.datetime | None = None
-    correlation_id: str | None = None
-    template: dict[str, Any] | None = None  # a report definition's compiled template (catalog.definition_template)
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> RunRecord:
-        names = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in row.items() if k in names}
-        values["formats"] = tuple(values.get("formats") or ())
-        return cls(**values)
-
-    @property
-    def period(self) -> str:
-        """The period key, or '<start>_<end>' for an ad-hoc window (how run keys name it)."""
-        return self.period_key or f"{self.window_start}_{self.window_end}"
-
-    @property
-    def ended(self) -> bool:
-        return self.state in END_STATES
-
-    def request_object(self) -> ReportRequest:
-        return ReportRequest.from_json(self.request)
-
-
-@dataclass(frozen=True)
-class RunOrigin:
-    """Where a run comes from, beside its request: what the run record notes about its launch.
-
-    run_id: a run admitted earlier (the CLI admits, a worker executes); schedule_id and
-    expected_tenant: the runtime schedule that vouches for the tenant; tick_at: the schedule tick
-    (for the lag); supersedes: the run a correction replaces; retry_of/attempt: automatic retries.
-    """
-
-    dagster_run_id: str | None = None
-    run_id: str | None = None
-    schedule_id: str | None = None
-    expected_tenant: str | None = None
-    tick_at: dt.datetime | None = None
-    supersedes: str | None = None
-    retry_of: str | None = None
-    attempt: int = 1
-    correlation_id: str | None = None
-
-    def retried(self, failed_run_id: str) -> RunOrigin:
-        return dataclasses.replace(self, run_id=None, retry_of=failed_run_id, attempt=self.attempt + 1)
+from orchestration.runs.run_record import ACTIVE_STATES, STAGES, RunOrigin, RunRecord
 
 
 def _one(cur) -> RunRecord | None:
@@ -211,19 +114,6 @@ def request_cancel(conn, run_id: str) -> RunRecord | None:
     finish_run(conn, run_id, "cancelled", failure_class="cancelled", diagnosis="cancelled before it started",
                only_from=("queued",))
     return get_run(conn, run_id)
-
-
-def worker_alive(record: RunRecord) -> bool | None:
-    """True/False for a worker on this host; None when it runs elsewhere (cannot tell)."""
-    if record.worker_host != socket.gethostname() or not record.worker_pid:
-        return None
-    try:
-        os.kill(record.worker_pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 _UPDATABLE = frozenset({
@@ -369,23 +259,6 @@ def completed_runs(conn, run_ids: list[str] | None = None) -> list[RunRecord]:
         cur.execute("""select * from control.report_runs where state = 'completed' and published_at is not null
                          and (%s::text[] is null or run_id = any(%s)) order by published_at""", (run_ids, run_ids))
         return [RunRecord.from_row(r) for r in dict_rows(cur)]
-
-
-def run_config_of(record: RunRecord, **overrides: Any) -> dict[str, Any]:
-    """The `report_run` job config that repeats a recorded run's contract: for the worker that
-    executes it, or (with overrides) for a correction that supersedes it."""
-    config = {
-        "template": record.template_key, "version": record.template_version, "tenant": record.tenant_id,
-        "formats": list(record.formats), "requester": record.requester, "trigger": record.trigger,
-        "supersedes": record.supersedes_run_id,
-        "filters": {k: str(v) for k, v in (record.request.get("filters") or {}).items()},
-    }
-    if record.period_key:
-        config["period"] = record.period_key
-    else:
-        config["date_from"] = str(record.window_start)
-        config["date_to"] = str(record.window_end - dt.timedelta(days=1))
-    return {**config, **overrides}
 
 
 def run_ids_of_template(conn, template_key: str) -> list[str]:

@@ -22,7 +22,7 @@ from orchestration.db import warehouse
 from orchestration.dev import faults
 from orchestration.runs import records, snapshot
 from orchestration.runs.failures import STAGE_CLASS, RunCancelled, RunFailed, RunInterrupted, RunTimedOut, classify
-from orchestration.runs.records import RunRecord
+from orchestration.runs.run_record import RunRecord, worker_alive
 from orchestration.settings import Settings, get_settings
 
 _stage: dict[str, str] = {}  # run_id -> stage, for runs executing in this process
@@ -160,7 +160,7 @@ def reap(conn, settings: Settings | None = None) -> list[str]:
     reaped = []
     now = dt.datetime.now(dt.UTC)
     for record in records.running_runs(conn):
-        alive = records.worker_alive(record)
+        alive = worker_alive(record)
         stale = bool(record.heartbeat_at and record.timeout_seconds
                      and (now - record.heartbeat_at).total_seconds() > 2 * record.timeout_seconds)
         if alive is False or (alive is None and stale):

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from orchestration.runs import records, supervisor
-from orchestration.runs.records import RunRecord
+from orchestration.runs.run_record import RunRecord, worker_alive
 
 
 def spawn(run_id: str) -> subprocess.Popen:
@@ -39,7 +39,7 @@ def follow(conn, run_id: str, echo: Callable[[str], None], *, poll: float = 0.3,
             echo(f"  {time.monotonic() - started:5.1f}s  {seen}")
         if record.ended:
             return record
-        if record.state == "running" and records.worker_alive(record) is False:
+        if record.state == "running" and worker_alive(record) is False:
             supervisor.reap(conn)
         if timeout and time.monotonic() - started > timeout:
             return record
@@ -48,7 +48,7 @@ def follow(conn, run_id: str, echo: Callable[[str], None], *, poll: float = 0.3,
 
 def stop(record: RunRecord) -> None:
     """Reach a running run's worker: SIGTERM by pid on this host, and Dagster's terminate."""
-    if records.worker_alive(record):
+    if worker_alive(record):
         os.kill(record.worker_pid, signal.SIGTERM)
     _terminate_in_dagster(record.dagster_run_id)
 

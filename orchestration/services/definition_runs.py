@@ -32,8 +32,8 @@ from orchestration.registry import builder
 from orchestration.runs import admission, idempotency, records, supervisor, worker
 from orchestration.runs.failures import AlreadyActive
 from orchestration.runs.periods import RequestError, utc_today
-from orchestration.runs.records import RunOrigin, RunRecord
 from orchestration.runs.request import ReportRequest
+from orchestration.runs.run_record import RunOrigin, RunRecord
 from orchestration.services import definition_checks as checks
 from orchestration.services import links as link_service
 

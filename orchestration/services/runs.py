@@ -23,8 +23,8 @@ from orchestration.governance import versions
 from orchestration.runs import admission, engine, records, worker
 from orchestration.runs.periods import RequestError, parse_day
 from orchestration.runs.publish import Published
-from orchestration.runs.records import RunOrigin, RunRecord
 from orchestration.runs.request import ReportRequest
+from orchestration.runs.run_record import RunOrigin, RunRecord
 from orchestration.services import definition_runs
 
 _TENANT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")

@@ -108,7 +108,7 @@ def test_an_idempotency_key_means_one_request(quiet, token_for, entity, held_run
 
 def test_execution_validates_again_and_fails_closed(quiet, token_for, entity, conn):
     from orchestration.runs.failures import RunFailed
-    from orchestration.runs.records import RunOrigin
+    from orchestration.runs.run_record import RunOrigin
     from orchestration.services import runs as run_service
 
     definition_id = _active_definition(quiet, token_for, entity)

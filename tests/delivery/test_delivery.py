@@ -21,8 +21,8 @@ from orchestration.catalog import templates
 from orchestration.delivery import outbox, webhook
 from orchestration.delivery import records as delivery_records
 from orchestration.runs import engine
-from orchestration.runs.records import RunOrigin
 from orchestration.runs.request import ReportRequest
+from orchestration.runs.run_record import RunOrigin
 from orchestration.schedules import store as schedule_store
 from tests.helpers.audit import audit_outcomes as audit_rows
 from tests.helpers.dagster import sensor_context

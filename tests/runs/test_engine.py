@@ -15,8 +15,8 @@ from orchestration.access import policy
 from orchestration.catalog import templates
 from orchestration.dev import faults
 from orchestration.runs import engine, failures, periods, publish, records, supervisor
-from orchestration.runs.records import RunOrigin
 from orchestration.runs.request import ReportRequest
+from orchestration.runs.run_record import RunOrigin
 from orchestration.settings import REPO_ROOT, get_settings
 from tests.helpers.governance import approved_variant
 

@@ -16,8 +16,8 @@ from pypdf import PdfReader
 from orchestration.access import policy
 from orchestration.catalog import templates
 from orchestration.runs import corrections, engine, failures, freshness, publish, records
-from orchestration.runs.records import RunOrigin
 from orchestration.runs.request import ReportRequest
+from orchestration.runs.run_record import RunOrigin
 from orchestration.services import runs as run_service
 from tests.helpers.dagster import sensor_context
 

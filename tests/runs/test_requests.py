@@ -17,8 +17,8 @@ from orchestration.catalog import templates
 from orchestration.db import warehouse
 from orchestration.errors import Invalid, NotFound, ServiceError
 from orchestration.runs import engine, periods, records
-from orchestration.runs.records import RunOrigin
 from orchestration.runs.request import ReportRequest
+from orchestration.runs.run_record import RunOrigin
 from orchestration.services import runs as run_service
 from tests.helpers.cli import invoke
 

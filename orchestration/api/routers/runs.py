@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from orchestration.api.deps import Conn, CurrentPrincipal, RequestId
 from orchestration.api.problems import RESPONSES
 from orchestration.runs.failures import GUIDANCE
-from orchestration.runs.records import RunRecord
+from orchestration.runs.run_record import RunRecord
 from orchestration.services import definition_runs as service
 
 router = APIRouter(prefix="/reports/runs", tags=["report runs"], responses=RESPONSES)

@@ -21,7 +21,7 @@ from orchestration.metrics import dbt_manifest
 from orchestration.runs import engine, records, run_tags, supervisor
 from orchestration.runs.failures import RunFailed
 from orchestration.runs.publish import render_and_publish
-from orchestration.runs.records import RunOrigin, RunRecord
+from orchestration.runs.run_record import RunOrigin, RunRecord
 from orchestration.schedules import store as schedule_store
 from orchestration.services import runs as run_service
 

@@ -13,7 +13,7 @@ from orchestration.defs.resources import WarehouseResource
 from orchestration.errors import ServiceError
 from orchestration.runs import run_tags
 from orchestration.runs.failures import GUIDANCE, RunFailed
-from orchestration.runs.records import RunOrigin
+from orchestration.runs.run_record import RunOrigin
 from orchestration.services import runs as run_service
 
 
