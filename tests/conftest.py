@@ -109,7 +109,9 @@ def smtp():
     """A real SMTP server (aiosmtpd) on a loopback port: (handler recording the mail, port)."""
     from aiosmtpd.controller import Controller
 
-    from .servers import SmtpHandler, free_port
+    from orchestration.api.serving import free_port
+
+    from .servers import SmtpHandler
 
     handler = SmtpHandler()
     controller = Controller(handler, hostname="127.0.0.1", port=free_port())

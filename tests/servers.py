@@ -4,13 +4,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import socket
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class SmtpHandler:

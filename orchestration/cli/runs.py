@@ -154,25 +154,6 @@ def cancel_cmd(run_id, actor, wait) -> None:
 @group.command("execute", hidden=True, help="Execute an admitted run (the worker `run` starts).")
 @click.argument("run_id")
 def execute_cmd(run_id) -> None:
-    import dagster as dg
+    from orchestration.defs.runs.execution import execute_admitted
 
-    from orchestration.defs import dagster_home
-    from orchestration.runs import run_tags
-    from orchestration.runs.run_record import run_config_of
-    from orchestration.services import runs as run_service
-
-    dagster_home.prepare()
-    with warehouse.connection() as conn:
-        record = run_service.show(conn, run_id).record
-    config = run_config_of(record, run_id=run_id)
-    from orchestration.definitions import defs
-
-    result = defs.resolve_job_def("report_run").execute_in_process(
-        run_config={"ops": {"execute_report_run": {"config": config}},
-                    "loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-        instance=dg.DagsterInstance.get(),
-        tags={run_tags.REQUESTER: record.requester, run_tags.TRIGGER: record.trigger, run_tags.REPORT_RUN: run_id,
-              **({run_tags.CORRELATION: record.correlation_id} if record.correlation_id else {})},
-        raise_on_error=False,
-    )
-    sys.exit(0 if result.success else 1)
+    sys.exit(0 if execute_admitted(run_id) else 1)

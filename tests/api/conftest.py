@@ -8,7 +8,7 @@ import uuid
 import httpx
 import pytest
 
-from tests.helpers.asgi_server import serving
+from orchestration.api.serving import serving
 
 ENTITIES = "/reporting/registry/entities"
 

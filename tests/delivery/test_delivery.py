@@ -17,6 +17,7 @@ import pytest
 
 from orchestration.access import audit
 from orchestration.access.policy import AccessDenied
+from orchestration.api.serving import free_port
 from orchestration.catalog import templates
 from orchestration.delivery import outbox, webhook
 from orchestration.delivery import records as delivery_records
@@ -27,7 +28,7 @@ from orchestration.schedules import store as schedule_store
 from tests.helpers.audit import audit_outcomes as audit_rows
 from tests.helpers.dagster import sensor_context
 
-from ..servers import SmtpHandler, free_port
+from ..servers import SmtpHandler
 
 PERIOD = "2026-06"
 APPROVER = "approver@nexus.example"

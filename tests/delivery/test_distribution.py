@@ -17,14 +17,13 @@ import dagster as dg
 import pytest
 
 from orchestration.access import policy as access
+from orchestration.api.serving import free_port
 from orchestration.delivery import approvals, outbox
 from orchestration.links import service as links
 from orchestration.links import web
 from orchestration.runs import records
 from orchestration.schedules import store as schedule_store
 from tests.helpers.dagster import sensor_context
-
-from ..servers import free_port
 
 TEMPLATE = "compliance_evidence_summary"  # restricted; its policy makes an external variant
 AUDITOR = "auditor@partner.example"

@@ -11,13 +11,13 @@ import secrets
 
 import pytest
 
+from orchestration.api.serving import serving
 from orchestration.catalog import templates
 from orchestration.links import service as links
 from orchestration.links import web
 from orchestration.runs import engine
 from orchestration.runs.request import ReportRequest
 from tests.conftest import PERIOD
-from tests.helpers.asgi_server import serving
 from tests.helpers.audit import audit_log
 
 OTHER_METHODS = ("HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")

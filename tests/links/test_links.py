@@ -15,13 +15,13 @@ import secrets
 import pytest
 
 from orchestration.access import audit, policy
+from orchestration.api.serving import serving
 from orchestration.artifacts import retention
 from orchestration.catalog import templates
 from orchestration.links import service as links
 from orchestration.links import web
 from orchestration.runs import engine
 from orchestration.runs.request import ReportRequest
-from tests.helpers.asgi_server import serving
 from tests.helpers.audit import audit_rows
 from tests.helpers.cli import run as cli
 

@@ -1,15 +1,21 @@
-"""A real ASGI app under uvicorn on a loopback port, in a background thread of the test process."""
+"""The API under uvicorn on a loopback port, in a background thread of this process: for the
+API benchmark and the tests (the same server `nexus-reports serve` runs, without a terminal)."""
 
 from __future__ import annotations
 
 import contextlib
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 
 import uvicorn
 
-from tests.servers import free_port
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @contextlib.contextmanager
@@ -29,7 +35,8 @@ def serving(app, *, name: str = "app", access_log: bool = False, log_level: str 
     thread.start()
     deadline = time.monotonic() + 20
     while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, f"{name} did not start"
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"{name} did not start on port {port}")
         time.sleep(0.02)
     try:
         yield f"http://127.0.0.1:{port}"
