@@ -96,4 +96,14 @@ def bench_exports_cmd(rows: int) -> None:
         benchmark.run(conn, rows, echo=click.echo)
 
 
+@bench_group.command("api", help="Reporting API over HTTP: preview latency and run trigger-to-file time, against the bare query.")
+@click.option("--previews", default=30, show_default=True, type=click.IntRange(1, 10_000), help="previews to time")
+@click.option("--runs", default=3, show_default=True, type=click.IntRange(1, 100), help="runs to time")
+def bench_api_cmd(previews: int, runs: int) -> None:
+    from orchestration.dev import api_bench
+
+    bootstrap.database()
+    api_bench.run(previews=previews, runs=runs, echo=click.echo)
+
+
 COMMANDS = (demo_cmd, dev_cmd, serve_cmd, bench_group)
