@@ -14,6 +14,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import FastAPI
 
+from orchestration.access import oidc
 from orchestration.api import problems
 from orchestration.api.requests import RequestAudit
 from orchestration.api.routers import definitions, registry, runs
@@ -34,9 +35,10 @@ def _utcnow() -> dt.datetime:
 
 
 def create_app(*, clock: Callable[[], dt.datetime] | None = None, connect: Callable[[], object] | None = None,
-               launch: Callable[[str], object] | None = None) -> FastAPI:
+               launch: Callable[[str], object] | None = None, oidc_config: oidc.OidcConfig | None = None) -> FastAPI:
     """`launch(run_id)` starts an admitted run's execution: by default a detached worker that
-    runs Dagster's `report_run` job on the instance (the Dagster UI shows it)."""
+    runs Dagster's `report_run` job on the instance (the Dagster UI shows it). `oidc_config`
+    (default: from REPORTS_OIDC_* in the environment) also accepts the issuer's JWTs."""
     app = FastAPI(
         title="Nexus Reports API",
         version=_version(),
@@ -45,6 +47,8 @@ def create_app(*, clock: Callable[[], dt.datetime] | None = None, connect: Calla
     app.state.clock = clock or _utcnow
     app.state.connect = connect or warehouse.connect
     app.state.launch = launch or worker.spawn
+    config = oidc_config or oidc.OidcConfig.from_env()
+    app.state.oidc = oidc.Verifier(config) if config else None
     problems.install(app)
     app.add_middleware(link_web.PrivateHeaders)  # no-store, no-referrer: on API answers as on downloads
     app.add_middleware(RequestAudit)
