@@ -154,12 +154,16 @@ def reader_transaction(
     transaction ends, also on error. Nothing the report query sets (app.tenant_id,
     app.report_context) can select another tenant's context. Refuses a connection of any other
     role. A reused connection never carries one tenant into the next transaction.
+
+    `scope` narrows the governed entity models further (verticals, regions, consent-withdrawn
+    subjects included or not) and lives in the same context row; None: no vertical or region
+    restriction, withdrawn subjects excluded (what every report query got before scopes).
     """
     validate_tenant_id(tenant_id)
-    if scope is not None and scope != report_context.ReaderScope():
-        raise WarehouseError("PLACEHOLDER: row scopes land with the data branch")
+    if scope is not None and not isinstance(scope, report_context.ReaderScope):
+        raise WarehouseError(f"scope must be a ReaderScope, got {type(scope).__name__}")
     try:
-        token = report_context.open_context(conn.get_backend_pid(), tenant_id)
+        token = report_context.open_context(conn.get_backend_pid(), tenant_id, scope)
     except report_context.ContextError as exc:
         _raise_if_lost(conn)  # a terminated backend is a lost connection, not a wrong role
         raise WarehouseError(str(exc)) from exc

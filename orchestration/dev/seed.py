@@ -18,7 +18,12 @@ The story the data tells, as of "now" = midnight UTC at the start of `end_date`:
   are still new or open, and a small backlog never gets resolved;
 * each incident has 1-3 alerts raised shortly before it opened, plus alerts that were never
   escalated (about 20% of all alerts); hourly connector health over the last 30 days with
-  outage streaks; compliance evidence collected on a cadence, older evidence expired.
+  outage streaks; compliance evidence collected on a cadence, older evidence expired;
+* each tenant works in 2-3 verticals at sites across regions; every incident, alert, connector
+  and control belongs to a vertical and a region, ~40% of incidents concern a subject, a few are
+  suspended; subjects have consent histories (some withdrawn) and awareness measurements.
+  These columns come from streams of their own (sample_data/programmes.py): adding them left
+  every earlier value as it was.
 """
 
 from __future__ import annotations
@@ -29,6 +34,16 @@ from pathlib import Path
 
 from orchestration.dev.sample_data.copy_stream import copy_rows, csv_chunks, encode_chunks
 from orchestration.dev.sample_data.incidents import ALERT_COLUMNS, INCIDENT_COLUMNS, alert_lines, incident_lines
+from orchestration.dev.sample_data.subjects import (
+    AWARENESS_COLUMNS,
+    CONSENT_COLUMNS,
+    SITE_COLUMNS,
+    SUBJECT_COLUMNS,
+    awareness_rows,
+    consent_rows,
+    site_rows,
+    subject_rows,
+)
 from orchestration.dev.sample_data.tables import (
     HEALTH_COLUMNS,
     analyst_rows,
@@ -46,7 +61,8 @@ __all__ = ["RAW_SCHEMA_SQL", "TABLES", "default_end_date", "loads", "seed", "ten
 
 RAW_SCHEMA_SQL = Path(__file__).with_name("raw_schema.sql")
 TABLES = ["tenants", "analysts", "attack_techniques", "incidents", "alerts", "detections", "connectors",
-          "connector_health_events", "compliance_controls", "compliance_evidence"]
+          "connector_health_events", "compliance_controls", "compliance_evidence", "sites", "subjects",
+          "consent_events", "awareness_measurements"]
 
 
 
@@ -69,14 +85,20 @@ def loads(world: World, incidents: int) -> list[tuple[str, list[str], Callable[[
         ("alerts", ALERT_COLUMNS, lambda: encode_chunks(alert_lines(world, incidents))),
         ("detections", ["detection_id", "tenant_id", "technique_id", "name", "enabled", "created_at", "_loaded_at"],
          lambda: csv_chunks(detection_rows(world))),
-        ("connectors", ["connector_id", "tenant_id", "name", "kind", "created_at", "_loaded_at"],
+        ("connectors", ["connector_id", "tenant_id", "name", "kind", "created_at", "_loaded_at", "vertical", "region"],
          lambda: csv_chunks(connector_rows(world))),
         ("connector_health_events", HEALTH_COLUMNS, lambda: encode_chunks(health_lines(world))),
-        ("compliance_controls", ["tenant_id", "control_id", "framework", "title", "owner_id", "_loaded_at"],
+        ("compliance_controls", ["tenant_id", "control_id", "framework", "title", "owner_id", "_loaded_at",
+                                 "vertical", "region"],
          lambda: csv_chunks(control_rows(world))),
         ("compliance_evidence", ["evidence_id", "tenant_id", "control_id", "collected_at", "status",
                                  "reviewer_id", "_loaded_at"],
          lambda: csv_chunks(evidence_rows(world))),
+        ("sites", SITE_COLUMNS, lambda: csv_chunks(site_rows(world))),
+        ("subjects", SUBJECT_COLUMNS, lambda: csv_chunks(subject_rows(world))),
+        # event_id is the identity: ids follow load order (the truncate restarts it)
+        ("consent_events", CONSENT_COLUMNS, lambda: csv_chunks(consent_rows(world))),
+        ("awareness_measurements", AWARENESS_COLUMNS, lambda: csv_chunks(awareness_rows(world))),
     ]
 
 
@@ -101,7 +123,7 @@ def seed(conn, *, tenants: int = 3, incidents: int = 20_000, seed: int = 42,
         with conn.cursor() as cur:
             cur.execute("create schema if not exists raw")
             cur.execute(RAW_SCHEMA_SQL.read_text(encoding="utf-8"))
-            cur.execute("truncate " + ", ".join(f"raw.{t}" for t in TABLES))
+            cur.execute("truncate " + ", ".join(f"raw.{t}" for t in TABLES) + " restart identity")
             cur.execute("set local client_encoding = 'UTF8'")  # the chunks are UTF-8 bytes
             for table, columns, chunks in loads(world, incidents):
                 counts[table] = copy_rows(cur, table, columns, chunks())

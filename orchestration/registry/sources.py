@@ -12,6 +12,9 @@ from orchestration.metrics import dbt_manifest
 from orchestration.registry.entities import DataSource, FieldSpec
 
 REPORTABLE_SCHEMA = "analytics"
+# The post-hooks that give a model row-level security: tenant_rls (metric and mart models:
+# tenant only) and governed_rls (entity models: tenant, verticals, regions and consent).
+RLS_POST_HOOKS = ("tenant_rls", "governed_rls")
 # dbt contract data types (as written in the model YAML) each registry type accepts.
 _TYPES: dict[str, frozenset[str]] = {
     "text": frozenset({"text", "varchar", "character varying", "string"}),
@@ -35,13 +38,18 @@ def model_columns(source: DataSource, manifest: dict[str, Any] | None = None) ->
     where = f"dbt model {source.model}" + (f" v{source.version}" if source.version else "")
     if info.schema != REPORTABLE_SCHEMA:
         raise Invalid(f"data_source: {where} is in schema {info.schema}; only {REPORTABLE_SCHEMA} models are reportable")
-    hooks = " ".join(h.get("sql", "") for h in node.get("config", {}).get("post-hook", []))
-    if "tenant_rls" not in hooks:
-        raise Invalid(f"data_source: {where} has no row-level security (the tenant_rls post-hook)")
+    if not rls_hook(node):
+        raise Invalid(f"data_source: {where} has no row-level security (a {' or '.join(RLS_POST_HOOKS)} post-hook)")
     columns = {name: (col.get("data_type") or "").lower() for name, col in node.get("columns", {}).items()}
     if "tenant_id" not in columns:
         raise Invalid(f"data_source: {where} has no tenant_id column")
     return columns
+
+
+def rls_hook(node: dict[str, Any]) -> str | None:
+    """Which row-level security post-hook a manifest node is built with, or None."""
+    hooks = " ".join(h.get("sql", "") for h in node.get("config", {}).get("post-hook") or [])
+    return next((name for name in RLS_POST_HOOKS if f"{name}()" in hooks), None)
 
 
 def check_fields(source: DataSource, fields: tuple[FieldSpec, ...], manifest: dict[str, Any] | None = None) -> None:

@@ -35,6 +35,8 @@ KEYS = {
     "incidents": "incident_id", "alerts": "alert_id", "detections": "detection_id",
     "connectors": "connector_id", "connector_health_events": "event_id",
     "compliance_controls": "tenant_id, control_id", "compliance_evidence": "evidence_id",
+    "sites": "site_id", "subjects": "subject_id", "consent_events": "event_id",
+    "awareness_measurements": "measurement_id",
 }
 BACKUP_SCHEMA = f"seed_test_backup_{os.getpid()}"
 
@@ -423,7 +425,7 @@ def test_bad_arguments_change_nothing(conn, seeded):
     assert _fingerprint(conn, "incidents") == before
 
 
-ALERT = "{},,2026-01-01 00:00:00+00,2026-01-01 00:00:00+00,acme-c01,rule,acme,T1566,low\n"
+ALERT = "{},,2026-01-01 00:00:00+00,2026-01-01 00:00:00+00,acme-c01,rule,acme,T1566,low,finance,emea\n"
 
 
 def _generator_breaks(world, n):

@@ -1,6 +1,7 @@
 """Tenant-isolation attacks, and the models they are tried against.
 
-The models are read off the dbt manifest: every model built with the tenant_rls() post-hook,
+The models are read off the dbt manifest: every model built with a row-level security post-hook
+(tenant_rls() or governed_rls(), registry.sources.RLS_POST_HOOKS),
 so a new tenant-scoped model is attacked without editing a test. Each attack is section SQL a
 hostile template owner could submit, with the construct the SQL guard must name in its refusal.
 """
@@ -14,6 +15,7 @@ import pytest
 
 from orchestration.catalog import templates as catalog
 from orchestration.metrics import dbt_manifest
+from orchestration.registry import sources
 
 
 @dataclass(frozen=True)
@@ -37,8 +39,7 @@ class RlsModel:
 def rls_models() -> list[RlsModel]:
     found = []
     for node in dbt_manifest.load_manifest()["nodes"].values():
-        hooks = node.get("config", {}).get("post-hook") or []
-        if node["resource_type"] == "model" and any("tenant_rls" in h.get("sql", "") for h in hooks):
+        if node["resource_type"] == "model" and sources.rls_hook(node):
             version = node.get("version")
             found.append(RlsModel(node["name"], int(version) if version is not None else None))
     return sorted(found, key=str)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from orchestration.metrics import dbt_manifest
+from orchestration.registry import sources
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +37,7 @@ def test_every_analytics_model_has_rls_and_reader_grant_and_staging_has_neither(
     analytics = [n for n in manifest["nodes"].values() if n["resource_type"] == "model" and n["schema"] == "analytics"]
     assert analytics
     for model in analytics:
-        hooks = " ".join(h["sql"] for h in model["config"]["post-hook"])
-        assert "tenant_rls" in hooks, model["name"]
+        assert sources.rls_hook(model), model["name"]
         assert model["config"]["grants"] == {"select": ["report_reader"]}
         assert "tenant_id" in model["columns"]
     for model in models(manifest, "staging"):

@@ -11,6 +11,12 @@ select
     attack_technique_id,
     sla_ack_minutes,
     sla_resolve_minutes,
+    vertical,
+    region,
+    site_id,
+    suspension_status,
+    suspension_reason,
+    subject_id,
     extract(epoch from acknowledged_at - opened_at)::numeric as ack_seconds,
     extract(epoch from resolved_at - opened_at)::numeric as resolve_seconds,
     _loaded_at

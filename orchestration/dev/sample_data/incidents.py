@@ -7,6 +7,7 @@ import random
 from collections.abc import Iterator
 
 from orchestration.dev.sample_data.formatting import csv_quote, day_prefix, hms_table
+from orchestration.dev.sample_data.programmes import IncidentGovernance
 from orchestration.dev.sample_data.sampling import LOGNORMAL_BITS, POOL_BITS, lognormal_factors
 from orchestration.dev.sample_data.vocabulary import (
     ACK_MEDIAN_OF_SLA,
@@ -68,7 +69,8 @@ def incident_core(world: World, n: int) -> Iterator[tuple[int, list, list, list,
 
 INCIDENT_COLUMNS = ["incident_id", "opened_at", "acknowledged_at", "resolved_at", "_loaded_at", "status",
                     "assignee_id", "title", "tenant_id", "attack_technique_id", "severity",
-                    "sla_ack_minutes", "sla_resolve_minutes"]
+                    "sla_ack_minutes", "sla_resolve_minutes",
+                    "vertical", "region", "site_id", "suspension_status", "suspension_reason", "subject_id"]
 
 
 def incident_lines(world: World, n: int) -> Iterator[str]:
@@ -78,8 +80,8 @@ def incident_lines(world: World, n: int) -> Iterator[str]:
     day = {d: day_prefix(d) for d in range(world.start_epoch // 86400, end // 86400)}
     hms = hms_table()
     n_tech = len(TECHNIQUES)
-    # "tenant,technique,severity,sla_ack,sla_resolve\n" for every combination.
-    tails = [f"{t.id},{TECHNIQUES[k][0]},{s},{SLA_ACK_MINUTES[s]},{SLA_RESOLVE_MINUTES[s]}\n"
+    # "tenant,technique,severity,sla_ack,sla_resolve" for every combination.
+    tails = [f"{t.id},{TECHNIQUES[k][0]},{s},{SLA_ACK_MINUTES[s]},{SLA_RESOLVE_MINUTES[s]}"
              for t in world.tenants for k in range(n_tech) for s in SEVERITIES]
     titles = [[csv_quote(title), csv_quote(title)] + [csv_quote(g.format(name=name)) for g in GENERIC_TITLES]
               for _, name, _, title in TECHNIQUES]
@@ -92,6 +94,7 @@ def incident_lines(world: World, n: int) -> Iterator[str]:
     ack_factor, resolve_factor = lognormal_factors(ACK_SIGMA), lognormal_factors(RESOLVE_SIGMA)
     analyst_pools = [t.analyst_pool for t in world.tenants]
     closed_before = end - CLOSED_AFTER_SECONDS
+    governed = IncidentGovernance(world).draw
     for iid, tenants, severities, techniques, opened in incident_core(world, n):
         for t, s, k, o in zip(tenants, severities, techniques, opened, strict=True):
             ts = t * 4 + s
@@ -119,34 +122,41 @@ def incident_lines(world: World, n: int) -> Iterator[str]:
             v = rand()
             title = tricky[int(v * tricky_scale)] if v < TRICKY_TITLE_SHARE else titles[k][bits(2)]
             yield (f"{iid},{o_s},{a_s},{r_s},{day[loaded // 86400]}{hms[loaded % 86400]},{status},"
-                   f"{assignee},{title},{tails[(t * n_tech + k) * 4 + s]}")
+                   f"{assignee},{title},{tails[(t * n_tech + k) * 4 + s]}{governed(t)}\n")
             iid += 1
 
 
 ALERT_COLUMNS = ["alert_id", "incident_id", "created_at", "_loaded_at", "connector_id", "rule_name",
-                 "tenant_id", "attack_technique_id", "severity"]
+                 "tenant_id", "attack_technique_id", "severity", "vertical", "region"]
 
 
 def alert_lines(world: World, n: int) -> Iterator[str]:
     """1-3 alerts shortly before each incident opened (mean 1.2) and, around the same time,
-    alerts nobody escalated (0.3 per incident): about 1.5 alerts per incident, 20% unlinked."""
+    alerts nobody escalated (0.3 per incident): about 1.5 alerts per incident, 20% unlinked.
+    An escalated alert belongs to its incident's vertical and region (the case's business line);
+    one nobody escalated to its connector's home site's."""
     rng = random.Random(f"nexus-seed:{world.seed}:alerts")
     rand, bits = rng.random, rng.getrandbits
     start, end = world.start_epoch, world.end_epoch
     day = {d: day_prefix(d) for d in range(start // 86400, end // 86400)}
     hms = hms_table()
     n_tech = len(TECHNIQUES)
-    tails = [f"{t.id},{TECHNIQUES[k][0]},{s}\n" for t in world.tenants for k in range(n_tech) for s in SEVERITIES]
+    tails = [f"{t.id},{TECHNIQUES[k][0]},{s}" for t in world.tenants for k in range(n_tech) for s in SEVERITIES]
     rules = [[csv_quote(r.format(name=name)) for r in RULE_TEMPLATES] for _, name, _, _ in TECHNIQUES]
     connector_pools = [t.connector_pool for t in world.tenants]
     noise_techniques = [t.noise_technique_pool for t in world.tenants]
     noise_severity = world.noise_severity_pool
+    governance = IncidentGovernance(world)
+    connector_region = {c: f",{site.vertical},{site.region}\n"
+                        for layout in world.layouts for c, site in layout.connector_site.items()}
     alert_id = 0
     for iid, tenants, severities, techniques, opened in incident_core(world, n):
         for t, s, k, o in zip(tenants, severities, techniques, opened, strict=True):
             connectors = connector_pools[t]
             tail = tails[(t * n_tech + k) * 4 + s]
             rule = rules[k]
+            governance.draw(t)
+            region = governance.vertical_region + "\n"
             u = rand()
             c = o - 5 - int(rand() * 600)  # the last alert before the incident opened
             if u < 0.85:
@@ -162,7 +172,7 @@ def alert_lines(world: World, n: int) -> Iterator[str]:
                     loaded = end - 1
                 alert_id += 1
                 yield (f"{alert_id},{iid},{day[c // 86400]}{hms[c % 86400]},{day[loaded // 86400]}"
-                       f"{hms[loaded % 86400]},{connectors[bits(10)]},{rule[bits(2)]},{tail}")
+                       f"{hms[loaded % 86400]},{connectors[bits(10)]},{rule[bits(2)]},{tail}{region}")
             if rand() < 0.3:
                 c = o - int(rand() * 3600)
                 if c < start:
@@ -171,8 +181,9 @@ def alert_lines(world: World, n: int) -> Iterator[str]:
                 if loaded >= end:
                     loaded = end - 1
                 nk = noise_techniques[t][bits(12)]
+                connector = connectors[bits(10)]
                 alert_id += 1
                 yield (f"{alert_id},,{day[c // 86400]}{hms[c % 86400]},{day[loaded // 86400]}"
-                       f"{hms[loaded % 86400]},{connectors[bits(10)]},{rules[nk][bits(2)]},"
-                       f"{tails[(t * n_tech + nk) * 4 + noise_severity[bits(POOL_BITS)]]}")
+                       f"{hms[loaded % 86400]},{connector},{rules[nk][bits(2)]},"
+                       f"{tails[(t * n_tech + nk) * 4 + noise_severity[bits(POOL_BITS)]]}{connector_region[connector]}")
             iid += 1

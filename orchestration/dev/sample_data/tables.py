@@ -58,10 +58,13 @@ def detection_rows(world: World) -> Iterator[tuple]:
 
 
 def connector_rows(world: World) -> Iterator[tuple]:
+    """Each connector with the vertical and region of its home site."""
     rng = random.Random(f"nexus-seed:{world.seed}:connectors")
-    for t in world.tenants:
+    for t, layout in zip(world.tenants, world.layouts, strict=True):
         for connector_id, kind, name, created in t.connectors:
-            yield (connector_id, t.id, name, kind, timestamp(created), timestamp(created + rng.randint(60, 1800)))
+            site = layout.connector_site[connector_id]
+            yield (connector_id, t.id, name, kind, timestamp(created), timestamp(created + rng.randint(60, 1800)),
+                   site.vertical, site.region)
 
 
 HEALTH_COLUMNS = ["event_id", "observed_at", "_loaded_at", "status", "latency_ms", "events_ingested",
@@ -117,14 +120,19 @@ def health_lines(world: World) -> Iterator[str]:
 
 
 def control_rows(world: World) -> Iterator[tuple]:
+    """Each control with the vertical and region of the programme that owns it (its own stream:
+    the other columns stay as they were)."""
     rng = random.Random(f"nexus-seed:{world.seed}:controls")
-    for t in world.tenants:
+    governed = random.Random(f"nexus-seed:{world.seed}:controls-governance")
+    for t, layout in zip(world.tenants, world.layouts, strict=True):
         owners = [a for a in t.analysts if a[3] in ("tier2", "ir", "threat_hunting")] or t.analysts
         chosen = sorted(rng.sample(range(len(CONTROLS)), rng.randint(15, min(30, len(CONTROLS)))))
         for index in chosen:
             framework, control, title = CONTROLS[index]
             loaded = world.start_epoch - rng.randint(1, 60) * 86400 + rng.randint(0, 86399)
-            yield (t.id, f"{framework}-{control}", framework, title, rng.choice(owners)[0], timestamp(loaded))
+            site = governed.choice(layout.sites)
+            yield (t.id, f"{framework}-{control}", framework, title, rng.choice(owners)[0], timestamp(loaded),
+                   site.vertical, site.region)
 
 
 def evidence_rows(world: World) -> Iterator[tuple]:

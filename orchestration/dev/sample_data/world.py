@@ -7,6 +7,7 @@ import math
 import random
 
 from orchestration.dev.sample_data.formatting import epoch_of
+from orchestration.dev.sample_data.programmes import build_layouts
 from orchestration.dev.sample_data.sampling import weighted_pool
 from orchestration.dev.sample_data.vocabulary import (
     CONNECTOR_ALERT_WEIGHT,
@@ -93,6 +94,8 @@ class World:
         self.severity_pool = weighted_pool(list(range(4)), SEVERITY_WEIGHTS)
         self.noise_severity_pool = weighted_pool(list(range(4)), [1, 5, 25, 69])
         self._hourly_intensity(rng)
+        # Verticals, sites and subjects come last, from their own stream: nothing above changes.
+        self.layouts = build_layouts(self)
 
     def _hourly_intensity(self, rng: random.Random) -> None:
         """Cumulative share of incidents per hour of the window (weekdays, working hours, a slow

@@ -1,12 +1,12 @@
 """Runs of report definitions: the request's correlation id on the run record, the template a
 definition run executed (definitions have no template version row), and Idempotency-Keys.
 
-Revision ID: 0012
+Revision ID: 0013
 """
 from alembic import op
 
-revision = "0012"
-down_revision = "0011"
+revision = "0013"
+down_revision = "0012"
 
 
 def upgrade() -> None:
