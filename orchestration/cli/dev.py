@@ -15,7 +15,8 @@ from orchestration.db import warehouse
 
 
 @click.command("demo", cls=Command, help="Seed, build and materialize every standard report for each sample tenant "
-               "for the last complete month.")
+               "for the last complete month, then save, approve and run one report definition through the "
+               "Reporting API's services.")
 @click.option("--tenants", default=3, show_default=True, type=click.IntRange(1, 500), help="how many tenants")
 @click.option("--incidents", default=20_000, show_default=True, type=click.IntRange(1, 50_000_000),
               help="how many incidents in all")
@@ -23,11 +24,14 @@ from orchestration.db import warehouse
 def demo_cmd(tenants: int, incidents: int, period: str | None) -> None:
     # run_demo bootstraps on purpose: database, sample data, dbt build, system templates approved.
     from orchestration.dev.demo import print_table, run_demo
+    from orchestration.dev.demo_api import run_definition
 
     results = run_demo(tenant_count=tenants, incidents=incidents, period=period, echo=click.echo)
     print_table(results, click.echo)
     if any(not r.ok for r in results):
         raise UserError("some report runs failed; see the table above")
+    if run_definition(click.echo).state != "completed":
+        raise UserError("the Reporting API definition's run failed; see above")
 
 
 @click.command("dev", cls=Command, help="Start the Dagster UI (webserver and daemon) and the Reporting API "

@@ -22,7 +22,7 @@ _LATEST_WITHDRAWN = """
 select subject_id from (
     select distinct on (subject_id) subject_id, state
     from raw.consent_events where tenant_id = %s
-    order by subject_id, changed_at desc
+    order by subject_id, changed_at desc, event_id desc
 ) latest where state = 'withdrawn'
 """
 

@@ -60,6 +60,9 @@ def test_demo_end_to_end_twice(demo_env):
         assert len(lines) == 2, (template.key, first.stdout[-3000:])
         files = len(template.formats) * (2 if template.redaction.external_variant else 1) + 1  # + manifest
         assert all("completed" in line and "passed" in line and f"{files} files" in line for line in lines), lines
+    api = next(line for line in first.stdout.splitlines() if line.startswith("Reporting API:"))
+    assert "6 system entities" in api and ": completed," in api, api
+    assert "TOKEN=nxr_" in first.stdout and "/download?format=xlsx" in first.stdout
 
     home = Path(demo_env["NEXUS_HOME"]) / "artifacts"
     manifests = sorted(home.glob("*/incident_summary/*/*/manifest.json"))
