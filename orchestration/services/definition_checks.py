@@ -13,7 +13,7 @@ from orchestration.access import audit, clearance, policy
 from orchestration.access.clearance import Viewer
 from orchestration.access.tokens import Authenticated
 from orchestration.catalog import definition_store as store
-from orchestration.catalog.definitions import Definition, DefinitionSpec, DefinitionVersion
+from orchestration.catalog.definitions import Definition, DefinitionSpec, DefinitionVersion, SecurityContext
 from orchestration.errors import Denied, Invalid, NotFound
 from orchestration.registry import builder
 from orchestration.registry import store as registry_store
@@ -39,6 +39,29 @@ def authorize(conn, caller: Authenticated, action: str, tenant_id: str, target: 
                          tenant_id=tenant_id, correlation_id=correlation_id, details={"reason": reason})
         raise Denied(reason)
     policy.authorize(conn, who(caller), action, target=target, tenant_id=tenant_id, correlation_id=correlation_id)
+
+
+def narrowed(saved: tuple[str, ...], held: frozenset[str] | None, kind: str) -> tuple[str, ...] | None:
+    """One dimension of a row scope: what a definition names (empty: all) within what the
+    principal holds (None: all); None when neither restricts. Disjoint scopes are a refusal,
+    not an empty report."""
+    if not saved and held is None:
+        return None
+    if held is None:
+        return tuple(sorted(saved))
+    chosen = sorted(set(saved) & held) if saved else sorted(held)
+    if not chosen:
+        raise Denied(f"none of the {kind} asked for ({', '.join(saved)}) is in {kind} scope "
+                     f"({', '.join(sorted(held))})")
+    return tuple(chosen)
+
+
+def saved_context(principal: policy.Principal, tenant_id: str, spec: DefinitionSpec) -> SecurityContext:
+    """The context a definition is saved under: its tenant, and the verticals and regions it asks
+    for within the saving principal's own (every later run is held to it)."""
+    return SecurityContext(tenant_id=tenant_id,
+                           verticals=narrowed(spec.vertical_scope, principal.verticals, "verticals") or (),
+                           geo_scopes=narrowed(spec.geo_scope, principal.geo_scopes, "regions") or ())
 
 
 def entities_of(conn, spec: DefinitionSpec, tenant_id: str) -> list[Entity]:

@@ -39,6 +39,7 @@ from orchestration.services import links as link_service
 
 PREVIEW_DEFAULT, PREVIEW_MAX = 100, 1000
 DEFAULT_WINDOW_DAYS = 30
+ROOT = "root"
 DOWNLOAD_LIFETIME = dt.timedelta(minutes=15)
 ConsentReason = Literal["LEGAL_OBLIGATION", "REGULATORY_REQUEST", "INCIDENT_INVESTIGATION", "DATA_SUBJECT_REQUEST",
                         "OTHER"]
@@ -90,23 +91,14 @@ class Scope:
     geo_scopes: tuple[str, ...] | None
 
 
-def _narrowed(saved: tuple[str, ...], held: frozenset[str] | None, kind: str) -> tuple[str, ...] | None:
-    """What a run may read of one dimension: the definition's scope (empty: all) within the
-    requester's (None: all). Disjoint scopes are a refusal, not an empty report."""
-    if not saved and held is None:
-        return None
-    if held is None:
-        return tuple(sorted(saved))
-    chosen = sorted(set(saved) & held) if saved else sorted(held)
-    if not chosen:
-        raise Denied(f"none of this definition's {kind} ({', '.join(saved)}) is in the requester's {kind} scope")
-    return tuple(chosen)
-
-
 def scope_for(principal: policy.Principal, version: DefinitionVersion) -> Scope:
+    """What a run of this version may read: the saved context within the requester's scopes.
+    Root is not narrowed by its own scopes (the specification's full datasets for ROOT)."""
     context = version.security_context
-    return Scope(_narrowed(context.verticals, principal.verticals, "verticals"),
-                 _narrowed(context.geo_scopes, principal.geo_scopes, "regions"))
+    if ROOT in principal.roles:
+        return Scope(tuple(context.verticals) or None, tuple(context.geo_scopes) or None)
+    return Scope(checks.narrowed(context.verticals, principal.verticals, "verticals"),
+                 checks.narrowed(context.geo_scopes, principal.geo_scopes, "regions"))
 
 
 def _window(parameters: RunParameters, today: dt.date) -> tuple[dt.date, dt.date]:

@@ -22,7 +22,6 @@ from orchestration.catalog.definitions import (
     DefinitionSpec,
     DefinitionUpdate,
     DefinitionVersion,
-    SecurityContext,
 )
 from orchestration.errors import Conflict, Denied, Invalid, NotFound
 from orchestration.governance import versioned
@@ -64,7 +63,7 @@ def create_definition(conn, caller: Authenticated, body: DefinitionCreate, *, co
     spec = DefinitionSpec.model_validate(body.model_dump(exclude={"tenant_id"}))
     with conn:
         entities, _ = checks.compile_spec(conn, clearance.viewer_for(caller.principal), spec, tenant_id)
-        context = SecurityContext(tenant_id=tenant_id, verticals=spec.vertical_scope, geo_scopes=spec.geo_scope)
+        context = checks.saved_context(caller.principal, tenant_id, spec)
         definition = store.create(conn, tenant_id=tenant_id, created_by=checks.who(caller), now=now)
         version = store.add_version(conn, definition.definition_id, 1, spec, context=context, created_by=checks.who(caller),
                                     validation_hash=builder.validation_hash(spec, entities), now=now)
@@ -135,7 +134,8 @@ def update_definition(conn, caller: Authenticated, definition_id: str, changes: 
         spec = DefinitionSpec.model_validate({**current.spec.model_dump(), **given})
         entities, _ = checks.compile_spec(conn, clearance.viewer_for(caller.principal), spec, definition.tenant_id)
         number = definition.current_version + 1
-        version = store.add_version(conn, definition_id, number, spec, context=current.security_context,
+        version = store.add_version(conn, definition_id, number, spec,
+                                    context=checks.saved_context(caller.principal, definition.tenant_id, spec),
                                     validation_hash=builder.validation_hash(spec, entities),
                                     created_by=checks.who(caller), now=now)
         definition = store.update(conn, definition_id, {"current_version": number}, now=now)
