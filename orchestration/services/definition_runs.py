@@ -207,19 +207,28 @@ def prepare_execution(conn, run_id: str) -> tuple[Template, ReportRequest]:
     return template, request
 
 
-def get_run(conn, caller: Authenticated, run_id: str) -> RunRecord:
-    """A definition run the caller may see (its tenant's); anything else is NotFound."""
+def get_run(conn, caller: Authenticated, run_id: str, *, correlation_id: str | None = None) -> RunRecord:
+    """A definition run of the caller's own. Another tenant's (or no run) is NotFound; another
+    principal's in the same tenant is Denied (audited): its row count and its file come from its
+    requester's clearance (masking), verticals, regions and consent, so they are the requester's
+    alone. Operators follow every run with `nexus-reports runs show`."""
     record = records.get_run(conn, run_id)
     if (record is None or not definition_template.is_definition_key(record.template_key)
             or not caller.principal.member_of(record.tenant_id)):
         raise NotFound(f"no run {run_id}")
+    who = checks.who(caller)
+    if who != record.requester:
+        reason = f"run {run_id} was made for {record.requester}; its status and files are its requester's only"
+        audit.record_now(conn, actor=who, action="run.view.denied", target=f"run {run_id}", outcome="denied",
+                         tenant_id=record.tenant_id, correlation_id=correlation_id, details={"reason": reason})
+        raise Denied(reason)
     return record
 
 
 def download(conn, caller: Authenticated, run_id: str, fmt: str, *, base_url: str,
              correlation_id: str | None = None) -> Download:
     """A short-lived link for the caller to one file of a completed run (the link service decides)."""
-    record = get_run(conn, caller, run_id)
+    record = get_run(conn, caller, run_id, correlation_id=correlation_id)
     if record.state != "completed":
         raise Conflict(f"run {run_id} is {record.state}; a file can be downloaded once it is completed")
     if fmt not in record.formats:

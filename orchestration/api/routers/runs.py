@@ -62,8 +62,8 @@ def public(record: RunRecord) -> RunPublic:
 
 
 @router.get("/{run_id}", response_model=RunPublic, response_model_by_alias=True, summary="A run's status")
-def get_run(run_id: str, conn: Conn, caller: CurrentPrincipal) -> RunPublic:
-    return public(service.get_run(conn, caller, run_id))
+def get_run(run_id: str, conn: Conn, caller: CurrentPrincipal, rid: RequestId) -> RunPublic:
+    return public(service.get_run(conn, caller, run_id, correlation_id=rid))
 
 
 @router.get("/{run_id}/download", response_model=DownloadPublic,
