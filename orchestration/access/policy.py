@@ -15,25 +15,30 @@ from orchestration.errors import Denied
 
 ALL_TENANTS = "*"
 
-# action -> roles allowed to perform it (platform_admin may do everything).
+# action -> roles allowed to perform it (platform_admin may do everything but NOT_IMPLIED).
 MATRIX: dict[str, frozenset[str]] = {
     "view": frozenset(ROLES),
-    "run": frozenset({"analyst", "manager", "template_owner", "tenant_admin"}),
+    "run": frozenset({"analyst", "manager", "template_owner", "tenant_admin", "root"}),
     "submit": frozenset({"template_owner"}),
     "approve": frozenset({"approver"}),
     "deprecate": frozenset({"template_owner", "approver"}),
-    "download": frozenset({"viewer", "analyst", "manager", "executive", "tenant_admin"}),
+    "download": frozenset({"viewer", "analyst", "manager", "executive", "tenant_admin", "root"}),
     "schedule": frozenset({"manager", "tenant_admin"}),
     "manage_principals": frozenset({"tenant_admin"}),
     "legal_hold": frozenset({"tenant_admin"}),  # place or release a legal hold on a run's artifacts
     # the reportable entity registry of a tenant (system entries: platform_admin only)
     "manage_registry": frozenset({"tenant_admin"}),
     # report builder: save definitions, see row-level output (aggregates are the default for everyone else)
-    "define": frozenset({"analyst", "manager", "template_owner", "tenant_admin"}),
-    "report_rows": frozenset({"analyst", "tenant_admin"}),
+    "define": frozenset({"analyst", "manager", "template_owner", "tenant_admin", "root"}),
+    "report_rows": frozenset({"analyst", "tenant_admin", "root"}),
+    # include consent-withdrawn subjects in a report (ROOT requests, with a logged reason)
+    "include_withdrawn": frozenset({"root"}),
     "audit": frozenset(),
 }
 ACTIONS = tuple(MATRIX)
+# Actions platform_admin does not get implicitly: only the roles in MATRIX may do them. Seeing
+# a withdrawn subject's data is root's alone, so administering the platform does not grant it.
+NOT_IMPLIED = frozenset({"include_withdrawn"})
 
 
 class AccessDenied(Denied):
@@ -48,7 +53,8 @@ class Principal:
     active: bool
     roles: frozenset[str]
     tenants: frozenset[str]
-    verticals: frozenset[str] | None = None  # PLACEHOLDER until the data branch lands
+    # The verticals and regions the principal may see within its tenants; None: unrestricted.
+    verticals: frozenset[str] | None = None
     geo_scopes: frozenset[str] | None = None
 
     def member_of(self, tenant_id: str) -> bool:
@@ -61,7 +67,11 @@ def get_principal(conn, principal_id: str) -> Principal | None:
             """
             select p.principal_id, p.kind, p.display_name, p.active,
                    coalesce(array_agg(distinct r.role) filter (where r.role is not null), '{}'),
-                   coalesce(array_agg(distinct m.tenant_id) filter (where m.tenant_id is not null), '{}')
+                   coalesce(array_agg(distinct m.tenant_id) filter (where m.tenant_id is not null), '{}'),
+                   (select array_agg(s.value) from control.principal_scopes s
+                    where s.principal_id = p.principal_id and s.dimension = 'vertical'),
+                   (select array_agg(s.value) from control.principal_scopes s
+                    where s.principal_id = p.principal_id and s.dimension = 'region')
             from control.principals p
             left join control.principal_roles r using (principal_id)
             left join control.tenant_memberships m using (principal_id)
@@ -73,7 +83,8 @@ def get_principal(conn, principal_id: str) -> Principal | None:
         row = cur.fetchone()
     if row is None:
         return None
-    return Principal(row[0], row[1], row[2], row[3], frozenset(row[4]), frozenset(row[5]))
+    return Principal(row[0], row[1], row[2], row[3], frozenset(row[4]), frozenset(row[5]),
+                     frozenset(row[6]) if row[6] else None, frozenset(row[7]) if row[7] else None)
 
 
 def standing_denial(principal: Principal | None) -> str | None:
@@ -96,7 +107,7 @@ def decide(
     if action not in MATRIX:
         raise ValueError(f"unknown action {action!r}")
     denial = standing_denial(principal)
-    if denial or "platform_admin" in principal.roles:
+    if denial or ("platform_admin" in principal.roles and action not in NOT_IMPLIED):
         return denial
     if not principal.roles & MATRIX[action]:
         may = ", ".join(sorted(MATRIX[action])) or "platform_admin only"
@@ -131,7 +142,7 @@ def authorize(
 
 
 # Roles that reach beyond one tenant: only a platform admin grants them.
-PLATFORM_GRANTED = frozenset({"platform_admin", "approver", "template_owner"})
+PLATFORM_GRANTED = frozenset({"platform_admin", "approver", "template_owner", "root"})
 
 
 @dataclass(frozen=True)
@@ -213,6 +224,15 @@ def replace_grants(cur, principal_id: str, grants: Grants) -> None:
         cur.execute("insert into control.tenant_memberships values (%s, %s)", (principal_id, tenant))
 
 
+def replace_scopes(cur, principal_id: str, verticals: Iterable[str] | None, regions: Iterable[str] | None) -> None:
+    """Set a principal's vertical and region scopes to exactly these; None or empty: unrestricted
+    (the caller owns the transaction)."""
+    cur.execute("delete from control.principal_scopes where principal_id = %s", (principal_id,))
+    for dimension, values in (("vertical", verticals), ("region", regions)):
+        for value in sorted(values or ()):
+            cur.execute("insert into control.principal_scopes values (%s, %s, %s)", (principal_id, dimension, value))
+
+
 def set_active(cur, principal_id: str, active: bool) -> None:
     cur.execute("update control.principals set active = %s where principal_id = %s", (active, principal_id))
 
@@ -220,6 +240,7 @@ def set_active(cur, principal_id: str, active: bool) -> None:
 def upsert_principal(
     conn, principal_id: str, *, kind: str = "user", display_name: str | None = None,
     roles: Iterable[str] = (), tenants: Iterable[str] = (), actor: str = "system",
+    verticals: Iterable[str] | None = None, regions: Iterable[str] | None = None,
 ) -> None:
     """Create or silently replace a principal: for the sample data (`seed`) and test fixtures only.
     People and commands change principals through services.principals (checked and audited)."""
@@ -240,8 +261,10 @@ def upsert_principal(
             cur.execute("insert into control.principal_roles values (%s, %s)", (principal_id, role))
         for tenant in tenants:
             cur.execute("insert into control.tenant_memberships values (%s, %s)", (principal_id, tenant))
+        replace_scopes(cur, principal_id, verticals, regions)
         audit.record(conn, actor=actor, action="principal.upsert", target=principal_id, outcome="succeeded",
-                     details={"kind": kind, "roles": roles, "tenants": tenants})
+                     details={"kind": kind, "roles": roles, "tenants": tenants,
+                              "verticals": sorted(verticals or ()), "regions": sorted(regions or ())})
 
 
 def deactivate(conn, principal_id: str, *, actor: str) -> None:
@@ -261,16 +284,25 @@ SCHEDULER = "svc:scheduler"
 DEMO = "svc:demo"
 DELIVERY = "svc:delivery"
 PLATFORM_OWNER = "owner@nexus.example"
+ROOT = "root@nexus.example"
+# Scoped sample principals: (tenant, principal, verticals, regions), created when the tenant is.
+SCOPED_SAMPLES = (
+    ("acme", "programme@acme.example", ("healthcare", "finance"), None),  # two of acme's three verticals
+    ("globex", "emea@globex.example", None, ("emea",)),                    # one region only
+)
 APPROVERS = ("approver@nexus.example", "approver2@nexus.example")
 
 
 def seed_sample_principals(conn, tenant_ids: Iterable[str]) -> int:
     """The sample people and service accounts `seed` and `demo` use."""
+    tenant_ids = list(tenant_ids)
     rows = [
         (PLATFORM_OWNER, "user", "Template owner", ["template_owner"], [ALL_TENANTS]),
         (APPROVERS[0], "user", "Report approver", ["approver"], [ALL_TENANTS]),
         (APPROVERS[1], "user", "Second approver", ["approver"], [ALL_TENANTS]),
         ("platform@nexus.example", "user", "Platform admin", ["platform_admin"], [ALL_TENANTS]),
+        # ROOT requests: the only role that may include consent-withdrawn subjects (with a reason)
+        (ROOT, "user", "Root", ["root"], [ALL_TENANTS]),
         # Service accounts run every standard template, confidential and restricted included.
         (SCHEDULER, "service", "Schedules", ["analyst", "manager"], [ALL_TENANTS]),
         (DEMO, "service", "make demo", ["analyst", "manager"], [ALL_TENANTS]),
@@ -282,4 +314,8 @@ def seed_sample_principals(conn, tenant_ids: Iterable[str]) -> int:
             rows.append((f"{role}@{tenant}.example", "user", f"{role.replace('_', ' ').title()} ({tenant})", [role], [tenant]))
     for principal_id, kind, name, roles, tenants in rows:
         upsert_principal(conn, principal_id, kind=kind, display_name=name, roles=roles, tenants=tenants, actor="seed")
-    return len(rows)
+    scoped = [s for s in SCOPED_SAMPLES if s[0] in tenant_ids]
+    for tenant, principal_id, verticals, regions in scoped:
+        upsert_principal(conn, principal_id, display_name=f"Scoped analyst ({tenant})", roles=["analyst"],
+                         tenants=[tenant], verticals=verticals, regions=regions, actor="seed")
+    return len(rows) + len(scoped)

@@ -7,7 +7,11 @@ from typing import Literal
 
 RoleName = Literal[
     "viewer", "analyst", "manager", "executive", "template_owner", "approver", "tenant_admin", "platform_admin",
+    "root",
 ]
+# root: the specification's ROOT requests; the only role that may include consent-withdrawn
+# subjects in a report (with a reason code that is logged). Not a superset of platform_admin.
 ROLES: tuple[str, ...] = (
     "viewer", "analyst", "manager", "executive", "template_owner", "approver", "tenant_admin", "platform_admin",
+    "root",
 )

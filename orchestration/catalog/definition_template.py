@@ -22,8 +22,8 @@ RETENTION_DAYS = 90
 MAX_ROWS = 50_000_000  # a run is never truncated; this only bounds Gate B's row-count expectation
 # Who may run a definition is the policy's `run` action, asked by the run service with the
 # caller's token; the roles here are those the admission check asks again at execution.
-RUN_ROLES = ("analyst", "manager", "template_owner", "tenant_admin")  # + root when it lands
-RECEIVE_ROLES = ("viewer", "analyst", "manager", "executive", "tenant_admin")
+RUN_ROLES = ("analyst", "manager", "template_owner", "tenant_admin", "root")
+RECEIVE_ROLES = ("viewer", "analyst", "manager", "executive", "tenant_admin", "root")
 
 
 def is_definition_key(key: str) -> bool:

@@ -15,7 +15,7 @@ from orchestration.db import warehouse
 
 
 @click.group("principals", cls=Group,
-             help="Principals (users and service accounts), their roles and tenant memberships.")
+             help="Principals (users and service accounts), their roles, tenant memberships and scopes.")
 def group() -> None:
     pass
 
@@ -26,16 +26,24 @@ def list_cmd() -> None:
 
     with warehouse.connection() as conn:
         rows = principals.list_principals(conn)
-    echo_table([Column("principal"), Column("kind"), Column("state"), Column("roles"), Column("tenants")],
+    echo_table([Column("principal"), Column("kind"), Column("state"), Column("roles"), Column("tenants"),
+                Column("scope")],
                [(p.principal_id, p.kind, "active" if p.active else "inactive", "roles=" + ",".join(sorted(p.roles)),
-                 "tenants=" + ",".join(sorted(p.tenants))) for p in rows],
+                 "tenants=" + ",".join(sorted(p.tenants)), _scope(p)) for p in rows],
                click.echo, empty="no principals: run `nexus-reports seed` or add one")
+
+
+def _scope(p) -> str:
+    """'verticals=a,b regions=*' (* : unrestricted)."""
+    return (f"verticals={','.join(sorted(p.verticals)) if p.verticals else '*'} "
+            f"regions={','.join(sorted(p.geo_scopes)) if p.geo_scopes else '*'}")
 
 
 def _describe(change) -> str:
     p = change.after
     state = "" if p.active else "; deactivated"
-    return f"{p.principal_id}: roles {', '.join(sorted(p.roles))}; tenants {', '.join(sorted(p.tenants))}{state}"
+    scoped = "" if p.verticals is None and p.geo_scopes is None else f"; {_scope(p)}"
+    return f"{p.principal_id}: roles {', '.join(sorted(p.roles))}; tenants {', '.join(sorted(p.tenants))}{scoped}{state}"
 
 
 def _before(change) -> str:
@@ -46,20 +54,45 @@ def _before(change) -> str:
 
 _ROLE_HELP = "a role (repeat for several)"
 _TENANT_HELP = "a tenant id, or * for every tenant (repeat for several)"
+_VERTICAL_HELP = "a vertical the principal may see, e.g. healthcare (repeat for several; * or none: every vertical)"
+_REGION_HELP = "a region the principal may see, e.g. emea (repeat for several; * or none: every region)"
 
 
 @group.command("add", help="Create a principal with these roles and tenant memberships (an existing id is refused).")
 @click.argument("principal_id")
 @click.option("--role", "roles", multiple=True, required=True, help=_ROLE_HELP)
 @click.option("--tenant", "tenants", multiple=True, required=True, help=_TENANT_HELP)
+@click.option("--vertical", "verticals", multiple=True, help=_VERTICAL_HELP)
+@click.option("--region", "regions", multiple=True, help=_REGION_HELP)
 @click.option("--service", is_flag=True, help="a service account (id svc:name) rather than a person")
 @params.actor("who adds it: a platform admin, or a tenant admin of every tenant given")
-def add_cmd(principal_id: str, roles, tenants, service: bool, actor: str) -> None:
+def add_cmd(principal_id: str, roles, tenants, verticals, regions, service: bool, actor: str) -> None:
     from orchestration.services import principals
 
     with warehouse.connection() as conn:
-        change = principals.add(conn, principal_id, roles=roles, tenants=tenants, service=service, actor=actor)
+        change = principals.add(conn, principal_id, roles=roles, tenants=tenants, service=service, actor=actor,
+                                verticals=verticals, regions=regions)
     click.echo(_describe(change))
+
+
+@group.command("scope", help="Set the verticals and/or regions a principal may see within its tenants "
+                             "(what is not given stays; * for every one); audited with before and after.")
+@click.argument("principal_id")
+@click.option("--vertical", "verticals", multiple=True, help=_VERTICAL_HELP.replace("; * or none", "; *") +
+              " [default: keep them]")
+@click.option("--region", "regions", multiple=True, help=_REGION_HELP.replace("; * or none", "; *") +
+              " [default: keep them]")
+@params.actor("who changes it: a platform admin, or a tenant admin of every tenant it is a member of")
+def scope_cmd(principal_id: str, verticals, regions, actor: str) -> None:
+    from orchestration.services import principals
+
+    with warehouse.connection() as conn:
+        change = principals.scope(conn, principal_id, verticals=verticals or None, regions=regions or None,
+                                  actor=actor)
+    if not change.changed:
+        click.echo(f"{principal_id}: no change")
+        return
+    click.echo(f"{principal_id}: {_scope(change.after)} (was: {_scope(change.before)})")
 
 
 @group.command("update", help="Replace a principal's roles and/or tenant memberships; audited with before and after.")

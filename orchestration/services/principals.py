@@ -1,4 +1,4 @@
-"""Principal use cases: list, add, update, deactivate, reactivate. Each one function, one transaction.
+"""Principal use cases: list, add, update, scope, deactivate, reactivate. Each one function, one transaction.
 
 Every change is checked twice: the id and grants must be well formed (access.identifiers, known
 roles, known tenants), and the actor must be allowed to move the principal from what it holds
@@ -6,11 +6,15 @@ to what it would hold (access.policy.decide_principal_change: a tenant admin onl
 tenants it administers, never a platform-wide principal). Adding an id that exists is a
 Conflict, never a silent replace; changes are explicit (`update`, `deactivate`, `reactivate`)
 and audited with the state before and after. Every refusal is audited too.
+
+Scopes narrow what a principal sees inside its tenants: verticals (business lines) and regions.
+None (no scope rows) is unrestricted; `*` on the command line says so explicitly.
 """
 
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -25,13 +29,38 @@ class PrincipalChange:
     """What a change did: the principal before (None when it is new) and after."""
 
     principal_id: str
-    change: str  # add, update, deactivate, reactivate
+    change: str  # add, update, scope, deactivate, reactivate
     before: Principal | None
     after: Principal
 
     @property
     def changed(self) -> bool:
-        return self.before is None or Grants.of(self.before) != Grants.of(self.after)
+        return (self.before is None or Grants.of(self.before) != Grants.of(self.after)
+                or _scopes(self.before) != _scopes(self.after))
+
+
+_SCOPE_VALUE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+UNRESTRICTED = "*"
+
+
+def _scopes(principal: Principal) -> dict[str, list[str] | None]:
+    def listed(values: frozenset[str] | None) -> list[str] | None:
+        return sorted(values) if values else None
+    return {"verticals": listed(principal.verticals), "regions": listed(principal.geo_scopes)}
+
+
+def _scope_values(values: Iterable[str], what: str) -> frozenset[str] | None:
+    """Scope values as given on the command line: names, or `*` alone for unrestricted (None)."""
+    chosen = frozenset(v.strip() for v in values)
+    if UNRESTRICTED in chosen:
+        if len(chosen) > 1:
+            raise Invalid(f"--{what} * means every {what}: give it alone, not with {', '.join(sorted(chosen - {'*'}))}")
+        return None
+    bad = sorted(v for v in chosen if not _SCOPE_VALUE.match(v))
+    if bad:
+        raise Invalid(f"{what} {', '.join(map(repr, bad))}: a {what} is a name of lowercase letters, digits and '_' "
+                      "(e.g. public_sector, emea), or * for every one")
+    return chosen or None
 
 
 def list_principals(conn) -> list[Principal]:
@@ -80,14 +109,19 @@ def _record(conn, actor: str, change: PrincipalChange) -> None:
     tenant = next(iter(tenants_touched)) if len(tenants_touched) == 1 and identifiers.ALL_TENANTS not in tenants_touched else None
     audit.record(conn, actor=actor, action=f"principal.{change.change}", target=change.principal_id, outcome="succeeded",
                  tenant_id=tenant, details={"before": Grants.of(change.before).described() if change.before else None,
-                          "after": Grants.of(change.after).described(), "kind": change.after.kind})
+                          "after": Grants.of(change.after).described(), "kind": change.after.kind,
+                          "scopes": {"before": _scopes(change.before) if change.before else None,
+                                     "after": _scopes(change.after)}})
 
 
 def add(conn, principal_id: str, *, roles: Iterable[str], tenants: Iterable[str], actor: str,
-        service: bool = False, display_name: str | None = None) -> PrincipalChange:
-    """Create a principal (a service account when the id is svc:name). An id that exists is a
-    Conflict: change it with update/reactivate."""
+        service: bool = False, display_name: str | None = None, verticals: Iterable[str] = (),
+        regions: Iterable[str] = ()) -> PrincipalChange:
+    """Create a principal (a service account when the id is svc:name), optionally scoped to
+    verticals and regions (none given: unrestricted). An id that exists is a Conflict: change
+    it with update/scope/reactivate."""
     try:
+        scoped = _scope_values(verticals, "vertical"), _scope_values(regions, "region")
         principal_id = identifiers.new_principal_id(principal_id)
         if service and not identifiers.is_service(principal_id):
             raise Invalid(f"{principal_id}: a service account's id is svc:name")
@@ -105,6 +139,7 @@ def add(conn, principal_id: str, *, roles: Iterable[str], tenants: Iterable[str]
     with conn, conn.cursor() as cur:
         policy.insert_principal(cur, principal_id, kind="service" if identifiers.is_service(principal_id) else "user",
                                 display_name=display_name or principal_id, grants=grants)
+        policy.replace_scopes(cur, principal_id, *scoped)
         change = PrincipalChange(principal_id, "add", None, policy.get_principal(conn, principal_id))
         _record(conn, actor, change)
     return change
@@ -128,6 +163,29 @@ def update(conn, principal_id: str, *, actor: str, roles: Iterable[str] | None =
     with conn, conn.cursor() as cur:
         policy.replace_grants(cur, principal_id, after)
         change = PrincipalChange(principal_id, "update", before, policy.get_principal(conn, principal_id))
+        _record(conn, actor, change)
+    return change
+
+
+def scope(conn, principal_id: str, *, actor: str, verticals: Iterable[str] | None = None,
+          regions: Iterable[str] | None = None) -> PrincipalChange:
+    """Set the verticals and/or regions a principal may see (what is not given stays; `*`:
+    unrestricted). Who may change the principal's grants may change its scopes."""
+    try:
+        if verticals is None and regions is None:
+            raise Invalid("give --vertical and/or --region (repeat for several; * for every one)")
+        before = _existing(conn, identifiers.principal_id(principal_id))
+        new_verticals = _scope_values(verticals, "vertical") if verticals is not None else before.verticals
+        new_regions = _scope_values(regions, "region") if regions is not None else before.geo_scopes
+    except (Invalid, NotFound) as exc:
+        _refuse(conn, actor, "scope", principal_id, exc)
+        raise
+    policy.authorize_principal_change(conn, actor, principal_id, "scope", [Grants.of(before)])
+    if (new_verticals, new_regions) == (before.verticals, before.geo_scopes):
+        return PrincipalChange(principal_id, "scope", before, before)
+    with conn, conn.cursor() as cur:
+        policy.replace_scopes(cur, principal_id, new_verticals, new_regions)
+        change = PrincipalChange(principal_id, "scope", before, policy.get_principal(conn, principal_id))
         _record(conn, actor, change)
     return change
 

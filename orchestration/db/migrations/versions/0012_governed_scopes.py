@@ -9,7 +9,8 @@ next query, not at the next dbt build. It is plpgsql on purpose: a `language sql
 checked when created, and raw.consent_events may not exist yet when migrations run (the seed
 or the loaders create it).
 
-Principals get vertical and region scopes (control.principal_scopes; none: unrestricted).
+Principals get vertical and region scopes (control.principal_scopes; none: unrestricted), and
+the role `root` (the specification's ROOT requests) becomes a valid role.
 
 Revision ID: 0012
 """
@@ -55,6 +56,11 @@ def upgrade() -> None:
             value        text not null check (value ~ '^[a-z][a-z0-9_]{0,62}$'),
             primary key (principal_id, dimension, value)
         );
+
+        alter table control.principal_roles drop constraint principal_roles_role_check;
+        alter table control.principal_roles add constraint principal_roles_role_check
+            check (role in ('viewer', 'analyst', 'manager', 'executive', 'template_owner', 'approver',
+                            'tenant_admin', 'platform_admin', 'root'));
         """
     )
     op.execute(_context_function("report_verticals", "text[]", "c.verticals"))
@@ -95,13 +101,20 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # cascade drops the entity models' governed_access policies with the functions: their tables
+    # keep row-level security forced and no policy, so the reader sees none of their rows.
     op.execute(
         """
-        drop function if exists rls.withdrawn_subjects();
-        drop function if exists rls.report_include_withdrawn();
-        drop function if exists rls.report_geo_scopes();
-        drop function if exists rls.report_verticals();
+        drop function if exists rls.withdrawn_subjects() cascade;
+        drop function if exists rls.report_include_withdrawn() cascade;
+        drop function if exists rls.report_geo_scopes() cascade;
+        drop function if exists rls.report_verticals() cascade;
         drop table control.principal_scopes;
+        delete from control.principal_roles where role = 'root';
+        alter table control.principal_roles drop constraint principal_roles_role_check;
+        alter table control.principal_roles add constraint principal_roles_role_check
+            check (role in ('viewer', 'analyst', 'manager', 'executive', 'template_owner', 'approver',
+                            'tenant_admin', 'platform_admin'));
         alter table control.report_contexts drop column include_withdrawn;
         """
     )
