@@ -37,10 +37,16 @@ def _raw(conn, sql: str, params=()) -> list[tuple]:
 
 
 @pytest.fixture(scope="module")
-def scoped(conn):
+def scoped(built):
     """acme's verticals and regions, and principals holding part of them (made here, as fixtures)."""
     from orchestration.access import policy
+    from orchestration.db import warehouse
 
+    with warehouse.connection() as conn:
+        return _principals(conn, policy)
+
+
+def _principals(conn, policy) -> tuple[list[str], list[str]]:
     verticals = [r[0] for r in _raw(conn, "select distinct vertical from raw.incidents where tenant_id = 'acme' order by 1")]
     regions = [r[0] for r in _raw(conn, "select distinct region from raw.incidents where tenant_id = 'acme' order by 1")]
     assert len(verticals) >= 3 and len(regions) >= 2, (verticals, regions)
@@ -53,7 +59,7 @@ def scoped(conn):
 def _entity(client, token_for, model: str, fields: list[dict]) -> dict:
     admin = auth(token_for("platform@nexus.example"))
     body = {"entity_name": f"{model[:12]}_{uuid.uuid4().hex[:6]}", "data_source": {"model": model, "version": 1},
-            "classification": "internal", "allowed_fields": fields}
+            "classification": "internal", "allowed_fields": [{"name": "tenant_id", "type": "text"}, *fields]}
     created = client.post(ENTITIES, json=body, headers=admin)
     assert created.status_code == 201, created.text
     return client.post(f"{ENTITIES}/{created.json()['entity_id']}/activate", headers=admin).json()
@@ -97,13 +103,13 @@ def test_withdrawn_subjects_are_out_of_aggregates_and_only_root_brings_them_back
     one = f"{DEFS}/{_save(client, token_for('analyst@acme.example'), _totals(awareness))}"
 
     analyst = client.post(f"{one}/preview", json={}, headers=auth(token_for("analyst@acme.example"))).json()
-    assert analyst["preview_rows"][0][1:] == [consenting[0], float(consenting[1])]
+    assert analyst["preview_rows"][0] == [consenting[0], float(consenting[1])]
 
     reason = {"reason_code": "REGULATORY_REQUEST", "reason_text": "case 42"}
     root = client.post(f"{one}/preview", json={"include_withdrawn": reason},
                        headers={**auth(token_for(ROOT)), "X-Request-ID": "consent-root-1"})
     assert root.status_code == 200, root.text
-    assert root.json()["preview_rows"][0][1:] == [everyone[0], float(everyone[1])]
+    assert root.json()["preview_rows"][0] == [everyone[0], float(everyone[1])]
     logged = _raw(conn, "select actor, details from control.audit_log where action = 'consent.override' "
                         "and correlation_id = 'consent-root-1'")
     assert logged == [(ROOT, reason)]
