@@ -27,7 +27,7 @@ _CEILING = {
     "approver": "confidential",
     "tenant_admin": "restricted",
     "platform_admin": "pii",
-    "root": "pii",  # ROOT requests may return full datasets (the specification)
+    "root": "pii",  # the specification's ROOT: sees everything, withdrawn subjects only with a reason
 }
 # The order matters: a principal cleared for one level sees the levels before it.
 CLASSIFICATION_ORDER: tuple[str, ...] = ("public", "internal", "confidential", "restricted", "pii")

@@ -1,4 +1,5 @@
-"""Registry use cases: list, show, create, update, activate, deprecate, archive.
+"""Registry use cases: list, show, create, update, activate, deprecate, archive, and registering
+the system entries (registry/system_entities.py).
 
 Reading needs only an active principal and lists what it may use: the system entries and its
 own tenants' entries, active ones only unless it administers the registry. An entry of another
@@ -20,6 +21,7 @@ from orchestration.governance import versioned
 from orchestration.governance.versioned import Retirement
 from orchestration.registry import sources, store
 from orchestration.registry.entities import Entity, EntityCreate, EntityUpdate, JoinSpec
+from orchestration.registry.system_entities import SYSTEM_ENTITIES
 
 PAGE_MAX = 200
 # status -> the statuses it may move to, and the timestamp column the move sets
@@ -203,3 +205,33 @@ def change_status(conn, caller: Authenticated, entity_id: str, status: str, reti
                      outcome="succeeded", tenant_id=entity.tenant_id, correlation_id=correlation_id,
                      details=retirement.model_dump() if retirement else {})
     return updated
+
+
+def register_system_entities(conn, *, actor: str, correlation_id: str | None = None) -> list[Entity]:
+    """Create and activate every system entry (SYSTEM_ENTITIES) that is missing; idempotent.
+
+    `actor` is a platform admin's principal id (an operator on the host, or `make demo`). Each
+    creation and activation goes through create_entity / change_status, so it is checked
+    against the dbt manifest and audited like any other. A live entry of the same name is left
+    as it is (an administrator may have changed or deprecated it on purpose); a draft one is
+    activated. Returns the live entries, in SYSTEM_ENTITIES order.
+    """
+    principal = policy.get_principal(conn, actor)
+    denial = policy.standing_denial(principal)
+    if denial is None and "platform_admin" not in principal.roles:
+        denial = "system registry entries are managed by a platform admin"
+    if denial:  # refused up front, also when nothing is missing: the answer must not depend on the state
+        audit.record_now(conn, actor=actor, action="manage_registry.denied", target="system registry entities",
+                         outcome="denied", correlation_id=correlation_id, details={"reason": denial})
+        raise Denied(f"{actor} may not register the system entities: {denial}")
+    caller = Authenticated(principal, "(operator)", frozenset())
+    entries = []
+    for spec in SYSTEM_ENTITIES:
+        with conn:
+            entity = store.live_by_name(conn, spec.entity_name, [])
+        if entity is None:
+            entity = create_entity(conn, caller, spec, correlation_id=correlation_id)
+        if entity.status == "draft":
+            entity = change_status(conn, caller, entity.entity_id, "active", correlation_id=correlation_id)
+        entries.append(entity)
+    return entries
