@@ -205,3 +205,50 @@ def test_compiled_sql_passes_the_same_guard_as_template_sections(flow, monkeypat
     with pytest.raises(sql_guard.SqlRefused, match="pg_sleep"):
         builder.compile_definition(spec, [flow], ANALYST, window=JUNE)
     monkeypatch.setattr(builder.exp, "Sum", real)
+
+
+def test_a_runs_sql_is_a_report_section_the_engine_renders_guards_and_binds(flow):
+    """for_run: relations as ref() calls, the window as the run's parameters, values as JSON."""
+    from orchestration.catalog import section_sql, sql_guard
+    from orchestration.catalog.templates import SectionDef
+    from orchestration.metrics import dbt_manifest
+
+    n = flow.entity_name
+    spec = _spec(flow, fields=[f"{n}.severity"], group_by=[f"{n}.severity"],
+                 filters=[{"field": f"{n}.day", "op": "gte", "value": "2026-06-10"},
+                          {"field": f"{n}.severity", "op": "in", "value": ["high", "critical"]}],
+                 aggregates=[{"function": "sum", "field": f"{n}.incidents_opened", "alias": "opened"}])
+    compiled = builder.compile_definition(spec, [flow], ANALYST, for_run=True)
+    assert "{{ ref('metric_incident_flow', 1) }}" in compiled.sql and "analytics" not in compiled.sql
+    assert "%(window_start)s" in compiled.sql and "%(window_end)s" in compiled.sql
+    assert compiled.params == {"p0": "2026-06-10", "p1": "high", "p2": "critical"}  # JSON scalars
+    assert [c.name for c in compiled.columns] == ["tenant_id", "severity", "opened"]  # the tenant leads, as in sections
+    section = SectionDef(name="rows", title="t", columns=[{"name": c.name, "type": c.type} for c in compiled.columns],
+                         sql=compiled.sql)
+    rendered = section_sql.render(section, lambda name, version=None: dbt_manifest.model(name, version).relation)
+    sql_guard.check(rendered.sql, section="rows", relations=rendered.relations,
+                    parameters=("window_start", "window_end", *compiled.params))
+    with warehouse.reader_connection() as conn, warehouse.reader_transaction(conn, "acme") as cur:
+        cur.execute(section_sql.bind(rendered.sql, {**compiled.params, "window_start": JUNE.start,
+                                                    "window_end": JUNE.end}, cur))
+        got = cur.fetchall()
+    preview = builder.compile_definition(spec, [flow], ANALYST, window=JUNE)
+    assert [row[1:] for row in got] == _run(preview, "acme") and {row[0] for row in got} <= {"acme"}
+
+
+def test_cases_shown_row_by_row_always_carry_their_suspension_status(conn_module, admin):
+    """The specification: reports MUST include case suspension status when cases are visible."""
+    from orchestration.registry.system_entities import SYSTEM_ENTITIES
+
+    incidents = next(e for e in registry_service.register_system_entities(conn_module, actor="platform@nexus.example")
+                     if e.entity_name == "incidents" and e.tenant_id is None)
+    assert any(e.entity_name == "incidents" for e in SYSTEM_ENTITIES)
+    rows = DefinitionSpec.model_validate({"report_name": "t", "entity_ids": [incidents.entity_id],
+                                          "fields": ["incidents.incident_id", "incidents.severity"]})
+    compiled = builder.compile_definition(rows, [incidents], ROWS)
+    assert [c.name for c in compiled.columns] == ["incident_id", "severity", "suspension_status"]
+    counted = DefinitionSpec.model_validate({
+        "report_name": "t", "entity_ids": [incidents.entity_id], "fields": ["incidents.severity"],
+        "group_by": ["incidents.severity"],
+        "aggregates": [{"function": "count", "field": "incidents.incident_id", "alias": "n"}]})
+    assert [c.name for c in builder.compile_definition(counted, [incidents], ROWS).columns] == ["severity", "n"]
