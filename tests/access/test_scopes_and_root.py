@@ -147,3 +147,35 @@ def test_sample_principals_include_scoped_ones_and_root(built, conn, tenant_ids)
         cur.execute("select array_agg(distinct vertical) from raw.sites where tenant_id = 'acme'")
         verticals = set(cur.fetchone()[0])
     assert len(verticals) == 3 and {"healthcare", "finance"} < verticals
+
+
+def _principal(roles=("analyst",), verticals=None, regions=None) -> policy.Principal:
+    return policy.Principal("p@acme.example", "user", "p", True, frozenset(roles), frozenset({"acme"}),
+                            frozenset(verticals) if verticals else None, frozenset(regions) if regions else None)
+
+
+def test_reader_scope_narrows_to_the_request_and_never_widens():
+    from orchestration.access.scopes import reader_scope
+    from orchestration.db.report_context import ReaderScope
+    from orchestration.errors import Denied
+
+    unrestricted = _principal()
+    assert reader_scope(unrestricted) == ReaderScope()
+    assert reader_scope(unrestricted, verticals=["finance"]) == ReaderScope(verticals=("finance",))
+    programme = _principal(verticals={"healthcare", "finance"}, regions={"emea"})
+    assert reader_scope(programme) == ReaderScope(verticals=("finance", "healthcare"), geo_scopes=("emea",))
+    assert reader_scope(programme, verticals=["finance"]) == ReaderScope(verticals=("finance",), geo_scopes=("emea",))
+    with pytest.raises(Denied, match="public_sector"):
+        reader_scope(programme, verticals=["finance", "public_sector"])
+    with pytest.raises(Denied, match="amer"):
+        reader_scope(programme, geo_scopes=["amer"])
+
+
+def test_reader_scope_includes_withdrawn_subjects_for_root_only():
+    from orchestration.access.scopes import reader_scope
+    from orchestration.errors import Denied
+
+    assert reader_scope(_principal(roles=("root",)), include_withdrawn=True).include_withdrawn is True
+    for roles in (("platform_admin",), ("tenant_admin",), ("analyst",)):
+        with pytest.raises(Denied, match="consent-withdrawn"):
+            reader_scope(_principal(roles=roles), include_withdrawn=True)
