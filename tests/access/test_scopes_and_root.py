@@ -147,3 +147,8 @@ def test_sample_principals_include_scoped_ones_and_root(built, conn, tenant_ids)
         cur.execute("select array_agg(distinct vertical) from raw.sites where tenant_id = 'acme'")
         verticals = set(cur.fetchone()[0])
     assert len(verticals) == 3 and {"healthcare", "finance"} < verticals
+
+
+def _principal(roles=("analyst",), verticals=None, regions=None) -> policy.Principal:
+    return policy.Principal("p@acme.example", "user", "p", True, frozenset(roles), frozenset({"acme"}),
+                            frozenset(verticals) if verticals else None, frozenset(regions) if regions else None)

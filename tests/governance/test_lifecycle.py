@@ -256,7 +256,7 @@ def test_deactivated_principal_is_refused(conn, template):
 def test_matrix_is_total_and_platform_admin_can_do_everything_but_roots_own():
     admin = policy.Principal("p", "user", "P", True, frozenset({"platform_admin"}), frozenset({"*"}))
     nobody = policy.Principal("n", "user", "N", True, frozenset({"viewer"}), frozenset({"acme"}))
-    assert policy.NOT_IMPLIED == {"include_withdrawn"}
+    assert {"include_withdrawn"} == policy.NOT_IMPLIED
     for action in policy.ACTIONS:
         assert (policy.decide(admin, action, tenant_id="anything") is None) == (action not in policy.NOT_IMPLIED)
     assert policy.decide(nobody, "view", tenant_id="acme") is None

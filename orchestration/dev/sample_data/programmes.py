@@ -8,7 +8,6 @@ table's: adding these columns leaves every value the seed produced before exactl
 from __future__ import annotations
 
 import random
-from typing import TYPE_CHECKING
 
 from orchestration.dev.sample_data.programmes_vocabulary import (
     FACILITY,
@@ -23,9 +22,6 @@ from orchestration.dev.sample_data.programmes_vocabulary import (
 )
 from orchestration.dev.sample_data.sampling import weighted_pool
 from orchestration.dev.sample_data.vocabulary import FIRST_NAMES, LAST_NAMES
-
-if TYPE_CHECKING:
-    from orchestration.dev.sample_data.world import World
 
 SITE_BITS = 10
 
@@ -73,8 +69,9 @@ def _subjects(rng: random.Random, tenant, sites: list[Site], site_pool: list[int
     return subjects
 
 
-def build_layouts(world: World) -> list[TenantLayout]:
-    """One layout per tenant, in the world's tenant order."""
+def build_layouts(world) -> list[TenantLayout]:
+    """One layout per tenant, in the order of `world.tenants` (a sample_data.world.World, which
+    imports this module: hence no annotation)."""
     rng = random.Random(f"nexus-seed:{world.seed}:programmes")
     layouts = []
     for t in world.tenants:
@@ -98,7 +95,7 @@ class IncidentGovernance:
     and region without either load keeping incidents in memory.
     """
 
-    def __init__(self, world: World):
+    def __init__(self, world):
         self._rng = random.Random(f"nexus-seed:{world.seed}:incident-governance")
         self._layouts = world.layouts
         # per tenant, per site: ",vertical,region,site_id"

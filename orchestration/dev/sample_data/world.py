@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import math
 import random
+from functools import cached_property
 
 from orchestration.dev.sample_data.formatting import epoch_of
-from orchestration.dev.sample_data.programmes import build_layouts
+from orchestration.dev.sample_data.programmes import TenantLayout, build_layouts
 from orchestration.dev.sample_data.sampling import weighted_pool
 from orchestration.dev.sample_data.vocabulary import (
     CONNECTOR_ALERT_WEIGHT,
@@ -94,8 +95,12 @@ class World:
         self.severity_pool = weighted_pool(list(range(4)), SEVERITY_WEIGHTS)
         self.noise_severity_pool = weighted_pool(list(range(4)), [1, 5, 25, 69])
         self._hourly_intensity(rng)
-        # Verticals, sites and subjects come last, from their own stream: nothing above changes.
-        self.layouts = build_layouts(self)
+
+    @cached_property
+    def layouts(self) -> list[TenantLayout]:
+        """Each tenant's verticals, sites and subjects, from a stream of their own: nothing the
+        world drew above changes because they exist."""
+        return build_layouts(self)
 
     def _hourly_intensity(self, rng: random.Random) -> None:
         """Cumulative share of incidents per hour of the window (weekdays, working hours, a slow
