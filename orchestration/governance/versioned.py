@@ -18,19 +18,29 @@ Status = Literal["draft", "active", "deprecated", "archived"]
 ReasonCode = Literal["SUPERSEDED", "DATA_QUALITY", "POLICY_CHANGE", "SECURITY", "NO_LONGER_NEEDED", "OTHER"]
 
 
-class Retirement(BaseModel):
-    """Why something is deprecated or archived: a code from a fixed list, text required for OTHER."""
+class Reason(BaseModel):
+    """A code from a fixed list (each subclass declares its own `reason_code` Literal) and a text,
+    required when the code is OTHER."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    reason_code: ReasonCode
+    reason_code: str
     reason_text: str | None = Field(default=None, max_length=2000)
 
     @model_validator(mode="after")
-    def _text_for_other(self) -> Retirement:
+    def _text_for_other(self) -> Reason:
         if self.reason_code == "OTHER" and not (self.reason_text or "").strip():
             raise ValueError("reason_text is required when reason_code is OTHER")
         return self
+
+    def logged(self) -> str:
+        return self.reason_code + (f": {self.reason_text}" if self.reason_text else "")
+
+
+class Retirement(Reason):
+    """Why something is deprecated or archived."""
+
+    reason_code: ReasonCode
 
 
 class LifecycleStamps(BaseModel):

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict
 
 from orchestration.access import audit, clearance, policy
 from orchestration.access.tokens import Authenticated
@@ -27,6 +27,7 @@ from orchestration.catalog.templates import Template
 from orchestration.db import warehouse
 from orchestration.db.report_context import ReaderScope
 from orchestration.errors import Conflict, Denied, Invalid, NotFound
+from orchestration.governance.versioned import Reason
 from orchestration.links.tokens import public_base
 from orchestration.registry import builder
 from orchestration.runs import admission, idempotency, records, supervisor, worker
@@ -45,21 +46,10 @@ ConsentReason = Literal["LEGAL_OBLIGATION", "REGULATORY_REQUEST", "INCIDENT_INVE
                         "OTHER"]
 
 
-class ConsentOverride(BaseModel):
+class ConsentOverride(Reason):
     """Root only: include consent-withdrawn subjects, for a reason that is logged."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     reason_code: ConsentReason
-    reason_text: str | None = Field(default=None, max_length=1000)
-
-    @model_validator(mode="after")
-    def _text_for_other(self) -> ConsentOverride:
-        if self.reason_code == "OTHER" and not (self.reason_text or "").strip():
-            raise ValueError("reason_text is required when reason_code is OTHER")
-        return self
-
-    def logged(self) -> str:
-        return self.reason_code + (f": {self.reason_text}" if self.reason_text else "")
 
 
 class RunOrder(BaseModel):
