@@ -43,8 +43,7 @@ COMMITS_ON_ITS_OWN = {
     "orchestration/runs/records.py",
     # the run engine's steps, run by a worker for minutes: each step's tables and rows are visible
     # to the next step's reader connection and to other processes as soon as the step ends
-    "orchestration/runs/snapshot.py", "orchestration/runs/publish.py", "orchestration/runs/freshness.py",
-    "orchestration/runs/corrections.py",
+    "orchestration/runs/snapshot.py", "orchestration/runs/publish.py",
     # a security event is kept even when the request that raised it is refused
     "orchestration/runs/admission.py",
     # the tenant's hashing key is made once, on first use, by whichever render needs it first
@@ -60,12 +59,9 @@ TRANSACTIONS_NOT_YET_IN_SERVICES = {
     "orchestration/delivery/outbox.py",
     "orchestration/delivery/records.py",
     "orchestration/delivery/webhook.py",
-    "orchestration/governance/lifecycle.py",
     "orchestration/links/records.py",
     "orchestration/links/revocation.py",
     "orchestration/links/service.py",
-    "orchestration/schedules/evaluation.py",
-    "orchestration/schedules/store.py",
 }
 # Modules that must not depend, even indirectly, on these: authorization never waits on a renderer.
 FORBIDDEN_DEPENDENCIES = {

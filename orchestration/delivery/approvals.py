@@ -19,7 +19,8 @@ from typing import Any
 from orchestration.access import audit, policy
 from orchestration.db.warehouse import dict_rows
 from orchestration.delivery.recipients import CHANNELS, Recipient, RecipientError, distribution_hash
-from orchestration.schedules import runtime
+from orchestration.schedules import store as schedule_store
+from orchestration.schedules.timing import ScheduleError
 
 
 class ApprovalError(ValueError):
@@ -28,8 +29,8 @@ class ApprovalError(ValueError):
 
 def _schedule(conn, schedule_id: int) -> dict[str, Any]:
     try:
-        return runtime.get(conn, schedule_id)
-    except runtime.ScheduleError as exc:
+        return schedule_store.get(conn, schedule_id)
+    except ScheduleError as exc:
         raise ApprovalError(str(exc)) from exc
 
 

@@ -17,9 +17,9 @@ from orchestration.artifacts.s3_store import S3Store
 from orchestration.catalog import templates
 from orchestration.db import warehouse
 from orchestration.defs import dagster_home
-from orchestration.governance import lifecycle
 from orchestration.metrics import dbt_manifest
 from orchestration.runs import periods, records, run_tags
+from orchestration.services import templates as template_service
 from orchestration.settings import get_settings
 
 # Dagster's step-by-step log stays in the instance (the UI shows it); the terminal gets warnings.
@@ -97,7 +97,7 @@ def _govern(instance, echo: Callable[[str], None]) -> list[str]:
     with warehouse.connection() as conn:
         tenant_ids = tenants.list_tenant_ids(conn)
         policy.seed_sample_principals(conn, tenant_ids)
-        approved = lifecycle.approve_system_templates(conn, approver=policy.APPROVERS[0])
+        approved = template_service.approve_system_templates(conn, approver=policy.APPROVERS[0])
     if approved:
         echo(f"approved by {policy.APPROVERS[0]} after Gate A: {', '.join(approved)}")
     add, _ = tenants.partition_changes(tenant_ids, instance.get_dynamic_partitions("tenants"))

@@ -72,10 +72,11 @@ def test_restricted_report_reaches_the_inbox_as_links_to_the_redacted_variant(bu
     recipient = f"email:{AUDITOR};external;principal={AUDITOR}"
     with conn, conn.cursor() as cur:
         cur.execute("update control.schedules set state = 'archived' where state <> 'archived'")
-    schedule_id = schedule_store.create(
-        conn, TEMPLATE, tenant_id="acme", cron="0 6 1 * *", timezone="UTC", actor="manager@acme.example",
-        reason="monthly evidence for the partner audit", recipients=[recipient],
-        now=dt.datetime(2026, 6, 30, tzinfo=dt.UTC))
+    with conn:
+        schedule_id = schedule_store.create(
+            conn, TEMPLATE, tenant_id="acme", cron="0 6 1 * *", timezone="UTC", actor="manager@acme.example",
+            reason="monthly evidence for the partner audit", recipients=[recipient],
+            now=dt.datetime(2026, 6, 30, tzinfo=dt.UTC))
     approvals.approve(conn, schedule_id, approver=access.APPROVERS[0], recipients=[recipient], channels=["email"])
 
     # The tick at 1 July 06:00 runs the schedule's job for June, through Dagster.

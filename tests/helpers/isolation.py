@@ -125,6 +125,7 @@ def hostile_sibling_fixture(built, tenant_ids):
     from orchestration.governance import lifecycle
     from orchestration.runs import engine, failures
     from orchestration.runs.request import ReportRequest
+    from orchestration.services import templates as template_service
 
     from ..conftest import PERIOD
 
@@ -136,7 +137,7 @@ def hostile_sibling_fixture(built, tenant_ids):
     with warehouse.connection() as conn:
         policy.upsert_principal(conn, owner, roles=["template_owner"], tenants=[mine])
         with pytest.raises(lifecycle.GateAFailed, match=r"set_config\(\) is not allowed"):
-            lifecycle.submit(conn, hostile, actor=owner, tenant_id=mine)
+            template_service.submit_template(conn, hostile, actor=owner, tenant_id=mine)
         with conn, conn.cursor() as cur:
             cur.execute("""insert into control.template_versions (template_key, version, owner_tenant, content_hash,
                                content, author, state, approved_by, approved_at)
