@@ -59,9 +59,6 @@ TRANSACTIONS_NOT_YET_IN_SERVICES = {
     "orchestration/delivery/outbox.py",
     "orchestration/delivery/records.py",
     "orchestration/delivery/webhook.py",
-    "orchestration/links/records.py",
-    "orchestration/links/revocation.py",
-    "orchestration/links/service.py",
 }
 # Modules that must not depend, even indirectly, on these: authorization never waits on a renderer.
 FORBIDDEN_DEPENDENCIES = {

@@ -1,7 +1,8 @@
 """Links and access events in control.links / control.access_events, typed: the only SQL on them.
 
 What a link belongs to (template, version) is read from the run records through
-orchestration/runs/records.py, the only module with SQL on run records.
+orchestration/runs/records.py, the only module with SQL on run records. Every function runs in
+the caller's transaction.
 """
 
 from __future__ import annotations
@@ -72,14 +73,14 @@ def status(link: Link | dict[str, Any], now: dt.datetime) -> str:
 
 
 def by_token_hash(conn, digest: str) -> Link | None:
-    with conn, conn.cursor() as cur:
+    with conn.cursor() as cur:
         cur.execute("select * from control.links where token_sha256 = %s", (digest,))
         rows = dict_rows(cur)
     return Link.from_row(rows[0]) if rows else None
 
 
 def tenant_and_creator(conn, link_id: int) -> tuple[str, str] | None:
-    with conn, conn.cursor() as cur:
+    with conn.cursor() as cur:
         cur.execute("select tenant_id, created_by from control.links where link_id = %s", (link_id,))
         return cur.fetchone()
 
@@ -130,7 +131,7 @@ def insert_access_event(cur, *, now: dt.datetime, link: Link | None, outcome: st
 def list_links(conn, *, tenant_id: str | None = None, run_id: str | None = None,
                now: dt.datetime) -> list[Link]:
     """Links (newest first) with their template and status; never their token."""
-    with conn, conn.cursor() as cur:
+    with conn.cursor() as cur:
         cur.execute(
             """select l.link_id, l.run_id, l.variant, l.format, l.principal_id, l.tenant_id, l.created_by,
                       l.created_at, l.expires_at, l.revoked_at, l.revoked_by, l.revoke_reason,
@@ -148,7 +149,7 @@ def list_links(conn, *, tenant_id: str | None = None, run_id: str | None = None,
 
 
 def access_events(conn, *, link_id: int | None = None, run_id: str | None = None) -> list[AccessEvent]:
-    with conn, conn.cursor() as cur:
+    with conn.cursor() as cur:
         cur.execute(
             """select * from control.access_events
                where (%s::bigint is null or link_id = %s) and (%s::text is null or run_id = %s)

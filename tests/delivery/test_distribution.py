@@ -105,7 +105,8 @@ def test_restricted_report_reaches_the_inbox_as_links_to_the_redacted_variant(bu
     assert rows and {r["owner_name"] for r in rows} <= {"[redacted]", ""}  # the external variant
     assert all(len(r["control_title"]) <= 41 for r in rows)
 
-    links.revoke(conn, actor="tenant_admin@acme.example", reason="audit closed", run_id=record.run_id)
+    with conn:
+        links.revoke(conn, actor="tenant_admin@acme.example", reason="audit closed", run_id=record.run_id)
     assert get(csv_url)[0] == 403
     with conn, conn.cursor() as cur:
         cur.execute("select outcome from control.access_events where run_id = %s order by event_id", (record.run_id,))

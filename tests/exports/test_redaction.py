@@ -161,8 +161,9 @@ def test_a_file_that_does_not_read_back_as_the_snapshot_is_not_published(built, 
 def test_a_link_to_the_external_variant_serves_the_redacted_file(throughput, conn):
     from orchestration.links import service
 
-    link = service.create(conn, throughput.run_id, fmt="csv", principal_id="executive@acme.example",
-                        actor="manager@acme.example", variant="external")
+    with conn:
+        link = service.create(conn, throughput.run_id, fmt="csv", principal_id="executive@acme.example",
+                              actor="manager@acme.example", variant="external")
     name, size, chunks = service.open_artifact(conn, link.run_id, link.variant, link.fmt)
     body = b"".join(chunks).decode()
     assert name == "analyst_throughput.external.csv" and len(body.encode()) == size

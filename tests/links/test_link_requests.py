@@ -59,7 +59,7 @@ def link(built):
     run = engine.run_report(t, ReportRequest.for_period(t, "acme", PERIOD, requester="analyst@acme.example"))
     from orchestration.db import warehouse
 
-    with warehouse.connection() as conn:
+    with warehouse.connection() as conn, conn:
         return links.create(conn, run.run_id, fmt="csv", principal_id="analyst@acme.example", actor="manager@acme.example")
 
 

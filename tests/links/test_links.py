@@ -100,7 +100,8 @@ def events(conn, link_id):
 
 
 def share(conn, published, fmt="csv", principal="analyst@acme.example", actor="manager@acme.example", **kw):
-    return links.create(conn, published.run_id, fmt=fmt, principal_id=principal, actor=actor, **kw)
+    with conn:  # the test owns the transaction, as a service would
+        return links.create(conn, published.run_id, fmt=fmt, principal_id=principal, actor=actor, **kw)
 
 
 # ---------------------------------------------------------------- grant
@@ -226,7 +227,8 @@ def test_revoked_link_is_403(conn, runs, server, scope):
                                    actor="tenant_admin@acme.example"),
         "tenant": dict(tenant_id="acme", actor="tenant_admin@acme.example"),
     }[scope]
-    revoked = links.revoke(conn, reason=f"test {scope}", **how)
+    with conn:
+        revoked = links.revoke(conn, reason=f"test {scope}", **how)
     assert link.link_id in revoked and bystander.link_id not in revoked
     status, _, body = fetch(server, link)
     assert status == 403 and body == b"This link does not grant access."
@@ -238,7 +240,8 @@ def test_revoked_link_is_403(conn, runs, server, scope):
         actor, outcome, details = cur.fetchone()
     assert (actor, outcome, details["reason"]) == (how["actor"], "succeeded", f"test {scope}")
     assert link.link_id in details["link_ids"]
-    assert links.revoke(conn, reason="again", **how) == []  # already revoked
+    with conn:
+        assert links.revoke(conn, reason="again", **how) == []  # already revoked
 
 
 def test_revocation_needs_the_right_role(conn, runs):
@@ -257,7 +260,8 @@ def test_revocation_needs_the_right_role(conn, runs):
         assert {r[0] for r in cur.fetchall()} == {"manager@acme.example", "tenant_admin@globex.example",
                                                   "tenant_admin@acme.example", "viewer@acme.example", "analyst@acme.example"}
     assert links.list_links(conn, run_id=runs["incident"].run_id)[0]["status"] == "active"
-    assert links.revoke(conn, actor="manager@acme.example", reason="mine", link_id=link.link_id) == [link.link_id]
+    with conn:
+        assert links.revoke(conn, actor="manager@acme.example", reason="mine", link_id=link.link_id) == [link.link_id]
 
 
 # ---------------------------------------------------------------- principal checked at request time
