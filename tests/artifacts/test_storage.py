@@ -24,6 +24,7 @@ from orchestration.artifacts import retention, storage
 from orchestration.catalog import templates
 from orchestration.runs import engine, failures, records
 from orchestration.runs.request import ReportRequest
+from orchestration.services import artifacts as artifact_service
 from orchestration.settings import get_settings
 from tests.helpers.audit import audit_rows_of_run as audit_rows
 from tests.helpers.cli import invoke
@@ -299,19 +300,19 @@ def test_retention_purges_through_the_store_and_skips_legal_holds(built, conn, r
         assert store.exists(pub.key) and records.get_run(conn, pub.run_id).artifact_location == str(pub.location)
 
     with pytest.raises(policy.AccessDenied):  # an analyst may not, nor another tenant's admin
-        artifact_index.set_hold(conn, kept.run_id, hold=True, actor="analyst@acme.example", reason="litigation")
+        artifact_service.set_hold(conn, kept.run_id, hold=True, actor="analyst@acme.example", reason="litigation")
     with pytest.raises(policy.AccessDenied):
-        artifact_index.set_hold(conn, kept.run_id, hold=True, actor="tenant_admin@globex.example", reason="litigation")
+        artifact_service.set_hold(conn, kept.run_id, hold=True, actor="tenant_admin@globex.example", reason="litigation")
     assert len(audit_rows(conn, "legal_hold.denied", kept.run_id)) == 2
-    assert artifact_index.set_hold(conn, kept.run_id, hold=True, actor="tenant_admin@acme.example",
-                                   reason="litigation 2026-17") == 1
+    assert artifact_service.set_hold(conn, kept.run_id, hold=True, actor="tenant_admin@acme.example",
+                                     reason="litigation 2026-17") == 1
     assert audit_rows(conn, "artifact.hold", kept.run_id)[0][:3] == ("tenant_admin@acme.example", kept.run_id,
                                                                       "succeeded")
 
     until = max(r["retention_until"] for p in (doomed, kept) for r in index_rows(conn, p.run_id))
     ids = [doomed.run_id, kept.run_id]
-    assert retention.sweep(conn, now=until - dt.timedelta(days=2), run_ids=ids).expired == []
-    result = retention.sweep(conn, now=until + dt.timedelta(seconds=1), run_ids=ids)
+    assert artifact_service.sweep(conn, now=until - dt.timedelta(days=2), run_ids=ids).expired == []
+    result = artifact_service.sweep(conn, now=until + dt.timedelta(seconds=1), run_ids=ids)
     assert (result.expired, result.held, result.failed) == ([doomed.run_id], [kept.run_id], {})
 
     # purged: gone from the store, index rows deleted, run expired, purge and expiry audited
@@ -332,8 +333,8 @@ def test_retention_purges_through_the_store_and_skips_legal_holds(built, conn, r
     assert records.get_run(conn, kept.run_id).state == "completed"
     assert all(r["deleted_at"] is None and r["legal_hold"] for r in index_rows(conn, kept.run_id))
     assert audit_rows(conn, "artifact.purged", kept.run_id) == []
-    artifact_index.set_hold(conn, kept.run_id, hold=False, actor="platform@nexus.example", reason="case closed")
-    assert retention.expire(conn, now=until + dt.timedelta(seconds=1), run_ids=ids) == [kept.run_id]
+    artifact_service.set_hold(conn, kept.run_id, hold=False, actor="platform@nexus.example", reason="case closed")
+    assert artifact_service.expire(conn, now=until + dt.timedelta(seconds=1), run_ids=ids) == [kept.run_id]
     assert not store.exists(kept.key) and records.get_run(conn, kept.run_id).state == "expired"
     assert [r[0] for r in audit_rows(conn, "artifact.release", kept.run_id)] == ["platform@nexus.example"]
 

@@ -15,12 +15,12 @@ import secrets
 import pytest
 
 from orchestration.access import audit, policy
-from orchestration.artifacts import retention
 from orchestration.catalog import templates
 from orchestration.links import service as links
 from orchestration.links import web
 from orchestration.runs import engine
 from orchestration.runs.request import ReportRequest
+from orchestration.services import artifacts as artifact_service
 from tests.helpers.asgi_server import serving
 from tests.helpers.audit import audit_rows
 from tests.helpers.cli import run as cli
@@ -203,7 +203,7 @@ def test_expired_run_is_410(conn, built, server):
     published = _run("incident_summary", "acme", ("json",), "analyst@acme.example")
     link = share(conn, published, fmt="json")
     assert fetch(server, link)[0] == 200
-    assert retention.expire(conn, now=dt.datetime.now(dt.UTC) + dt.timedelta(days=3650),
+    assert artifact_service.expire(conn, now=dt.datetime.now(dt.UTC) + dt.timedelta(days=3650),
                             run_ids=[published.run_id]) == [published.run_id]
     status, _, body = fetch(server, link)
     assert status == 410 and body == b"This link has expired."
