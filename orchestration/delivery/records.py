@@ -4,6 +4,12 @@ pending -> sending (claimed, attempts + 1, committed before the channel is calle
 failed_transient (due again after an exponential backoff) or failed_permanent. A row left
 'sending' by a process that died is claimed again after SENDING_LEASE. Every end of an attempt
 is an audit row, written in the same transaction as the state change.
+
+Who commits: `insert` and `requeue_failed` run in the caller's transaction (a service's). The
+claim and the outcome of a send (`claim`, `mark_sent`, `mark_failed`) commit at once, an
+exception to "the service owns the transaction" (orchestration/services/__init__.py): a row is
+claimed before its channel is called so no other worker sends it, and its outcome is recorded
+right after the channel answered, whatever happens to the rest of the batch.
 """
 
 from __future__ import annotations

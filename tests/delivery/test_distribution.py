@@ -17,11 +17,12 @@ import dagster as dg
 import pytest
 
 from orchestration.access import policy as access
-from orchestration.delivery import approvals, outbox
+from orchestration.delivery import outbox
 from orchestration.links import service as links
 from orchestration.links import web
 from orchestration.runs import records
 from orchestration.schedules import store as schedule_store
+from orchestration.services import delivery as delivery_service
 from tests.helpers.dagster import sensor_context
 
 from ..servers import free_port
@@ -68,7 +69,7 @@ def test_restricted_report_reaches_the_inbox_as_links_to_the_redacted_variant(bu
     # An outside auditor: may receive (executive) acme's reports, nothing else; domain allow-listed.
     access.upsert_principal(conn, AUDITOR, display_name="Partner auditor", roles=["executive"], tenants=["acme"],
                             actor="tenant_admin@acme.example")
-    approvals.allow_domain(conn, "acme", "partner.example", actor="tenant_admin@acme.example")
+    delivery_service.allow_domain(conn, "acme", "partner.example", actor="tenant_admin@acme.example")
     recipient = f"email:{AUDITOR};external;principal={AUDITOR}"
     with conn, conn.cursor() as cur:
         cur.execute("update control.schedules set state = 'archived' where state <> 'archived'")
@@ -77,7 +78,7 @@ def test_restricted_report_reaches_the_inbox_as_links_to_the_redacted_variant(bu
             conn, TEMPLATE, tenant_id="acme", cron="0 6 1 * *", timezone="UTC", actor="manager@acme.example",
             reason="monthly evidence for the partner audit", recipients=[recipient],
             now=dt.datetime(2026, 6, 30, tzinfo=dt.UTC))
-    approvals.approve(conn, schedule_id, approver=access.APPROVERS[0], recipients=[recipient], channels=["email"])
+    delivery_service.approve(conn, schedule_id, approver=access.APPROVERS[0], recipients=[recipient], channels=["email"])
 
     # The tick at 1 July 06:00 runs the schedule's job for June, through Dagster.
     monkeypatch.setattr(schedule_sensors, "_now", lambda: dt.datetime(2026, 7, 1, 6, 0, 20, tzinfo=dt.UTC))
