@@ -19,6 +19,7 @@ from orchestration.db import warehouse
 from orchestration.defs import dagster_home
 from orchestration.metrics import dbt_manifest
 from orchestration.runs import periods, records, run_tags
+from orchestration.services import principals as principal_service
 from orchestration.services import templates as template_service
 from orchestration.settings import get_settings
 
@@ -96,7 +97,7 @@ def _govern(instance, echo: Callable[[str], None]) -> list[str]:
     """Sample principals, the system templates approved after Gate A, a partition per tenant."""
     with warehouse.connection() as conn:
         tenant_ids = tenants.list_tenant_ids(conn)
-        policy.seed_sample_principals(conn, tenant_ids)
+        principal_service.seed_sample_principals(conn, tenant_ids)
         approved = template_service.approve_system_templates(conn, approver=policy.APPROVERS[0])
     if approved:
         echo(f"approved by {policy.APPROVERS[0]} after Gate A: {', '.join(approved)}")

@@ -23,6 +23,7 @@ from orchestration.links import web
 from orchestration.runs import records
 from orchestration.schedules import store as schedule_store
 from orchestration.services import delivery as delivery_service
+from tests.helpers import principals
 from tests.helpers.dagster import sensor_context
 
 from ..servers import free_port
@@ -67,7 +68,7 @@ def test_restricted_report_reaches_the_inbox_as_links_to_the_redacted_variant(bu
                         "REPORTS_LINK_BASE_URL": link_service}.items():
         monkeypatch.setenv(name, value)
     # An outside auditor: may receive (executive) acme's reports, nothing else; domain allow-listed.
-    access.upsert_principal(conn, AUDITOR, display_name="Partner auditor", roles=["executive"], tenants=["acme"],
+    principals.upsert_principal(conn, AUDITOR, display_name="Partner auditor", roles=["executive"], tenants=["acme"],
                             actor="tenant_admin@acme.example")
     delivery_service.allow_domain(conn, "acme", "partner.example", actor="tenant_admin@acme.example")
     recipient = f"email:{AUDITOR};external;principal={AUDITOR}"

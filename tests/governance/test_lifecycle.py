@@ -17,6 +17,7 @@ from orchestration.governance import lifecycle as governance
 from orchestration.runs import engine, failures, records
 from orchestration.runs.request import ReportRequest
 from orchestration.services import templates as template_service
+from tests.helpers import principals
 
 from ..conftest import PERIOD, analyst
 
@@ -118,7 +119,7 @@ def test_two_person_approval(conn, template):
     mine = variant(template, 220, title="Incident summary (two-person check)")
     template_service.submit_template(conn, mine, actor=OWNER)
     assert state_of(conn, mine.key, 220) == "draft"
-    policy.upsert_principal(conn, "both-hats@nexus.example", roles=["template_owner", "approver"], tenants=["*"])
+    principals.upsert_principal(conn, "both-hats@nexus.example", roles=["template_owner", "approver"], tenants=["*"])
     self_made = variant(template, 221, title="Incident summary (self approval)")
     template_service.submit_template(conn, self_made, actor="both-hats@nexus.example")
     with pytest.raises(governance.GateAFailed, match="approval needs a second person"):
@@ -247,8 +248,8 @@ def test_run_refused_for_unauthorized_requesters_and_audited(conn, template, ten
 
 
 def test_deactivated_principal_is_refused(conn, template):
-    policy.upsert_principal(conn, "leaver@acme.example", roles=["analyst"], tenants=["acme"])
-    policy.deactivate(conn, "leaver@acme.example", actor="platform@nexus.example")
+    principals.upsert_principal(conn, "leaver@acme.example", roles=["analyst"], tenants=["acme"])
+    principals.deactivate(conn, "leaver@acme.example", actor="platform@nexus.example")
     request = ReportRequest.for_period(template, "acme", PERIOD, requester="leaver@acme.example")
     with pytest.raises(failures.RunFailed, match="deactivated"):
         engine.run_report(template, request)
@@ -267,7 +268,7 @@ def test_matrix_is_total_and_platform_admin_can_do_everything():
 
 def test_custom_template_is_visible_to_its_tenant_only(conn, template):
     custom = template.model_copy(update={"key": "acme_weekly_brief", "title": "Acme brief"})
-    policy.upsert_principal(conn, "owner@acme.example", roles=["template_owner"], tenants=["acme"])
+    principals.upsert_principal(conn, "owner@acme.example", roles=["template_owner"], tenants=["acme"])
     template_service.submit_template(conn, custom, actor="owner@acme.example", tenant_id="acme")
     assert "acme_weekly_brief" in {r["template_key"] for r in governance.list_versions(conn, tenant_id="acme")}
     assert "acme_weekly_brief" not in {r["template_key"] for r in governance.list_versions(conn, tenant_id="globex")}

@@ -13,6 +13,7 @@ from orchestration.governance import lifecycle as governance
 from orchestration.governance import section_checks
 from orchestration.metrics import dbt_manifest
 from orchestration.services import templates as template_service
+from tests.helpers import principals
 
 from ..helpers.isolation import ATTACKS, hostile_template, rls_models
 
@@ -31,7 +32,7 @@ def owner(built, tenant_ids):
 
     principal = f"template_owner@{tenant_ids[1]}.example"
     with warehouse.connection() as conn:
-        policy.upsert_principal(conn, principal, roles=["template_owner"], tenants=[tenant_ids[1]])
+        principals.upsert_principal(conn, principal, roles=["template_owner"], tenants=[tenant_ids[1]])
     return principal
 
 

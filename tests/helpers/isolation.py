@@ -14,6 +14,7 @@ import pytest
 
 from orchestration.catalog import templates as catalog
 from orchestration.metrics import dbt_manifest
+from tests.helpers import principals
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,7 @@ def hostile_sibling_fixture(built, tenant_ids):
     sql = ATTACKS[0].sql(flow.ref, victim) + f"\nunion all select tenant_id from {flow.ref}"
     hostile = hostile_template(catalog.load("incident_summary", 1), "sibling_loot", sql)
     with warehouse.connection() as conn:
-        policy.upsert_principal(conn, owner, roles=["template_owner"], tenants=[mine])
+        principals.upsert_principal(conn, owner, roles=["template_owner"], tenants=[mine])
         with pytest.raises(lifecycle.GateAFailed, match=r"set_config\(\) is not allowed"):
             template_service.submit_template(conn, hostile, actor=owner, tenant_id=mine)
         with conn, conn.cursor() as cur:

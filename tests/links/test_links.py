@@ -21,6 +21,7 @@ from orchestration.links import web
 from orchestration.runs import engine
 from orchestration.runs.request import ReportRequest
 from orchestration.services import artifacts as artifact_service
+from tests.helpers import principals
 from tests.helpers.asgi_server import serving
 from tests.helpers.audit import audit_rows
 from tests.helpers.cli import run as cli
@@ -269,17 +270,17 @@ def test_revocation_needs_the_right_role(conn, runs):
 
 def test_principal_is_checked_at_every_request(conn, runs, server):
     who = "links-exec@acme.example"
-    policy.upsert_principal(conn, who, roles=["executive"], tenants=["acme"], actor="test")
+    principals.upsert_principal(conn, who, roles=["executive"], tenants=["acme"], actor="test")
     link = share(conn, runs["compliance"], principal=who, actor="tenant_admin@acme.example")
     assert fetch(server, link)[0] == 200
 
-    policy.upsert_principal(conn, who, roles=["viewer"], tenants=["acme"], actor="test")  # lost the role
+    principals.upsert_principal(conn, who, roles=["viewer"], tenants=["acme"], actor="test")  # lost the role
     assert fetch(server, link)[0] == 403
-    policy.upsert_principal(conn, who, roles=["executive"], tenants=["globex"], actor="test")  # lost the membership
+    principals.upsert_principal(conn, who, roles=["executive"], tenants=["globex"], actor="test")  # lost the membership
     assert fetch(server, link)[0] == 403
-    policy.upsert_principal(conn, who, roles=["executive"], tenants=["acme"], actor="test")
+    principals.upsert_principal(conn, who, roles=["executive"], tenants=["acme"], actor="test")
     assert fetch(server, link)[0] == 200
-    policy.deactivate(conn, who, actor="test")
+    principals.deactivate(conn, who, actor="test")
     status, _, body = fetch(server, link)
     assert status == 403 and body == b"This link does not grant access."
 
@@ -314,9 +315,9 @@ def test_another_tenant_cannot_be_given_or_give_a_link(conn, runs):
 def test_a_link_whose_principal_moved_tenant_is_403(conn, runs, server):
     """A principal of another tenant is refused at request time even with a link made earlier."""
     who = "links-mover@acme.example"
-    policy.upsert_principal(conn, who, roles=["analyst"], tenants=["acme"], actor="test")
+    principals.upsert_principal(conn, who, roles=["analyst"], tenants=["acme"], actor="test")
     link = share(conn, runs["incident"], principal=who)
-    policy.upsert_principal(conn, who, roles=["analyst"], tenants=["globex"], actor="test")
+    principals.upsert_principal(conn, who, roles=["analyst"], tenants=["globex"], actor="test")
     assert fetch(server, link)[0] == 403
 
 

@@ -15,6 +15,7 @@ from orchestration.catalog import templates
 from orchestration.schedules import store, timing
 from orchestration.services import schedules as schedule_service
 from orchestration.services import templates as template_service
+from tests.helpers import principals
 from tests.helpers.audit import audit_rows
 from tests.helpers.cli import invoke
 from tests.helpers.dagster import sensor_context
@@ -249,9 +250,9 @@ def test_across_the_spring_forward_night_the_sensor_requests_one_run(conn):
 
 def test_tick_is_refused_and_recorded_when_the_owner_was_deactivated(conn):
     owner = "schedule-owner@acme.example"
-    access.upsert_principal(conn, owner, roles=["manager"], tenants=["acme"], actor="tenant_admin@acme.example")
+    principals.upsert_principal(conn, owner, roles=["manager"], tenants=["acme"], actor="tenant_admin@acme.example")
     sid = make(conn, actor=owner)
-    access.deactivate(conn, owner, actor="tenant_admin@acme.example")
+    principals.deactivate(conn, owner, actor="tenant_admin@acme.example")
     result = schedule_service.evaluate(conn, at(2026, 7, 1, 6, 0, 30), no_runs)
     assert result.requests == []
     assert outcomes(conn, sid) == [(at(2026, 7, 1, 6), "refused")]
@@ -264,12 +265,12 @@ def test_tick_is_refused_and_recorded_when_the_owner_was_deactivated(conn):
 
 def test_tick_is_refused_when_the_owner_lost_the_role_or_the_tenant_is_gone(conn, monkeypatch):
     owner = "schedule-owner2@acme.example"
-    access.upsert_principal(conn, owner, roles=["manager"], tenants=["acme"], actor="tenant_admin@acme.example")
+    principals.upsert_principal(conn, owner, roles=["manager"], tenants=["acme"], actor="tenant_admin@acme.example")
     sid = make(conn, actor=owner)
-    access.upsert_principal(conn, owner, roles=["analyst"], tenants=["acme"], actor="tenant_admin@acme.example")
+    principals.upsert_principal(conn, owner, roles=["analyst"], tenants=["acme"], actor="tenant_admin@acme.example")
     assert schedule_service.evaluate(conn, at(2026, 7, 1, 6, 0, 30), no_runs).requests == []
     assert "none of the roles that may schedule" in store.ticks(conn, sid)[-1]["reason"]
-    access.upsert_principal(conn, owner, roles=["manager"], tenants=["acme"], actor="tenant_admin@acme.example")
+    principals.upsert_principal(conn, owner, roles=["manager"], tenants=["acme"], actor="tenant_admin@acme.example")
     monkeypatch.setattr(tenants, "list_tenant_ids", lambda conn: ["globex", "initech"])
     assert schedule_service.evaluate(conn, at(2026, 7, 2, 6, 0, 30), no_runs).requests == []
     assert store.ticks(conn, sid)[-1]["reason"] == "tenant acme no longer exists"
