@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from orchestration.access import audit
 from orchestration.artifacts import index as artifact_index
-from orchestration.artifacts import storage
+from orchestration.artifacts import which_store
 from orchestration.artifacts.store import StorageError
 from orchestration.governance import lifecycle
 from orchestration.runs import records
@@ -65,7 +65,7 @@ def purge_if_due(conn, record: RunRecord, now: dt.datetime, into: Sweep) -> None
     store_kind = None
     try:
         if location:
-            store, key = storage.for_location(location)
+            store, key = which_store.for_location(location)
             store_kind = store.kind
             removed = store.delete(key)
     except StorageError as exc:

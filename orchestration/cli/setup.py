@@ -64,13 +64,13 @@ def build_cmd(select: str | None) -> None:
 
 @click.command("where", cls=Command, help="Print where data, artifacts and Dagster's home are.")
 def where_cmd() -> None:
-    from orchestration.artifacts import storage
+    from orchestration.artifacts import which_store
     from orchestration.settings import get_settings
 
     s = get_settings()
     click.echo(f"NEXUS_HOME     {s.home}")
     click.echo(f"database       {'embedded (pgserver) in ' + str(s.pgdata) if s.embedded else 'REPORTS_DATABASE_URL'}")
-    click.echo(f"artifacts      {storage.get_store(s).describe()}")
+    click.echo(f"artifacts      {which_store.get_store(s).describe()}")
     click.echo(f"DAGSTER_HOME   {s.dagster_home}")
 
 

@@ -27,7 +27,7 @@ from typing import Any
 
 from orchestration.access import audit
 from orchestration.access import policy as access
-from orchestration.artifacts import storage
+from orchestration.artifacts import which_store
 from orchestration.delivery import approvals, outbound, webhook
 from orchestration.delivery import records as rows
 from orchestration.delivery.errors import DeliveryRefused
@@ -135,7 +135,7 @@ def enqueue_run(conn, run_id: str, recipients: Iterable[Recipient | str], *, now
             _refuse(conn, result, run, r.identity, reason, actor=actor)
         result.stopped = True
         return result
-    store, run_key = storage.for_location(run.artifact_location)
+    store, run_key = which_store.for_location(run.artifact_location)
     manifest = store.read_manifest(run_key)
     sensitivity = manifest.get("template", {}).get("sensitivity", "restricted")
     digest = distribution_hash(recipients, {r.kind for r in recipients})

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from orchestration.access import policy, tenants
-from orchestration.artifacts import storage
+from orchestration.artifacts import which_store
 from orchestration.artifacts.s3_store import S3Store
 from orchestration.catalog import templates
 from orchestration.db import warehouse
@@ -68,7 +68,7 @@ def _prepare(echo: Callable[[str], None]) -> None:
     home = dagster_home.prepare()
     where = "embedded PostgreSQL" if get_settings().embedded else "REPORTS_DATABASE_URL"
     echo(f"warehouse: {where}; DAGSTER_HOME={home}")
-    store = storage.get_store()
+    store = which_store.get_store()
     if isinstance(store, S3Store) and store.ensure_bucket():
         echo(f"created bucket {store.bucket}")
     echo(f"artifact store: {store.describe()}")
@@ -138,7 +138,7 @@ def _describe(template: str, tenant: str, period: str, dagster_run_id: str, seco
         return DemoResult(template, tenant, period, False, seconds, diagnosis="no run record (see Dagster run)")
     files = []
     if record.artifact_location:
-        store, key = storage.for_location(record.artifact_location)
+        store, key = which_store.for_location(record.artifact_location)
         files = store.files(key)
     gate = "passed" if record.gate_passed else ("failed" if record.gate_passed is False else "-")
     return DemoResult(
