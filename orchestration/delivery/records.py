@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestration.access import audit
+from orchestration.db.rows import from_row
 from orchestration.db.warehouse import dict_rows
 from orchestration.delivery.errors import SendFailure
 from orchestration.delivery.recipients import Recipient
@@ -64,16 +65,7 @@ class Delivery:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Delivery:
-        names = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in row.items() if k in names}
-        if values.get("config") is None:
-            values.pop("config", None)
-        return cls(**values)
-
-    def __getitem__(self, name: str) -> Any:
-        """Read by key too, for callers written against the old dict rows (the CLI until its
-        package reads attributes)."""
-        return getattr(self, name)
+        return from_row(cls, row, config=row.get("config") or {})
 
     @property
     def waiting(self) -> bool:

@@ -10,27 +10,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
 
+from orchestration.db.rows import from_row
 from orchestration.db.warehouse import dict_rows
 from orchestration.runs import records as run_records
 
 
-class _ByKey:
-    """Read by key too, for callers written against the old dict rows (the CLI until its package
-    reads attributes)."""
-
-    def __getitem__(self, name: str) -> Any:
-        return getattr(self, name)
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any], **extra: Any):
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in {**row, **extra}.items() if k in names})
-
-
 @dataclass(frozen=True)
-class Link(_ByKey):
+class Link:
     """One link (never its token); template and status are filled in by list_links."""
 
     link_id: int
@@ -52,7 +39,7 @@ class Link(_ByKey):
 
 
 @dataclass(frozen=True)
-class AccessEvent(_ByKey):
+class AccessEvent:
     """One request that presented a token: granted or denied, and why."""
 
     event_id: int
@@ -66,17 +53,17 @@ class AccessEvent(_ByKey):
     remote_addr: str | None
 
 
-def status(link: Link | dict[str, Any], now: dt.datetime) -> str:
-    if link["revoked_at"] is not None:
+def status(link: Link, now: dt.datetime) -> str:
+    if link.revoked_at is not None:
         return "revoked"
-    return "expired" if now >= link["expires_at"] else "active"
+    return "expired" if now >= link.expires_at else "active"
 
 
 def by_token_hash(conn, digest: str) -> Link | None:
     with conn.cursor() as cur:
         cur.execute("select * from control.links where token_sha256 = %s", (digest,))
         rows = dict_rows(cur)
-    return Link.from_row(rows[0]) if rows else None
+    return from_row(Link, rows[0]) if rows else None
 
 
 def tenant_and_creator(conn, link_id: int) -> tuple[str, str] | None:
@@ -144,8 +131,9 @@ def list_links(conn, *, tenant_id: str | None = None, run_id: str | None = None,
         )
         rows = dict_rows(cur)
     templates = run_records.template_versions(conn, sorted({r["run_id"] for r in rows}))
-    return [Link.from_row(r, template_key=templates[r["run_id"]][0], template_version=templates[r["run_id"]][1],
-                          status=status(r, now)) for r in rows]
+    links = [from_row(Link, r, template_key=templates[r["run_id"]][0], template_version=templates[r["run_id"]][1])
+             for r in rows]
+    return [dataclasses.replace(link, status=status(link, now)) for link in links]
 
 
 def access_events(conn, *, link_id: int | None = None, run_id: str | None = None) -> list[AccessEvent]:
@@ -156,4 +144,4 @@ def access_events(conn, *, link_id: int | None = None, run_id: str | None = None
                order by event_id""",
             (link_id, link_id, run_id, run_id),
         )
-        return [AccessEvent.from_row(r) for r in dict_rows(cur)]
+        return [from_row(AccessEvent, r) for r in dict_rows(cur)]

@@ -9,6 +9,7 @@ from typing import Any
 
 from orchestration.artifacts import index, retention
 from orchestration.artifacts.retention import Sweep
+from orchestration.db.rows import from_row
 from orchestration.runs import records
 
 
@@ -32,9 +33,7 @@ class ArtifactEntry:
 
     @classmethod
     def of(cls, row: dict[str, Any]) -> ArtifactEntry:
-        return cls(row["run_id"], row["tenant_id"], row["template_key"], row["template_version"], row["variant"],
-                   row["format"], row["name"], row["store"], row["storage_key"], row["bytes"], row["sensitivity"],
-                   row["retention_until"], row["legal_hold"], row["created_at"], row["deleted_at"])
+        return from_row(cls, row, fmt=row["format"])
 
     @property
     def state(self) -> str:

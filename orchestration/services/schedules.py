@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestration.access import tenants
+from orchestration.db.rows import from_row
 from orchestration.schedules import evaluation, store
 from orchestration.schedules.evaluation import ON_TIME, ActiveRunLookup, Evaluation, PeriodFor
 
@@ -39,9 +40,7 @@ class Schedule:
 
     @classmethod
     def of(cls, row: dict[str, Any]) -> Schedule:
-        return cls(row["schedule_id"], row["template_key"], row["template_version"], row["tenant_id"], row["cron"],
-                   row["timezone"], row["state"], row["catch_up"], tuple(row["formats"] or ()),
-                   tuple(row["recipients"] or ()), row["allow_overlap"], row["owner"], row.get("last_tick_at"))
+        return from_row(cls, row, formats=tuple(row["formats"] or ()), recipients=tuple(row["recipients"] or ()))
 
 
 @dataclass(frozen=True)

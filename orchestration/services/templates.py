@@ -15,6 +15,7 @@ from typing import Any
 
 from orchestration.catalog import templates as catalog
 from orchestration.catalog.templates import Template
+from orchestration.db.rows import from_row
 from orchestration.governance import lifecycle, versions
 
 
@@ -31,8 +32,7 @@ class TemplateVersion:
 
     @classmethod
     def of(cls, row: dict[str, Any]) -> TemplateVersion:
-        return cls(row["template_key"], row["version"], row["state"], row["owner_tenant"], row["author"],
-                   row["approved_by"], row["content_hash"], row.get("submitted_at"))
+        return from_row(cls, row, key=row["template_key"])
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ def show(conn, key: str, version: int | None = None, *, tenant_id: str | None = 
             version = max(r["version"] for r in rows)
         resolved = versions.resolve(conn, key, version, tenant_id=tenant_id, purpose="read")
         _, row = lifecycle.load_version(conn, key, version, tenant_id=tenant_id)
-        events = [TemplateEvent(e["at"], e["event"], e["actor"], e["details"] or {})
+        events = [from_row(TemplateEvent, e, details=e["details"] or {})
                   for e in lifecycle.history(conn, key) if e["version"] == version]
     return TemplateView(resolved.template, TemplateVersion.of(row), events)
 

@@ -141,7 +141,7 @@ def acme_domain(built):
 
 
 def rows(conn, run_id, addresses):
-    return {r["address"]: r for r in outbox.list_deliveries(conn, run_id) if r["address"] in addresses}
+    return {r.address: r for r in outbox.list_deliveries(conn, run_id) if r.address in addresses}
 
 
 # ---------------------------------------------------------------- e-mail
@@ -160,8 +160,8 @@ def test_internal_report_is_emailed_with_its_files_attached(conn, smtp, internal
         data = content if isinstance(content, bytes) else content.encode()
         assert hashlib.sha256(data).hexdigest() == manifest_files[name]["sha256"]
     row = rows(conn, internal_run.run_id, {to})[to]
-    assert row["status"] == "sent" and row["attempts"] == 1 and row["provider_message_id"] == msg["Message-ID"]
-    assert msg["Message-ID"] == f"<{row['idempotency_key']}@nexus.example>"
+    assert row.status == "sent" and row.attempts == 1 and row.provider_message_id == msg["Message-ID"]
+    assert msg["Message-ID"] == f"<{row.idempotency_key}@nexus.example>"
     assert [o for o, _ in audit_rows(conn, "delivery.send", f"email:{to}")] == ["succeeded"]
     # The same recipient again: nothing new is enqueued or sent.
     again = delivery_service.deliver_run(conn, internal_run.run_id, [f"email:{to}"], make_link=fake_link, now=T0)
@@ -224,15 +224,15 @@ def test_smtp_4xx_is_retried_for_that_recipient_only_and_5xx_stops(conn, smtp, i
                                 make_link=fake_link, now=T0)
     assert [x["status"] for x in result.attempts] == ["sent", "failed_transient", "failed_permanent"]
     state = rows(conn, internal_run.run_id, {a, b, c})
-    assert "451" in state[b]["last_error"] and "550" in state[c]["last_error"]
-    assert state[b]["next_attempt_at"] == T0 + outbox.backoff(1)
+    assert "451" in state[b].last_error and "550" in state[c].last_error
+    assert state[b].next_attempt_at == T0 + outbox.backoff(1)
 
     assert outbox.send_due(conn, T0 + dt.timedelta(seconds=30), make_link=fake_link, run_id=internal_run.run_id) == []
     later = outbox.send_due(conn, T0 + dt.timedelta(minutes=2), make_link=fake_link, run_id=internal_run.run_id)
     assert [(x["address"], x["status"]) for x in later] == [(b, "sent")]
     assert (len(handler.to(a)), len(handler.to(b)), len(handler.to(c))) == (1, 1, 0)
     state = rows(conn, internal_run.run_id, {a, b, c})
-    assert (state[b]["status"], state[b]["attempts"], state[c]["status"]) == ("sent", 2, "failed_permanent")
+    assert (state[b].status, state[b].attempts, state[c].status) == ("sent", 2, "failed_permanent")
     assert [o for o, _ in audit_rows(conn, "delivery.send", f"email:{b}")] == ["failed", "succeeded"]
 
 
@@ -248,13 +248,13 @@ def test_crash_between_smtp_acceptance_and_acknowledgement_resends_the_same_mess
     with pytest.raises(RuntimeError, match="worker died"):
         delivery_service.deliver_run(conn, internal_run.run_id, [f"email:{to}"], make_link=fake_link, now=T0)
     monkeypatch.setattr(delivery_records, "mark_sent", real_mark_sent)
-    assert len(handler.to(to)) == 1 and rows(conn, internal_run.run_id, {to})[to]["status"] == "sending"
+    assert len(handler.to(to)) == 1 and rows(conn, internal_run.run_id, {to})[to].status == "sending"
 
     assert outbox.send_due(conn, T0 + dt.timedelta(minutes=1), make_link=fake_link, run_id=internal_run.run_id) == []
     outbox.send_due(conn, T0 + outbox.SENDING_LEASE, make_link=fake_link, run_id=internal_run.run_id)
     first, second = handler.to(to)
     assert first["Message-ID"] == second["Message-ID"]
-    assert rows(conn, internal_run.run_id, {to})[to]["status"] == "sent"
+    assert rows(conn, internal_run.run_id, {to})[to].status == "sent"
 
 
 # ---------------------------------------------------------------- webhooks
@@ -286,7 +286,7 @@ def test_webhook_payload_is_signed_and_verifies(conn, receiver, internal_run):
     assert {link["url"] for link in payload["links"]} == {fake_link(internal_run.run_id, f["format"], None, "internal")
                                                           for f in internal_run.manifest["files"]}
     row = rows(conn, internal_run.run_id, {url})[url]
-    assert (row["http_status"], row["provider_message_id"]) == (200, headers["webhook-id"])
+    assert (row.http_status, row.provider_message_id) == (200, headers["webhook-id"])
     # A tampered body does not verify.
     with pytest.raises(Exception, match="signature"):
         Webhook(secret).verify(req["body"].replace("acme", "globex"), headers)
@@ -302,22 +302,22 @@ def test_webhook_429_500_and_timeouts_retry_with_backoff_and_410_stops(conn, rec
                                 make_link=fake_link, now=T0)
     assert [a["status"] for a in result.attempts] == ["failed_transient", "failed_permanent"]
     state = rows(conn, internal_run.run_id, {flaky, gone})
-    assert (state[flaky]["http_status"], state[gone]["http_status"]) == (429, 410)
+    assert (state[flaky].http_status, state[gone].http_status) == (429, 410)
 
     now = T0
     for answer, expected_error in ((500, "HTTP 500"), ("hang", "timed out")):
         receiver.plan[:] = [answer]
-        now = state[flaky]["next_attempt_at"]
+        now = state[flaky].next_attempt_at
         (attempt,) = outbox.send_due(conn, now, make_link=fake_link, run_id=internal_run.run_id)
         assert attempt["status"] == "failed_transient" and expected_error in attempt["error"]
         state = rows(conn, internal_run.run_id, {flaky, gone})
-        assert state[flaky]["next_attempt_at"] == now + outbox.backoff(state[flaky]["attempts"])
+        assert state[flaky].next_attempt_at == now + outbox.backoff(state[flaky].attempts)
     receiver.plan[:] = []
-    (attempt,) = outbox.send_due(conn, state[flaky]["next_attempt_at"], make_link=fake_link, run_id=internal_run.run_id)
+    (attempt,) = outbox.send_due(conn, state[flaky].next_attempt_at, make_link=fake_link, run_id=internal_run.run_id)
     assert attempt["status"] == "sent"
     state = rows(conn, internal_run.run_id, {flaky, gone})
-    assert (state[flaky]["status"], state[flaky]["attempts"], state[flaky]["http_status"]) == ("sent", 4, 200)
-    assert (state[gone]["status"], state[gone]["attempts"]) == ("failed_permanent", 1)
+    assert (state[flaky].status, state[flaky].attempts, state[flaky].http_status) == ("sent", 4, 200)
+    assert (state[gone].status, state[gone].attempts) == ("failed_permanent", 1)
     got = [r for r in receiver.requests if flaky.endswith(r["path"])]
     assert [r["status"] for r in got] == [429, 500, "hang", 200]
     assert len({r["headers"]["webhook-id"] for r in got}) == 1  # every retry carries the same webhook-id
@@ -467,13 +467,13 @@ def test_unreachable_smtp_server_is_transient_and_gives_up_after_max_attempts(co
     (attempt,) = delivery_service.deliver_run(conn, internal_run.run_id, [f"email:{to}"], make_link=fake_link, now=now).attempts
     assert attempt["status"] == "failed_transient" and "connection" in attempt["error"].lower()
     for _ in range(outbox.MAX_ATTEMPTS - 1):
-        now = rows(conn, internal_run.run_id, {to})[to]["next_attempt_at"]
+        now = rows(conn, internal_run.run_id, {to})[to].next_attempt_at
         (attempt,) = [a for a in outbox.send_due(conn, now, make_link=fake_link, run_id=internal_run.run_id)
                       if a["address"] == to]
         assert attempt["status"] in ("failed_transient", "failed_permanent")
     row = rows(conn, internal_run.run_id, {to})[to]
-    assert (row["status"], row["attempts"]) == ("failed_permanent", outbox.MAX_ATTEMPTS)
-    assert f"gave up after {outbox.MAX_ATTEMPTS} attempts" in row["last_error"]
+    assert (row.status, row.attempts) == ("failed_permanent", outbox.MAX_ATTEMPTS)
+    assert f"gave up after {outbox.MAX_ATTEMPTS} attempts" in row.last_error
     later = outbox.send_due(conn, now + dt.timedelta(days=1), make_link=fake_link, run_id=internal_run.run_id)
     assert to not in [a["address"] for a in later]
 
@@ -535,7 +535,7 @@ def test_external_recipients_receive_only_the_external_variant(conn, smtp, run_w
     (to_colleague,) = handler.to(colleague)
     assert [p.get_filename() for p in to_partner.iter_attachments()] == ["incident_summary.external.csv"]
     assert "incident_summary.external.csv" not in [p.get_filename() for p in to_colleague.iter_attachments()]
-    assert rows(conn, run_with_external_variant, {partner})[partner]["variant"] == "external"
+    assert rows(conn, run_with_external_variant, {partner})[partner].variant == "external"
 
 
 # ---------------------------------------------------------------- retry command, sensor, audit chain
@@ -550,7 +550,7 @@ def test_retry_command_resends_only_failed_deliveries(conn, smtp, internal_run):
     ok, rejected = unique("fine"), unique("full-mailbox")
     handler.plan[rejected] = [552]
     delivery_service.deliver_run(conn, internal_run.run_id, [f"email:{ok}", f"email:{rejected}"], make_link=fake_link, now=T0)
-    assert rows(conn, internal_run.run_id, {rejected})[rejected]["status"] == "failed_permanent"
+    assert rows(conn, internal_run.run_id, {rejected})[rejected].status == "failed_permanent"
     out = CliRunner().invoke(main, ["delivery", "retry", "--run", internal_run.run_id, "--as", "ops@nexus.example"])
     assert out.exit_code == 0, out.output
     assert f"email:{rejected}: sent" in out.output and ok not in out.output
@@ -575,7 +575,7 @@ def test_outbox_sensor_sends_due_deliveries(conn, smtp, internal_run):
     finally:
         links.set_link_maker(links.secure_link)
     assert "sent" in result.skip_message
-    assert len(handler.to(to)) == 1 and rows(conn, internal_run.run_id, {to})[to]["status"] == "sent"
+    assert len(handler.to(to)) == 1 and rows(conn, internal_run.run_id, {to})[to].status == "sent"
 
 
 def test_audit_chain_holds_after_deliveries(conn, internal_run):

@@ -74,7 +74,7 @@ def request(server: str, method: str, path: str, headers: dict[str, str] | None 
 
 
 def events(conn, link_id):
-    return [(e["outcome"], e["reason"]) for e in links.access_events(conn, link_id=link_id)]
+    return [(e.outcome, e.reason) for e in links.access_events(conn, link_id=link_id)]
 
 
 @pytest.mark.parametrize("method", OTHER_METHODS)

@@ -126,7 +126,7 @@ def test_grant_streams_the_published_file(conn, runs, server):
     assert hashlib.sha256(body).hexdigest() == manifest_entry(incident, "csv")["sha256"]
 
     (event,) = events(conn, link.link_id)
-    assert (event["outcome"], event["principal_id"], event["tenant_id"], event["run_id"], event["remote_addr"]) == (
+    assert (event.outcome, event.principal_id, event.tenant_id, event.run_id, event.remote_addr) == (
         "granted", "analyst@acme.example", "acme", incident.run_id, "127.0.0.1")
     created, downloaded = audit_rows(conn, f"link {link.link_id}")
     assert created[:3] == ("manager@acme.example", "link.create", "succeeded")
@@ -162,7 +162,7 @@ def test_head_is_not_a_download(conn, runs, server):
     status, headers, _ = get(server, f"/links/{link.token}", method="HEAD")
     # Not a download, but a request that presents the token: recorded (issue 10), then refused.
     assert status == 405
-    assert [(e["outcome"], e["reason"]) for e in events(conn, link.link_id)] == [("denied", "method HEAD not allowed")]
+    assert [(e.outcome, e.reason) for e in events(conn, link.link_id)] == [("denied", "method HEAD not allowed")]
 
 
 # ---------------------------------------------------------------- expiry
@@ -175,8 +175,8 @@ def test_expired_link_is_410_when_the_clock_moves(conn, runs, server, clock):
     clock.offset = dt.timedelta(hours=2, seconds=1)
     status, _, body = fetch(server, link)
     assert status == 410 and body == b"This link has expired."
-    assert [e["outcome"] for e in events(conn, link.link_id)] == ["granted", "denied"]
-    assert events(conn, link.link_id)[-1]["reason"].startswith("link expired at")
+    assert [e.outcome for e in events(conn, link.link_id)] == ["granted", "denied"]
+    assert events(conn, link.link_id)[-1].reason.startswith("link expired at")
     assert audit_rows(conn, f"link {link.link_id}")[-1][1:3] == ("link.download.denied", "denied")
 
 
@@ -208,7 +208,7 @@ def test_expired_run_is_410(conn, built, server):
                             run_ids=[published.run_id]) == [published.run_id]
     status, _, body = fetch(server, link)
     assert status == 410 and body == b"This link has expired."
-    assert events(conn, link.link_id)[-1]["reason"] == f"run {published.run_id} is expired"
+    assert events(conn, link.link_id)[-1].reason == f"run {published.run_id} is expired"
 
 
 # ---------------------------------------------------------------- revocation
@@ -233,7 +233,7 @@ def test_revoked_link_is_403(conn, runs, server, scope):
     assert link.link_id in revoked and bystander.link_id not in revoked
     status, _, body = fetch(server, link)
     assert status == 403 and body == b"This link does not grant access."
-    assert events(conn, link.link_id)[-1]["reason"].startswith(f"revoked by {how['actor']}")
+    assert events(conn, link.link_id)[-1].reason.startswith(f"revoked by {how['actor']}")
     assert fetch(server, bystander)[0] == 200  # another tenant's link is untouched
     with conn, conn.cursor() as cur:
         cur.execute("select actor, outcome, details from control.audit_log where action = 'link.revoke' "
@@ -260,7 +260,7 @@ def test_revocation_needs_the_right_role(conn, runs):
         cur.execute("select actor from control.audit_log where action = 'link.revoke.denied' order by seq desc limit 5")
         assert {r[0] for r in cur.fetchall()} == {"manager@acme.example", "tenant_admin@globex.example",
                                                   "tenant_admin@acme.example", "viewer@acme.example", "analyst@acme.example"}
-    assert links.list_links(conn, run_id=runs["incident"].run_id)[0]["status"] == "active"
+    assert links.list_links(conn, run_id=runs["incident"].run_id)[0].status == "active"
     with conn:
         assert links.revoke(conn, actor="manager@acme.example", reason="mine", link_id=link.link_id) == [link.link_id]
 
@@ -284,7 +284,7 @@ def test_principal_is_checked_at_every_request(conn, runs, server):
     status, _, body = fetch(server, link)
     assert status == 403 and body == b"This link does not grant access."
 
-    reasons = [(e["outcome"], e["reason"]) for e in events(conn, link.link_id)]
+    reasons = [(e.outcome, e.reason) for e in events(conn, link.link_id)]
     assert [o for o, _ in reasons] == ["granted", "denied", "denied", "granted", "denied"]
     assert "none of the roles this template allows" in reasons[1][1]
     assert "not a member of tenant acme" in reasons[2][1]
@@ -354,5 +354,5 @@ def test_links_from_the_command_line(conn, runs, server):
 
     switch = cli("links", "revoke", "--tenant", "acme", "--as", "tenant_admin@acme.example", "--reason", "incident")
     assert switch.returncode == 0, switch.stderr
-    assert all(r["status"] != "active" for r in links.list_links(conn, tenant_id="acme"))
+    assert all(r.status != "active" for r in links.list_links(conn, tenant_id="acme"))
     assert audit.verify(conn).ok
