@@ -52,15 +52,16 @@ def built(fresh_warehouse, manifest_path):
     from orchestration.access import policy
     from orchestration.db import warehouse
     from orchestration.dev import seed
-    from orchestration.governance import lifecycle
     from orchestration.metrics import dbt_manifest
+    from orchestration.services import principals as principal_service
+    from orchestration.services import templates as template_service
 
     with warehouse.connection() as conn:
         counts = seed.seed(conn, tenants=TENANTS, incidents=INCIDENTS, seed=7, end_date=SEED_END)
     dbt_manifest.build()
     with warehouse.connection() as conn:
-        policy.seed_sample_principals(conn, seed.tenant_ids(TENANTS))
-        lifecycle.approve_system_templates(conn, approver=policy.APPROVERS[0])
+        principal_service.seed_sample_principals(conn, seed.tenant_ids(TENANTS))
+        template_service.approve_system_templates(conn, approver=policy.APPROVERS[0])
     return counts
 
 

@@ -97,9 +97,17 @@ def record(
 
 
 def record_now(conn, **kwargs: Any) -> int:
-    """Append and commit at once: for denials, which must persist even when the caller aborts."""
-    with conn:
-        return record(conn, **kwargs)
+    """Append and commit at once: for denials, which must persist even when the caller aborts.
+
+    Also inside a service's `with conn:` block (which cannot be entered twice): a refusal comes
+    before the refused work writes anything, so what it commits along is only what was read."""
+    try:
+        seq = record(conn, **kwargs)
+    except BaseException:
+        conn.rollback()
+        raise
+    conn.commit()
+    return seq
 
 
 @dataclass(frozen=True)

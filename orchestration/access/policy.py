@@ -243,12 +243,13 @@ def upsert_principal(
     verticals: Iterable[str] | None = None, regions: Iterable[str] | None = None,
 ) -> None:
     """Create or silently replace a principal: for the sample data (`seed`) and test fixtures only.
-    People and commands change principals through services.principals (checked and audited)."""
+    People and commands change principals through services.principals (checked and audited).
+    In the caller's transaction."""
     roles, tenants = sorted(set(roles)), sorted(set(tenants))
     unknown = set(roles) - set(ROLES)
     if unknown:
         raise ValueError(f"unknown roles {sorted(unknown)}; known: {', '.join(ROLES)}")
-    with conn, conn.cursor() as cur:
+    with conn.cursor() as cur:
         cur.execute(
             """insert into control.principals (principal_id, kind, display_name) values (%s, %s, %s)
                on conflict (principal_id) do update set kind = excluded.kind,
@@ -268,7 +269,8 @@ def upsert_principal(
 
 
 def deactivate(conn, principal_id: str, *, actor: str) -> None:
-    with conn, conn.cursor() as cur:
+    """Unchecked, in the caller's transaction: for test fixtures (people use services.principals)."""
+    with conn.cursor() as cur:
         cur.execute("update control.principals set active = false where principal_id = %s", (principal_id,))
         audit.record(conn, actor=actor, action="principal.deactivate", target=principal_id, outcome="succeeded")
 
@@ -294,7 +296,8 @@ APPROVERS = ("approver@nexus.example", "approver2@nexus.example")
 
 
 def seed_sample_principals(conn, tenant_ids: Iterable[str]) -> int:
-    """The sample people and service accounts `seed` and `demo` use."""
+    """The sample people and service accounts `seed` and `demo` use (in the caller's transaction:
+    services.principals.seed_sample_principals commits)."""
     tenant_ids = list(tenant_ids)
     rows = [
         (PLATFORM_OWNER, "user", "Template owner", ["template_owner"], [ALL_TENANTS]),

@@ -4,6 +4,7 @@ Rows are written in the transaction that completes the run, with the file's stor
 sha256, the template's sensitivity and the retention date; retention marks them deleted when
 it purges the run, and a legal hold (per run, by a platform admin or the tenant's admin, with a
 reason, audited) keeps the run's files past their retention date until it is released.
+Every function runs in the caller's transaction (services/artifacts.py commits).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def record_published(cur, *, record, template, store_kind: str, location: str,
 
 def list_artifacts(conn, *, tenant_id: str | None = None, run_id: str | None = None,
                    include_deleted: bool = True, limit: int = 200) -> list[dict[str, Any]]:
-    with conn, conn.cursor() as cur:
+    with conn.cursor() as cur:
         cur.execute(
             """
             select * from control.artifacts
@@ -56,7 +57,7 @@ def list_artifacts(conn, *, tenant_id: str | None = None, run_id: str | None = N
 
 
 def held(conn, run_id: str) -> bool:
-    with conn, conn.cursor() as cur:
+    with conn.cursor() as cur:
         cur.execute("select bool_or(legal_hold) from control.artifacts where run_id = %s and deleted_at is null",
                     (run_id,))
         return bool(cur.fetchone()[0])
@@ -64,7 +65,7 @@ def held(conn, run_id: str) -> bool:
 
 def retention_until(conn, run_id: str) -> dt.datetime | None:
     """When the run's live artifacts may go (the earliest retention date of its rows), or None."""
-    with conn, conn.cursor() as cur:
+    with conn.cursor() as cur:
         cur.execute("select min(retention_until) from control.artifacts where run_id = %s and deleted_at is null",
                     (run_id,))
         return cur.fetchone()[0]
@@ -84,7 +85,7 @@ def set_hold(conn, run_id: str, *, hold: bool, actor: str, reason: str) -> int:
     action = "artifact.hold" if hold else "artifact.release"
     if not reason or not reason.strip():
         raise HoldError("a reason is required")
-    with conn, conn.cursor() as cur:
+    with conn.cursor() as cur:
         cur.execute("select tenant_id, count(*) filter (where deleted_at is null), count(*) filter (where legal_hold) "
                     "from control.artifacts where run_id = %s group by tenant_id", (run_id,))
         row = cur.fetchone()
@@ -98,7 +99,7 @@ def set_hold(conn, run_id: str, *, hold: bool, actor: str, reason: str) -> int:
         raise HoldError(f"run {run_id} is already on legal hold")
     if not hold and on_hold == 0:
         raise HoldError(f"run {run_id} is not on legal hold")
-    with conn, conn.cursor() as cur:
+    with conn.cursor() as cur:
         if hold:
             cur.execute("""update control.artifacts set legal_hold = true, legal_hold_reason = %s, legal_hold_by = %s,
                                   legal_hold_at = now()

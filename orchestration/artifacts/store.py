@@ -3,7 +3,7 @@
 A run is addressed by its run key `<tenant>/<template>/<period>/<run_id>`, and a run folder
 without `manifest.json` does not exist for any reader (exists, list, open, presign). Two
 implementations: `LocalStore` (artifacts/local_store.py, the embedded default) and `S3Store`
-(artifacts/s3_store.py); artifacts/storage.py chooses the configured one.
+(artifacts/s3_store.py); artifacts/which_store.py chooses the configured one.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ class UserError(click.ClickException):
 def refusals() -> tuple[type[BaseException], ...]:
     """The exception families that are refusals, not bugs (imported late: the domain modules
     pull in Dagster, dbt and the exporters, which `--help` does not need)."""
-    from orchestration.artifacts.storage import StorageError
+    from orchestration.artifacts.store import StorageError
     from orchestration.catalog.templates import TemplateError
     from orchestration.db.warehouse import WarehouseError
     from orchestration.governance.lifecycle import GovernanceError

@@ -28,15 +28,15 @@ def init_cmd() -> None:
 @click.option("--end-date", type=click.DateTime(["%Y-%m-%d"]), default=None,
               help="Data ends just before this date [default: today, UTC]")
 def seed_cmd(tenants: int, incidents: int, seed_value: int, end_date) -> None:
-    from orchestration.access import policy
     from orchestration.dev import seed as seeding
+    from orchestration.services import principals as principal_service
 
     bootstrap.database()
     started = dt.datetime.now()
     with warehouse.connection() as conn:
         counts = seeding.seed(conn, tenants=tenants, incidents=incidents, seed=seed_value,
                               end_date=end_date.date() if end_date else None)
-        people = policy.seed_sample_principals(conn, seeding.tenant_ids(tenants))
+        people = principal_service.seed_sample_principals(conn, seeding.tenant_ids(tenants))
     seconds = (dt.datetime.now() - started).total_seconds()
     click.echo(f"  control.principals             {people:>12,} sample principals")
     for table, rows in counts.items():
@@ -64,13 +64,13 @@ def build_cmd(select: str | None) -> None:
 
 @click.command("where", cls=Command, help="Print where data, artifacts and Dagster's home are.")
 def where_cmd() -> None:
-    from orchestration.artifacts import storage
+    from orchestration.artifacts import which_store
     from orchestration.settings import get_settings
 
     s = get_settings()
     click.echo(f"NEXUS_HOME     {s.home}")
     click.echo(f"database       {'embedded (pgserver) in ' + str(s.pgdata) if s.embedded else 'REPORTS_DATABASE_URL'}")
-    click.echo(f"artifacts      {storage.get_store(s).describe()}")
+    click.echo(f"artifacts      {which_store.get_store(s).describe()}")
     click.echo(f"DAGSTER_HOME   {s.dagster_home}")
 
 

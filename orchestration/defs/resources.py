@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from orchestration.artifacts import storage
+from orchestration.artifacts import which_store
 from orchestration.artifacts.store import ArtifactStore
 from orchestration.db import warehouse
 
@@ -30,7 +30,7 @@ class ArtifactStoreResource(dg.ConfigurableResource):
     """The artifact store the settings select (local folder or S3)."""
 
     def store(self) -> ArtifactStore:
-        return storage.get_store()
+        return which_store.get_store()
 
 
 RESOURCES = {"warehouse": WarehouseResource(), "artifact_store": ArtifactStoreResource()}

@@ -7,6 +7,7 @@ delivered is hashed again and must match the newest approval of the schedule, so
 recipient or a channel voids it (so does any other change of the set: approve again).
 
 E-mail recipients must be in a domain on the tenant's allow-list (control.tenant_email_domains).
+Every function runs in the caller's transaction (services/delivery.py commits).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from typing import Any
 from orchestration.access import audit, policy
 from orchestration.db.warehouse import dict_rows
 from orchestration.delivery.recipients import CHANNELS, Recipient, RecipientError, distribution_hash
-from orchestration.schedules import runtime
+from orchestration.schedules import store as schedule_store
+from orchestration.schedules.timing import ScheduleError
 
 
 class ApprovalError(ValueError):
@@ -28,8 +30,8 @@ class ApprovalError(ValueError):
 
 def _schedule(conn, schedule_id: int) -> dict[str, Any]:
     try:
-        return runtime.get(conn, schedule_id)
-    except runtime.ScheduleError as exc:
+        return schedule_store.get(conn, schedule_id)
+    except ScheduleError as exc:
         raise ApprovalError(str(exc)) from exc
 
 
@@ -43,12 +45,11 @@ def normalize_domain(domain: str) -> str:
 def allow_domain(conn, tenant_id: str, domain: str, *, actor: str) -> str:
     domain = normalize_domain(domain)
     policy.authorize(conn, actor, "manage_principals", target=f"e-mail domain {domain}", tenant_id=tenant_id)
-    with conn:
-        with conn.cursor() as cur:
-            cur.execute("insert into control.tenant_email_domains (tenant_id, domain, added_by) values (%s, %s, %s) "
-                        "on conflict do nothing", (tenant_id, domain, actor))
-        audit.record(conn, actor=actor, action="delivery.allow_domain", target=domain, outcome="succeeded",
-                     tenant_id=tenant_id)
+    with conn.cursor() as cur:
+        cur.execute("insert into control.tenant_email_domains (tenant_id, domain, added_by) values (%s, %s, %s) "
+                    "on conflict do nothing", (tenant_id, domain, actor))
+    audit.record(conn, actor=actor, action="delivery.allow_domain", target=domain, outcome="succeeded",
+                 tenant_id=tenant_id)
     return domain
 
 
@@ -102,18 +103,17 @@ def approve(conn, schedule_id: int, *, approver: str, recipients: Iterable[str |
     digest = distribution_hash(recipients, channels)
     idents = sorted({r.identity for r in recipients})
     now = now or dt.datetime.now(dt.UTC)
-    with conn:
-        with conn.cursor() as cur:
-            cur.execute(
-                """insert into control.distribution_approvals
-                       (schedule_id, approver, approved_at, recipients, channels, distribution_hash)
-                   values (%s, %s, %s, %s, %s, %s) returning approval_id""",
-                (schedule_id, approver, now, json.dumps(idents), channels, digest),
-            )
-            (approval_id,) = cur.fetchone()
-        audit.record(conn, actor=approver, action="delivery.approve", target=target, outcome="succeeded",
-                     tenant_id=tenant_id, details={"approval_id": approval_id, "recipients": idents,
-                                                   "channels": channels, "distribution_hash": digest})
+    with conn.cursor() as cur:
+        cur.execute(
+            """insert into control.distribution_approvals
+                   (schedule_id, approver, approved_at, recipients, channels, distribution_hash)
+               values (%s, %s, %s, %s, %s, %s) returning approval_id""",
+            (schedule_id, approver, now, json.dumps(idents), channels, digest),
+        )
+        (approval_id,) = cur.fetchone()
+    audit.record(conn, actor=approver, action="delivery.approve", target=target, outcome="succeeded",
+                 tenant_id=tenant_id, details={"approval_id": approval_id, "recipients": idents,
+                                               "channels": channels, "distribution_hash": digest})
     return approval_id
 
 

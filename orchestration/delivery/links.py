@@ -17,12 +17,13 @@ LinkMaker = Callable[[str, str, "str | None", str], str]
 def secure_link(run_id: str, fmt: str, principal_id: str | None, variant: str) -> str:
     from orchestration.access import policy
     from orchestration.db import warehouse
-    from orchestration.links import service as links
+    from orchestration.links.errors import LinkError
+    from orchestration.services import links
 
     if not principal_id:
-        raise links.LinkError("a link is for one principal: give the recipient ;principal=ID")
+        raise LinkError("a link is for one principal: give the recipient ;principal=ID")
     with warehouse.connection() as conn:
-        link = links.create(conn, run_id, fmt=fmt, principal_id=principal_id, actor=policy.DELIVERY, variant=variant)
+        link = links.create(conn, links.NewLink(run_id, fmt, principal_id, policy.DELIVERY, variant))
     return link.url()
 
 

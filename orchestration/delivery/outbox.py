@@ -13,6 +13,9 @@ At-least-once with dedupe:
 - A retry (`send_due`) touches only rows that are due and not sent: recipients already reached
   are never contacted again.
 Every send and every refusal is in the audit log.
+
+Enqueueing and requeueing run in the caller's transaction (services/delivery.py owns it); the
+claim and the outcome of each send commit on their own (delivery/records.py says why).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Any
 
 from orchestration.access import audit
 from orchestration.access import policy as access
-from orchestration.artifacts import storage
+from orchestration.artifacts import which_store
 from orchestration.delivery import approvals, outbound, webhook
 from orchestration.delivery import records as rows
 from orchestration.delivery.errors import DeliveryRefused
@@ -41,14 +44,14 @@ from orchestration.delivery.records import (  # re-exported: the outbox's public
     channel_counts,
     list_deliveries,
 )
-from orchestration.delivery.sending import files_of, send_due, utc
+from orchestration.delivery.sending import files_of, send_due
 from orchestration.runs import records
 from orchestration.runs.run_record import RunRecord
 
 __all__ = [
     "BACKOFF_BASE", "BACKOFF_MAX", "DELIVERY_ACTOR", "MAX_ATTEMPTS", "SENDING_LEASE", "STATUSES", "Delivery",
-    "DeliveryResult", "approvals", "backoff", "channel_counts", "deliver_run", "deliver_scheduled_run",
-    "list_deliveries", "retry", "schedule_recipients", "send_due",
+    "DeliveryResult", "approvals", "backoff", "channel_counts", "enqueue_run", "list_deliveries", "requeue",
+    "schedule_recipients", "scheduled_recipients", "send_due",
 ]
 
 
@@ -58,6 +61,7 @@ class DeliveryResult:
     enqueued: list[str] = field(default_factory=list)      # idempotency keys of new rows
     refused: list[tuple[str, str]] = field(default_factory=list)  # (recipient identity, reason)
     attempts: list[dict[str, Any]] = field(default_factory=list)  # what send_due did
+    stopped: bool = False  # refused as a whole (run not published, Gate C): nothing is sent
 
 
 def _schedule_id(run: RunRecord | None) -> int | None:
@@ -100,27 +104,26 @@ def _recipient_refusal(conn, run: RunRecord, manifest: dict[str, Any], r: Recipi
 def _enqueue(conn, result: DeliveryResult, run: RunRecord, accepted: list[Recipient], *, sensitivity: str,
              digest: str, now: dt.datetime, actor: str) -> None:
     """One row per accepted recipient (an existing idempotency key enqueues nothing), audited."""
-    with conn:
-        with conn.cursor() as cur:
-            for r in accepted:
-                key = idempotency_key(run.run_id, r)
-                if rows.insert(cur, key, run, r, sensitivity=sensitivity, schedule_id=_schedule_id(run),
-                               distribution_hash=digest if sensitivity in SENSITIVE else None, now=now):
-                    result.enqueued.append(key)
-        if result.enqueued:
-            audit.record(conn, actor=actor, action="delivery.enqueue", target=f"run {run.run_id}", outcome="succeeded",
-                         tenant_id=run.tenant_id, correlation_id=run.run_id,
-                         details={"recipients": [r.identity for r in accepted], "new": len(result.enqueued)})
+    with conn.cursor() as cur:
+        for r in accepted:
+            key = idempotency_key(run.run_id, r)
+            if rows.insert(cur, key, run, r, sensitivity=sensitivity, schedule_id=_schedule_id(run),
+                           distribution_hash=digest if sensitivity in SENSITIVE else None, now=now):
+                result.enqueued.append(key)
+    if result.enqueued:
+        audit.record(conn, actor=actor, action="delivery.enqueue", target=f"run {run.run_id}", outcome="succeeded",
+                     tenant_id=run.tenant_id, correlation_id=run.run_id,
+                     details={"recipients": [r.identity for r in accepted], "new": len(result.enqueued)})
 
 
-def deliver_run(conn, run_id: str, recipients: Iterable[Recipient | str], *, make_link=None,
-                now: dt.datetime | None = None, actor: str = access.SCHEDULER) -> DeliveryResult:
-    """Gate C, allow-list and variant checks, enqueue one row per recipient, then send what is due.
+def enqueue_run(conn, run_id: str, recipients: Iterable[Recipient | str], *, now: dt.datetime,
+                actor: str = access.SCHEDULER) -> DeliveryResult:
+    """Gate C, allow-list and variant checks, and one row per accepted recipient, in the caller's
+    transaction (services/delivery.deliver_run sends them next, unless `stopped`).
 
     Refused recipients are audited and listed in the result; nothing is raised for them, so a
     refusal of one recipient does not stop the others (a Gate C refusal stops them all).
     """
-    now = utc(now)
     result = DeliveryResult(run_id)
     run = records.get_run(conn, run_id)
     if run is None:
@@ -130,8 +133,9 @@ def deliver_run(conn, run_id: str, recipients: Iterable[Recipient | str], *, mak
         reason = f"run {run_id} is {run.state}: only a completed, published run is delivered"
         for r in recipients:
             _refuse(conn, result, run, r.identity, reason, actor=actor)
+        result.stopped = True
         return result
-    store, run_key = storage.for_location(run.artifact_location)
+    store, run_key = which_store.for_location(run.artifact_location)
     manifest = store.read_manifest(run_key)
     sensitivity = manifest.get("template", {}).get("sensitivity", "restricted")
     digest = distribution_hash(recipients, {r.kind for r in recipients})
@@ -141,6 +145,7 @@ def deliver_run(conn, run_id: str, recipients: Iterable[Recipient | str], *, mak
             for r in recipients:
                 _refuse(conn, result, run, r.identity, f"Gate C: {reason}", actor=actor,
                         details={"sensitivity": sensitivity, "schedule_id": _schedule_id(run), "distribution_hash": digest})
+            result.stopped = True
             return result
     accepted = []
     for r in recipients:
@@ -150,7 +155,6 @@ def deliver_run(conn, run_id: str, recipients: Iterable[Recipient | str], *, mak
         else:
             accepted.append(r)
     _enqueue(conn, result, run, accepted, sensitivity=sensitivity, digest=digest, now=now, actor=actor)
-    result.attempts = send_due(conn, now, make_link=make_link, run_id=run_id)
     return result
 
 
@@ -164,27 +168,20 @@ def schedule_recipients(conn, schedule_id: int) -> list[Recipient]:
     return [Recipient.parse(r) for r in row[0]]
 
 
-def deliver_scheduled_run(conn, run_id: str, *, make_link=None, now: dt.datetime | None = None,
-                          actor: str = access.SCHEDULER) -> DeliveryResult:
-    """deliver_run to the recipients of the schedule that produced the run (none: nothing to do)."""
+def scheduled_recipients(conn, run_id: str) -> list[Recipient]:
+    """The recipients of the schedule that produced the run (none: not a scheduled run)."""
     run = records.get_run(conn, run_id)
     schedule_id = _schedule_id(run)
     if run is None or schedule_id is None:
-        return DeliveryResult(run_id)
-    recipients = schedule_recipients(conn, schedule_id)
-    if not recipients:
-        return DeliveryResult(run_id)
-    return deliver_run(conn, run_id, recipients, make_link=make_link, now=now, actor=actor)
+        return []
+    return schedule_recipients(conn, schedule_id)
 
 
-def retry(conn, run_id: str | None = None, *, actor: str, make_link=None, now: dt.datetime | None = None,
-          include_permanent: bool = True) -> list[dict[str, Any]]:
-    """Make failed rows due now (permanent ones too: an operator fixed the endpoint), then send.
-    Sent rows are never touched."""
-    now = utc(now)
+def requeue(conn, run_id: str | None, *, actor: str, now: dt.datetime, include_permanent: bool = True) -> list[int]:
+    """Make failed rows due now (permanent ones too: an operator fixed the endpoint), audited, in
+    the caller's transaction; their ids. Sent rows are never touched."""
     statuses = ["failed_transient"] + (["failed_permanent"] if include_permanent else [])
-    with conn:
-        ids = rows.requeue_failed(conn, run_id, statuses, now)
-        audit.record(conn, actor=actor, action="delivery.retry", target=f"run {run_id}" if run_id else "all runs",
-                     outcome="succeeded", correlation_id=run_id, details={"requeued": ids})
-    return send_due(conn, now, make_link=make_link, run_id=run_id)
+    ids = rows.requeue_failed(conn, run_id, statuses, now)
+    audit.record(conn, actor=actor, action="delivery.retry", target=f"run {run_id}" if run_id else "all runs",
+                 outcome="succeeded", correlation_id=run_id, details={"requeued": ids})
+    return ids

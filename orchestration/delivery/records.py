@@ -4,6 +4,12 @@ pending -> sending (claimed, attempts + 1, committed before the channel is calle
 failed_transient (due again after an exponential backoff) or failed_permanent. A row left
 'sending' by a process that died is claimed again after SENDING_LEASE. Every end of an attempt
 is an audit row, written in the same transaction as the state change.
+
+Who commits: `insert` and `requeue_failed` run in the caller's transaction (a service's). The
+claim and the outcome of a send (`claim`, `mark_sent`, `mark_failed`) commit at once, an
+exception to "the service owns the transaction" (orchestration/services/__init__.py): a row is
+claimed before its channel is called so no other worker sends it, and its outcome is recorded
+right after the channel answered, whatever happens to the rest of the batch.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestration.access import audit
+from orchestration.db.rows import from_row
 from orchestration.db.warehouse import dict_rows
 from orchestration.delivery.errors import SendFailure
 from orchestration.delivery.recipients import Recipient
@@ -58,16 +65,7 @@ class Delivery:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Delivery:
-        names = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in row.items() if k in names}
-        if values.get("config") is None:
-            values.pop("config", None)
-        return cls(**values)
-
-    def __getitem__(self, name: str) -> Any:
-        """Read by key too, for callers written against the old dict rows (the CLI until its
-        package reads attributes)."""
-        return getattr(self, name)
+        return from_row(cls, row, config=row.get("config") or {})
 
     @property
     def waiting(self) -> bool:

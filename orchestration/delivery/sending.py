@@ -13,7 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from orchestration.artifacts import storage
+from orchestration.artifacts import which_store
+from orchestration.artifacts.store import StorageError
 from orchestration.delivery import approvals, bucket, email, links, webhook
 from orchestration.delivery import records as rows
 from orchestration.delivery.errors import SendFailure
@@ -107,13 +108,13 @@ def _send(conn, row: rows.Delivery, make_link, tmp: Path) -> tuple[str | None, i
         raise SendFailure(f"run {row.run_id} is {run.state if run else 'gone'}: its files can no longer be delivered",
                           transient=False)
     try:
-        store, store_key = storage.for_location(run.artifact_location)
+        store, store_key = which_store.for_location(run.artifact_location)
         manifest = store.read_manifest(store_key)
         files = files_of(manifest, row.variant)
         if not files:
             raise SendFailure(f"the run has no '{row.variant}' variant", transient=False)
         paths = _local_files(store, store_key, files, tmp)
-    except storage.StorageError as exc:  # the store is another system: it may come back
+    except StorageError as exc:  # the store is another system: it may come back
         raise SendFailure(f"cannot read the run's files: {exc}", transient=True) from exc
     if row.channel == "email":
         return _email(row, run, manifest, files, paths, make_link)

@@ -37,7 +37,8 @@ def new_secret() -> str:
 
 
 def register_endpoint(conn, tenant_id: str, url: str, *, actor: str, secret: str | None = None) -> str:
-    """Store (or rotate) the signing secret of a tenant's endpoint; returns the secret."""
+    """Store (or rotate) the signing secret of a tenant's endpoint, in the caller's transaction;
+    returns the secret."""
     policy.authorize(conn, actor, "manage_principals", target=f"webhook {url}", tenant_id=tenant_id)
     try:
         outbound.check_now(url)
@@ -47,16 +48,15 @@ def register_endpoint(conn, tenant_id: str, url: str, *, actor: str, secret: str
         raise
     secret = secret or new_secret()
     Webhook(secret)  # a malformed secret fails here, not at the first send
-    with conn:
-        with conn.cursor() as cur:
-            cur.execute(
-                """insert into control.webhook_endpoints (tenant_id, url, secret, created_by) values (%s, %s, %s, %s)
-                   on conflict (tenant_id, url) do update set secret = excluded.secret,
-                       created_by = excluded.created_by, created_at = now()""",
-                (tenant_id, url, secret, actor),
-            )
-        audit.record(conn, actor=actor, action="delivery.webhook_register", target=url, outcome="succeeded",
-                     tenant_id=tenant_id)
+    with conn.cursor() as cur:
+        cur.execute(
+            """insert into control.webhook_endpoints (tenant_id, url, secret, created_by) values (%s, %s, %s, %s)
+               on conflict (tenant_id, url) do update set secret = excluded.secret,
+                   created_by = excluded.created_by, created_at = now()""",
+            (tenant_id, url, secret, actor),
+        )
+    audit.record(conn, actor=actor, action="delivery.webhook_register", target=url, outcome="succeeded",
+                 tenant_id=tenant_id)
     return secret
 
 

@@ -12,14 +12,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from orchestration.access import policy, tenants
-from orchestration.artifacts import storage
+from orchestration.artifacts import which_store
 from orchestration.artifacts.s3_store import S3Store
 from orchestration.catalog import templates
 from orchestration.db import warehouse
 from orchestration.defs import dagster_home
-from orchestration.governance import lifecycle
 from orchestration.metrics import dbt_manifest
 from orchestration.runs import periods, records, run_tags
+from orchestration.services import principals as principal_service
+from orchestration.services import templates as template_service
 from orchestration.settings import get_settings
 
 # Dagster's step-by-step log stays in the instance (the UI shows it); the terminal gets warnings.
@@ -67,7 +68,7 @@ def _prepare(echo: Callable[[str], None]) -> None:
     home = dagster_home.prepare()
     where = "embedded PostgreSQL" if get_settings().embedded else "REPORTS_DATABASE_URL"
     echo(f"warehouse: {where}; DAGSTER_HOME={home}")
-    store = storage.get_store()
+    store = which_store.get_store()
     if isinstance(store, S3Store) and store.ensure_bucket():
         echo(f"created bucket {store.bucket}")
     echo(f"artifact store: {store.describe()}")
@@ -96,8 +97,8 @@ def _govern(instance, echo: Callable[[str], None]) -> list[str]:
     """Sample principals, the system templates approved after Gate A, a partition per tenant."""
     with warehouse.connection() as conn:
         tenant_ids = tenants.list_tenant_ids(conn)
-        policy.seed_sample_principals(conn, tenant_ids)
-        approved = lifecycle.approve_system_templates(conn, approver=policy.APPROVERS[0])
+        principal_service.seed_sample_principals(conn, tenant_ids)
+        approved = template_service.approve_system_templates(conn, approver=policy.APPROVERS[0])
     if approved:
         echo(f"approved by {policy.APPROVERS[0]} after Gate A: {', '.join(approved)}")
     add, _ = tenants.partition_changes(tenant_ids, instance.get_dynamic_partitions("tenants"))
@@ -137,7 +138,7 @@ def _describe(template: str, tenant: str, period: str, dagster_run_id: str, seco
         return DemoResult(template, tenant, period, False, seconds, diagnosis="no run record (see Dagster run)")
     files = []
     if record.artifact_location:
-        store, key = storage.for_location(record.artifact_location)
+        store, key = which_store.for_location(record.artifact_location)
         files = store.files(key)
     gate = "passed" if record.gate_passed else ("failed" if record.gate_passed is False else "-")
     return DemoResult(

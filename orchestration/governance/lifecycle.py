@@ -5,6 +5,9 @@ whose content no longer matches its registered hash is refused by name. Approval
 second person with the approver role and a clean Gate A: metrics resolve in the dbt manifest,
 every section compiles as report_reader and returns its declared columns, the Gate B suite
 is valid for the template.
+
+Every function runs in the caller's transaction: services/templates.py commits (and keeps a
+Gate A refusal in the history, through `record_gate_a_failure`, after the refused step rolls back).
 """
 
 from __future__ import annotations
@@ -34,8 +37,11 @@ class GovernanceError(ValueError):
 
 
 class GateAFailed(GovernanceError):
-    def __init__(self, template: Template, problems: list[str]):
-        self.problems = problems
+    """Gate A refused a submission or an approval: `record_gate_a_failure` keeps it in the template's
+    history, in a transaction of its own (the refused step's is rolled back)."""
+
+    def __init__(self, template: Template, problems: list[str], *, actor: str, tenant_id: str | None = None):
+        self.template, self.problems, self.actor, self.tenant_id = template, problems, actor, tenant_id
         super().__init__(f"Gate A blocked {template.label}:\n  - " + "\n  - ".join(problems))
 
 
@@ -132,29 +138,29 @@ def _event(conn, key: str, version: int, event: str, actor: str, details: dict[s
 
 
 def register_system_templates(conn, templates: list[Template] | None = None, root: Path = TEMPLATES_DIR) -> list[str]:
-    """Record every system template file as a submitted version; refuse a changed file by name."""
+    """Record every system template file as a submitted version; refuse a changed file by name.
+    In the caller's transaction (services/templates.py commits one template at a time)."""
     registered = []
     for template in templates if templates is not None else catalog.load_all(root):
         path = catalog.template_path(template.key, template.version, root)
-        with conn:
-            row = _version_row(conn, template.key, template.version)
-            if row is None:
-                with conn.cursor() as cur:
-                    cur.execute(
-                        """insert into control.template_versions (template_key, version, content_hash, content, author)
-                           values (%s, %s, %s, %s, %s)""",
-                        (template.key, template.version, template.content_hash, json_param(_content(template)), template.owner),
-                    )
-                _event(conn, template.key, template.version, "submitted", template.owner,
-                       {"content_hash": template.content_hash, "source": str(path.name),
-                        "diff": _diff_to_previous(conn, template)})
-                registered.append(template.label)
-            elif row["content_hash"] != template.content_hash:
-                raise TemplateError(
-                    f"{path}: content changed without a new version number (v{template.version} was submitted "
-                    f"with hash {row['content_hash'][:12]}, the file now hashes to {template.content_hash[:12]}); "
-                    f"save the change as {catalog.template_path(template.key, template.version + 1, root).name}"
+        row = _version_row(conn, template.key, template.version)
+        if row is None:
+            with conn.cursor() as cur:
+                cur.execute(
+                    """insert into control.template_versions (template_key, version, content_hash, content, author)
+                       values (%s, %s, %s, %s, %s)""",
+                    (template.key, template.version, template.content_hash, json_param(_content(template)), template.owner),
                 )
+            _event(conn, template.key, template.version, "submitted", template.owner,
+                   {"content_hash": template.content_hash, "source": str(path.name),
+                    "diff": _diff_to_previous(conn, template)})
+            registered.append(template.label)
+        elif row["content_hash"] != template.content_hash:
+            raise TemplateError(
+                f"{path}: content changed without a new version number (v{template.version} was submitted "
+                f"with hash {row['content_hash'][:12]}, the file now hashes to {template.content_hash[:12]}); "
+                f"save the change as {catalog.template_path(template.key, template.version + 1, root).name}"
+            )
     return registered
 
 
@@ -182,23 +188,24 @@ def submit(conn, template: Template, *, actor: str, tenant_id: str | None = None
     if existing:
         raise GovernanceError(f"{target} is already submitted and immutable: submit the change as v{template.version + 1}")
     problems = gate_a(conn, template)
-    with conn:
-        if problems:
-            _event(conn, template.key, template.version, "gate_a_failed", actor, {"problems": problems},
-                   tenant_id=tenant_id, outcome="failed")
     if problems:
-        raise GateAFailed(template, problems)
-    with conn:
-        with conn.cursor() as cur:
-            cur.execute(
-                """insert into control.template_versions
-                       (template_key, version, owner_tenant, content_hash, content, author)
-                   values (%s, %s, %s, %s, %s, %s)""",
-                (template.key, template.version, tenant_id, template.content_hash, json_param(_content(template)), actor),
-            )
-        _event(conn, template.key, template.version, "submitted", actor,
-               {"content_hash": template.content_hash, "owner_tenant": tenant_id, "diff": _diff_to_previous(conn, template)},
-               tenant_id=tenant_id)
+        raise GateAFailed(template, problems, actor=actor, tenant_id=tenant_id)
+    with conn.cursor() as cur:
+        cur.execute(
+            """insert into control.template_versions
+                   (template_key, version, owner_tenant, content_hash, content, author)
+               values (%s, %s, %s, %s, %s, %s)""",
+            (template.key, template.version, tenant_id, template.content_hash, json_param(_content(template)), actor),
+        )
+    _event(conn, template.key, template.version, "submitted", actor,
+           {"content_hash": template.content_hash, "owner_tenant": tenant_id, "diff": _diff_to_previous(conn, template)},
+           tenant_id=tenant_id)
+
+
+def record_gate_a_failure(conn, failure: GateAFailed) -> None:
+    """The template event (and audit row) of a Gate A refusal, in the caller's transaction."""
+    _event(conn, failure.template.key, failure.template.version, "gate_a_failed", failure.actor,
+           {"problems": failure.problems}, tenant_id=failure.tenant_id, outcome="failed")
 
 
 def load_version(conn, key: str, version: int, *, tenant_id: str | None = None) -> tuple[Template, dict[str, Any]]:
@@ -215,17 +222,14 @@ def approve(conn, key: str, version: int, *, actor: str) -> None:
         raise GovernanceError(f"{template.label} is {row['state']}: only a draft can be approved")
     problems = gate_a(conn, template, author=row["author"], approver=actor)
     if problems:
-        with conn:
-            _event(conn, key, version, "gate_a_failed", actor, {"problems": problems}, outcome="failed")
-        raise GateAFailed(template, problems)
-    with conn:
-        with conn.cursor() as cur:
-            cur.execute(
-                """update control.template_versions set state = 'approved', approved_by = %s, approved_at = now()
-                   where template_key = %s and version = %s and state = 'draft'""",
-                (actor, key, version),
-            )
-        _event(conn, key, version, "approved", actor, {"content_hash": row["content_hash"], "author": row["author"]})
+        raise GateAFailed(template, problems, actor=actor)
+    with conn.cursor() as cur:
+        cur.execute(
+            """update control.template_versions set state = 'approved', approved_by = %s, approved_at = now()
+               where template_key = %s and version = %s and state = 'draft'""",
+            (actor, key, version),
+        )
+    _event(conn, key, version, "approved", actor, {"content_hash": row["content_hash"], "author": row["author"]})
 
 
 def deprecate(conn, key: str, version: int, *, actor: str, reason: str) -> None:
@@ -235,15 +239,14 @@ def deprecate(conn, key: str, version: int, *, actor: str, reason: str) -> None:
     policy.authorize(conn, actor, "deprecate", target=template.label, tenant_id=row["owner_tenant"])
     if row["state"] != "approved":
         raise GovernanceError(f"{template.label} is {row['state']}: only an approved version can be deprecated")
-    with conn:
-        with conn.cursor() as cur:
-            cur.execute(
-                """update control.template_versions set state = 'deprecated', deprecated_by = %s,
-                       deprecated_at = now(), deprecation_reason = %s
-                   where template_key = %s and version = %s""",
-                (actor, reason, key, version),
-            )
-        _event(conn, key, version, "deprecated", actor, {"reason": reason})
+    with conn.cursor() as cur:
+        cur.execute(
+            """update control.template_versions set state = 'deprecated', deprecated_by = %s,
+                   deprecated_at = now(), deprecation_reason = %s
+               where template_key = %s and version = %s""",
+            (actor, reason, key, version),
+        )
+    _event(conn, key, version, "deprecated", actor, {"reason": reason})
 
 
 @dataclass(frozen=True)
@@ -298,17 +301,6 @@ def diff(conn, key: str, v1: int, v2: int, *, tenant_id: str | None = None) -> s
     a, _ = load_version(conn, key, v1, tenant_id=tenant_id)
     b, _ = load_version(conn, key, v2, tenant_id=tenant_id)
     return _diff(_content(a), _content(b), f"{key} v{v1}", f"{key} v{v2}")
-
-
-def approve_system_templates(conn, *, approver: str) -> list[str]:
-    """Register every file and approve each draft (demo bootstrap; the same Gate A applies)."""
-    register_system_templates(conn)
-    approved = []
-    for row in list_versions(conn):
-        if row["owner_tenant"] is None and row["state"] == "draft":
-            approve(conn, row["template_key"], row["version"], actor=approver)
-            approved.append(f"{row['template_key']} v{row['version']}")
-    return approved
 
 
 def dumps(value: Any) -> str:

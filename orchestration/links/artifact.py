@@ -12,7 +12,8 @@ CHUNK = 64 * 1024
 
 def published_file(conn, run_id: str, variant: str, fmt: str):
     """(store, run key, manifest entry) of one published file of a run; FileNotFoundError if none."""
-    from orchestration.artifacts import storage
+    from orchestration.artifacts import which_store
+    from orchestration.artifacts.store import StorageError
 
     if variant not in VARIANTS:
         raise FileNotFoundError(f"variant {variant!r} is not published")
@@ -20,9 +21,9 @@ def published_file(conn, run_id: str, variant: str, fmt: str):
     if run is None or not run.artifact_location:
         raise FileNotFoundError(f"run {run_id} has no published artifacts")
     try:
-        store, key = storage.for_location(run.artifact_location)
+        store, key = which_store.for_location(run.artifact_location)
         manifest = store.read_manifest(key)
-    except storage.StorageError as exc:
+    except StorageError as exc:
         raise FileNotFoundError(f"run {run_id}: no readable manifest: {exc}") from exc
     entries = [f for f in manifest.get("files", [])
                if f.get("format") == fmt and f.get("variant", "internal") == variant]
@@ -37,12 +38,12 @@ def open_artifact(conn, run_id: str, variant: str, fmt: str) -> tuple[str, int, 
     streamed through this service rather than redirected to a presigned URL, so expiry and
     revocation are enforced at the one place that checks them. Raises FileNotFoundError when
     the artifact is gone."""
-    from orchestration.artifacts import storage
+    from orchestration.artifacts.store import StorageError
 
     store, key, entry = published_file(conn, run_id, variant, fmt)
     try:
         fh = store.open(key, entry["name"])  # opened now: a missing file is noticed before any response
-    except storage.StorageError as exc:  # includes a name pointing outside the run's folder
+    except StorageError as exc:  # includes a name pointing outside the run's folder
         raise FileNotFoundError(f"run {run_id}: {entry['name']}: {exc}") from exc
 
     def chunks() -> Iterator[bytes]:

@@ -19,12 +19,15 @@ class LinkError(Invalid):
 
 class LinkDenied(Exception):
     """A request for a link was refused; `status` is the HTTP status, `reason` goes only to the
-    access event and the audit log."""
+    access event and the audit log. `link` is the link the token named (None: unknown token) and
+    `details` what else the access event notes; services/links.resolve records both."""
 
-    def __init__(self, status: int, reason: str):
+    def __init__(self, status: int, reason: str, *, link=None, details: dict | None = None):
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.link = link
+        self.details = details or {}
 
     @property
     def public_message(self) -> str:

@@ -1,7 +1,8 @@
 """Links and access events in control.links / control.access_events, typed: the only SQL on them.
 
 What a link belongs to (template, version) is read from the run records through
-orchestration/runs/records.py, the only module with SQL on run records.
+orchestration/runs/records.py, the only module with SQL on run records. Every function runs in
+the caller's transaction.
 """
 
 from __future__ import annotations
@@ -9,27 +10,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
 
+from orchestration.db.rows import from_row
 from orchestration.db.warehouse import dict_rows
 from orchestration.runs import records as run_records
 
 
-class _ByKey:
-    """Read by key too, for callers written against the old dict rows (the CLI until its package
-    reads attributes)."""
-
-    def __getitem__(self, name: str) -> Any:
-        return getattr(self, name)
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any], **extra: Any):
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in {**row, **extra}.items() if k in names})
-
-
 @dataclass(frozen=True)
-class Link(_ByKey):
+class Link:
     """One link (never its token); template and status are filled in by list_links."""
 
     link_id: int
@@ -51,7 +39,7 @@ class Link(_ByKey):
 
 
 @dataclass(frozen=True)
-class AccessEvent(_ByKey):
+class AccessEvent:
     """One request that presented a token: granted or denied, and why."""
 
     event_id: int
@@ -65,21 +53,21 @@ class AccessEvent(_ByKey):
     remote_addr: str | None
 
 
-def status(link: Link | dict[str, Any], now: dt.datetime) -> str:
-    if link["revoked_at"] is not None:
+def status(link: Link, now: dt.datetime) -> str:
+    if link.revoked_at is not None:
         return "revoked"
-    return "expired" if now >= link["expires_at"] else "active"
+    return "expired" if now >= link.expires_at else "active"
 
 
 def by_token_hash(conn, digest: str) -> Link | None:
-    with conn, conn.cursor() as cur:
+    with conn.cursor() as cur:
         cur.execute("select * from control.links where token_sha256 = %s", (digest,))
         rows = dict_rows(cur)
-    return Link.from_row(rows[0]) if rows else None
+    return from_row(Link, rows[0]) if rows else None
 
 
 def tenant_and_creator(conn, link_id: int) -> tuple[str, str] | None:
-    with conn, conn.cursor() as cur:
+    with conn.cursor() as cur:
         cur.execute("select tenant_id, created_by from control.links where link_id = %s", (link_id,))
         return cur.fetchone()
 
@@ -130,7 +118,7 @@ def insert_access_event(cur, *, now: dt.datetime, link: Link | None, outcome: st
 def list_links(conn, *, tenant_id: str | None = None, run_id: str | None = None,
                now: dt.datetime) -> list[Link]:
     """Links (newest first) with their template and status; never their token."""
-    with conn, conn.cursor() as cur:
+    with conn.cursor() as cur:
         cur.execute(
             """select l.link_id, l.run_id, l.variant, l.format, l.principal_id, l.tenant_id, l.created_by,
                       l.created_at, l.expires_at, l.revoked_at, l.revoked_by, l.revoke_reason,
@@ -143,16 +131,17 @@ def list_links(conn, *, tenant_id: str | None = None, run_id: str | None = None,
         )
         rows = dict_rows(cur)
     templates = run_records.template_versions(conn, sorted({r["run_id"] for r in rows}))
-    return [Link.from_row(r, template_key=templates[r["run_id"]][0], template_version=templates[r["run_id"]][1],
-                          status=status(r, now)) for r in rows]
+    links = [from_row(Link, r, template_key=templates[r["run_id"]][0], template_version=templates[r["run_id"]][1])
+             for r in rows]
+    return [dataclasses.replace(link, status=status(link, now)) for link in links]
 
 
 def access_events(conn, *, link_id: int | None = None, run_id: str | None = None) -> list[AccessEvent]:
-    with conn, conn.cursor() as cur:
+    with conn.cursor() as cur:
         cur.execute(
             """select * from control.access_events
                where (%s::bigint is null or link_id = %s) and (%s::text is null or run_id = %s)
                order by event_id""",
             (link_id, link_id, run_id, run_id),
         )
-        return [AccessEvent.from_row(r) for r in dict_rows(cur)]
+        return [from_row(AccessEvent, r) for r in dict_rows(cur)]

@@ -90,7 +90,7 @@ def revoke(
         audit.record_now(conn, actor=actor, action="link.revoke.denied", target=scope.name, outcome="denied",
                          tenant_id=audit_tenant, details={"reason": scope.denial, "revoke_reason": reason})
         raise access.AccessDenied(f"{actor} may not revoke the links of {scope.name}: {scope.denial}")
-    with conn, conn.cursor() as cur:
+    with conn.cursor() as cur:
         revoked = records.revoke(cur, scope.by, scope.params, now=now, actor=actor, reason=reason)
         audit.record(conn, actor=actor, action="link.revoke", target=scope.name, outcome="succeeded",
                      tenant_id=audit_tenant, details={"reason": reason, "link_ids": revoked, "count": len(revoked)})

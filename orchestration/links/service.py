@@ -11,7 +11,10 @@ How long a link may live depends on the template's sensitivity (EXPIRY_CAPS). Ev
 decision takes `now` from the caller, so tests (and the web app's clock) can move time.
 Revocation works on one link, a run, a template or a whole tenant (the incident switch).
 
-This module holds the use cases a link is made and used through (create, resolve, refuse_method)
+Every function runs in the caller's transaction; services/links.py owns it (and records a
+refused request in a transaction of its own, after the refused one rolled back).
+
+This module holds the steps a link is made and used through (create, resolve, refuse_method)
 and re-exports what callers name as `links.<x>`; the parts live beside it: errors, tokens,
 expiry (lifetimes), artifact (reading the file), records (the SQL, typed), revocation.
 """
@@ -41,8 +44,8 @@ from orchestration.runs.run_record import RunRecord
 __all__ = [
     "BASE_URL_ENV", "CHUNK", "DEFAULT_BASE_URL", "EXPIRY_CAPS", "PUBLIC_MESSAGES", "REVOKE_ROLES",
     "TENANT_SWITCH_ROLES", "VARIANTS", "AccessEvent", "CreatedLink", "Grant", "Link", "LinkDenied", "LinkError",
-    "access_events", "create", "expiry_cap", "list_links", "open_artifact", "parse_duration", "refuse_method",
-    "resolve", "revoke", "status", "token_hash", "url_for", "utcnow",
+    "access_events", "create", "expiry_cap", "list_links", "open_artifact", "parse_duration", "record_denial",
+    "refuse_method", "resolve", "revoke", "status", "token_hash", "url_for", "utcnow",
 ]
 
 
@@ -128,7 +131,7 @@ def create(
                          details={"principal": principal_id, "reason": f"recipient: {reason}"})
         raise access.AccessDenied(f"{principal_id} may not receive {template.key} for {tenant}: {reason}")
     token = new_token()
-    with conn, conn.cursor() as cur:
+    with conn.cursor() as cur:
         link_id = records.insert(cur, digest=token_hash(token), run_id=run_id, variant=variant, fmt=fmt,
                                  principal_id=principal_id, tenant_id=tenant, created_by=actor, created_at=now,
                                  expires_at=expires_at)
@@ -145,8 +148,8 @@ def create(
 
 def _record_access(conn, *, now, link: Link | None, outcome: str, reason: str,
                    remote_addr: str | None, details: dict[str, Any] | None = None) -> None:
-    """One access event and one audit row, committed together."""
-    with conn, conn.cursor() as cur:
+    """One access event and one audit row, in the caller's transaction."""
+    with conn.cursor() as cur:
         records.insert_access_event(cur, now=now, link=link, outcome=outcome, reason=reason, remote_addr=remote_addr)
         audit.record(
             conn, actor=link.principal_id if link else "(anonymous)",
@@ -159,9 +162,10 @@ def _record_access(conn, *, now, link: Link | None, outcome: str, reason: str,
         )
 
 
-def _deny(conn, now, link: Link | None, status_code: int, reason: str, remote_addr: str | None) -> LinkDenied:
-    _record_access(conn, now=now, link=link, outcome="denied", reason=reason, remote_addr=remote_addr)
-    return LinkDenied(status_code, reason)
+def record_denial(conn, denied: LinkDenied, *, now: dt.datetime, remote_addr: str | None) -> None:
+    """The access event and audit row of a refused request (resolve raised `denied`)."""
+    _record_access(conn, now=now, link=denied.link, outcome="denied", reason=denied.reason, remote_addr=remote_addr,
+                   details=denied.details)
 
 
 def refuse_method(conn, token: str, method: str, *, now: dt.datetime | None = None,
@@ -196,19 +200,20 @@ def _standing_refusal(conn, link: Link, now: dt.datetime) -> tuple[int, str, Run
 
 
 def resolve(conn, token: str, *, now: dt.datetime | None = None, remote_addr: str | None = None) -> Grant:
-    """Check a token against everything as it is now; the Grant to stream, or LinkDenied
-    (404 unknown, 403 revoked or not allowed, 410 expired). Both are recorded."""
+    """Check a token against everything as it is now; the Grant to stream (its access event
+    recorded in the caller's transaction), or LinkDenied (404 unknown, 403 revoked or not
+    allowed, 410 expired), which the caller records with `record_denial` once it has rolled back."""
     now = now or utcnow()
     link = records.by_token_hash(conn, token_hash(token or ""))
     if link is None:
-        raise _deny(conn, now, None, 404, "unknown token", remote_addr)
+        raise LinkDenied(404, "unknown token")
     status_code, reason, _run, template = _standing_refusal(conn, link, now)
     if status_code:
-        raise _deny(conn, now, link, status_code, reason, remote_addr)
+        raise LinkDenied(status_code, reason, link=link)
     try:
         filename, size, chunks = open_artifact(conn, link.run_id, link.variant, link.format)
     except FileNotFoundError as exc:
-        raise _deny(conn, now, link, 410, f"artifact unavailable: {exc}", remote_addr) from exc
+        raise LinkDenied(410, f"artifact unavailable: {exc}", link=link) from exc
     try:
         _record_access(conn, now=now, link=link, outcome="granted", reason="granted", remote_addr=remote_addr,
                        details={"file": filename, "bytes": size, "template": template.label})

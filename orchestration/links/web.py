@@ -1,6 +1,7 @@
-"""The link service: a small Starlette app that serves downloads through `links.resolve`.
+"""The link service: a small Starlette app that serves downloads through `services.links.resolve`.
 
-Thin on purpose: every decision is in orchestration/links/service.py. `GET /links/<token>` streams the
+Thin on purpose: every decision is in orchestration/links/service.py, reached through
+orchestration/services/links.py. `GET /links/<token>` streams the
 file or answers 404 / 403 / 410 with a generic message that never says whether the artifact
 exists. Any other method on a token (HEAD, POST, PUT, DELETE, PATCH, OPTIONS, ...) is recorded as
 an access event and answered 405. The clock (`app.state.clock`) and the connection factory
@@ -27,6 +28,7 @@ from starlette.routing import Route
 
 from orchestration.db import warehouse
 from orchestration.links import service as links
+from orchestration.services import links as link_service
 
 # No caching anywhere, no token leaking through a Referer, no content sniffing.
 PRIVATE_HEADERS = {
@@ -102,9 +104,9 @@ def download(request: Request) -> Response:
     conn = request.app.state.connect()
     try:
         if request.method != "GET":  # a probe or a write is not a download, but it is an access event
-            denied = links.refuse_method(conn, token, request.method, now=now, remote_addr=remote)
+            denied = link_service.refuse_method(conn, token, request.method, now=now, remote_addr=remote)
             return PlainTextResponse(denied.public_message, status_code=405, headers={**PRIVATE_HEADERS, "Allow": "GET"})
-        grant = links.resolve(conn, token, now=now, remote_addr=remote)
+        grant = link_service.resolve(conn, token, now=now, remote_addr=remote)
     except links.LinkDenied as denied:
         return PlainTextResponse(denied.public_message, status_code=denied.status, headers=PRIVATE_HEADERS)
     finally:

@@ -22,7 +22,7 @@ from orchestration.runs.run_record import RunRecord, run_config_of
 def late_rows(conn, template: Template, record: RunRecord) -> dict[str, int]:
     """Per source: rows loaded after the run's watermark whose event time is inside its window."""
     found = {}
-    with conn, conn.cursor() as cur:
+    with conn.cursor() as cur:
         for source in template.sources:
             mark = record.source_watermarks.get(source.name)
             if mark is None:

@@ -32,7 +32,7 @@ def measure(conn, template: Template, tenant_id: str, window_end: dt.date,
     now = now or dt.datetime.now(dt.UTC)
     end = dt.datetime.combine(window_end, dt.time(), tzinfo=dt.UTC)
     states = []
-    with conn, conn.cursor() as cur:
+    with conn.cursor() as cur:
         for source in template.sources:
             cur.execute(f"select max(_loaded_at) from raw.{quoted_table(source)} where tenant_id = %s", (tenant_id,))
             watermark = cur.fetchone()[0]
@@ -53,7 +53,7 @@ def watermarks(states: list[SourceState]) -> dict[str, str | None]:
 def source_problems(conn, template: Template) -> list[str]:
     """Gate A: every declared source is a raw table with tenant_id, _loaded_at and its event time."""
     problems = []
-    with conn, conn.cursor() as cur:
+    with conn.cursor() as cur:
         for source in template.sources:
             cur.execute(
                 """select array_agg(column_name::text) from information_schema.columns

@@ -19,7 +19,7 @@ import psycopg2
 
 from orchestration.access import audit
 from orchestration.artifacts import index as artifact_index
-from orchestration.artifacts import retention, storage
+from orchestration.artifacts import retention, which_store
 from orchestration.artifacts.store import ArtifactStore, StorageError, file_entry, run_key, staging_location
 from orchestration.catalog.definition_template import is_definition_key
 from orchestration.catalog.templates import Template
@@ -84,7 +84,7 @@ def _gate_passed_record(conn, run_id: str) -> RunRecord:
 
 def _open_staging(conn, run_id: str, store: ArtifactStore | None, settings: Settings, staging: Path) -> ArtifactStore:
     try:
-        store = store or storage.get_store(settings)
+        store = store or which_store.get_store(settings)
         staging.mkdir(parents=True, exist_ok=False)
     except (OSError, StorageError) as exc:
         raise supervisor.fail(conn, run_id, "storage_failure", f"cannot stage {staging}: {exc}") from exc

@@ -2,24 +2,56 @@
 which lives in runs/run_record.py).
 
 The record is the one place that says what a run was asked to do and how it ended. Every
-function here takes the caller's connection and commits its own statement: a run's progress
-must be visible to other processes (the CLI following a worker, a cancel, the reaper) while the
-run is still going, so these writes cannot wait for the end of a larger transaction.
+function that writes takes the caller's connection and commits its own statement (`_write`): a
+run's progress must be visible to other processes (the CLI following a worker, a cancel, the
+reaper) while the run is still going, so these writes cannot wait for the end of a larger
+transaction. This is one of the few exceptions to "the service owns the transaction"
+(orchestration/services/__init__.py). A read (`_read`) runs in the caller's transaction when
+one is open, and otherwise ends the transaction it began, so it never leaves a connection idle
+in a transaction.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import socket
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+
+import psycopg2.extensions
 
 from orchestration.db.warehouse import dict_rows, json_param
 from orchestration.runs.failures import FAILURE_CLASSES, GUIDANCE
 from orchestration.runs.request import ReportRequest
 from orchestration.runs.run_record import ACTIVE_STATES, STAGES, RunOrigin, RunRecord
+
+
+@contextlib.contextmanager
+def _write(conn) -> Iterator[psycopg2.extensions.cursor]:
+    """A cursor whose statements are committed when it closes (rolled back on an error). Not
+    `with conn:`, which cannot be entered inside a service's own `with conn:` block."""
+    try:
+        with conn.cursor() as cur:
+            yield cur
+    except BaseException:
+        conn.rollback()
+        raise
+    conn.commit()
+
+
+@contextlib.contextmanager
+def _read(conn) -> Iterator[psycopg2.extensions.cursor]:
+    """A cursor in the caller's transaction if one is open; else in one of its own, ended here."""
+    if conn.info.transaction_status != psycopg2.extensions.TRANSACTION_STATUS_IDLE:
+        with conn.cursor() as cur:
+            yield cur
+        return
+    with _write(conn) as cur:
+        yield cur
 
 
 def _one(cur) -> RunRecord | None:
@@ -37,7 +69,7 @@ def create_run(conn, request: ReportRequest, origin: RunOrigin, *, timeout_secon
     nothing is created and that run is returned: (its run_id, False)."""
     while True:
         run_id = new_run_id()
-        with conn, conn.cursor() as cur:
+        with _write(conn) as cur:
             cur.execute(
                 """
                 insert into control.report_runs
@@ -69,7 +101,7 @@ def create_run(conn, request: ReportRequest, origin: RunOrigin, *, timeout_secon
 
 def mark_running(conn, run_id: str, *, dagster_run_id: str | None = None) -> None:
     """queued -> running, in this process (its pid, so a cancel can reach it, and a heartbeat)."""
-    with conn, conn.cursor() as cur:
+    with _write(conn) as cur:
         cur.execute(
             """update control.report_runs
                   set state = 'running', stage = 'starting', started_at = coalesce(started_at, now()),
@@ -94,7 +126,7 @@ def set_stage(conn, run_id: str, stage: str) -> StageCheck:
     """Record progress (and a heartbeat)."""
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}")
-    with conn, conn.cursor() as cur:
+    with _write(conn) as cur:
         cur.execute(
             """update control.report_runs set stage = %s, heartbeat_at = now() where run_id = %s
                returning cancel_requested, started_at, timeout_seconds, now()""",
@@ -105,7 +137,7 @@ def set_stage(conn, run_id: str, stage: str) -> StageCheck:
 
 def request_cancel(conn, run_id: str) -> RunRecord | None:
     """Flag the run for cancellation; a queued run ends at once, a running one at its next check."""
-    with conn, conn.cursor() as cur:
+    with _write(conn) as cur:
         cur.execute(
             """update control.report_runs set cancel_requested = coalesce(cancel_requested, now())
                 where run_id = %s and state in ('queued', 'running')""",
@@ -134,7 +166,7 @@ def update_run(conn, run_id: str, *, cur=None, **fields: Any) -> None:
     if cur is not None:
         cur.execute(sql, (*values, run_id))
         return
-    with conn, conn.cursor() as own:
+    with _write(conn) as own:
         own.execute(sql, (*values, run_id))
 
 
@@ -145,7 +177,7 @@ def finish_run(conn, run_id: str, state: str, *, failure_class: str | None = Non
     in the same transaction once the run has ended here (e.g. the artifact index rows)."""
     if state in ("failed", "cancelled") and failure_class not in FAILURE_CLASSES:
         raise ValueError(f"a {state} run needs a failure class from {FAILURE_CLASSES}")
-    with conn, conn.cursor() as cur:
+    with _write(conn) as cur:
         cur.execute(
             """
             update control.report_runs
@@ -171,13 +203,13 @@ def expire_run(cur, run_id: str) -> None:
 
 
 def get_run(conn, run_id: str) -> RunRecord | None:
-    with conn, conn.cursor() as cur:
+    with _read(conn) as cur:
         cur.execute("select * from control.report_runs where run_id = %s", (run_id,))
         return _one(cur)
 
 
 def run_for_dagster_run(conn, dagster_run_id: str, template_key: str) -> RunRecord | None:
-    with conn, conn.cursor() as cur:
+    with _read(conn) as cur:
         cur.execute(
             """select * from control.report_runs
                 where dagster_run_id = %s and template_key = %s
@@ -188,20 +220,20 @@ def run_for_dagster_run(conn, dagster_run_id: str, template_key: str) -> RunReco
 
 
 def active_runs_of_dagster_run(conn, dagster_run_id: str) -> list[str]:
-    with conn, conn.cursor() as cur:
+    with _read(conn) as cur:
         cur.execute("select run_id from control.report_runs where dagster_run_id = %s and state in ('queued', 'running')",
                     (dagster_run_id,))
         return [r[0] for r in cur.fetchall()]
 
 
 def running_runs(conn) -> list[RunRecord]:
-    with conn, conn.cursor() as cur:
+    with _read(conn) as cur:
         cur.execute("select * from control.report_runs where state = 'running'")
         return [RunRecord.from_row(r) for r in dict_rows(cur)]
 
 
 def list_runs(conn, *, tenant_id: str | None = None, state: str | None = None, limit: int = 20) -> list[RunRecord]:
-    with conn, conn.cursor() as cur:
+    with _read(conn) as cur:
         cur.execute(
             """select * from control.report_runs
                 where (%s::text is null or tenant_id = %s) and (%s::text is null or state = %s)
@@ -213,7 +245,7 @@ def list_runs(conn, *, tenant_id: str | None = None, state: str | None = None, l
 
 def chain(conn, run_id: str) -> list[RunRecord]:
     """The run and every run it supersedes or is superseded by, oldest first; retries too."""
-    with conn, conn.cursor() as cur:
+    with _read(conn) as cur:
         cur.execute(
             """with recursive up as (
                    select r.*, 0 as depth from control.report_runs r where run_id = %s
@@ -238,7 +270,7 @@ def chain(conn, run_id: str) -> list[RunRecord]:
 
 def latest_published(conn) -> list[RunRecord]:
     """Completed runs not superseded and without a correction under way (late-data candidates)."""
-    with conn, conn.cursor() as cur:
+    with _read(conn) as cur:
         cur.execute(
             """select * from control.report_runs r
                 where state = 'completed' and superseded_by is null
@@ -255,7 +287,7 @@ def mark_late_data(conn, run_id: str) -> None:
 
 def completed_runs(conn, run_ids: list[str] | None = None) -> list[RunRecord]:
     """Published runs, oldest first (or only those of `run_ids`): the retention sweep's candidates."""
-    with conn, conn.cursor() as cur:
+    with _read(conn) as cur:
         cur.execute("""select * from control.report_runs where state = 'completed' and published_at is not null
                          and (%s::text[] is null or run_id = any(%s)) order by published_at""", (run_ids, run_ids))
         return [RunRecord.from_row(r) for r in dict_rows(cur)]
@@ -263,14 +295,14 @@ def completed_runs(conn, run_ids: list[str] | None = None) -> list[RunRecord]:
 
 def run_ids_of_template(conn, template_key: str) -> list[str]:
     """Every run of a template, any version, any tenant (links revoke by template through it)."""
-    with conn, conn.cursor() as cur:
+    with _read(conn) as cur:
         cur.execute("select run_id from control.report_runs where template_key = %s", (template_key,))
         return [r[0] for r in cur.fetchall()]
 
 
 def template_versions(conn, run_ids: list[str]) -> dict[str, tuple[str, int]]:
     """run_id -> (template key, template version) of the given runs (for listings of links)."""
-    with conn, conn.cursor() as cur:
+    with _read(conn) as cur:
         cur.execute("select run_id, template_key, template_version from control.report_runs where run_id = any(%s)",
                     (list(run_ids),))
         return {run_id: (key, version) for run_id, key, version in cur.fetchall()}

@@ -12,6 +12,7 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestration.db.rows import from_row
 from orchestration.runs.request import ReportRequest
 
 STAGES = ("queued", "starting", "freshness", "snapshot", "gate_b", "render", "publish", "done")
@@ -72,10 +73,7 @@ class RunRecord:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> RunRecord:
-        names = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in row.items() if k in names}
-        values["formats"] = tuple(values.get("formats") or ())
-        return cls(**values)
+        return from_row(cls, row, formats=tuple(row.get("formats") or ()))
 
     @property
     def period(self) -> str:

@@ -16,7 +16,7 @@ import threading
 import psycopg2
 
 from orchestration.access import audit
-from orchestration.artifacts import storage
+from orchestration.artifacts import which_store
 from orchestration.artifacts.store import StorageError, run_key, staging_location
 from orchestration.db import warehouse
 from orchestration.dev import faults
@@ -40,7 +40,7 @@ def abandon(conn, run_id: str, settings: Settings | None = None) -> None:
         # A publish to S3 cut short: staging keys and open multipart uploads go too. When the store
         # is unreachable, what is left has no manifest, so no reader sees it.
         with contextlib.suppress(StorageError):
-            storage.get_store(settings).discard(key)
+            which_store.get_store(settings).discard(key)
     tables = snapshot.tables_of(conn, run_id)
     if tables:
         records.update_run(conn, run_id, snapshot_state="abandoned", snapshot_tables={**record.snapshot_tables, **tables})

@@ -1,6 +1,7 @@
 """Evaluating runtime schedules: the clock turned into recorded ticks and run requests.
 
-`evaluate` turns the clock into ticks: every tick is recorded once in
+`evaluate_schedule` turns the clock into ticks (services/schedules.evaluate runs it for every
+active schedule, one transaction each): every tick is recorded once in
 control.schedule_ticks (unique per schedule and instant) and becomes at most one run request,
 whose run key names the schedule and the tick, so no restart or repeated evaluation can run a
 tick twice. Nothing here knows Dagster; orchestration/defs/schedules/sensors.py is the thin
@@ -32,14 +33,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestration.access import audit, tenants
+from orchestration.access import audit
 from orchestration.access import policy as access
 from orchestration.catalog import templates as catalog
 from orchestration.catalog.templates import Template, TemplateError
 from orchestration.db.warehouse import dict_rows
 from orchestration.governance import lifecycle as governance
 from orchestration.runs import run_tags
-from orchestration.schedules.store import list_schedules
 from orchestration.schedules.timing import MAX_TICKS_PER_EVALUATION, due_ticks, last_complete_period, run_key, tick_iso
 
 ON_TIME = dt.timedelta(minutes=2)
@@ -168,52 +168,48 @@ def recent_requests(conn, within: dt.timedelta = dt.timedelta(minutes=5)) -> lis
     return [_tick_request(r, r["tick_at"].astimezone(dt.UTC), r["partition_key"]) for r in rows]
 
 
-def evaluate(conn, now: dt.datetime, active_run_lookup: ActiveRunLookup, *,
-             period_for: PeriodFor = _default_period, on_time: dt.timedelta = ON_TIME) -> Evaluation:
-    """Record every due tick of every active schedule, and say which runs to request.
+def evaluate_schedule(conn, schedule: dict[str, Any], now: dt.datetime, active_run_lookup: ActiveRunLookup,
+                      known_tenants: Iterable[str], into: Evaluation, *, period_for: PeriodFor = _default_period,
+                      on_time: dt.timedelta = ON_TIME) -> None:
+    """Record every due tick of one active schedule (in the caller's transaction) and add the runs
+    to request to `into`.
 
     Safe to call repeatedly and concurrently: a tick already recorded is neither recorded nor
     requested again.
     """
-    now = now.astimezone(dt.UTC)
-    result = Evaluation()
-    known_tenants = tenants.list_tenant_ids(conn)
-    for schedule in list_schedules(conn, states=["active"]):
-        sid = schedule["schedule_id"]
-        due = due_ticks(schedule["cron"], schedule["timezone"], _start_after(conn, schedule), now,
-                        limit=MAX_TICKS_PER_EVALUATION + 1)
-        truncated = len(due) > MAX_TICKS_PER_EVALUATION
-        due = due[:MAX_TICKS_PER_EVALUATION]
-        if not due:
+    sid = schedule["schedule_id"]
+    due = due_ticks(schedule["cron"], schedule["timezone"], _start_after(conn, schedule), now,
+                    limit=MAX_TICKS_PER_EVALUATION + 1)
+    truncated = len(due) > MAX_TICKS_PER_EVALUATION
+    due = due[:MAX_TICKS_PER_EVALUATION]
+    if not due:
+        return
+    refusal = tick_refusal(conn, schedule, known_tenants)
+    active = None if schedule["allow_overlap"] else active_run_lookup(sid)
+    template = catalog.load(schedule["template_key"], schedule["template_version"]) if refusal is None else None
+    for tick_at, skip_reason in _classify(schedule, due, now, truncated, on_time):
+        if skip_reason:
+            outcome, reason = "skipped_catch_up", skip_reason
+        elif refusal:
+            outcome, reason = "refused", refusal
+        elif active:
+            outcome, reason = "skipped_overlap", "a run of this schedule is still active"
+        else:
+            outcome, reason = "requested", None
+        if outcome != "requested":
+            if _record(conn, sid, tick_at, outcome, reason):
+                into.recorded.append(TickRecord(sid, tick_at, outcome, reason))
+                if outcome == "refused":
+                    audit.record(conn, actor=access.SCHEDULER, action="schedule.tick_refused",
+                                 target=f"schedule {sid}", outcome="denied", tenant_id=schedule["tenant_id"],
+                                 details={"tick_at": tick_iso(tick_at), "reason": reason})
             continue
-        refusal = tick_refusal(conn, schedule, known_tenants)
-        active = None if schedule["allow_overlap"] else active_run_lookup(sid)
-        template = catalog.load(schedule["template_key"], schedule["template_version"]) if refusal is None else None
-        with conn:
-            for tick_at, skip_reason in _classify(schedule, due, now, truncated, on_time):
-                if skip_reason:
-                    outcome, reason = "skipped_catch_up", skip_reason
-                elif refusal:
-                    outcome, reason = "refused", refusal
-                elif active:
-                    outcome, reason = "skipped_overlap", "a run of this schedule is still active"
-                else:
-                    outcome, reason = "requested", None
-                if outcome != "requested":
-                    if _record(conn, sid, tick_at, outcome, reason):
-                        result.recorded.append(TickRecord(sid, tick_at, outcome, reason))
-                        if outcome == "refused":
-                            audit.record(conn, actor=access.SCHEDULER, action="schedule.tick_refused",
-                                         target=f"schedule {sid}", outcome="denied", tenant_id=schedule["tenant_id"],
-                                         details={"tick_at": tick_iso(tick_at), "reason": reason})
-                    continue
-                period = period_for(template, tick_at)
-                key = run_key(sid, tick_at)
-                if not _record(conn, sid, tick_at, "requested", None, key, period):
-                    continue  # another evaluation got there first
-                result.recorded.append(TickRecord(sid, tick_at, "requested"))
-                result.requests.append(_tick_request(schedule, tick_at, period))
-                # The run just requested is active from now on: a later tick in this batch overlaps it.
-                if not schedule["allow_overlap"]:
-                    active = True
-    return result
+        period = period_for(template, tick_at)
+        key = run_key(sid, tick_at)
+        if not _record(conn, sid, tick_at, "requested", None, key, period):
+            continue  # another evaluation got there first
+        into.recorded.append(TickRecord(sid, tick_at, "requested"))
+        into.requests.append(_tick_request(schedule, tick_at, period))
+        # The run just requested is active from now on: a later tick in this batch overlaps it.
+        if not schedule["allow_overlap"]:
+            active = True

@@ -5,6 +5,8 @@ IANA time zone. Creating one checks everything a tick will need (tenant, the own
 schedule, the template's approval, the formats); pause, resume and archive are audited state
 changes with a reason. Ticks while a schedule is paused are never run, not even after resume;
 archived is final. Evaluation of the ticks is in schedules/evaluation.py.
+
+Every function runs in the caller's transaction: services/schedules.py commits.
 """
 
 from __future__ import annotations
@@ -68,21 +70,20 @@ def create(
         raise ScheduleError(f"format {', '.join(unknown)} not offered by {template.label} (offers {', '.join(template.formats)})")
     recipients = [r.strip() for r in recipients if r.strip()]
     now = now or dt.datetime.now(dt.UTC)
-    with conn:
-        with conn.cursor() as cur:
-            cur.execute(
-                """insert into control.schedules
-                       (template_key, template_version, tenant_id, cron, timezone, formats, recipients,
-                        allow_overlap, catch_up, owner, ticks_from, created_at, updated_at)
-                   values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) returning schedule_id""",
-                (template.key, template.version, tenant_id, cron, timezone, formats, recipients,
-                 allow_overlap, catch_up, actor, now, now, now),
-            )
-            (schedule_id,) = cur.fetchone()
-        audit.record(conn, actor=actor, action="schedule.create", target=f"schedule {schedule_id}", outcome="succeeded",
-                     tenant_id=tenant_id, details={
-                         "reason": reason, "template": template.label, "cron": cron, "timezone": timezone,
-                         "formats": formats, "recipients": recipients, "allow_overlap": allow_overlap, "catch_up": catch_up})
+    with conn.cursor() as cur:
+        cur.execute(
+            """insert into control.schedules
+                   (template_key, template_version, tenant_id, cron, timezone, formats, recipients,
+                    allow_overlap, catch_up, owner, ticks_from, created_at, updated_at)
+               values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) returning schedule_id""",
+            (template.key, template.version, tenant_id, cron, timezone, formats, recipients,
+             allow_overlap, catch_up, actor, now, now, now),
+        )
+        (schedule_id,) = cur.fetchone()
+    audit.record(conn, actor=actor, action="schedule.create", target=f"schedule {schedule_id}", outcome="succeeded",
+                 tenant_id=tenant_id, details={
+                     "reason": reason, "template": template.label, "cron": cron, "timezone": timezone,
+                     "formats": formats, "recipients": recipients, "allow_overlap": allow_overlap, "catch_up": catch_up})
     return schedule_id
 
 
@@ -128,19 +129,18 @@ def _transition(conn, schedule_id: int, change: str, *, actor: str, reason: str,
         raise ScheduleError(f"schedule {schedule_id} is {schedule['state']}: only a schedule that is "
                             f"{' or '.join(sources)} can be {'resumed' if change == 'resume' else change + 'd'}")
     now = now or dt.datetime.now(dt.UTC)
-    with conn:
-        with conn.cursor() as cur:
-            # Resuming evaluates from now on: ticks of the paused stretch are not caught up.
-            cur.execute(
-                """update control.schedules set state = %s, updated_at = %s,
-                       ticks_from = case when %s then greatest(ticks_from, %s) else ticks_from end
-                   where schedule_id = %s and state = any(%s) returning schedule_id""",
-                (target, now, change == "resume", now, schedule_id, list(sources)),
-            )
-            if cur.fetchone() is None:
-                raise ScheduleError(f"schedule {schedule_id} changed meanwhile; try again")
-        audit.record(conn, actor=actor, action=f"schedule.{change}", target=f"schedule {schedule_id}", outcome="succeeded",
-                     tenant_id=schedule["tenant_id"], details={"reason": reason, "from": schedule["state"], "to": target})
+    with conn.cursor() as cur:
+        # Resuming evaluates from now on: ticks of the paused stretch are not caught up.
+        cur.execute(
+            """update control.schedules set state = %s, updated_at = %s,
+                   ticks_from = case when %s then greatest(ticks_from, %s) else ticks_from end
+               where schedule_id = %s and state = any(%s) returning schedule_id""",
+            (target, now, change == "resume", now, schedule_id, list(sources)),
+        )
+        if cur.fetchone() is None:
+            raise ScheduleError(f"schedule {schedule_id} changed meanwhile; try again")
+    audit.record(conn, actor=actor, action=f"schedule.{change}", target=f"schedule {schedule_id}", outcome="succeeded",
+                 tenant_id=schedule["tenant_id"], details={"reason": reason, "from": schedule["state"], "to": target})
     return get(conn, schedule_id)
 
 

@@ -14,7 +14,9 @@ Who commits (tests/test_architecture.py checks it):
     refused work;
   - runs/records.py: a run's progress is visible to other processes (the CLI following a
     worker, a cancel, the reaper) while the run is still going;
-  - the run engine's steps (runs/snapshot.py, publish.py, freshness.py, corrections.py,
-    admission.py's security events) and exports/redaction.py's tenant key: see
+  - delivery/records.py: the outbox claims a row (committed) before its channel is called and
+    records the outcome right after;
+  - the run engine's steps (runs/snapshot.py, publish.py, admission.py's security events) and
+    exports/redaction.py's tenant key: see
     COMMITS_ON_ITS_OWN in tests/test_architecture.py, which names each with why.
 """

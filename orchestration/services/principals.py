@@ -63,6 +63,13 @@ def _scope_values(values: Iterable[str], what: str) -> frozenset[str] | None:
     return chosen or None
 
 
+def seed_sample_principals(conn, tenant_ids: Iterable[str]) -> int:
+    """The sample people and service accounts of `seed`, `demo` and the tests, unchecked (there is
+    no one yet to check them against); how many."""
+    with conn:
+        return policy.seed_sample_principals(conn, tenant_ids)
+
+
 def list_principals(conn) -> list[Principal]:
     return policy.list_principals(conn)
 

@@ -1,8 +1,9 @@
 """Template use cases: list, show, diff (reading only), submit, approve, deprecate, and the
 registration of the system template files (a bootstrap step, never a side effect of a read).
 
-Governance (governance.lifecycle) owns the lifecycle and commits each step with its event;
-these functions are the typed entry points the adapters call.
+Governance (governance.lifecycle) holds the lifecycle rules; each function here runs a step
+with its event in one transaction, and keeps a Gate A refusal in the history in a transaction of
+its own. These are the typed entry points the adapters call.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from orchestration.catalog import templates as catalog
 from orchestration.catalog.templates import Template
+from orchestration.db.rows import from_row
 from orchestration.governance import lifecycle, versions
 
 
@@ -30,8 +32,7 @@ class TemplateVersion:
 
     @classmethod
     def of(cls, row: dict[str, Any]) -> TemplateVersion:
-        return cls(row["template_key"], row["version"], row["state"], row["owner_tenant"], row["author"],
-                   row["approved_by"], row["content_hash"], row.get("submitted_at"))
+        return from_row(cls, row, key=row["template_key"])
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,23 @@ class TemplateView:
 
 def register_system_templates(conn) -> list[str]:
     """Every system template file recorded as a submitted version (bootstrap: init, demo, or once
-    per process before a command that writes)."""
-    return lifecycle.register_system_templates(conn)
+    per process before a command that writes); one transaction per template, so a file changed in
+    place is refused by name without undoing the others."""
+    registered = []
+    for template in catalog.load_all():
+        with conn:
+            registered += lifecycle.register_system_templates(conn, [template])
+    return registered
+
+
+def approve_system_templates(conn, *, approver: str) -> list[str]:
+    """Register every file and approve each draft (demo and test bootstrap; the same Gate A applies)."""
+    register_system_templates(conn)
+    with conn:
+        drafts = [r for r in lifecycle.list_versions(conn) if r["owner_tenant"] is None and r["state"] == "draft"]
+    for row in drafts:
+        approve(conn, row["template_key"], row["version"], actor=approver)
+    return [f"{row['template_key']} v{row['version']}" for row in drafts]
 
 
 def list_versions(conn, *, tenant_id: str | None = None) -> list[TemplateVersion]:
@@ -71,7 +87,7 @@ def show(conn, key: str, version: int | None = None, *, tenant_id: str | None = 
             version = max(r["version"] for r in rows)
         resolved = versions.resolve(conn, key, version, tenant_id=tenant_id, purpose="read")
         _, row = lifecycle.load_version(conn, key, version, tenant_id=tenant_id)
-        events = [TemplateEvent(e["at"], e["event"], e["actor"], e["details"] or {})
+        events = [from_row(TemplateEvent, e, details=e["details"] or {})
                   for e in lifecycle.history(conn, key) if e["version"] == version]
     return TemplateView(resolved.template, TemplateVersion.of(row), events)
 
@@ -85,13 +101,35 @@ def diff(conn, key: str, v1: int, v2: int, *, tenant_id: str | None = None) -> s
 def submit(conn, path: Path, *, actor: str, tenant_id: str | None = None) -> Template:
     """Submit a template file as a new version (Gate A runs); returns the template submitted."""
     template = catalog.load_file(Path(path), check_name=False)
-    lifecycle.submit(conn, template, actor=actor, tenant_id=tenant_id)
+    submit_template(conn, template, actor=actor, tenant_id=tenant_id)
     return template
 
 
+def submit_template(conn, template: Template, *, actor: str, tenant_id: str | None = None) -> None:
+    """Submit a template as a new version (Gate A runs)."""
+    try:
+        with conn:
+            lifecycle.submit(conn, template, actor=actor, tenant_id=tenant_id)
+    except lifecycle.GateAFailed as failure:
+        _keep(conn, failure)
+        raise
+
+
 def approve(conn, key: str, version: int, *, actor: str) -> None:
-    lifecycle.approve(conn, key, version, actor=actor)
+    try:
+        with conn:
+            lifecycle.approve(conn, key, version, actor=actor)
+    except lifecycle.GateAFailed as failure:
+        _keep(conn, failure)
+        raise
 
 
 def deprecate(conn, key: str, version: int, *, actor: str, reason: str) -> None:
-    lifecycle.deprecate(conn, key, version, actor=actor, reason=reason)
+    with conn:
+        lifecycle.deprecate(conn, key, version, actor=actor, reason=reason)
+
+
+def _keep(conn, failure: lifecycle.GateAFailed) -> None:
+    """A Gate A refusal stays in the template's history though the refused step rolled back."""
+    with conn:
+        lifecycle.record_gate_a_failure(conn, failure)

@@ -8,6 +8,7 @@ import uuid
 import pytest
 
 from orchestration.access import policy
+from tests.helpers import principals
 from tests.helpers.audit import audit_entries, last_seq
 from tests.helpers.cli import invoke, one_line_error
 
@@ -48,7 +49,7 @@ def test_without_scopes_a_principal_is_unrestricted(built, conn):
 
 def test_scope_command_replaces_what_is_given_keeps_the_rest_and_is_audited(built, conn):
     target = unique("scoped", "acme.example")
-    policy.upsert_principal(conn, target, roles=["analyst"], tenants=["acme"], verticals=["finance"],
+    principals.upsert_principal(conn, target, roles=["analyst"], tenants=["acme"], verticals=["finance"],
                             regions=["amer", "apac"], actor="test")
     since = last_seq(conn)
     result = invoke("principals", "scope", target, "--vertical", "public_sector", "--vertical", "healthcare",
@@ -78,7 +79,7 @@ def test_scope_command_replaces_what_is_given_keeps_the_rest_and_is_audited(buil
 
 def test_a_tenant_admin_cannot_scope_another_tenants_principal(built, conn):
     target = unique("viewer", "globex.example")
-    policy.upsert_principal(conn, target, roles=["viewer"], tenants=["globex"], actor="test")
+    principals.upsert_principal(conn, target, roles=["viewer"], tenants=["globex"], actor="test")
     since = last_seq(conn)
     result = invoke("principals", "scope", target, "--vertical", "finance", "--as", ACME_ADMIN)
     assert result.exit_code == 1 and "may not" in one_line_error(result.stderr)
@@ -92,7 +93,7 @@ def test_a_tenant_admin_cannot_scope_another_tenants_principal(built, conn):
 ])
 def test_malformed_scopes_are_refused_and_audited(built, conn, args):
     target = unique("scoped", "acme.example")
-    policy.upsert_principal(conn, target, roles=["analyst"], tenants=["acme"], actor="test")
+    principals.upsert_principal(conn, target, roles=["analyst"], tenants=["acme"], actor="test")
     since = last_seq(conn)
     result = invoke("principals", "scope", target, *args, "--as", ACME_ADMIN)
     assert result.exit_code != 0
@@ -131,8 +132,8 @@ def test_include_withdrawn_is_roots_alone(built, conn):
     assert row.outcome == "denied"
     assert policy.authorize(conn, policy.ROOT, "include_withdrawn", target="report acme", tenant_id="acme").roles == {
         "root"}
-    policy.upsert_principal(conn, "root-off@nexus.example", roles=["root"], tenants=["*"], actor="test")
-    policy.deactivate(conn, "root-off@nexus.example", actor="test")
+    principals.upsert_principal(conn, "root-off@nexus.example", roles=["root"], tenants=["*"], actor="test")
+    principals.deactivate(conn, "root-off@nexus.example", actor="test")
     assert "deactivated" in policy.decide(policy.get_principal(conn, "root-off@nexus.example"), "include_withdrawn")
 
 

@@ -7,8 +7,8 @@ import datetime as dt
 
 import pytest
 
-from orchestration.access import policy
 from orchestration.services import tokens as token_service
+from tests.helpers import principals
 
 from .conftest import auth
 
@@ -86,10 +86,10 @@ def test_expired_token_is_401_when_the_clock_moves(client, conn, api_clock):
 
 
 def test_a_deactivated_principals_token_is_401(client, conn):
-    policy.upsert_principal(conn, "leaver@acme.example", roles=["viewer"], tenants=["acme"], actor="test")
+    principals.upsert_principal(conn, "leaver@acme.example", roles=["viewer"], tenants=["acme"], actor="test")
     issued = token_service.create_token(conn, actor="leaver@acme.example", principal_id="leaver@acme.example")
     assert client.get(ENTITIES, headers=auth(issued.secret)).status_code == 200
-    policy.deactivate(conn, "leaver@acme.example", actor="tenant_admin@acme.example")
+    principals.deactivate(conn, "leaver@acme.example", actor="tenant_admin@acme.example")
     _assert_401(client.get(ENTITIES, headers=auth(issued.secret)))
 
 

@@ -125,12 +125,12 @@ def test_anything_else_is_401(oidc_api, issuer_key, case):
 
 
 def test_a_deactivated_principal_is_401_at_once(oidc_api, issuer_key, conn):
-    from orchestration.access import policy
+    from tests.helpers import principals
 
-    policy.upsert_principal(conn, "leaver-oidc@acme.example", roles=["viewer"], tenants=["acme"], actor="test")
+    principals.upsert_principal(conn, "leaver-oidc@acme.example", roles=["viewer"], tenants=["acme"], actor="test")
     token = _token(issuer_key, email="leaver-oidc@acme.example")
     assert _get(oidc_api, token).status_code == 200
-    policy.deactivate(conn, "leaver-oidc@acme.example", actor="tenant_admin@acme.example")
+    principals.deactivate(conn, "leaver-oidc@acme.example", actor="tenant_admin@acme.example")
     assert _get(oidc_api, token).status_code == 401
 
 

@@ -13,6 +13,8 @@ import uuid
 import httpx
 import pytest
 
+from tests.helpers import principals
+
 from .conftest import ENTITIES, auth
 
 DEFS, RUNS = "/reports/definitions", "/reports/runs"
@@ -39,20 +41,19 @@ def _raw(conn, sql: str, params=()) -> list[tuple]:
 @pytest.fixture(scope="module")
 def scoped(built):
     """acme's verticals and regions, and principals holding part of them (made here, as fixtures)."""
-    from orchestration.access import policy
     from orchestration.db import warehouse
 
     with warehouse.connection() as conn:
-        return _principals(conn, policy)
+        return _principals(conn)
 
 
-def _principals(conn, policy) -> tuple[list[str], list[str]]:
+def _principals(conn) -> tuple[list[str], list[str]]:
     verticals = [r[0] for r in _raw(conn, "select distinct vertical from raw.incidents where tenant_id = 'acme' order by 1")]
     regions = [r[0] for r in _raw(conn, "select distinct region from raw.incidents where tenant_id = 'acme' order by 1")]
     assert len(verticals) >= 3 and len(regions) >= 2, (verticals, regions)
-    policy.upsert_principal(conn, ROOT, roles=["root"], tenants=["*"], actor="test")
-    policy.upsert_principal(conn, TWO, roles=["analyst"], tenants=["acme"], verticals=verticals[:2], actor="test")
-    policy.upsert_principal(conn, EAST, roles=["analyst"], tenants=["acme"], regions=regions[:1], actor="test")
+    principals.upsert_principal(conn, ROOT, roles=["root"], tenants=["*"], actor="test")
+    principals.upsert_principal(conn, TWO, roles=["analyst"], tenants=["acme"], verticals=verticals[:2], actor="test")
+    principals.upsert_principal(conn, EAST, roles=["analyst"], tenants=["acme"], regions=regions[:1], actor="test")
     return verticals, regions
 
 

@@ -20,10 +20,12 @@ import pytest
 
 from orchestration.access import policy
 from orchestration.artifacts import index as artifact_index
-from orchestration.artifacts import retention, storage
+from orchestration.artifacts import local_store, retention, s3_store, which_store
+from orchestration.artifacts.store import ArtifactNotFound, StorageError, file_entry, staging_location
 from orchestration.catalog import templates
 from orchestration.runs import engine, failures, records
 from orchestration.runs.request import ReportRequest
+from orchestration.services import artifacts as artifact_service
 from orchestration.settings import get_settings
 from tests.helpers.audit import audit_rows_of_run as audit_rows
 from tests.helpers.cli import invoke
@@ -56,8 +58,8 @@ def s3(moto_endpoint, monkeypatch):
                         "REPORTS_S3_MULTIPART_THRESHOLD": "1024"}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
-    store = storage.get_store()
-    assert isinstance(store, storage.S3Store)
+    store = which_store.get_store()
+    assert isinstance(store, s3_store.S3Store)
     store.ensure_bucket()
     return store
 
@@ -66,8 +68,8 @@ def s3(moto_endpoint, monkeypatch):
 def local(monkeypatch):
     for name in ("REPORTS_S3_ENDPOINT", "REPORTS_S3_BUCKET", "REPORTS_S3_PREFIX"):
         monkeypatch.delenv(name, raising=False)
-    store = storage.get_store()
-    assert isinstance(store, storage.LocalStore)
+    store = which_store.get_store()
+    assert isinstance(store, local_store.LocalStore)
     return store
 
 
@@ -135,7 +137,7 @@ def test_a_report_run_publishes_to_s3_manifest_last(built, conn, s3, moto_endpoi
     assert [k for k in all_keys(s3, f"{PREFIX}/acme/incident_summary/{PERIOD}/") if ".staging-" in k] == []
     assert open_uploads(s3) == []
     local = get_settings().artifacts_dir / key
-    assert not local.exists() and not storage.staging_location(local).exists()
+    assert not local.exists() and not staging_location(local).exists()
 
     # the stored manifest is the run's, and every object's bytes match it
     stored = json.loads(s3.client.get_object(Bucket=BUCKET, Key=run_prefix + "manifest.json")["Body"].read())
@@ -181,7 +183,7 @@ def test_a_report_run_publishes_to_s3_manifest_last(built, conn, s3, moto_endpoi
     for too_long in (61, 3600, 0, -5):
         with pytest.raises(ValueError, match="at most 60 seconds"):
             s3.presign(key, csv_name, expires_in=too_long)
-    with pytest.raises(storage.ArtifactNotFound):
+    with pytest.raises(ArtifactNotFound):
         s3.open(key, "../../other.csv")
     assert key in s3.list_runs("acme/") and key not in s3.list_runs("globex/")
 
@@ -204,23 +206,23 @@ def test_a_failure_mid_publish_leaves_nothing_on_s3(built, conn, s3, inject, fau
     assert open_uploads(s3) == []
     assert not s3.exists(key) and key not in s3.list_runs()
     local = get_settings().artifacts_dir / key
-    assert not local.exists() and not storage.staging_location(local).exists()
+    assert not local.exists() and not staging_location(local).exists()
     assert index_rows(conn, run_id) == []
 
 
 def test_large_files_go_up_in_parts_and_an_interrupted_upload_is_aborted(s3, tmp_path, inject, moto_endpoint):
     big = os.urandom(11 * 1024 * 1024)
-    store = storage.S3Store(BUCKET, PREFIX, endpoint=s3.endpoint, multipart_threshold=5 * 1024 * 1024,
+    store = s3_store.S3Store(BUCKET, PREFIX, endpoint=s3.endpoint, multipart_threshold=5 * 1024 * 1024,
                             part_size=5 * 1024 * 1024)
     staging = tmp_path / ".staging-run-big"
     staging.mkdir()
     (staging / "big.csv").write_bytes(big)
     (staging / "small.json").write_bytes(b"{}")
-    manifest = {"files": [storage.file_entry(staging / "big.csv", "csv", 1),
-                          storage.file_entry(staging / "small.json", "json", 0)]}
+    manifest = {"files": [file_entry(staging / "big.csv", "csv", 1),
+                          file_entry(staging / "small.json", "json", 0)]}
 
     inject("store_upload:storage")  # after the first of three parts
-    with pytest.raises(storage.StorageError, match="No space left"):
+    with pytest.raises(StorageError, match="No space left"):
         store.publish(staging, "acme/big_report/2026-06/run-big-1", manifest)
     assert [k for k in all_keys(store) if "run-big-1" in k] == [] and open_uploads(store) == []
 
@@ -233,7 +235,7 @@ def test_large_files_go_up_in_parts_and_an_interrupted_upload_is_aborted(s3, tmp
     assert head["ContentLength"] == len(big) and head["Metadata"]["sha256"] == hashlib.sha256(big).hexdigest()
     with store.open("acme/big_report/2026-06/run-big-2", "big.csv") as fh:
         assert hashlib.sha256(fh.read()).hexdigest() == hashlib.sha256(big).hexdigest()
-    with pytest.raises(storage.StorageError, match="refusing to overwrite"):
+    with pytest.raises(StorageError, match="refusing to overwrite"):
         store.publish(staging, "acme/big_report/2026-06/run-big-2", manifest)
     assert store.delete("acme/big_report/2026-06/run-big-2")
     assert [k for k in all_keys(store) if "run-big" in k] == [] and open_uploads(store) == []
@@ -248,7 +250,7 @@ def test_local_store_is_the_default_and_unchanged(built, conn, local):
     assert pub.store == "local" and pub.location == get_settings().artifacts_dir / key
     assert sorted(p.name for p in pub.location.iterdir()) == ["incident_summary.csv", "manifest.json"]
     assert local.verify(key) == [] and local.exists(key) and key in local.list_runs("initech/")
-    assert not storage.staging_location(pub.location).exists()
+    assert not staging_location(pub.location).exists()
     rows = index_rows(conn, pub.run_id)
     assert [(r["format"], r["store"], r["storage_key"]) for r in rows] == [
         ("csv", "local", str(pub.location / "incident_summary.csv"))]
@@ -256,15 +258,15 @@ def test_local_store_is_the_default_and_unchanged(built, conn, local):
         assert fh.read() == (pub.location / "incident_summary.csv").read_bytes()
     with pytest.raises(ValueError, match="at most 60 seconds"):
         local.presign(key, "incident_summary.csv", expires_in=120)
-    with pytest.raises(storage.StorageError, match="no URLs"):
+    with pytest.raises(StorageError, match="no URLs"):
         local.presign(key, "incident_summary.csv", expires_in=30)  # no URL that could outlive its expiry
 
 
 def test_s3_endpoint_without_bucket_is_refused(monkeypatch):
     monkeypatch.setenv("REPORTS_S3_ENDPOINT", "http://127.0.0.1:9")
     monkeypatch.delenv("REPORTS_S3_BUCKET", raising=False)
-    with pytest.raises(storage.StorageError, match="REPORTS_S3_BUCKET"):
-        storage.get_store()
+    with pytest.raises(StorageError, match="REPORTS_S3_BUCKET"):
+        which_store.get_store()
 
 
 # ------------------------------------------------------------------ retention, holds, index
@@ -299,19 +301,19 @@ def test_retention_purges_through_the_store_and_skips_legal_holds(built, conn, r
         assert store.exists(pub.key) and records.get_run(conn, pub.run_id).artifact_location == str(pub.location)
 
     with pytest.raises(policy.AccessDenied):  # an analyst may not, nor another tenant's admin
-        artifact_index.set_hold(conn, kept.run_id, hold=True, actor="analyst@acme.example", reason="litigation")
+        artifact_service.set_hold(conn, kept.run_id, hold=True, actor="analyst@acme.example", reason="litigation")
     with pytest.raises(policy.AccessDenied):
-        artifact_index.set_hold(conn, kept.run_id, hold=True, actor="tenant_admin@globex.example", reason="litigation")
+        artifact_service.set_hold(conn, kept.run_id, hold=True, actor="tenant_admin@globex.example", reason="litigation")
     assert len(audit_rows(conn, "legal_hold.denied", kept.run_id)) == 2
-    assert artifact_index.set_hold(conn, kept.run_id, hold=True, actor="tenant_admin@acme.example",
-                                   reason="litigation 2026-17") == 1
+    assert artifact_service.set_hold(conn, kept.run_id, hold=True, actor="tenant_admin@acme.example",
+                                     reason="litigation 2026-17") == 1
     assert audit_rows(conn, "artifact.hold", kept.run_id)[0][:3] == ("tenant_admin@acme.example", kept.run_id,
                                                                       "succeeded")
 
     until = max(r["retention_until"] for p in (doomed, kept) for r in index_rows(conn, p.run_id))
     ids = [doomed.run_id, kept.run_id]
-    assert retention.sweep(conn, now=until - dt.timedelta(days=2), run_ids=ids).expired == []
-    result = retention.sweep(conn, now=until + dt.timedelta(seconds=1), run_ids=ids)
+    assert artifact_service.sweep(conn, now=until - dt.timedelta(days=2), run_ids=ids).expired == []
+    result = artifact_service.sweep(conn, now=until + dt.timedelta(seconds=1), run_ids=ids)
     assert (result.expired, result.held, result.failed) == ([doomed.run_id], [kept.run_id], {})
 
     # purged: gone from the store, index rows deleted, run expired, purge and expiry audited
@@ -332,8 +334,8 @@ def test_retention_purges_through_the_store_and_skips_legal_holds(built, conn, r
     assert records.get_run(conn, kept.run_id).state == "completed"
     assert all(r["deleted_at"] is None and r["legal_hold"] for r in index_rows(conn, kept.run_id))
     assert audit_rows(conn, "artifact.purged", kept.run_id) == []
-    artifact_index.set_hold(conn, kept.run_id, hold=False, actor="platform@nexus.example", reason="case closed")
-    assert retention.expire(conn, now=until + dt.timedelta(seconds=1), run_ids=ids) == [kept.run_id]
+    artifact_service.set_hold(conn, kept.run_id, hold=False, actor="platform@nexus.example", reason="case closed")
+    assert artifact_service.expire(conn, now=until + dt.timedelta(seconds=1), run_ids=ids) == [kept.run_id]
     assert not store.exists(kept.key) and records.get_run(conn, kept.run_id).state == "expired"
     assert [r[0] for r in audit_rows(conn, "artifact.release", kept.run_id)] == ["platform@nexus.example"]
 

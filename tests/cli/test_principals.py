@@ -13,6 +13,7 @@ import uuid
 import pytest
 
 from orchestration.access import policy
+from tests.helpers import principals
 from tests.helpers.audit import audit_entries as audit_rows
 from tests.helpers.audit import last_seq
 from tests.helpers.cli import invoke, one_line_error
@@ -27,9 +28,9 @@ def unique(local: str, domain: str) -> str:
 
 def make(conn, principal_id: str, roles, tenants, *, active: bool = True) -> str:
     kind = "service" if principal_id.startswith("svc:") else "user"
-    policy.upsert_principal(conn, principal_id, kind=kind, roles=roles, tenants=tenants, actor="test")
+    principals.upsert_principal(conn, principal_id, kind=kind, roles=roles, tenants=tenants, actor="test")
     if not active:
-        policy.deactivate(conn, principal_id, actor="test")
+        principals.deactivate(conn, principal_id, actor="test")
     return principal_id
 
 

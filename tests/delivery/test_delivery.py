@@ -25,6 +25,7 @@ from orchestration.runs import engine
 from orchestration.runs.request import ReportRequest
 from orchestration.runs.run_record import RunOrigin
 from orchestration.schedules import store as schedule_store
+from orchestration.services import delivery as delivery_service
 from tests.helpers.audit import audit_outcomes as audit_rows
 from tests.helpers.dagster import sensor_context
 
@@ -134,15 +135,14 @@ def restricted_run(built, schedule_id):
 
 @pytest.fixture(scope="module", autouse=True)
 def acme_domain(built):
-    from orchestration import delivery
     from orchestration.db import warehouse
 
     with warehouse.connection() as conn:
-        delivery.allow_domain(conn, "acme", "acme.example", actor="tenant_admin@acme.example")
+        delivery_service.allow_domain(conn, "acme", "acme.example", actor="tenant_admin@acme.example")
 
 
 def rows(conn, run_id, addresses):
-    return {r["address"]: r for r in outbox.list_deliveries(conn, run_id) if r["address"] in addresses}
+    return {r.address: r for r in outbox.list_deliveries(conn, run_id) if r.address in addresses}
 
 
 # ---------------------------------------------------------------- e-mail
@@ -151,7 +151,7 @@ def rows(conn, run_id, addresses):
 def test_internal_report_is_emailed_with_its_files_attached(conn, smtp, internal_run):
     handler, _ = smtp
     to = unique("soc-lead")
-    result = outbox.deliver_run(conn, internal_run.run_id, [f"email:{to}"], make_link=fake_link, now=T0)
+    result = delivery_service.deliver_run(conn, internal_run.run_id, [f"email:{to}"], make_link=fake_link, now=T0)
     assert result.refused == [] and [a["status"] for a in result.attempts] == ["sent"]
     (msg,) = handler.to(to)
     attached = {p.get_filename(): p.get_content() for p in msg.iter_attachments()}
@@ -161,11 +161,11 @@ def test_internal_report_is_emailed_with_its_files_attached(conn, smtp, internal
         data = content if isinstance(content, bytes) else content.encode()
         assert hashlib.sha256(data).hexdigest() == manifest_files[name]["sha256"]
     row = rows(conn, internal_run.run_id, {to})[to]
-    assert row["status"] == "sent" and row["attempts"] == 1 and row["provider_message_id"] == msg["Message-ID"]
-    assert msg["Message-ID"] == f"<{row['idempotency_key']}@nexus.example>"
+    assert row.status == "sent" and row.attempts == 1 and row.provider_message_id == msg["Message-ID"]
+    assert msg["Message-ID"] == f"<{row.idempotency_key}@nexus.example>"
     assert [o for o, _ in audit_rows(conn, "delivery.send", f"email:{to}")] == ["succeeded"]
     # The same recipient again: nothing new is enqueued or sent.
-    again = outbox.deliver_run(conn, internal_run.run_id, [f"email:{to}"], make_link=fake_link, now=T0)
+    again = delivery_service.deliver_run(conn, internal_run.run_id, [f"email:{to}"], make_link=fake_link, now=T0)
     assert again.enqueued == [] and again.attempts == [] and len(handler.to(to)) == 1
 
 
@@ -175,17 +175,19 @@ def test_restricted_report_is_emailed_as_links_only_and_needs_gate_c(conn, smtp,
     run_id = restricted_run.run_id
 
     # No approval: nothing is sent, every recipient refused and audited.
-    result = outbox.deliver_run(conn, run_id, [f"email:{ciso};principal=executive@acme.example"], make_link=fake_link, now=T0)
+    result = delivery_service.deliver_run(conn, run_id, [f"email:{ciso};principal=executive@acme.example"],
+                                          make_link=fake_link, now=T0)
     assert result.enqueued == [] and "has no recorded distribution approval" in result.refused[0][1]
     assert handler.to(ciso) == []
     assert [o for o, _ in audit_rows(conn, "delivery.refused", f"email:{ciso}")] == ["denied"]
 
     # The schedule's owner may not approve its distribution; an approver can.
     with pytest.raises(AccessDenied, match="owns schedule"):
-        outbox.approvals.approve(conn, schedule_id, approver=OWNER, recipients=[f"email:{ciso}"], channels=["email"])
-    outbox.approvals.approve(conn, schedule_id, approver=APPROVER,
+        delivery_service.approve(conn, schedule_id, approver=OWNER, recipients=[f"email:{ciso}"], channels=["email"])
+    delivery_service.approve(conn, schedule_id, approver=APPROVER,
                              recipients=[f"email:{ciso};principal=executive@acme.example"], channels=["email"])
-    result = outbox.deliver_run(conn, run_id, [f"email:{ciso};principal=executive@acme.example"], make_link=fake_link, now=T0)
+    result = delivery_service.deliver_run(conn, run_id, [f"email:{ciso};principal=executive@acme.example"],
+                                          make_link=fake_link, now=T0)
     assert result.refused == [] and [a["status"] for a in result.attempts] == ["sent"]
     (msg,) = handler.to(ciso)
     assert list(msg.iter_attachments()) == []
@@ -194,7 +196,7 @@ def test_restricted_report_is_emailed_as_links_only_and_needs_gate_c(conn, smtp,
         assert fake_link(run_id, f["format"], "executive@acme.example", "internal") in body
 
     # Adding a recipient voids the approval: the new set is refused as a whole.
-    result = outbox.deliver_run(conn, run_id, [f"email:{ciso};principal=executive@acme.example", f"email:{cfo}"],
+    result = delivery_service.deliver_run(conn, run_id, [f"email:{ciso};principal=executive@acme.example", f"email:{cfo}"],
                                 make_link=fake_link, now=T0)
     assert result.enqueued == [] and len(result.refused) == 2
     assert all("does not cover this recipient/channel set" in why for _, why in result.refused)
@@ -204,7 +206,7 @@ def test_restricted_report_is_emailed_as_links_only_and_needs_gate_c(conn, smtp,
 def test_recipient_off_the_allow_list_or_without_an_external_variant_is_refused(conn, smtp, internal_run):
     handler, _ = smtp
     ok, outsider, partner = unique("ok"), unique("someone", "evil.example"), unique("auditor")
-    result = outbox.deliver_run(conn, internal_run.run_id,
+    result = delivery_service.deliver_run(conn, internal_run.run_id,
                                 [f"email:{ok}", f"email:{outsider}", f"email:{partner};external"],
                                 make_link=fake_link, now=T0)
     refused = dict(result.refused)
@@ -219,19 +221,19 @@ def test_smtp_4xx_is_retried_for_that_recipient_only_and_5xx_stops(conn, smtp, i
     a, b, c = unique("a"), unique("b"), unique("c")
     handler.plan[b] = [451]
     handler.plan[c] = [550]
-    result = outbox.deliver_run(conn, internal_run.run_id, [f"email:{a}", f"email:{b}", f"email:{c}"],
+    result = delivery_service.deliver_run(conn, internal_run.run_id, [f"email:{a}", f"email:{b}", f"email:{c}"],
                                 make_link=fake_link, now=T0)
     assert [x["status"] for x in result.attempts] == ["sent", "failed_transient", "failed_permanent"]
     state = rows(conn, internal_run.run_id, {a, b, c})
-    assert "451" in state[b]["last_error"] and "550" in state[c]["last_error"]
-    assert state[b]["next_attempt_at"] == T0 + outbox.backoff(1)
+    assert "451" in state[b].last_error and "550" in state[c].last_error
+    assert state[b].next_attempt_at == T0 + outbox.backoff(1)
 
     assert outbox.send_due(conn, T0 + dt.timedelta(seconds=30), make_link=fake_link, run_id=internal_run.run_id) == []
     later = outbox.send_due(conn, T0 + dt.timedelta(minutes=2), make_link=fake_link, run_id=internal_run.run_id)
     assert [(x["address"], x["status"]) for x in later] == [(b, "sent")]
     assert (len(handler.to(a)), len(handler.to(b)), len(handler.to(c))) == (1, 1, 0)
     state = rows(conn, internal_run.run_id, {a, b, c})
-    assert (state[b]["status"], state[b]["attempts"], state[c]["status"]) == ("sent", 2, "failed_permanent")
+    assert (state[b].status, state[b].attempts, state[c].status) == ("sent", 2, "failed_permanent")
     assert [o for o, _ in audit_rows(conn, "delivery.send", f"email:{b}")] == ["failed", "succeeded"]
 
 
@@ -245,15 +247,15 @@ def test_crash_between_smtp_acceptance_and_acknowledgement_resends_the_same_mess
 
     monkeypatch.setattr(delivery_records, "mark_sent", crash)
     with pytest.raises(RuntimeError, match="worker died"):
-        outbox.deliver_run(conn, internal_run.run_id, [f"email:{to}"], make_link=fake_link, now=T0)
+        delivery_service.deliver_run(conn, internal_run.run_id, [f"email:{to}"], make_link=fake_link, now=T0)
     monkeypatch.setattr(delivery_records, "mark_sent", real_mark_sent)
-    assert len(handler.to(to)) == 1 and rows(conn, internal_run.run_id, {to})[to]["status"] == "sending"
+    assert len(handler.to(to)) == 1 and rows(conn, internal_run.run_id, {to})[to].status == "sending"
 
     assert outbox.send_due(conn, T0 + dt.timedelta(minutes=1), make_link=fake_link, run_id=internal_run.run_id) == []
     outbox.send_due(conn, T0 + outbox.SENDING_LEASE, make_link=fake_link, run_id=internal_run.run_id)
     first, second = handler.to(to)
     assert first["Message-ID"] == second["Message-ID"]
-    assert rows(conn, internal_run.run_id, {to})[to]["status"] == "sent"
+    assert rows(conn, internal_run.run_id, {to})[to].status == "sent"
 
 
 # ---------------------------------------------------------------- webhooks
@@ -269,8 +271,8 @@ def test_webhook_payload_is_signed_and_verifies(conn, receiver, internal_run):
     from standardwebhooks.webhooks import Webhook
 
     url = f"{receiver.url}/hooks/{uuid.uuid4().hex[:8]}"
-    secret = webhook.register_endpoint(conn, "acme", url, actor="tenant_admin@acme.example")
-    result = outbox.deliver_run(conn, internal_run.run_id, [f"webhook:{url}"], make_link=fake_link, now=T0)
+    secret = delivery_service.register_webhook(conn, "acme", url, actor="tenant_admin@acme.example")
+    result = delivery_service.deliver_run(conn, internal_run.run_id, [f"webhook:{url}"], make_link=fake_link, now=T0)
     assert [a["status"] for a in result.attempts] == ["sent"]
     (req,) = [r for r in receiver.requests if url.endswith(r["path"])]
     headers = req["headers"]
@@ -285,7 +287,7 @@ def test_webhook_payload_is_signed_and_verifies(conn, receiver, internal_run):
     assert {link["url"] for link in payload["links"]} == {fake_link(internal_run.run_id, f["format"], None, "internal")
                                                           for f in internal_run.manifest["files"]}
     row = rows(conn, internal_run.run_id, {url})[url]
-    assert (row["http_status"], row["provider_message_id"]) == (200, headers["webhook-id"])
+    assert (row.http_status, row.provider_message_id) == (200, headers["webhook-id"])
     # A tampered body does not verify.
     with pytest.raises(Exception, match="signature"):
         Webhook(secret).verify(req["body"].replace("acme", "globex"), headers)
@@ -295,28 +297,28 @@ def test_webhook_429_500_and_timeouts_retry_with_backoff_and_410_stops(conn, rec
     flaky = f"{receiver.url}/flaky/{uuid.uuid4().hex[:8]}"
     gone = f"{receiver.url}/gone/{uuid.uuid4().hex[:8]}"
     for url in (flaky, gone):
-        webhook.register_endpoint(conn, "acme", url, actor="tenant_admin@acme.example")
+        delivery_service.register_webhook(conn, "acme", url, actor="tenant_admin@acme.example")
     receiver.plan[:] = [429, 410]
-    result = outbox.deliver_run(conn, internal_run.run_id, [f"webhook:{flaky}", f"webhook:{gone}"],
+    result = delivery_service.deliver_run(conn, internal_run.run_id, [f"webhook:{flaky}", f"webhook:{gone}"],
                                 make_link=fake_link, now=T0)
     assert [a["status"] for a in result.attempts] == ["failed_transient", "failed_permanent"]
     state = rows(conn, internal_run.run_id, {flaky, gone})
-    assert (state[flaky]["http_status"], state[gone]["http_status"]) == (429, 410)
+    assert (state[flaky].http_status, state[gone].http_status) == (429, 410)
 
     now = T0
     for answer, expected_error in ((500, "HTTP 500"), ("hang", "timed out")):
         receiver.plan[:] = [answer]
-        now = state[flaky]["next_attempt_at"]
+        now = state[flaky].next_attempt_at
         (attempt,) = outbox.send_due(conn, now, make_link=fake_link, run_id=internal_run.run_id)
         assert attempt["status"] == "failed_transient" and expected_error in attempt["error"]
         state = rows(conn, internal_run.run_id, {flaky, gone})
-        assert state[flaky]["next_attempt_at"] == now + outbox.backoff(state[flaky]["attempts"])
+        assert state[flaky].next_attempt_at == now + outbox.backoff(state[flaky].attempts)
     receiver.plan[:] = []
-    (attempt,) = outbox.send_due(conn, state[flaky]["next_attempt_at"], make_link=fake_link, run_id=internal_run.run_id)
+    (attempt,) = outbox.send_due(conn, state[flaky].next_attempt_at, make_link=fake_link, run_id=internal_run.run_id)
     assert attempt["status"] == "sent"
     state = rows(conn, internal_run.run_id, {flaky, gone})
-    assert (state[flaky]["status"], state[flaky]["attempts"], state[flaky]["http_status"]) == ("sent", 4, 200)
-    assert (state[gone]["status"], state[gone]["attempts"]) == ("failed_permanent", 1)
+    assert (state[flaky].status, state[flaky].attempts, state[flaky].http_status) == ("sent", 4, 200)
+    assert (state[gone].status, state[gone].attempts) == ("failed_permanent", 1)
     got = [r for r in receiver.requests if flaky.endswith(r["path"])]
     assert [r["status"] for r in got] == [429, 500, "hang", 200]
     assert len({r["headers"]["webhook-id"] for r in got}) == 1  # every retry carries the same webhook-id
@@ -326,7 +328,7 @@ def test_webhook_429_500_and_timeouts_retry_with_backoff_and_410_stops(conn, rec
 
 def test_webhook_crash_after_acknowledgement_resends_the_same_webhook_id(conn, receiver, internal_run, monkeypatch):
     url = f"{receiver.url}/crash/{uuid.uuid4().hex[:8]}"
-    webhook.register_endpoint(conn, "acme", url, actor="tenant_admin@acme.example")
+    delivery_service.register_webhook(conn, "acme", url, actor="tenant_admin@acme.example")
 
     def crash(*args, **kwargs):
         raise RuntimeError("worker died after HTTP 200")
@@ -334,7 +336,7 @@ def test_webhook_crash_after_acknowledgement_resends_the_same_webhook_id(conn, r
     with monkeypatch.context() as m:
         m.setattr(delivery_records, "mark_sent", crash)
         with pytest.raises(RuntimeError):
-            outbox.deliver_run(conn, internal_run.run_id, [f"webhook:{url}"], make_link=fake_link, now=T0)
+            delivery_service.deliver_run(conn, internal_run.run_id, [f"webhook:{url}"], make_link=fake_link, now=T0)
     outbox.send_due(conn, T0 + outbox.SENDING_LEASE, make_link=fake_link, run_id=internal_run.run_id)
     got = [r for r in receiver.requests if url.endswith(r["path"])]
     assert len(got) == 2 and got[0]["headers"]["webhook-id"] == got[1]["headers"]["webhook-id"]
@@ -343,7 +345,7 @@ def test_webhook_crash_after_acknowledgement_resends_the_same_webhook_id(conn, r
 
 def test_unregistered_webhook_is_refused(conn, receiver, internal_run):
     url = f"{receiver.url}/unknown"
-    result = outbox.deliver_run(conn, internal_run.run_id, [f"webhook:{url}"], make_link=fake_link, now=T0)
+    result = delivery_service.deliver_run(conn, internal_run.run_id, [f"webhook:{url}"], make_link=fake_link, now=T0)
     assert result.enqueued == [] and "not registered" in result.refused[0][1]
 
 
@@ -364,7 +366,7 @@ def test_bucket_drop_copies_the_files_to_the_recipients_prefix(conn, internal_ru
         endpoint = f"http://127.0.0.1:{port}"
         s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
         s3.create_bucket(Bucket="acme-drop")
-        result = outbox.deliver_run(conn, internal_run.run_id, [f"bucket:s3://acme-drop/soc/monthly;endpoint={endpoint}",
+        result = delivery_service.deliver_run(conn, internal_run.run_id, [f"bucket:s3://acme-drop/soc/monthly;endpoint={endpoint}",
                                                                 f"bucket:s3://no-such-bucket/x;endpoint={endpoint}"],
                                     make_link=fake_link, now=T0)
         assert [a["status"] for a in result.attempts] == ["sent", "failed_permanent"]
@@ -445,14 +447,15 @@ def test_email_over_starttls_and_implicit_tls_with_login(conn, internal_run, mon
                      "REPORTS_SMTP_CA_FILE": str(ca_file)}.items():
             monkeypatch.setenv(k, v)
         to = unique(f"tls-{mode}")
-        result = outbox.deliver_run(conn, internal_run.run_id, [f"email:{to}"], make_link=fake_link, now=T0)
+        result = delivery_service.deliver_run(conn, internal_run.run_id, [f"email:{to}"], make_link=fake_link, now=T0)
         assert [a["status"] for a in result.attempts] == ["sent"]
         assert len(handler.to(to)) == 1 and logins and all(ok and encrypted for _, ok, encrypted in logins)
 
         # A wrong password is a permanent failure (SMTP 535), recorded and not retried.
         monkeypatch.setenv("REPORTS_SMTP_PASSWORD", "wrong")
         bad = unique(f"tls-{mode}-bad")
-        (attempt,) = outbox.deliver_run(conn, internal_run.run_id, [f"email:{bad}"], make_link=fake_link, now=T0).attempts
+        (attempt,) = delivery_service.deliver_run(conn, internal_run.run_id, [f"email:{bad}"],
+                                                  make_link=fake_link, now=T0).attempts
         assert attempt["status"] == "failed_permanent" and "535" in attempt["error"], attempt["error"]
     finally:
         controller.stop()
@@ -462,16 +465,16 @@ def test_unreachable_smtp_server_is_transient_and_gives_up_after_max_attempts(co
     monkeypatch.setenv("REPORTS_SMTP_PORT", str(free_port()))  # nobody listens there
     to = unique("down")
     now = T0
-    (attempt,) = outbox.deliver_run(conn, internal_run.run_id, [f"email:{to}"], make_link=fake_link, now=now).attempts
+    (attempt,) = delivery_service.deliver_run(conn, internal_run.run_id, [f"email:{to}"], make_link=fake_link, now=now).attempts
     assert attempt["status"] == "failed_transient" and "connection" in attempt["error"].lower()
     for _ in range(outbox.MAX_ATTEMPTS - 1):
-        now = rows(conn, internal_run.run_id, {to})[to]["next_attempt_at"]
+        now = rows(conn, internal_run.run_id, {to})[to].next_attempt_at
         (attempt,) = [a for a in outbox.send_due(conn, now, make_link=fake_link, run_id=internal_run.run_id)
                       if a["address"] == to]
         assert attempt["status"] in ("failed_transient", "failed_permanent")
     row = rows(conn, internal_run.run_id, {to})[to]
-    assert (row["status"], row["attempts"]) == ("failed_permanent", outbox.MAX_ATTEMPTS)
-    assert f"gave up after {outbox.MAX_ATTEMPTS} attempts" in row["last_error"]
+    assert (row.status, row.attempts) == ("failed_permanent", outbox.MAX_ATTEMPTS)
+    assert f"gave up after {outbox.MAX_ATTEMPTS} attempts" in row.last_error
     later = outbox.send_due(conn, now + dt.timedelta(days=1), make_link=fake_link, run_id=internal_run.run_id)
     assert to not in [a["address"] for a in later]
 
@@ -483,11 +486,12 @@ def test_replacing_the_approval_stops_pending_retries_of_the_old_set(conn, smtp,
     handler, _ = smtp
     board = unique("board")
     handler.plan[board] = [421]
-    outbox.approvals.approve(conn, schedule_id, approver=APPROVER, recipients=[f"email:{board}"], channels=["email"])
-    (attempt,) = outbox.deliver_run(conn, restricted_run.run_id, [f"email:{board}"], make_link=fake_link, now=T0).attempts
+    delivery_service.approve(conn, schedule_id, approver=APPROVER, recipients=[f"email:{board}"], channels=["email"])
+    (attempt,) = delivery_service.deliver_run(conn, restricted_run.run_id, [f"email:{board}"],
+                                              make_link=fake_link, now=T0).attempts
     assert attempt["status"] == "failed_transient"
     # Meanwhile the distribution list grows and is approved again: the old set is no longer approved.
-    outbox.approvals.approve(conn, schedule_id, approver="approver2@nexus.example",
+    delivery_service.approve(conn, schedule_id, approver="approver2@nexus.example",
                              recipients=[f"email:{board}", f"email:{unique('new')}"], channels=["email"])
     (attempt,) = outbox.send_due(conn, T0 + dt.timedelta(hours=1), make_link=fake_link, run_id=restricted_run.run_id)
     assert attempt["status"] == "failed_permanent" and "Gate C" in attempt["error"]
@@ -525,14 +529,14 @@ def run_with_external_variant(conn, internal_run, tmp_path):
 def test_external_recipients_receive_only_the_external_variant(conn, smtp, run_with_external_variant):
     handler, _ = smtp
     partner, colleague = unique("partner"), unique("colleague")
-    result = outbox.deliver_run(conn, run_with_external_variant, [f"email:{partner};external", f"email:{colleague}"],
+    result = delivery_service.deliver_run(conn, run_with_external_variant, [f"email:{partner};external", f"email:{colleague}"],
                                 make_link=fake_link, now=T0)
     assert [a["status"] for a in result.attempts] == ["sent", "sent"]
     (to_partner,) = handler.to(partner)
     (to_colleague,) = handler.to(colleague)
     assert [p.get_filename() for p in to_partner.iter_attachments()] == ["incident_summary.external.csv"]
     assert "incident_summary.external.csv" not in [p.get_filename() for p in to_colleague.iter_attachments()]
-    assert rows(conn, run_with_external_variant, {partner})[partner]["variant"] == "external"
+    assert rows(conn, run_with_external_variant, {partner})[partner].variant == "external"
 
 
 # ---------------------------------------------------------------- retry command, sensor, audit chain
@@ -546,8 +550,8 @@ def test_retry_command_resends_only_failed_deliveries(conn, smtp, internal_run):
     handler, _ = smtp
     ok, rejected = unique("fine"), unique("full-mailbox")
     handler.plan[rejected] = [552]
-    outbox.deliver_run(conn, internal_run.run_id, [f"email:{ok}", f"email:{rejected}"], make_link=fake_link, now=T0)
-    assert rows(conn, internal_run.run_id, {rejected})[rejected]["status"] == "failed_permanent"
+    delivery_service.deliver_run(conn, internal_run.run_id, [f"email:{ok}", f"email:{rejected}"], make_link=fake_link, now=T0)
+    assert rows(conn, internal_run.run_id, {rejected})[rejected].status == "failed_permanent"
     out = CliRunner().invoke(main, ["delivery", "retry", "--run", internal_run.run_id, "--as", "ops@nexus.example"])
     assert out.exit_code == 0, out.output
     assert f"email:{rejected}: sent" in out.output and ok not in out.output
@@ -563,7 +567,7 @@ def test_outbox_sensor_sends_due_deliveries(conn, smtp, internal_run):
     handler, _ = smtp
     to = unique("sensor")
     handler.plan[to] = [450]
-    outbox.deliver_run(conn, internal_run.run_id, [f"email:{to}"], make_link=fake_link, now=T0)
+    delivery_service.deliver_run(conn, internal_run.run_id, [f"email:{to}"], make_link=fake_link, now=T0)
     with conn, conn.cursor() as cur:  # due now (real clock): the sensor uses the current time
         cur.execute("update control.deliveries set next_attempt_at = now() - interval '1 second' where address = %s", (to,))
     links.set_link_maker(fake_link)
@@ -572,7 +576,7 @@ def test_outbox_sensor_sends_due_deliveries(conn, smtp, internal_run):
     finally:
         links.set_link_maker(links.secure_link)
     assert "sent" in result.skip_message
-    assert len(handler.to(to)) == 1 and rows(conn, internal_run.run_id, {to})[to]["status"] == "sent"
+    assert len(handler.to(to)) == 1 and rows(conn, internal_run.run_id, {to})[to].status == "sent"
 
 
 def test_audit_chain_holds_after_deliveries(conn, internal_run):
@@ -598,12 +602,11 @@ def test_recipient_forms_and_the_distribution_hash():
 
 
 def test_scheduled_run_is_delivered_to_the_schedules_recipients_under_its_approval(conn, smtp, restricted_run, schedule_id):
-    from orchestration import delivery
 
     handler, _ = smtp
-    outbox.approvals.approve(conn, schedule_id, approver=APPROVER, recipients=["email:ciso-scheduled@acme.example"],
+    delivery_service.approve(conn, schedule_id, approver=APPROVER, recipients=["email:ciso-scheduled@acme.example"],
                              channels=["email"])
-    result = delivery.deliver_scheduled_run(conn, restricted_run.run_id, make_link=fake_link, now=T0)
+    result = delivery_service.deliver_scheduled_run(conn, restricted_run.run_id, make_link=fake_link, now=T0)
     assert [a["status"] for a in result.attempts] == ["sent"]
     (msg,) = handler.to("ciso-scheduled@acme.example")
     assert list(msg.iter_attachments()) == [] and "https://links.test/" in msg.get_body().get_content()

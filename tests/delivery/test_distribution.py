@@ -18,11 +18,13 @@ import pytest
 
 from orchestration.access import policy as access
 from orchestration.api.serving import free_port
-from orchestration.delivery import approvals, outbox
+from orchestration.delivery import outbox
 from orchestration.links import service as links
 from orchestration.links import web
 from orchestration.runs import records
 from orchestration.schedules import store as schedule_store
+from orchestration.services import delivery as delivery_service
+from tests.helpers import principals
 from tests.helpers.dagster import sensor_context
 
 TEMPLATE = "compliance_evidence_summary"  # restricted; its policy makes an external variant
@@ -65,17 +67,18 @@ def test_restricted_report_reaches_the_inbox_as_links_to_the_redacted_variant(bu
                         "REPORTS_LINK_BASE_URL": link_service}.items():
         monkeypatch.setenv(name, value)
     # An outside auditor: may receive (executive) acme's reports, nothing else; domain allow-listed.
-    access.upsert_principal(conn, AUDITOR, display_name="Partner auditor", roles=["executive"], tenants=["acme"],
+    principals.upsert_principal(conn, AUDITOR, display_name="Partner auditor", roles=["executive"], tenants=["acme"],
                             actor="tenant_admin@acme.example")
-    approvals.allow_domain(conn, "acme", "partner.example", actor="tenant_admin@acme.example")
+    delivery_service.allow_domain(conn, "acme", "partner.example", actor="tenant_admin@acme.example")
     recipient = f"email:{AUDITOR};external;principal={AUDITOR}"
     with conn, conn.cursor() as cur:
         cur.execute("update control.schedules set state = 'archived' where state <> 'archived'")
-    schedule_id = schedule_store.create(
-        conn, TEMPLATE, tenant_id="acme", cron="0 6 1 * *", timezone="UTC", actor="manager@acme.example",
-        reason="monthly evidence for the partner audit", recipients=[recipient],
-        now=dt.datetime(2026, 6, 30, tzinfo=dt.UTC))
-    approvals.approve(conn, schedule_id, approver=access.APPROVERS[0], recipients=[recipient], channels=["email"])
+    with conn:
+        schedule_id = schedule_store.create(
+            conn, TEMPLATE, tenant_id="acme", cron="0 6 1 * *", timezone="UTC", actor="manager@acme.example",
+            reason="monthly evidence for the partner audit", recipients=[recipient],
+            now=dt.datetime(2026, 6, 30, tzinfo=dt.UTC))
+    delivery_service.approve(conn, schedule_id, approver=access.APPROVERS[0], recipients=[recipient], channels=["email"])
 
     # The tick at 1 July 06:00 runs the schedule's job for June, through Dagster.
     monkeypatch.setattr(schedule_sensors, "_now", lambda: dt.datetime(2026, 7, 1, 6, 0, 20, tzinfo=dt.UTC))
@@ -103,7 +106,8 @@ def test_restricted_report_reaches_the_inbox_as_links_to_the_redacted_variant(bu
     assert rows and {r["owner_name"] for r in rows} <= {"[redacted]", ""}  # the external variant
     assert all(len(r["control_title"]) <= 41 for r in rows)
 
-    links.revoke(conn, actor="tenant_admin@acme.example", reason="audit closed", run_id=record.run_id)
+    with conn:
+        links.revoke(conn, actor="tenant_admin@acme.example", reason="audit closed", run_id=record.run_id)
     assert get(csv_url)[0] == 403
     with conn, conn.cursor() as cur:
         cur.execute("select outcome from control.access_events where run_id = %s order by event_id", (record.run_id,))

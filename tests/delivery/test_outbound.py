@@ -16,10 +16,11 @@ import uuid
 import pytest
 
 from orchestration.catalog import templates
-from orchestration.delivery import outbound, outbox, webhook
+from orchestration.delivery import outbound, webhook
 from orchestration.delivery.errors import SendFailure
 from orchestration.runs import engine
 from orchestration.runs.request import ReportRequest
+from orchestration.services import delivery as delivery_service
 from tests.conftest import PERIOD
 from tests.helpers.audit import audit_log
 
@@ -103,12 +104,12 @@ def test_a_name_is_checked_by_every_address_it_resolves_to(monkeypatch):
 def test_registration_refuses_internal_urls_and_records_it(conn, built, monkeypatch):
     for url in ("http://127.0.0.1:1/internal-admin", "https://169.254.169.254/", "https://[::ffff:127.0.0.1]/"):
         with pytest.raises(outbound.OutboundRefused):
-            webhook.register_endpoint(conn, "acme", url, actor=ADMIN)
+            delivery_service.register_webhook(conn, "acme", url, actor=ADMIN)
         assert webhook.endpoint_secret(conn, "acme", url) is None
         assert audit_log(conn, "outcome", action="delivery.webhook_register.denied", target=url) == [("denied",)]
     monkeypatch.setattr(outbound, "resolve", Dns([METADATA]))
     with pytest.raises(outbound.OutboundRefused, match="link-local"):
-        webhook.register_endpoint(conn, "acme", "https://metadata.attacker.example/", actor=ADMIN)
+        delivery_service.register_webhook(conn, "acme", "https://metadata.attacker.example/", actor=ADMIN)
 
 
 # ---------------------------------------------------------------- at send time
@@ -129,8 +130,8 @@ def test_a_name_that_turns_into_the_metadata_address_after_registration_is_refus
     url = f"https://rebind-{uuid.uuid4().hex[:8]}.attacker.example/hook"
     dns = Dns([PUBLIC], [PUBLIC], [METADATA])
     monkeypatch.setattr(outbound, "resolve", dns)
-    webhook.register_endpoint(conn, "acme", url, actor=ADMIN)
-    result = outbox.deliver_run(conn, run.run_id, [f"webhook:{url}"], make_link=no_link)
+    delivery_service.register_webhook(conn, "acme", url, actor=ADMIN)
+    result = delivery_service.deliver_run(conn, run.run_id, [f"webhook:{url}"], make_link=no_link)
     assert len(dns.lookups) == 3  # registration, enqueue, send
     (attempt,) = result.attempts
     assert attempt["status"] == "failed_permanent"
@@ -142,13 +143,13 @@ def test_a_name_that_turns_into_the_metadata_address_after_registration_is_refus
 def test_enqueue_refuses_a_webhook_whose_name_now_points_inside(conn, run, monkeypatch):
     url = f"https://moved-{uuid.uuid4().hex[:8]}.attacker.example/hook"
     monkeypatch.setattr(outbound, "resolve", Dns([PUBLIC], ["192.168.0.10"]))
-    webhook.register_endpoint(conn, "acme", url, actor=ADMIN)
-    result = outbox.deliver_run(conn, run.run_id, [f"webhook:{url}"], make_link=no_link)
+    delivery_service.register_webhook(conn, "acme", url, actor=ADMIN)
+    result = delivery_service.deliver_run(conn, run.run_id, [f"webhook:{url}"], make_link=no_link)
     assert result.enqueued == [] and "192.168.0.10" in result.refused[0][1]
 
 
 def test_a_bucket_endpoint_is_checked_too(conn, run):
-    result = outbox.deliver_run(conn, run.run_id, ["bucket:s3://drop/x;endpoint=http://169.254.169.254"],
+    result = delivery_service.deliver_run(conn, run.run_id, ["bucket:s3://drop/x;endpoint=http://169.254.169.254"],
                                 make_link=no_link)
     assert result.enqueued == [] and "plain http" in result.refused[0][1]
 

@@ -9,7 +9,7 @@ import psycopg2
 import psycopg2.extensions
 import pytest
 
-from orchestration.artifacts import storage
+from orchestration.artifacts import local_store
 from orchestration.catalog import templates
 from tests.helpers.cli import run
 
@@ -68,7 +68,7 @@ def test_demo_end_to_end_twice(demo_env):
     manifests = sorted(home.glob("*/incident_summary/*/*/manifest.json"))
     assert len(manifests) == 2
     for manifest in manifests:
-        assert storage.LocalStore(manifest.parent.parent).verify(manifest.parent.name) == []
+        assert local_store.LocalStore(manifest.parent.parent).verify(manifest.parent.name) == []
 
     second = run_cli(demo_env, "demo", "--tenants", "2", "--incidents", "3000")
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
@@ -76,7 +76,7 @@ def test_demo_end_to_end_twice(demo_env):
     assert len(manifests_after) == 4  # new runs, same data
     hashes = {}
     for manifest in manifests_after:
-        data = storage.LocalStore(manifest.parent.parent).read_manifest(manifest.parent.name)
+        data = local_store.LocalStore(manifest.parent.parent).read_manifest(manifest.parent.name)
         hashes.setdefault(data["tenant_id"], set()).add(data["input_hash"])
         csv_sha = next(f["sha256"] for f in data["files"] if f["format"] == "csv")
         hashes.setdefault(data["tenant_id"] + ":csv", set()).add(csv_sha)

@@ -18,6 +18,7 @@ from orchestration.exports import redaction
 from orchestration.governance import lifecycle
 from orchestration.runs import engine, failures, records
 from orchestration.runs.request import ReportRequest
+from orchestration.services import templates as template_service
 
 from ..conftest import PERIOD
 
@@ -123,7 +124,7 @@ def test_a_renamed_field_cannot_slip_past_the_policy(built, conn):
     uncovered = renamed_variant(template, 502, tuple(r for r in template.redaction.rules
                                                      if r.field != "dim_analysts.analyst_name"))
     with pytest.raises(lifecycle.GateAFailed, match="column who shows personal data .dim_analysts.analyst_name."):
-        lifecycle.submit(conn, uncovered, actor=access.PLATFORM_OWNER)
+        template_service.submit_template(conn, uncovered, actor=access.PLATFORM_OWNER)
 
 
 def test_gate_a_refuses_a_rule_on_a_field_that_does_not_exist(built, conn):
@@ -160,8 +161,9 @@ def test_a_file_that_does_not_read_back_as_the_snapshot_is_not_published(built, 
 def test_a_link_to_the_external_variant_serves_the_redacted_file(throughput, conn):
     from orchestration.links import service
 
-    link = service.create(conn, throughput.run_id, fmt="csv", principal_id="executive@acme.example",
-                        actor="manager@acme.example", variant="external")
+    with conn:
+        link = service.create(conn, throughput.run_id, fmt="csv", principal_id="executive@acme.example",
+                              actor="manager@acme.example", variant="external")
     name, size, chunks = service.open_artifact(conn, link.run_id, link.variant, link.fmt)
     body = b"".join(chunks).decode()
     assert name == "analyst_throughput.external.csv" and len(body.encode()) == size

@@ -16,6 +16,8 @@ from orchestration.defs.resources import RESOURCES
 from orchestration.governance import lifecycle as governance
 from orchestration.runs import engine, failures, records
 from orchestration.runs.request import ReportRequest
+from orchestration.services import templates as template_service
+from tests.helpers import principals
 
 from ..conftest import PERIOD, analyst
 
@@ -65,7 +67,7 @@ def state_of(conn, key, version):
 def test_gate_a_blocks_submission(conn, template, make_bad, expected):
     bad = make_bad(template)
     with pytest.raises(governance.GateAFailed) as err:
-        governance.submit(conn, bad, actor=OWNER)
+        template_service.submit_template(conn, bad, actor=OWNER)
     assert expected in str(err.value)
     assert state_of(conn, bad.key, bad.version) is None  # nothing was submitted
 
@@ -115,20 +117,20 @@ def test_unknown_format_role_or_sensitivity_is_refused_at_submit(tmp_path, chang
 
 def test_two_person_approval(conn, template):
     mine = variant(template, 220, title="Incident summary (two-person check)")
-    governance.submit(conn, mine, actor=OWNER)
+    template_service.submit_template(conn, mine, actor=OWNER)
     assert state_of(conn, mine.key, 220) == "draft"
-    policy.upsert_principal(conn, "both-hats@nexus.example", roles=["template_owner", "approver"], tenants=["*"])
+    principals.upsert_principal(conn, "both-hats@nexus.example", roles=["template_owner", "approver"], tenants=["*"])
     self_made = variant(template, 221, title="Incident summary (self approval)")
-    governance.submit(conn, self_made, actor="both-hats@nexus.example")
+    template_service.submit_template(conn, self_made, actor="both-hats@nexus.example")
     with pytest.raises(governance.GateAFailed, match="approval needs a second person"):
-        governance.approve(conn, mine.key, 221, actor="both-hats@nexus.example")
+        template_service.approve(conn, mine.key, 221, actor="both-hats@nexus.example")
     with pytest.raises(policy.AccessDenied, match="approve"):
-        governance.approve(conn, mine.key, 220, actor=analyst("acme"))  # lacks the approver role
+        template_service.approve(conn, mine.key, 220, actor=analyst("acme"))  # lacks the approver role
     assert state_of(conn, mine.key, 220) == "draft"
-    governance.approve(conn, mine.key, 220, actor=APPROVER2)
+    template_service.approve(conn, mine.key, 220, actor=APPROVER2)
     assert state_of(conn, mine.key, 220) == "approved"
     with pytest.raises(governance.GovernanceError, match="only a draft"):
-        governance.approve(conn, mine.key, 220, actor=APPROVER)
+        template_service.approve(conn, mine.key, 220, actor=APPROVER)
     history = [(e["version"], e["event"], e["actor"]) for e in governance.history(conn, mine.key)]
     assert (220, "submitted", OWNER) in history and (220, "approved", APPROVER2) in history
     assert (221, "gate_a_failed", "both-hats@nexus.example") in history
@@ -136,9 +138,9 @@ def test_two_person_approval(conn, template):
 
 def test_a_submitted_version_is_immutable(conn, template):
     first = variant(template, 230, title="Immutable v230")
-    governance.submit(conn, first, actor=OWNER)
+    template_service.submit_template(conn, first, actor=OWNER)
     with pytest.raises(governance.GovernanceError, match="immutable: submit the change as v231"):
-        governance.submit(conn, variant(template, 230, title="Changed in place"), actor=OWNER)
+        template_service.submit_template(conn, variant(template, 230, title="Changed in place"), actor=OWNER)
 
 
 def test_changed_system_file_without_new_version_is_refused_by_name(conn, template, tmp_path):
@@ -153,7 +155,7 @@ def test_changed_system_file_without_new_version_is_refused_by_name(conn, templa
 
 
 def test_diff_shows_what_changed(conn, template):
-    governance.submit(conn, variant(template, 240, title="Diff me"), actor=OWNER)
+    template_service.submit_template(conn, variant(template, 240, title="Diff me"), actor=OWNER)
     text = governance.diff(conn, "incident_summary", 1, 240)
     assert "-title: Incident summary" in text and "+title: Diff me" in text
 
@@ -163,7 +165,7 @@ def test_diff_shows_what_changed(conn, template):
 
 def test_unapproved_version_cannot_run(conn, template, tenant_ids):
     draft = variant(template, 250, title="Draft only")
-    governance.submit(conn, draft, actor=OWNER)
+    template_service.submit_template(conn, draft, actor=OWNER)
     request = ReportRequest.for_period(draft, tenant_ids[0], PERIOD, requester=analyst(tenant_ids[0]))
     with pytest.raises(failures.RunFailed) as failed:
         engine.run_report(draft, request)
@@ -187,9 +189,9 @@ def test_unsubmitted_version_cannot_run(conn, template, tenant_ids):
 
 def test_deprecated_refuses_scheduled_and_warns_manual(conn, template, tenant_ids):
     old = variant(template, 270, title="To be deprecated")
-    governance.submit(conn, old, actor=OWNER)
-    governance.approve(conn, old.key, 270, actor=APPROVER)
-    governance.deprecate(conn, old.key, 270, actor=APPROVER, reason="replaced by v271")
+    template_service.submit_template(conn, old, actor=OWNER)
+    template_service.approve(conn, old.key, 270, actor=APPROVER)
+    template_service.deprecate(conn, old.key, 270, actor=APPROVER, reason="replaced by v271")
     scheduled = ReportRequest.for_period(old, tenant_ids[0], PERIOD, requester=policy.SCHEDULER, trigger="schedule")
     with pytest.raises(failures.RunFailed, match="scheduled runs are refused"):
         engine.run_report(old, scheduled)
@@ -207,7 +209,7 @@ def test_dagster_launch_of_an_unapproved_version_is_refused(conn, template, tena
     from orchestration.defs.reports.checks import build_gate_b_check
 
     draft = variant(template, 280, title="Draft in Dagster")
-    governance.submit(conn, draft, actor=OWNER)
+    template_service.submit_template(conn, draft, actor=OWNER)
     assets = build_report_assets(draft)
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("tenants", tenant_ids)
@@ -246,8 +248,8 @@ def test_run_refused_for_unauthorized_requesters_and_audited(conn, template, ten
 
 
 def test_deactivated_principal_is_refused(conn, template):
-    policy.upsert_principal(conn, "leaver@acme.example", roles=["analyst"], tenants=["acme"])
-    policy.deactivate(conn, "leaver@acme.example", actor="platform@nexus.example")
+    principals.upsert_principal(conn, "leaver@acme.example", roles=["analyst"], tenants=["acme"])
+    principals.deactivate(conn, "leaver@acme.example", actor="platform@nexus.example")
     request = ReportRequest.for_period(template, "acme", PERIOD, requester="leaver@acme.example")
     with pytest.raises(failures.RunFailed, match="deactivated"):
         engine.run_report(template, request)
@@ -267,14 +269,15 @@ def test_matrix_is_total_and_platform_admin_can_do_everything_but_roots_own():
 
 def test_custom_template_is_visible_to_its_tenant_only(conn, template):
     custom = template.model_copy(update={"key": "acme_weekly_brief", "title": "Acme brief"})
-    policy.upsert_principal(conn, "owner@acme.example", roles=["template_owner"], tenants=["acme"])
-    governance.submit(conn, custom, actor="owner@acme.example", tenant_id="acme")
+    principals.upsert_principal(conn, "owner@acme.example", roles=["template_owner"], tenants=["acme"])
+    template_service.submit_template(conn, custom, actor="owner@acme.example", tenant_id="acme")
     assert "acme_weekly_brief" in {r["template_key"] for r in governance.list_versions(conn, tenant_id="acme")}
     assert "acme_weekly_brief" not in {r["template_key"] for r in governance.list_versions(conn, tenant_id="globex")}
     with pytest.raises(governance.GovernanceError, match="has not been submitted"):
         governance.load_version(conn, "acme_weekly_brief", 1, tenant_id="globex")
     with pytest.raises(policy.AccessDenied, match="not a member of tenant globex"):
-        governance.submit(conn, custom.model_copy(update={"version": 2}), actor="owner@acme.example", tenant_id="globex")
+        template_service.submit_template(conn, custom.model_copy(update={"version": 2}), actor="owner@acme.example",
+                                         tenant_id="globex")
 
 
 # ------------------------------------------------------------------ audit chain

@@ -12,6 +12,8 @@ from orchestration.db.warehouse import json_param
 from orchestration.governance import lifecycle as governance
 from orchestration.governance import section_checks
 from orchestration.metrics import dbt_manifest
+from orchestration.services import templates as template_service
+from tests.helpers import principals
 
 from ..helpers.isolation import ATTACKS, hostile_template, rls_models
 
@@ -30,7 +32,7 @@ def owner(built, tenant_ids):
 
     principal = f"template_owner@{tenant_ids[1]}.example"
     with warehouse.connection() as conn:
-        policy.upsert_principal(conn, principal, roles=["template_owner"], tenants=[tenant_ids[1]])
+        principals.upsert_principal(conn, principal, roles=["template_owner"], tenants=[tenant_ids[1]])
     return principal
 
 
@@ -47,7 +49,7 @@ def test_a_hostile_section_is_refused_at_submit_and_never_run(conn, base, owner,
     key = f"loot_{attack.name}"[:31]
     hostile = hostile_template(base, key, attack.sql(MODEL.ref, tenant_ids[0]))
     with pytest.raises(governance.GateAFailed) as err:
-        governance.submit(conn, hostile, actor=owner, tenant_id=tenant_ids[1])
+        template_service.submit_template(conn, hostile, actor=owner, tenant_id=tenant_ids[1])
     message = str(err.value)
     assert attack.refusal in message and "refused by the SQL guard, not run" in message
     assert tenant_ids[0] not in message.replace(attack.sql(MODEL.ref, tenant_ids[0]), "")
@@ -62,7 +64,7 @@ def test_approve_runs_the_guard_too(conn, base, owner, tenant_ids):
                        values (%s, 1, %s, %s, %s, %s)""",
                     (hostile.key, tenant_ids[1], hostile.content_hash, json_param(hostile.model_dump(mode="json")), owner))
     with pytest.raises(governance.GateAFailed, match=r"set_config\(\) is not allowed"):
-        governance.approve(conn, hostile.key, 1, actor=policy.APPROVERS[0])
+        template_service.approve(conn, hostile.key, 1, actor=policy.APPROVERS[0])
     assert _state(conn, hostile.key) == "draft"
 
 
@@ -95,7 +97,7 @@ def test_a_literal_percent_passes_gate_a(conn, base, owner, tenant_ids):
     custom = base.model_copy(update={
         "key": "percent_brief", "sections": tuple(s.model_copy(update={"sql": sql}) if s.name == "by_status" else s
                                                   for s in base.sections)})
-    governance.submit(conn, custom, actor=owner, tenant_id=tenant_ids[1])
+    template_service.submit_template(conn, custom, actor=owner, tenant_id=tenant_ids[1])
     assert _state(conn, "percent_brief") == "draft"
 
 
@@ -103,4 +105,4 @@ def test_a_template_owner_cannot_run_python_at_submit(conn, base, owner, tenant_
     payload = "{{ ''.__class__.__mro__[1].__subclasses__() }}"
     hostile = hostile_template(base, "loot_jinja", f"select tenant_id from {MODEL.ref} -- {payload}")
     with pytest.raises(governance.GateAFailed, match="sandbox"):
-        governance.submit(conn, hostile, actor=owner, tenant_id=tenant_ids[1])
+        template_service.submit_template(conn, hostile, actor=owner, tenant_id=tenant_ids[1])

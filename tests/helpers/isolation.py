@@ -16,6 +16,7 @@ import pytest
 from orchestration.catalog import templates as catalog
 from orchestration.metrics import dbt_manifest
 from orchestration.registry import sources
+from tests.helpers import principals
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,7 @@ def hostile_sibling_fixture(built, tenant_ids):
     from orchestration.governance import lifecycle
     from orchestration.runs import engine, failures
     from orchestration.runs.request import ReportRequest
+    from orchestration.services import templates as template_service
 
     from ..conftest import PERIOD
 
@@ -135,9 +137,9 @@ def hostile_sibling_fixture(built, tenant_ids):
     sql = ATTACKS[0].sql(flow.ref, victim) + f"\nunion all select tenant_id from {flow.ref}"
     hostile = hostile_template(catalog.load("incident_summary", 1), "sibling_loot", sql)
     with warehouse.connection() as conn:
-        policy.upsert_principal(conn, owner, roles=["template_owner"], tenants=[mine])
+        principals.upsert_principal(conn, owner, roles=["template_owner"], tenants=[mine])
         with pytest.raises(lifecycle.GateAFailed, match=r"set_config\(\) is not allowed"):
-            lifecycle.submit(conn, hostile, actor=owner, tenant_id=mine)
+            template_service.submit_template(conn, hostile, actor=owner, tenant_id=mine)
         with conn, conn.cursor() as cur:
             cur.execute("""insert into control.template_versions (template_key, version, owner_tenant, content_hash,
                                content, author, state, approved_by, approved_at)

@@ -59,7 +59,7 @@ def link(built):
     run = engine.run_report(t, ReportRequest.for_period(t, "acme", PERIOD, requester="analyst@acme.example"))
     from orchestration.db import warehouse
 
-    with warehouse.connection() as conn:
+    with warehouse.connection() as conn, conn:
         return links.create(conn, run.run_id, fmt="csv", principal_id="analyst@acme.example", actor="manager@acme.example")
 
 
@@ -74,7 +74,7 @@ def request(server: str, method: str, path: str, headers: dict[str, str] | None 
 
 
 def events(conn, link_id):
-    return [(e["outcome"], e["reason"]) for e in links.access_events(conn, link_id=link_id)]
+    return [(e.outcome, e.reason) for e in links.access_events(conn, link_id=link_id)]
 
 
 @pytest.mark.parametrize("method", OTHER_METHODS)

@@ -16,12 +16,13 @@ import pytest
 
 from orchestration.access import audit, policy
 from orchestration.api.serving import serving
-from orchestration.artifacts import retention
 from orchestration.catalog import templates
 from orchestration.links import service as links
 from orchestration.links import web
 from orchestration.runs import engine
 from orchestration.runs.request import ReportRequest
+from orchestration.services import artifacts as artifact_service
+from tests.helpers import principals
 from tests.helpers.audit import audit_rows
 from tests.helpers.cli import run as cli
 
@@ -100,7 +101,8 @@ def events(conn, link_id):
 
 
 def share(conn, published, fmt="csv", principal="analyst@acme.example", actor="manager@acme.example", **kw):
-    return links.create(conn, published.run_id, fmt=fmt, principal_id=principal, actor=actor, **kw)
+    with conn:  # the test owns the transaction, as a service would
+        return links.create(conn, published.run_id, fmt=fmt, principal_id=principal, actor=actor, **kw)
 
 
 # ---------------------------------------------------------------- grant
@@ -124,7 +126,7 @@ def test_grant_streams_the_published_file(conn, runs, server):
     assert hashlib.sha256(body).hexdigest() == manifest_entry(incident, "csv")["sha256"]
 
     (event,) = events(conn, link.link_id)
-    assert (event["outcome"], event["principal_id"], event["tenant_id"], event["run_id"], event["remote_addr"]) == (
+    assert (event.outcome, event.principal_id, event.tenant_id, event.run_id, event.remote_addr) == (
         "granted", "analyst@acme.example", "acme", incident.run_id, "127.0.0.1")
     created, downloaded = audit_rows(conn, f"link {link.link_id}")
     assert created[:3] == ("manager@acme.example", "link.create", "succeeded")
@@ -160,7 +162,7 @@ def test_head_is_not_a_download(conn, runs, server):
     status, headers, _ = get(server, f"/links/{link.token}", method="HEAD")
     # Not a download, but a request that presents the token: recorded (issue 10), then refused.
     assert status == 405
-    assert [(e["outcome"], e["reason"]) for e in events(conn, link.link_id)] == [("denied", "method HEAD not allowed")]
+    assert [(e.outcome, e.reason) for e in events(conn, link.link_id)] == [("denied", "method HEAD not allowed")]
 
 
 # ---------------------------------------------------------------- expiry
@@ -173,8 +175,8 @@ def test_expired_link_is_410_when_the_clock_moves(conn, runs, server, clock):
     clock.offset = dt.timedelta(hours=2, seconds=1)
     status, _, body = fetch(server, link)
     assert status == 410 and body == b"This link has expired."
-    assert [e["outcome"] for e in events(conn, link.link_id)] == ["granted", "denied"]
-    assert events(conn, link.link_id)[-1]["reason"].startswith("link expired at")
+    assert [e.outcome for e in events(conn, link.link_id)] == ["granted", "denied"]
+    assert events(conn, link.link_id)[-1].reason.startswith("link expired at")
     assert audit_rows(conn, f"link {link.link_id}")[-1][1:3] == ("link.download.denied", "denied")
 
 
@@ -202,11 +204,11 @@ def test_expired_run_is_410(conn, built, server):
     published = _run("incident_summary", "acme", ("json",), "analyst@acme.example")
     link = share(conn, published, fmt="json")
     assert fetch(server, link)[0] == 200
-    assert retention.expire(conn, now=dt.datetime.now(dt.UTC) + dt.timedelta(days=3650),
+    assert artifact_service.expire(conn, now=dt.datetime.now(dt.UTC) + dt.timedelta(days=3650),
                             run_ids=[published.run_id]) == [published.run_id]
     status, _, body = fetch(server, link)
     assert status == 410 and body == b"This link has expired."
-    assert events(conn, link.link_id)[-1]["reason"] == f"run {published.run_id} is expired"
+    assert events(conn, link.link_id)[-1].reason == f"run {published.run_id} is expired"
 
 
 # ---------------------------------------------------------------- revocation
@@ -226,11 +228,12 @@ def test_revoked_link_is_403(conn, runs, server, scope):
                                    actor="tenant_admin@acme.example"),
         "tenant": dict(tenant_id="acme", actor="tenant_admin@acme.example"),
     }[scope]
-    revoked = links.revoke(conn, reason=f"test {scope}", **how)
+    with conn:
+        revoked = links.revoke(conn, reason=f"test {scope}", **how)
     assert link.link_id in revoked and bystander.link_id not in revoked
     status, _, body = fetch(server, link)
     assert status == 403 and body == b"This link does not grant access."
-    assert events(conn, link.link_id)[-1]["reason"].startswith(f"revoked by {how['actor']}")
+    assert events(conn, link.link_id)[-1].reason.startswith(f"revoked by {how['actor']}")
     assert fetch(server, bystander)[0] == 200  # another tenant's link is untouched
     with conn, conn.cursor() as cur:
         cur.execute("select actor, outcome, details from control.audit_log where action = 'link.revoke' "
@@ -238,7 +241,8 @@ def test_revoked_link_is_403(conn, runs, server, scope):
         actor, outcome, details = cur.fetchone()
     assert (actor, outcome, details["reason"]) == (how["actor"], "succeeded", f"test {scope}")
     assert link.link_id in details["link_ids"]
-    assert links.revoke(conn, reason="again", **how) == []  # already revoked
+    with conn:
+        assert links.revoke(conn, reason="again", **how) == []  # already revoked
 
 
 def test_revocation_needs_the_right_role(conn, runs):
@@ -256,8 +260,9 @@ def test_revocation_needs_the_right_role(conn, runs):
         cur.execute("select actor from control.audit_log where action = 'link.revoke.denied' order by seq desc limit 5")
         assert {r[0] for r in cur.fetchall()} == {"manager@acme.example", "tenant_admin@globex.example",
                                                   "tenant_admin@acme.example", "viewer@acme.example", "analyst@acme.example"}
-    assert links.list_links(conn, run_id=runs["incident"].run_id)[0]["status"] == "active"
-    assert links.revoke(conn, actor="manager@acme.example", reason="mine", link_id=link.link_id) == [link.link_id]
+    assert links.list_links(conn, run_id=runs["incident"].run_id)[0].status == "active"
+    with conn:
+        assert links.revoke(conn, actor="manager@acme.example", reason="mine", link_id=link.link_id) == [link.link_id]
 
 
 # ---------------------------------------------------------------- principal checked at request time
@@ -265,21 +270,21 @@ def test_revocation_needs_the_right_role(conn, runs):
 
 def test_principal_is_checked_at_every_request(conn, runs, server):
     who = "links-exec@acme.example"
-    policy.upsert_principal(conn, who, roles=["executive"], tenants=["acme"], actor="test")
+    principals.upsert_principal(conn, who, roles=["executive"], tenants=["acme"], actor="test")
     link = share(conn, runs["compliance"], principal=who, actor="tenant_admin@acme.example")
     assert fetch(server, link)[0] == 200
 
-    policy.upsert_principal(conn, who, roles=["viewer"], tenants=["acme"], actor="test")  # lost the role
+    principals.upsert_principal(conn, who, roles=["viewer"], tenants=["acme"], actor="test")  # lost the role
     assert fetch(server, link)[0] == 403
-    policy.upsert_principal(conn, who, roles=["executive"], tenants=["globex"], actor="test")  # lost the membership
+    principals.upsert_principal(conn, who, roles=["executive"], tenants=["globex"], actor="test")  # lost the membership
     assert fetch(server, link)[0] == 403
-    policy.upsert_principal(conn, who, roles=["executive"], tenants=["acme"], actor="test")
+    principals.upsert_principal(conn, who, roles=["executive"], tenants=["acme"], actor="test")
     assert fetch(server, link)[0] == 200
-    policy.deactivate(conn, who, actor="test")
+    principals.deactivate(conn, who, actor="test")
     status, _, body = fetch(server, link)
     assert status == 403 and body == b"This link does not grant access."
 
-    reasons = [(e["outcome"], e["reason"]) for e in events(conn, link.link_id)]
+    reasons = [(e.outcome, e.reason) for e in events(conn, link.link_id)]
     assert [o for o, _ in reasons] == ["granted", "denied", "denied", "granted", "denied"]
     assert "none of the roles this template allows" in reasons[1][1]
     assert "not a member of tenant acme" in reasons[2][1]
@@ -310,9 +315,9 @@ def test_another_tenant_cannot_be_given_or_give_a_link(conn, runs):
 def test_a_link_whose_principal_moved_tenant_is_403(conn, runs, server):
     """A principal of another tenant is refused at request time even with a link made earlier."""
     who = "links-mover@acme.example"
-    policy.upsert_principal(conn, who, roles=["analyst"], tenants=["acme"], actor="test")
+    principals.upsert_principal(conn, who, roles=["analyst"], tenants=["acme"], actor="test")
     link = share(conn, runs["incident"], principal=who)
-    policy.upsert_principal(conn, who, roles=["analyst"], tenants=["globex"], actor="test")
+    principals.upsert_principal(conn, who, roles=["analyst"], tenants=["globex"], actor="test")
     assert fetch(server, link)[0] == 403
 
 
@@ -349,5 +354,5 @@ def test_links_from_the_command_line(conn, runs, server):
 
     switch = cli("links", "revoke", "--tenant", "acme", "--as", "tenant_admin@acme.example", "--reason", "incident")
     assert switch.returncode == 0, switch.stderr
-    assert all(r["status"] != "active" for r in links.list_links(conn, tenant_id="acme"))
+    assert all(r.status != "active" for r in links.list_links(conn, tenant_id="acme"))
     assert audit.verify(conn).ok

@@ -263,15 +263,16 @@ def test_a_run_cancelled_in_dagster_before_it_started_ends_its_record(built, con
 def test_a_run_past_retention_expires_its_files_go_and_the_state_says_so(built, conn, template):
     import datetime as dt
 
-    from orchestration.artifacts import retention
+    from orchestration.services import artifacts as artifact_service
 
     request = request_for(template, tenant="initech", requester="analyst@initech.example", formats=("csv",))
     published = engine.run_report(template, request)
     record = records.get_run(conn, published.run_id)
     day_before = record.published_at + dt.timedelta(days=template.retention_days) - dt.timedelta(seconds=1)
-    assert retention.expire(conn, now=day_before, run_ids=[published.run_id]) == []
+    assert artifact_service.expire(conn, now=day_before, run_ids=[published.run_id]) == []
     assert published.location.exists()
-    assert retention.expire(conn, now=day_before + dt.timedelta(seconds=2), run_ids=[published.run_id]) == [published.run_id]
+    expired = artifact_service.expire(conn, now=day_before + dt.timedelta(seconds=2), run_ids=[published.run_id])
+    assert expired == [published.run_id]
     assert not published.location.exists() and not list(published.location.parent.glob(f"*{published.run_id}*"))
     assert records.get_run(conn, published.run_id).state == "expired"
     with conn, conn.cursor() as cur:

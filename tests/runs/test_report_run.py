@@ -8,7 +8,7 @@ import openpyxl
 import psycopg2
 import pytest
 
-from orchestration.artifacts import storage
+from orchestration.artifacts import local_store
 from orchestration.catalog import templates
 from orchestration.db import warehouse
 from orchestration.runs import admission, engine, failures, periods, publish, records, snapshot
@@ -110,8 +110,8 @@ def test_json_has_every_section_with_snapshot_row_counts(published, template):
 
 
 def test_manifest_hashes_match_files_and_names_versions(published, template):
-    manifest = storage.LocalStore(published.location.parent).read_manifest(published.location.name)
-    assert storage.LocalStore(published.location.parent).verify(published.location.name) == []
+    manifest = local_store.LocalStore(published.location.parent).read_manifest(published.location.name)
+    assert local_store.LocalStore(published.location.parent).verify(published.location.name) == []
     assert {f["format"] for f in manifest["files"]} == {"csv", "json", "xlsx", "pdf"}
     assert manifest["template"] == {
         "key": "incident_summary", "version": 1, "content_hash": template.content_hash,
@@ -131,7 +131,7 @@ def test_tampered_file_is_detected(published, tmp_path):
     shutil.copytree(published.location, copy)
     with (copy / "incident_summary.csv").open("a") as fh:
         fh.write("x\n")
-    assert any("sha256" in p for p in storage.LocalStore(copy.parent).verify(copy.name))
+    assert any("sha256" in p for p in local_store.LocalStore(copy.parent).verify(copy.name))
 
 
 def test_same_request_same_input_hash(published, conn, template, tenant_ids):

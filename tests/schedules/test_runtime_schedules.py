@@ -12,8 +12,10 @@ import pytest
 from orchestration.access import policy as access
 from orchestration.access import tenants
 from orchestration.catalog import templates
-from orchestration.governance import lifecycle as governance
-from orchestration.schedules import evaluation, store, timing
+from orchestration.schedules import store, timing
+from orchestration.services import schedules as schedule_service
+from orchestration.services import templates as template_service
+from tests.helpers import principals
 from tests.helpers.audit import audit_rows
 from tests.helpers.cli import invoke
 from tests.helpers.dagster import sensor_context
@@ -53,8 +55,9 @@ def only_this_tests_schedules(built, conn):
 
 
 def make(conn, tenant="acme", *, cron="0 6 * * *", timezone="UTC", actor=None, now=T0, **kwargs) -> int:
-    return store.create(conn, TEMPLATE, tenant_id=tenant, cron=cron, timezone=timezone,
-                     actor=actor or manager(tenant), reason="weekly ops review", now=now, **kwargs)
+    with conn:  # the test is the caller that owns the transaction
+        return store.create(conn, TEMPLATE, tenant_id=tenant, cron=cron, timezone=timezone,
+                            actor=actor or manager(tenant), reason="weekly ops review", now=now, **kwargs)
 
 
 def outcomes(conn, schedule_id):
@@ -82,14 +85,14 @@ def outcomes(conn, schedule_id):
 def test_create_refuses_with_a_clear_reason(conn, changes, message):
     args = {"template": TEMPLATE, "tenant": "acme", "cron": "0 6 * * 1", "timezone": "Europe/Berlin",
             "reason": "ops review", **changes}
-    with pytest.raises(store.ScheduleError, match=re.escape(message)) as err:
+    with pytest.raises(store.ScheduleError, match=re.escape(message)) as err, conn:
         store.create(conn, args.pop("template"), tenant_id=args.pop("tenant"), actor=manager("acme"), **args)
     assert "\n" not in str(err.value)
 
 
 def test_create_refuses_an_unapproved_version(conn):
     draft = templates.load(TEMPLATE, 1).model_copy(update={"version": 410, "title": "Scheduled draft"})
-    governance.submit(conn, draft, actor=access.PLATFORM_OWNER)
+    template_service.submit_template(conn, draft, actor=access.PLATFORM_OWNER)
     with pytest.raises(store.ScheduleError, match="incident_summary v410 is draft: only an approved version can be scheduled"):
         make(conn, version=410)
 
@@ -124,18 +127,21 @@ def test_create_stores_the_schedule_and_audits_it(conn):
 
 def test_pause_resume_archive_are_audited_and_an_archived_schedule_never_ticks(conn):
     sid = make(conn, cron="0 6 * * *")
-    store.pause(conn, sid, actor=manager("acme"), reason="tenant migration this week")
-    assert evaluation.evaluate(conn, at(2026, 7, 1, 6, 0, 30), no_runs).requests == []  # paused: nothing
-    store.resume(conn, sid, actor="tenant_admin@acme.example", reason="migration done", now=at(2026, 7, 3, 12))
+    with conn:
+        store.pause(conn, sid, actor=manager("acme"), reason="tenant migration this week")
+    assert schedule_service.evaluate(conn, at(2026, 7, 1, 6, 0, 30), no_runs).requests == []  # paused: nothing
+    with conn:
+        store.resume(conn, sid, actor="tenant_admin@acme.example", reason="migration done", now=at(2026, 7, 3, 12))
     # ticks of the paused stretch (2 and 3 July) are not caught up; 4 July runs
-    result = evaluation.evaluate(conn, at(2026, 7, 4, 6, 0, 30), no_runs)
+    result = schedule_service.evaluate(conn, at(2026, 7, 4, 6, 0, 30), no_runs)
     assert [r.tick_at for r in result.requests] == [at(2026, 7, 4, 6)]
-    store.archive(conn, sid, actor=manager("acme"), reason="replaced by the weekly one")
-    assert evaluation.evaluate(conn, at(2026, 7, 5, 6, 0, 30), no_runs).requests == []
+    with conn:
+        store.archive(conn, sid, actor=manager("acme"), reason="replaced by the weekly one")
+    assert schedule_service.evaluate(conn, at(2026, 7, 5, 6, 0, 30), no_runs).requests == []
     assert outcomes(conn, sid) == [(at(2026, 7, 4, 6), "requested")]
     with pytest.raises(store.ScheduleError, match=f"schedule {sid} is archived: only a schedule that is paused can be resumed"):
         store.resume(conn, sid, actor=manager("acme"), reason="oops")
-    with pytest.raises(store.ScheduleError, match="needs a reason"):
+    with pytest.raises(store.ScheduleError, match="needs a reason"), conn:
         store.pause(conn, sid, actor=manager("acme"), reason="")
     changes = [(a, act, d.get("reason"), d.get("to")) for a, act, _, _, d in audit_rows(conn, f"schedule {sid}")]
     assert changes == [
@@ -148,7 +154,7 @@ def test_pause_resume_archive_are_audited_and_an_archived_schedule_never_ticks(c
 
 def test_only_a_scheduler_of_the_tenant_may_pause(conn):
     sid = make(conn)
-    with pytest.raises(access.AccessDenied, match="not a member of tenant acme"):
+    with pytest.raises(access.AccessDenied, match="not a member of tenant acme"), conn:
         store.pause(conn, sid, actor=manager("globex"), reason="not mine")
     assert store.get(conn, sid)["state"] == "active"
     assert audit_rows(conn, f"schedule {sid}")[-1][1:3] == ("schedule.denied", "denied")
@@ -160,15 +166,15 @@ def test_only_a_scheduler_of_the_tenant_may_pause(conn):
 def test_one_tick_is_one_run_request_however_often_it_is_evaluated(conn):
     sid = make(conn, cron="0 6 * * *", formats=["pdf"])
     now = at(2026, 7, 1, 6, 0, 30)
-    first = evaluation.evaluate(conn, now, no_runs)
+    first = schedule_service.evaluate(conn, now, no_runs)
     assert len(first.requests) == 1
     request = first.requests[0]
     assert request.run_key == f"rs:{sid}:2026-07-01T06:00:00Z"
     assert (request.template_key, request.tenant_id, request.period_key) == (TEMPLATE, "acme", "2026-06-01")
     assert request.tags == {"nexus/trigger": "schedule", "nexus/requester": access.SCHEDULER,
                             "nexus/schedule_id": str(sid), "nexus/tick_at": "2026-07-01T06:00:00Z", "nexus/formats": "pdf"}
-    assert evaluation.evaluate(conn, now, no_runs).requests == []  # same instant again: nothing new
-    assert evaluation.evaluate(conn, now + dt.timedelta(seconds=30), no_runs).requests == []
+    assert schedule_service.evaluate(conn, now, no_runs).requests == []  # same instant again: nothing new
+    assert schedule_service.evaluate(conn, now + dt.timedelta(seconds=30), no_runs).requests == []
     assert outcomes(conn, sid) == [(at(2026, 7, 1, 6), "requested")]
     assert timing.run_key(sid, at(2026, 7, 1, 6)) == request.run_key  # stable across evaluations and restarts
 
@@ -176,14 +182,14 @@ def test_one_tick_is_one_run_request_however_often_it_is_evaluated(conn):
 def test_a_tick_while_the_previous_run_is_active_is_skipped_unless_overlap_is_allowed(conn):
     strict = make(conn, cron="0 6 * * *")
     relaxed = make(conn, "globex", cron="0 6 * * *", allow_overlap=True)
-    result = evaluation.evaluate(conn, at(2026, 7, 1, 6, 1), busy)
+    result = schedule_service.evaluate(conn, at(2026, 7, 1, 6, 1), busy)
     assert [r.schedule_id for r in result.requests] == [relaxed]
     assert outcomes(conn, strict) == [(at(2026, 7, 1, 6), "skipped_overlap")]
     assert store.ticks(conn, strict)[0]["reason"] == "a run of this schedule is still active"
     conn.rollback()
     assert outcomes(conn, relaxed) == [(at(2026, 7, 1, 6), "requested")]
     # the next day the previous run is done: the strict schedule runs again
-    assert [r.schedule_id for r in evaluation.evaluate(conn, at(2026, 7, 2, 6, 1), no_runs).requests] == [strict, relaxed]
+    assert [r.schedule_id for r in schedule_service.evaluate(conn, at(2026, 7, 2, 6, 1), no_runs).requests] == [strict, relaxed]
 
 
 @pytest.mark.parametrize("policy,now,requested", [
@@ -194,7 +200,7 @@ def test_a_tick_while_the_previous_run_is_active_is_skipped_unless_overlap_is_al
 ])
 def test_catch_up_policy(conn, policy, now, requested):
     sid = make(conn, cron="0 * * * *", catch_up=policy)
-    result = evaluation.evaluate(conn, now, no_runs)
+    result = schedule_service.evaluate(conn, now, no_runs)
     assert [r.tick_at for r in result.requests] == requested
     expected = [(at(2026, 7, 1, h), "requested" if at(2026, 7, 1, h) in requested else "skipped_catch_up")
                 for h in range(1, 6)]
@@ -233,7 +239,7 @@ def test_across_the_spring_forward_night_the_sensor_requests_one_run(conn):
     sid = make(conn, cron="30 2 * * *", timezone="Europe/Berlin", now=at(2026, 3, 28, 20))
     now, requested = at(2026, 3, 28, 20), []
     while now <= at(2026, 3, 30, 3):
-        requested += [r.tick_at for r in evaluation.evaluate(conn, now, no_runs, on_time=dt.timedelta(minutes=25)).requests]
+        requested += [r.tick_at for r in schedule_service.evaluate(conn, now, no_runs, on_time=dt.timedelta(minutes=25)).requests]
         now += dt.timedelta(minutes=20)
     assert requested == [at(2026, 3, 29, 1, 30), at(2026, 3, 30, 0, 30)]
     assert [o for _, o in outcomes(conn, sid)] == ["requested", "requested"]
@@ -244,10 +250,10 @@ def test_across_the_spring_forward_night_the_sensor_requests_one_run(conn):
 
 def test_tick_is_refused_and_recorded_when_the_owner_was_deactivated(conn):
     owner = "schedule-owner@acme.example"
-    access.upsert_principal(conn, owner, roles=["manager"], tenants=["acme"], actor="tenant_admin@acme.example")
+    principals.upsert_principal(conn, owner, roles=["manager"], tenants=["acme"], actor="tenant_admin@acme.example")
     sid = make(conn, actor=owner)
-    access.deactivate(conn, owner, actor="tenant_admin@acme.example")
-    result = evaluation.evaluate(conn, at(2026, 7, 1, 6, 0, 30), no_runs)
+    principals.deactivate(conn, owner, actor="tenant_admin@acme.example")
+    result = schedule_service.evaluate(conn, at(2026, 7, 1, 6, 0, 30), no_runs)
     assert result.requests == []
     assert outcomes(conn, sid) == [(at(2026, 7, 1, 6), "refused")]
     assert "deactivated" in store.ticks(conn, sid)[0]["reason"]
@@ -259,14 +265,14 @@ def test_tick_is_refused_and_recorded_when_the_owner_was_deactivated(conn):
 
 def test_tick_is_refused_when_the_owner_lost_the_role_or_the_tenant_is_gone(conn, monkeypatch):
     owner = "schedule-owner2@acme.example"
-    access.upsert_principal(conn, owner, roles=["manager"], tenants=["acme"], actor="tenant_admin@acme.example")
+    principals.upsert_principal(conn, owner, roles=["manager"], tenants=["acme"], actor="tenant_admin@acme.example")
     sid = make(conn, actor=owner)
-    access.upsert_principal(conn, owner, roles=["analyst"], tenants=["acme"], actor="tenant_admin@acme.example")
-    assert evaluation.evaluate(conn, at(2026, 7, 1, 6, 0, 30), no_runs).requests == []
+    principals.upsert_principal(conn, owner, roles=["analyst"], tenants=["acme"], actor="tenant_admin@acme.example")
+    assert schedule_service.evaluate(conn, at(2026, 7, 1, 6, 0, 30), no_runs).requests == []
     assert "none of the roles that may schedule" in store.ticks(conn, sid)[-1]["reason"]
-    access.upsert_principal(conn, owner, roles=["manager"], tenants=["acme"], actor="tenant_admin@acme.example")
+    principals.upsert_principal(conn, owner, roles=["manager"], tenants=["acme"], actor="tenant_admin@acme.example")
     monkeypatch.setattr(tenants, "list_tenant_ids", lambda conn: ["globex", "initech"])
-    assert evaluation.evaluate(conn, at(2026, 7, 2, 6, 0, 30), no_runs).requests == []
+    assert schedule_service.evaluate(conn, at(2026, 7, 2, 6, 0, 30), no_runs).requests == []
     assert store.ticks(conn, sid)[-1]["reason"] == "tenant acme no longer exists"
     conn.rollback()
     assert [o for _, o in outcomes(conn, sid)] == ["refused", "refused"]

@@ -2,8 +2,8 @@
 
 import dagster as dg
 
-from orchestration import delivery
 from orchestration.defs.resources import WarehouseResource
+from orchestration.services import delivery
 
 
 @dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,

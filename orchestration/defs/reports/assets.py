@@ -14,7 +14,6 @@ from orchestration.catalog.templates import Template
 from orchestration.defs.dbt.assets import dbt_asset_key
 from orchestration.defs.partitions import partitions_for
 from orchestration.defs.resources import ArtifactStoreResource, WarehouseResource
-from orchestration.delivery import outbox
 from orchestration.errors import ServiceError
 from orchestration.exports import formats
 from orchestration.metrics import dbt_manifest
@@ -23,6 +22,7 @@ from orchestration.runs.failures import RunFailed
 from orchestration.runs.publish import render_and_publish
 from orchestration.runs.run_record import RunOrigin, RunRecord
 from orchestration.schedules import store as schedule_store
+from orchestration.services import delivery as delivery_service
 from orchestration.services import runs as run_service
 
 
@@ -150,7 +150,7 @@ def _published_asset(template: Template, partitions):
             if record.schedule_id:
                 # Step 6: a scheduled run goes to its schedule's recipients through the outbox
                 # (Gate C and the allow-list are checked there; failures retry on their own).
-                delivered = outbox.deliver_scheduled_run(conn, published.run_id)
+                delivered = delivery_service.deliver_scheduled_run(conn, published.run_id)
                 context.log.info(f"delivery: {delivered}")
         return dg.MaterializeResult(
             metadata={

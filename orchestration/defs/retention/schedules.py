@@ -2,8 +2,8 @@
 
 import dagster as dg
 
-from orchestration.artifacts import retention
 from orchestration.defs.resources import WarehouseResource
+from orchestration.services import artifacts as artifact_service
 
 
 @dg.op(description="Expire completed runs past their retention (template days within the sensitivity cap): "
@@ -11,7 +11,7 @@ from orchestration.defs.resources import WarehouseResource
                    "runs on legal hold are kept.")
 def expire_runs(context: dg.OpExecutionContext, warehouse: WarehouseResource) -> None:
     with warehouse.connection() as conn:
-        result = retention.sweep(conn)
+        result = artifact_service.sweep(conn)
     context.log.info(f"expired {len(result.expired)} runs: {result.expired}")
     if result.held:
         context.log.info(f"kept {len(result.held)} runs past retention on legal hold: {result.held}")

@@ -1,6 +1,7 @@
 """Runtime schedules (control.schedules) evaluated every 30 s: one run per tick, at most.
 
-The rules live in orchestration/schedules/evaluation.py; this sensor supplies the clock, the
+The rules live in orchestration/schedules/evaluation.py, run by services/schedules.evaluate;
+this sensor supplies the clock, the
 Dagster instance's view of active runs, and the template jobs' partition keys.
 """
 
@@ -14,6 +15,7 @@ from orchestration.defs.resources import WarehouseResource
 from orchestration.runs import run_tags
 from orchestration.schedules import evaluation as schedule_evaluation
 from orchestration.schedules.timing import tick_iso
+from orchestration.services import schedules as schedule_service
 
 SENSOR_NAME = "runtime_schedules_sensor"
 ACTIVE_STATUSES = [getattr(dg.DagsterRunStatus, s) for s in schedule_evaluation.ACTIVE_RUN_STATUSES]
@@ -69,7 +71,7 @@ def build_runtime_schedules_sensor(jobs_by_template: dict[str, Any]) -> dg.Senso
     )
     def runtime_schedules_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
         with warehouse.connection() as conn:
-            evaluation = schedule_evaluation.evaluate(
+            evaluation = schedule_service.evaluate(
                 conn, _now(), active_run_lookup(context.instance), period_for=period_from_job(jobs_by_template)
             )
             # Requests recorded moments ago are handed over again in case the last evaluation

@@ -1,8 +1,7 @@
-"""Choosing the artifact store: the configured one, or the one a recorded location names.
+"""Which artifact store: the configured one, or the one a recorded location names.
 
 The interface and its helpers are in artifacts/store.py, the stores in artifacts/local_store.py
-and artifacts/s3_store.py. The names below are re-exported because the link, delivery and CLI
-modules (other branches) import them from here; new code imports them where they live.
+and artifacts/s3_store.py.
 """
 
 from __future__ import annotations
@@ -11,24 +10,7 @@ from pathlib import Path
 
 from orchestration.artifacts.local_store import LocalStore
 from orchestration.artifacts.s3_store import S3Store
-from orchestration.artifacts.store import (
-    MANIFEST,
-    MAX_PRESIGN_SECONDS,
-    ArtifactNotFound,
-    ArtifactStore,
-    PublishResult,
-    StorageError,
-    file_entry,
-    run_key,
-    run_location,
-    sha256_file,
-    staging_location,
-)
-
-__all__ = [
-    "MANIFEST", "MAX_PRESIGN_SECONDS", "ArtifactNotFound", "ArtifactStore", "LocalStore", "PublishResult", "S3Store",
-    "StorageError", "file_entry", "for_location", "get_store", "run_key", "run_location", "sha256_file", "staging_location",
-]
+from orchestration.artifacts.store import ArtifactStore, StorageError
 
 
 def get_store(settings=None) -> ArtifactStore:
