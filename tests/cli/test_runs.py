@@ -98,4 +98,5 @@ def test_the_launchpad_job_refuses_a_missing_requester(built):
             run_config={"ops": {"execute_report_run": {"config": config}}}, instance=instance, raise_on_error=False)
     assert not result.success
     failure = result.failure_data_for_node("execute_report_run")
-    assert "unknown principal" in failure.error.message
+    # issue 14: a missing requester is named as such, with what to set (was "unknown principal")
+    assert "refused: no requester: set `requester` in the run config" in failure.error.message
