@@ -82,11 +82,38 @@ def test_the_launchpad_job_runs_an_ad_hoc_window(built, conn):
     with dg.instance_for_test() as instance:
         result = defs.resolve_job_def("report_run").execute_in_process(
             run_config={"ops": {"execute_report_run": {"config": config}}}, instance=instance)
-    assert result.success
+        assert result.success
+        # issue 14: a window that is not a partition is an observation in the published asset's history
+        observed = [e.event_specific_data.asset_observation for e in result.all_events
+                    if e.event_type == dg.DagsterEventType.ASSET_OBSERVATION]
+        materialized = result.get_asset_materialization_events()
     location = Path(result.output_for_node("execute_report_run"))
     assert sorted(p.name for p in location.iterdir()) == ["attack_coverage.json", "manifest.json"]
     record = records.run_for_dagster_run(conn, result.run_id, "attack_coverage")
     assert (str(record.window_start), str(record.window_end)) == ("2026-06-08", "2026-06-22")
+    assert not materialized and len(observed) == 1
+    assert observed[0].asset_key == dg.AssetKey(["attack_coverage", "published"]) and observed[0].partition is None
+    assert observed[0].metadata["report_run_id"].value == record.run_id
+
+
+def test_an_ad_hoc_period_run_materializes_its_partition_of_the_published_asset(built, conn):
+    from orchestration.definitions import defs
+
+    config = {"template": "attack_coverage", "tenant": "initech", "period": PERIOD, "formats": ["csv"],
+              "requester": "analyst@initech.example"}
+    with dg.instance_for_test() as instance:
+        result = defs.resolve_job_def("report_run").execute_in_process(
+            run_config={"ops": {"execute_report_run": {"config": config}}}, instance=instance)
+        assert result.success
+        key = dg.AssetKey(["attack_coverage", "published"])
+        [event] = [e for e in result.get_asset_materialization_events() if e.asset_key == key]
+        assert event.partition == f"{PERIOD}-01|initech"  # Dagster's key for the CLI's --period 2026-06
+        history = instance.fetch_materializations(key, limit=10).records
+        assert [r.partition_key for r in history] == [f"{PERIOD}-01|initech"]
+    record = records.run_for_dagster_run(conn, result.run_id, "attack_coverage")
+    assert event.materialization.metadata["report_run_id"].value == record.run_id
+    files = event.materialization.metadata["files"].value.records
+    assert [(r.data["format"], r.data["rows"]) for r in files] == [("csv", record.row_counts["technique_coverage"])]
 
 
 def test_the_launchpad_job_refuses_a_missing_requester(built):

@@ -11,9 +11,11 @@ process is checked here, before any query, with the same one-line refusals.
 import dagster as dg
 from pydantic import Field
 
+from orchestration.catalog import templates as catalog
+from orchestration.defs.reports import metadata as report_metadata
 from orchestration.defs.resources import WarehouseResource
 from orchestration.errors import ServiceError
-from orchestration.runs import run_tags
+from orchestration.runs import run_tags, stage_log
 from orchestration.runs.failures import GUIDANCE, RunFailed
 from orchestration.runs.run_record import RunOrigin
 from orchestration.services import runs as run_service
@@ -49,7 +51,7 @@ def execute_report_run(context: dg.OpExecutionContext, config: ReportRunConfig,
                        warehouse: WarehouseResource) -> dg.Output:
     origin = RunOrigin(dagster_run_id=context.run.run_id, run_id=config.run_id, supersedes=config.supersedes)
     submission = config.submission(context.run.tags)
-    with warehouse.connection() as conn:
+    with warehouse.connection() as conn, stage_log.listening(context.log.info):
         # `from None`: a refusal is one line in the run's log, not a chain of tracebacks.
         try:
             if not submission.requester:
@@ -62,15 +64,19 @@ def execute_report_run(context: dg.OpExecutionContext, config: ReportRunConfig,
                                        "retry_guidance": GUIDANCE.get(exc.failure_class, "")}) from None
         except ServiceError as exc:
             raise dg.Failure(description=f"refused: {exc}", allow_retries=False) from None
-    return dg.Output(
-        str(published.location),
-        metadata={
-            "report_run_id": published.run_id,
-            "location": dg.MetadataValue.path(str(published.location)),
-            "files": dg.MetadataValue.json(published.manifest["files"]),
-            "input_hash": published.manifest["input_hash"],
-        },
-    )
+        record = run_service.show(conn, published.run_id).record
+    template = catalog_template(record.template_key, record.template_version)
+    if template is not None:  # a system template: its published asset shows this run in its history
+        context.log_event(report_metadata.on_published_asset(
+            template, record.request_object(), published.run_id, published.manifest, published.location,
+            context.instance))
+    return dg.Output(str(published.location),
+                     metadata=report_metadata.published(published.run_id, published.manifest, published.location))
+
+
+def catalog_template(key: str, version: int):
+    """The system template version a run used, if it is one (definitions and tenant templates have no asset)."""
+    return next((t for t in catalog.load_all() if (t.key, t.version) == (key, version)), None)
 
 
 @dg.job(description="An ad-hoc report run: any approved template, one tenant, any window, filters and formats.",
