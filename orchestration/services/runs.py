@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestration.access import audit, policy, tenants
+from orchestration.artifacts import storage
 from orchestration.catalog import definition_template
 from orchestration.catalog.templates import Template
 from orchestration.errors import Denied, Invalid, NotFound
@@ -203,6 +204,26 @@ def cancel(conn, run_id: str, *, actor: str) -> RunRecord:
     if record.state == "running":
         worker.stop(record)
     return record
+
+
+@dataclass(frozen=True)
+class PublishedFile:
+    """One file of a published run, as its manifest lists it."""
+
+    name: str
+    fmt: str
+    variant: str
+    rows: int
+    size: int  # bytes
+
+
+def published_files(record: RunRecord) -> list[PublishedFile]:
+    """The files of a completed run (read from its manifest, wherever it was published)."""
+    if not record.artifact_location:
+        return []
+    store, key = storage.for_location(record.artifact_location)
+    return [PublishedFile(f["name"], f["format"], f.get("variant", "internal"), int(f.get("rows") or 0), int(f["bytes"]))
+            for f in store.read_manifest(key)["files"]]
 
 
 @dataclass(frozen=True)

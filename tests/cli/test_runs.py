@@ -3,7 +3,9 @@ Launchpad shows, against the test warehouse."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -21,14 +23,24 @@ def run_id_of(out: str) -> str:
 
 
 def test_run_with_wait_shows_progress_and_ends_with_the_files(built):
+    before = time.monotonic()
     proc = cli("run", "incident_summary", "--tenant", "acme", "--from", "2026-06-01", "--to", "2026-06-14",
                "--format", "pdf,csv", "--as", "analyst@acme.example", "--wait")
+    took = time.monotonic() - before
     assert proc.exit_code == 0, proc.stdout + proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("run ") and "queued" in lines[0] and "2026-06-01..2026-06-15" in lines[0]
-    assert lines[-1].startswith("completed in ")
-    location = Path(lines[-1].split(": ", 1)[1])
+    # issue 14: the time the user waited (this command's), then each file with format, variant, rows, size
+    done = next(i for i, line in enumerate(lines) if line.startswith("completed in "))
+    waited, own = re.match(r"completed in ([\d.]+)s \(the run itself ([\d.]+)s\): ", lines[done]).groups()
+    assert float(own) <= float(waited) <= took
+    location = Path(lines[done].split("): ", 1)[1])
     assert sorted(p.name for p in location.iterdir()) == ["incident_summary.csv", "incident_summary.pdf", "manifest.json"]
+    manifest = json.loads((location / "manifest.json").read_text())
+    assert lines[done + 1].split() == ["file", "format", "variant", "rows", "size"]
+    listed = [line.split() for line in lines[done + 2:]]
+    assert sorted((row[0], row[1], row[2], row[3]) for row in listed) == sorted(
+        (f["name"], f["format"], "internal", f"{f['rows']:,}") for f in manifest["files"])
     run_id = run_id_of(proc.stdout)
 
     listed = cli("runs", "list", "--tenant", "acme")
@@ -52,6 +64,11 @@ def test_bad_runs_are_one_line_errors(built, args, message):
 def test_unauthorized_requester_is_refused_and_recorded(built):
     proc = cli("run", "incident_summary", "--tenant", "acme", "--period", PERIOD, "--as", "analyst@globex.example")
     assert proc.exit_code == 1 and "policy_violation" in proc.stderr and "not a member of tenant acme" in proc.stderr
+    run_id = proc.stderr.split("run ", 1)[1].split()[0]
+    assert f"run {run_id} refused (policy_violation)" in proc.stderr
+    listed = next(line for line in cli("runs", "list", "-n", "200").stdout.splitlines() if line.startswith(run_id))
+    assert listed.endswith("refused (policy_violation)"), listed  # issue 14: shown as refused, not as failed
+    assert "state         refused at stage" in cli("runs", "show", run_id).stdout
 
 
 def test_cancel_from_the_cli_leaves_nothing(built, conn):
