@@ -80,7 +80,11 @@ class NexusRunCoordinator(dg.QueuedRunCoordinator):
 
     def submit_run(self, context: dg.SubmitRunContext):
         run = context.dagster_run
-        reason = refusal(run)
+        try:
+            reason = refusal(run)
+        except Exception as exc:  # noqa: BLE001 - e.g. the warehouse is down: the step checks again
+            self._logger.warning(f"could not check report launch {run.run_id} before it starts: {exc}")
+            reason = None
         if reason is None:
             return super().submit_run(context)
         self._instance.add_run_tags(run.run_id, {REFUSED_TAG: "true"})
