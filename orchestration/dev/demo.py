@@ -28,6 +28,9 @@ from orchestration.settings import get_settings
 
 # Dagster's step-by-step log stays in the instance (the UI shows it); the terminal gets warnings.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# dagster-dbt warns once per dbt test it records as an observation: that belongs with dbt's log, and
+# a failed build is reported below with where to look.
+QUIETER = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
 
 @dataclass
@@ -117,7 +120,7 @@ def _build_models(defs, instance, echo: Callable[[str], None]) -> None:
     log = dbt_log_path()
     with _dbt_output_to(log):
         dbt_result = defs.resolve_job_def("dbt_build_job").execute_in_process(
-            instance=instance, tags={run_tags.TRIGGER: "demo"}, raise_on_error=False, run_config=QUIET
+            instance=instance, tags={run_tags.TRIGGER: "demo"}, raise_on_error=False, run_config=QUIETER
         )
     if not dbt_result.success:
         raise warehouse.WarehouseError(f"dbt build failed in Dagster: see {log}, or the run in the Dagster UI (make dev)")

@@ -50,14 +50,14 @@ def summary_lines(results: Sequence, store: str, dbt_log: str) -> list[str]:
         f"{len(results) - len(completed)} failed; {files} files in {store}.",
         f"dbt's log: {dbt_log}",
         "Next:",
-        "  nexus-reports runs list                 the runs just made, newest first",
     ]
+    commands = [("nexus-reports runs list", "the runs just made, newest first")]
     if example is not None:
-        lines += [
-            f"  nexus-reports runs show {example.run_id}   stages, timings and files of one run",
-            f"  nexus-reports links create {example.run_id} --format pdf --for analyst@{example.tenant}.example "
-            f"--as manager@{example.tenant}.example",
+        commands += [
+            (f"nexus-reports runs show {example.run_id}", "stages, timings and files of one run"),
+            (f"nexus-reports links create {example.run_id} --format pdf --for analyst@{example.tenant}.example "
+             f"--as manager@{example.tenant}.example", ""),
         ]
-    lines += ["  make dev                                the Dagster UI on http://127.0.0.1:3000, "
-              "the Reporting API on http://127.0.0.1:8088/docs"]
-    return lines
+    commands.append(("make dev", "the Dagster UI on http://127.0.0.1:3000, the Reporting API on :8088/docs"))
+    width = max(len(command) for command, note in commands if note)
+    return lines + [f"  {command:<{width}}  {note}".rstrip() if note else f"  {command}" for command, note in commands]
