@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 
 import click
 
@@ -33,6 +34,7 @@ def run_cmd(template, tenant, period, date_from, date_to, filters, formats, vers
     from orchestration.runs.failures import AlreadyActive, RunFailed
     from orchestration.services import runs as run_service
 
+    started = time.monotonic()  # what the user waits for: from here, not from the worker's start
     pairs = dict(f.split("=", 1) if "=" in f else (f, None) for f in filters)
     submission = run_service.RunSubmission(
         template_key=template, version=version, tenant_id=tenant, requester=actor, period=period,
@@ -56,12 +58,20 @@ def run_cmd(template, tenant, period, date_from, date_to, filters, formats, vers
             click.echo(f"follow it with: nexus-reports runs show {run_id}")
             return
         record = worker.follow(conn, run_id, click.echo)
-    _print_end(record)
+    _print_end(record, time.monotonic() - started)
 
 
-def _print_end(record) -> None:
+def _print_end(record, waited: float) -> None:
+    from orchestration.runs.stage_log import size
+    from orchestration.services import runs as run_service
+
     if record.state == "completed":
-        click.echo(f"completed in {(record.ended_at - record.started_at).total_seconds():.1f}s: {record.artifact_location}")
+        own = (record.ended_at - record.started_at).total_seconds()
+        click.echo(f"completed in {waited:.1f}s (the run itself {own:.1f}s): {record.artifact_location}")
+        echo_table([Column("file"), Column("format"), Column("variant"), Column("rows", right=True),
+                    Column("size", right=True)],
+                   [(f.name, f.fmt, f.variant, f"{f.rows:,}", size(f.size)) for f in run_service.published_files(record)],
+                   click.echo)
         return
     raise UserError(f"run {record.run_id} {record.state} ({record.failure_class}): {record.diagnosis} "
                     f"[{record.retry_guidance}]")
@@ -86,9 +96,15 @@ def list_cmd(tenant, state, limit) -> None:
          Column("state")],
         [(r.run_id, r.created_at, f"{r.template_key} v{r.template_version}", r.tenant_id,
           r.period_key or f"{r.window_start}..{r.window_end}", r.trigger,
-          r.state + (f" ({r.failure_class})" if r.failure_class else (" DEGRADED" if r.degraded else ""))
+          shown_state(r) + (f" ({r.failure_class})" if r.failure_class else (" DEGRADED" if r.degraded else ""))
           + (f"  superseded by {r.superseded_by}" if r.superseded_by else "")) for r in rows],
         click.echo, empty="no runs")
+
+
+def shown_state(record) -> str:
+    """A request refused by policy (requester, membership, approval) reads as refused, not failed:
+    nothing ran, and there is nothing to retry until the request or the grants change."""
+    return "refused" if record.state == "failed" and record.failure_class == "policy_violation" else record.state
 
 
 def _timing(record) -> str:
@@ -111,7 +127,7 @@ def show_cmd(run_id) -> None:
         ("tenant", record.tenant_id),
         ("window", f"{record.window_start} .. {record.window_end} (end exclusive)"),
         ("requester", f"{record.requester} ({record.trigger}, attempt {record.attempt})"),
-        ("state", f"{record.state} at stage {record.stage}"
+        ("state", f"{shown_state(record)} at stage {record.stage}"
                   + (f", DEGRADED: {record.degraded_reason}" if record.degraded else "")),
         ("timing", _timing(record)),
     ]

@@ -17,9 +17,11 @@ storage:
   postgres:
     postgres_url:
       env: NEXUS_DAGSTER_STORAGE_URL
+# The queued coordinator, checking a report launch (requester, template, tenant, window) before
+# the run starts: a refused launch fails with one line and no step runs.
 run_coordinator:
-  module: dagster.core.run_coordinator
-  class: QueuedRunCoordinator
+  module: orchestration.defs.runs.coordinator
+  class: NexusRunCoordinator
 concurrency:
   runs:
     max_concurrent_runs: 4

@@ -7,9 +7,12 @@ data with the same data and produces new runs with the same input hashes.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from orchestration.access import policy, tenants
 from orchestration.artifacts import which_store
@@ -17,6 +20,7 @@ from orchestration.artifacts.s3_store import S3Store
 from orchestration.catalog import templates
 from orchestration.db import warehouse
 from orchestration.defs import dagster_home
+from orchestration.dev import demo_output
 from orchestration.metrics import dbt_manifest
 from orchestration.runs import periods, records, run_tags
 from orchestration.services import principals as principal_service
@@ -25,6 +29,9 @@ from orchestration.settings import get_settings
 
 # Dagster's step-by-step log stays in the instance (the UI shows it); the terminal gets warnings.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# dagster-dbt warns once per dbt test it records as an observation: that belongs with dbt's log, and
+# a failed build is reported below with where to look.
+QUIETER = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
 
 @dataclass
@@ -40,6 +47,7 @@ class DemoResult:
     files: list[str] = field(default_factory=list)
     location: str = ""
     diagnosis: str = ""
+    run_id: str = ""
 
 
 def run_demo(*, tenant_count: int = 3, incidents: int = 20_000, period: str | None = None,
@@ -56,10 +64,35 @@ def run_demo(*, tenant_count: int = 3, incidents: int = 20_000, period: str | No
     instance = dg.DagsterInstance.get()
     _build_models(defs, instance, echo)
     tenant_ids = _govern(instance, echo)
-    results = []
+    total = len(report_jobs) * len(tenant_ids)
+    echo(f"running {total} reports ({len(report_jobs)} templates x {len(tenant_ids)} tenants) through Dagster:")
+    results: list[DemoResult] = []
     for key, job in report_jobs.items():
-        results += _run_template(defs.resolve_job_def(job.name), templates.load(key), tenant_ids, period, instance)
+        for result in _run_template(defs.resolve_job_def(job.name), templates.load(key), tenant_ids, period, instance):
+            results.append(result)
+            echo(demo_output.progress_line(len(results), total, result))
     return results
+
+
+def dbt_log_path() -> Path:
+    """Where the demo keeps dbt's own log (it is long; the terminal gets one line about it)."""
+    return get_settings().home / "logs" / "demo-dbt-build.log"
+
+
+@contextlib.contextmanager
+def _dbt_output_to(path: Path) -> Iterator[None]:
+    """dagster-dbt re-emits every dbt event on stdout: into the log file instead, without colours."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    previous = os.environ.get("DBT_USE_COLORS")
+    os.environ["DBT_USE_COLORS"] = "false"
+    try:
+        with path.open("w", encoding="utf-8") as log, contextlib.redirect_stdout(log):
+            yield
+    finally:
+        if previous is None:
+            os.environ.pop("DBT_USE_COLORS", None)
+        else:
+            os.environ["DBT_USE_COLORS"] = previous
 
 
 def _prepare(echo: Callable[[str], None]) -> None:
@@ -85,12 +118,14 @@ def _seed(tenant_count: int, incidents: int, echo: Callable[[str], None]) -> Non
 
 def _build_models(defs, instance, echo: Callable[[str], None]) -> None:
     started = time.perf_counter()
-    dbt_result = defs.resolve_job_def("dbt_build_job").execute_in_process(
-        instance=instance, tags={run_tags.TRIGGER: "demo"}, raise_on_error=False, run_config=QUIET
-    )
+    log = dbt_log_path()
+    with _dbt_output_to(log):
+        dbt_result = defs.resolve_job_def("dbt_build_job").execute_in_process(
+            instance=instance, tags={run_tags.TRIGGER: "demo"}, raise_on_error=False, run_config=QUIETER
+        )
     if not dbt_result.success:
-        raise warehouse.WarehouseError("dbt build failed in Dagster; open the run in the Dagster UI (make dev)")
-    echo(f"dbt build (as Dagster assets) in {time.perf_counter() - started:.1f}s")
+        raise warehouse.WarehouseError(f"dbt build failed in Dagster: see {log}, or the run in the Dagster UI (make dev)")
+    echo(f"dbt build (as Dagster assets) in {time.perf_counter() - started:.1f}s; dbt's log: {log}")
 
 
 def _govern(instance, echo: Callable[[str], None]) -> list[str]:
@@ -108,7 +143,7 @@ def _govern(instance, echo: Callable[[str], None]) -> list[str]:
 
 
 def _run_template(job_def, template: templates.Template, tenant_ids: list[str], period: str | None,
-                  instance) -> list[DemoResult]:
+                  instance) -> Iterator[DemoResult]:
     """The template's job for every tenant, for the last complete period of its cadence (as its
     schedule would choose it) or the month asked for."""
     import dagster as dg
@@ -116,7 +151,6 @@ def _run_template(job_def, template: templates.Template, tenant_ids: list[str], 
     latest = job_def.partitions_def.time_window_dimension.partitions_def.get_last_partition_key()
     period_key = f"{period}-01" if period and template.cadence == "monthly" else latest
     label = periods.period_window(template.cadence, period_key)[0]
-    results = []
     for tenant in tenant_ids:
         partition = dg.MultiPartitionKey({"tenant": tenant, "period": period_key})
         t0 = time.perf_counter()
@@ -127,8 +161,7 @@ def _run_template(job_def, template: templates.Template, tenant_ids: list[str], 
             raise_on_error=False,
             run_config=QUIET,
         )
-        results.append(_describe(template.key, tenant, label, result.run_id, time.perf_counter() - t0))
-    return results
+        yield _describe(template.key, tenant, label, result.run_id, time.perf_counter() - t0)
 
 
 def _describe(template: str, tenant: str, period: str, dagster_run_id: str, seconds: float) -> DemoResult:
@@ -153,16 +186,14 @@ def _describe(template: str, tenant: str, period: str, dagster_run_id: str, seco
         files=files,
         location=record.artifact_location or "",
         diagnosis=record.diagnosis or "",
+        run_id=record.run_id,
     )
 
 
 def print_table(results: list[DemoResult], echo: Callable[[str], None] = print) -> None:
-    header = f"{'template':<28} {'tenant':<10} {'period':<10} {'state':<10} {'rows':>6} {'gate':<7} {'secs':>5}  files / location"
-    echo("")
-    echo(header)
-    echo("-" * len(header))
-    for r in results:
-        detail = f"{len(r.files)} files: {', '.join(r.files)}" if r.files else r.diagnosis
-        echo(f"{r.template:<28} {r.tenant:<10} {r.period:<10} {r.state:<10} {r.rows:>6} {r.gate:<7} {r.seconds:>5.1f}  {detail}")
-        if r.location:
-            echo(f"{'':<28} {'':<10} {'':<10} {'':<10} {'':>6} {'':<7} {'':>5}  {r.location}")
+    demo_output.print_table(results, echo)
+
+
+def print_summary(results: list[DemoResult], echo: Callable[[str], None] = print) -> None:
+    for line in demo_output.summary_lines(results, which_store.get_store().describe(), str(dbt_log_path())):
+        echo(line)

@@ -17,7 +17,7 @@ from orchestration.db import warehouse
 from orchestration.db.warehouse import reader_connection, sqlalchemy_url
 from orchestration.exports import SectionSnapshot
 from orchestration.metrics import dbt_manifest
-from orchestration.runs import admission, freshness, records, scope_probe, snapshot, supervisor
+from orchestration.runs import admission, freshness, records, scope_probe, snapshot, stage_log, supervisor
 from orchestration.runs.failures import RunFailed
 from orchestration.runs.gate_b import GateResult, run_gate_b
 from orchestration.runs.publish import Published, render_and_publish
@@ -43,10 +43,13 @@ def check_freshness(conn, run_id: str, template: Template, request: ReportReques
         audit.record_now(conn, actor="system", action="run.degraded", target=run_id, outcome="succeeded",
                          tenant_id=request.tenant_id, correlation_id=run_id, details={"reason": reason})
     records.update_run(conn, run_id, **fields)
+    stage_log.emit(f"freshness: {len(states) - len(stale)} of {len(states)} sources fresh"
+                   + (f"; publishing DEGRADED: {fields['degraded_reason']}" if stale else ""))
 
 
 def take_snapshot(conn, run_id: str, template: Template, request: ReportRequest) -> dict[str, SectionSnapshot]:
     supervisor.checkpoint(conn, run_id, "snapshot")
+    started = time.monotonic()
     try:
         with reader_connection() as reader:
             sections = snapshot.take(conn, reader, run_id, template, request,
@@ -60,6 +63,9 @@ def take_snapshot(conn, run_id: str, template: Template, request: ReportRequest)
         row_counts={name: s.row_count for name, s in sections.items()},
         snapshot_state="frozen",
     )
+    stage_log.emit(f"snapshot: {sum(s.row_count for s in sections.values()):,} rows in "
+                   f"{time.monotonic() - started:.1f}s (" + ", ".join(f"{name} {s.row_count:,}" for name, s in
+                                                          sections.items()) + ")")
     return sections
 
 
@@ -86,6 +92,9 @@ def gate_b(conn, run_id: str, template: Template, request: ReportRequest, sectio
         with reader_connection() as reader:
             result.outcomes += scope_probe.probe(conn, reader, template, request)
     records.update_run(conn, run_id, gate_passed=result.passed, gate_summary=result.summary())
+    stage_log.emit(f"Gate B: {'passed' if result.passed else 'FAILED'}, {result.met} of {len(result.outcomes)} "
+                   f"expectations met ({len(result.critical_failures)} critical failures, "
+                   f"{len(result.warnings)} warnings)")
     if not result.passed:
         raise supervisor.fail(conn, run_id, "validation_failed", result.diagnosis())
     return result

@@ -60,6 +60,10 @@ class GateResult:
     def warnings(self) -> list[Outcome]:
         return [o for o in self.outcomes if o.severity != "critical" and not o.success]
 
+    @property
+    def met(self) -> int:
+        return sum(1 for o in self.outcomes if o.success)
+
     def summary(self) -> dict[str, Any]:
         return {
             "passed": self.passed,

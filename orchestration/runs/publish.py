@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+import time
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -27,7 +28,7 @@ from orchestration.db.warehouse import reader_connection, reader_transaction
 from orchestration.exports import formats, redaction
 from orchestration.exports.sections import KeyFigure, ReportContext
 from orchestration.metrics import dbt_manifest
-from orchestration.runs import records, snapshot, supervisor
+from orchestration.runs import records, snapshot, stage_log, supervisor
 from orchestration.runs.failures import RunFailed
 from orchestration.runs.periods import window_label
 from orchestration.runs.request import ReportRequest
@@ -58,9 +59,11 @@ def render_and_publish(
     store = _open_staging(conn, run_id, store, settings, staging)
     try:
         supervisor.checkpoint(conn, run_id, "render", admin_pid=conn.get_backend_pid())
+        started = time.monotonic()
         context, files, redactions = _render_checked(conn, run_id, template, request, sections, record, staging)
         manifest = build_manifest(template, request, record, sections, files, context)
         manifest["redactions"] = redactions
+        _log_rendered(files, time.monotonic() - started)
         supervisor.checkpoint(conn, run_id, "publish")
         try:
             result = store.publish(staging, key, manifest)
@@ -71,7 +74,15 @@ def render_and_publish(
     _complete(conn, run_id, template, record, store, key, result, files)
     final = Path(result.location) if store.kind == "local" else result.location
     _audit_published(conn, request, record, store, final, files, result.manifest_sha256)
+    stage_log.emit(f"publish: {len(files)} files and manifest.json at {final}")
     return Published(run_id=run_id, location=final, manifest=manifest, key=key, store=store.kind)
+
+
+def _log_rendered(files: list[dict[str, Any]], seconds: float) -> None:
+    for entry in files:
+        stage_log.emit(f"render: {entry['format']} ({entry['variant']}) {entry['name']}, {entry['rows']:,} rows, "
+                       f"{stage_log.size(entry['bytes'])}")
+    stage_log.emit(f"render: {len(files)} files rendered and checked in {seconds:.1f}s")
 
 
 def _gate_passed_record(conn, run_id: str) -> RunRecord:

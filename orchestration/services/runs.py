@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestration.access import audit, policy, tenants
+from orchestration.artifacts import which_store
 from orchestration.catalog import definition_template
 from orchestration.catalog.templates import Template
-from orchestration.errors import Invalid, NotFound
+from orchestration.errors import Denied, Invalid, NotFound
 from orchestration.governance import versions
 from orchestration.runs import admission, engine, records, worker
 from orchestration.runs.periods import RequestError, parse_day
@@ -110,6 +111,50 @@ def prepare(conn, submission: RunSubmission) -> tuple[Template, ReportRequest]:
         raise
 
 
+MISSING_REQUESTER = ("no requester: set `requester` in the run config (or the nexus/requester tag) to the principal "
+                     "the run is for, e.g. analyst@acme.example")
+
+
+def check_requester(conn, submission: RunSubmission, template: Template | None = None) -> None:
+    """The requester is named, a known and active principal, and may run the template for the tenant.
+    A refusal is audited and says what to change (`nexus-reports principals list` shows who exists)."""
+    requester = (submission.requester or "").strip()
+    principal = policy.get_principal(conn, requester) if requester else None
+    if not requester:
+        reason = MISSING_REQUESTER
+    elif principal is None:
+        near = difflib.get_close_matches(requester, [p.principal_id for p in policy.list_principals(conn)], n=3)
+        reason = (f"unknown requester {requester}: not in the principals table"
+                  + (f"; did you mean {', '.join(near)}?" if near else "; see `nexus-reports principals list`"))
+    else:
+        why = policy.decide(principal, "run", tenant_id=submission.tenant_id,
+                            allowed_roles=template.roles.run if template else None)
+        reason = f"{requester} may not run {template.label if template else submission.template_key} " \
+                 f"for {submission.tenant_id}: {why}" if why else None
+    if reason:
+        admission.audit_refusal(conn, requester=requester or None, target=submission.template_key, reason=reason,
+                                tenant_id=submission.tenant_id, asked=submission.described())
+        raise Denied(reason)
+
+
+def check_before_launch(conn, submission: RunSubmission) -> None:
+    """Everything a launcher can check before it starts a run (Dagster's run coordinator does, for a
+    launch from the UI): the contract (template, tenant, window, formats, filters) and the requester.
+    Raises the refusal, already audited; a report definition's run is checked where it executes."""
+    if definition_template.is_definition_key(submission.template_key):
+        return
+    if not (submission.requester or "").strip():
+        check_requester(conn, submission)  # refuses: said first, whatever else is wrong
+    template, request = prepare(conn, submission)
+    try:
+        request.validate(template)
+    except RequestError as exc:
+        admission.audit_refusal(conn, requester=submission.requester, target=template.label, reason=str(exc),
+                                tenant_id=submission.tenant_id, asked=submission.described())
+        raise
+    check_requester(conn, submission, template)
+
+
 def submit(conn, submission: RunSubmission, origin: RunOrigin = RunOrigin()) -> str:
     """Admit a run to execute later (in a worker, or a Dagster step): returns its run id.
     Raises AlreadyActive (a Conflict naming the active run) for a duplicate request."""
@@ -159,6 +204,26 @@ def cancel(conn, run_id: str, *, actor: str) -> RunRecord:
     if record.state == "running":
         worker.stop(record)
     return record
+
+
+@dataclass(frozen=True)
+class PublishedFile:
+    """One file of a published run, as its manifest lists it."""
+
+    name: str
+    fmt: str
+    variant: str
+    rows: int
+    size: int  # bytes
+
+
+def published_files(record: RunRecord) -> list[PublishedFile]:
+    """The files of a completed run (read from its manifest, wherever it was published)."""
+    if not record.artifact_location:
+        return []
+    store, key = which_store.for_location(record.artifact_location)
+    return [PublishedFile(f["name"], f["format"], f.get("variant", "internal"), int(f.get("rows") or 0), int(f["bytes"]))
+            for f in store.read_manifest(key)["files"]]
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -116,6 +117,24 @@ def test_tenant_sensor_syncs_partitions(defs, tenant_ids):
         assert deleted == ["gone-tenant"]
 
 
+def stage_lines(instance, run_id: str) -> list[str]:
+    """The run's own log lines (context.log), in order: what the Dagster UI shows."""
+    return [e.user_message for e in instance.all_logs(run_id) if not e.is_dagster_event
+            and e.user_message.split(":", 1)[0] in ("freshness", "snapshot", "Gate B", "render", "publish")]
+
+
+def test_owners_and_schedule_descriptions(defs):
+    graph = defs.resolve_asset_graph()
+    for template in templates.load_all():
+        for part in ("snapshot", "published"):
+            assert graph.get(dg.AssetKey([template.key, part])).owners == [template.owner]
+        schedule = defs.resolve_schedule_def(f"{template.key}_{template.cadence}_schedule")
+        assert template.key in schedule.description and "every tenant" in schedule.description
+    metric = dbt_manifest.model("metric_incident_status", 1)
+    owner = dbt_manifest.load_manifest()["nodes"][metric.unique_id]["config"]["meta"]["owner"]
+    assert graph.get(dg.AssetKey([metric.schema, metric.alias])).owners == [owner]
+
+
 def _materialize(defs, instance, tenant: str, period: str, requester: str | None = None):
     job = defs.resolve_job_def(f"{TEMPLATE}_job")
     return job.execute_in_process(
@@ -136,12 +155,31 @@ def test_materializing_a_partition_publishes_the_report(built, defs, conn, tenan
         published = [m for m in result.get_asset_materialization_events()
                      if m.asset_key == dg.AssetKey([TEMPLATE, "published"])]
         assert len(published) == 1
+        log = stage_lines(instance, result.run_id)
+        metadata = published[0].materialization.metadata
+        gate = checks[0].metadata
+    # issue 14: each stage in the Dagster log, Gate B as counts, the files as a table, no local path
+    assert [line.split(":", 1)[0] for line in log] == (
+        ["freshness", "snapshot", "Gate B"] + ["render"] * 5 + ["publish"]), log
+    assert gate["evaluated"].value >= 1 and gate["met"].value == gate["evaluated"].value
+    assert f"Gate B: passed, {gate['met'].value} of {gate['evaluated'].value} expectations met" in log[2]
+    files = metadata["files"].value.records
+    assert sorted(r.data["format"] for r in files) == ["csv", "json", "pdf", "xlsx"]
+    assert all(r.data["bytes"] > 0 and len(r.data["sha256"]) == 64 for r in files)
+    assert not [v for v in metadata.values() if isinstance(v, dg.PathMetadataValue)]
+    assert metadata["run (Reporting API)"].value.startswith("http://")
     record = records.run_for_dagster_run(conn, result.run_id, TEMPLATE)
     assert record.state == "completed" and record.requester == analyst(tenant_ids[1])
     assert record.tenant_id == tenant_ids[1] and record.period_key == PERIOD
     location = Path(record.artifact_location)
     assert (location / "manifest.json").exists()
     assert len(list(location.iterdir())) == 5
+    rows = sum(record.row_counts.values())
+    assert f"snapshot: {rows:,} rows" in log[1]
+    for entry in (f for f in json.loads((location / "manifest.json").read_text())["files"]):
+        assert any(line.startswith(f"render: {entry['format']} (internal) {entry['name']}, {entry['rows']:,} rows")
+                   for line in log), (entry, log)
+    assert log[-1] == f"publish: 4 files and manifest.json at {location}"
 
 
 def test_gate_b_failure_in_dagster_blocks_published(built, defs, conn, tenant_ids, artifacts_root):

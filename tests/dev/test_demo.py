@@ -11,6 +11,7 @@ import pytest
 
 from orchestration.artifacts import local_store
 from orchestration.catalog import templates
+from orchestration.dev import demo, demo_output
 from tests.helpers.cli import run
 
 
@@ -45,6 +46,27 @@ def test_help_lists_the_commands():
         assert run(command, "--help").returncode == 0
 
 
+def test_progress_lines_and_a_table_that_fits_a_terminal():
+    longest = max((t.key for t in templates.load_all()), key=len)
+    done = demo.DemoResult(longest, "initech", "2026-11-16", True, 12.34, state="completed", rows=123_456,
+                           gate="passed", files=["a.csv", "a.pdf", "a.xlsx", "a.json", "a.external.pdf", "manifest.json"],
+                           location="/somewhere/very/long/" + "x" * 80, run_id="r1")
+    failed = demo.DemoResult("incident_summary", "acme", "2026-11", False, 1.0, state="failed", gate="failed",
+                             diagnosis="Gate B failed: critical expect_column_values_to_not_be_null")
+    assert demo_output.progress_line(3, 18, done) == (
+        f"[ 3/18] {longest} for initech, 2026-11-16: completed, Gate B passed, 123,456 rows, 6 files (12.3s)")
+    assert demo_output.progress_line(4, 18, failed).endswith("failed: Gate B failed: critical "
+                                                             "expect_column_values_to_not_be_null (1.0s)")
+    header, *rows = demo_output.table_lines([done, failed])
+    assert header.split() == ["template", "tenant", "period", "state", "gate", "rows", "files", "secs"]
+    assert rows[0].split() == [longest, "initech", "2026-11-16", "completed", "passed", "123,456", "6", "files", "12.3"]
+    assert all(len(line) <= demo_output.MAX_WIDTH for line in (header, *rows))
+    assert not any("a.csv" in line or "/somewhere" in line for line in rows)
+    summary = demo_output.summary_lines([done, failed], "local folder /x", "/h/logs/demo-dbt-build.log")
+    assert summary[1] == "Done: 2 report runs, 1 completed with Gate B passed, 1 failed; 6 files in local folder /x."
+    assert "  nexus-reports runs show r1" in "\n".join(summary) and summary[3] == "Next:"
+
+
 def test_bad_input_is_one_clear_line(demo_env):
     proc = run_cli(demo_env, "demo", "--period", "last-june")
     assert proc.returncode != 0
@@ -55,11 +77,32 @@ def test_bad_input_is_one_clear_line(demo_env):
 def test_demo_end_to_end_twice(demo_env):
     first = run_cli(demo_env, "demo", "--tenants", "2", "--incidents", "3000")
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    keys = {t.key for t in templates.load_all()}
     for template in templates.load_all():  # every template, for both tenants
         lines = [line for line in first.stdout.splitlines() if line.split(" ", 1)[0] == template.key]
         assert len(lines) == 2, (template.key, first.stdout[-3000:])
         files = len(template.formats) * (2 if template.redaction.external_variant else 1) + 1  # + manifest
         assert all("completed" in line and "passed" in line and f"{files} files" in line for line in lines), lines
+    # issue 14: plain text when redirected, one progress line per run, dbt's log in a file, a table that
+    # fits a terminal, a summary and the next commands
+    out = first.stdout + first.stderr
+    assert "\x1b[" not in out, [line for line in out.splitlines() if "\x1b[" in line][:5]
+    assert " - WARNING - " not in out  # dagster-dbt's per-test notes stay with dbt's log
+    runs = len(templates.load_all()) * 2
+    progress = [line for line in first.stdout.splitlines() if line.startswith("[")]
+    assert len(progress) == runs and all(f"/{runs}] " in line and ": completed, Gate B passed" in line
+                                         for line in progress), progress
+    log_line = next(line for line in first.stdout.splitlines() if line.startswith("dbt build (as Dagster assets)"))
+    dbt_log = Path(log_line.split("dbt's log: ", 1)[1])
+    logged = dbt_log.read_text()
+    assert len(logged.splitlines()) > 20 and "metric_incident_status" in logged and "\x1b[" not in logged
+    table = [line for line in first.stdout.splitlines() if line.split(" ", 1)[0] in {"template", *keys}]
+    assert len(table) == runs + 1 and all(len(line) <= demo_output.MAX_WIDTH for line in table), table
+    assert ".csv" not in first.stdout.split("secs", 1)[1].split("Reporting API:", 1)[0]  # files counted, not listed
+    assert len(first.stdout.splitlines()) < 3 * runs + 40, first.stdout  # no dbt log in the terminal
+    tail = first.stdout.splitlines()[-7:]
+    assert tail[0].startswith(f"Done: {runs} report runs, {runs} completed with Gate B passed, 0 failed;"), tail
+    assert "Next:" in tail and any("nexus-reports runs show " in line for line in tail)
     api = next(line for line in first.stdout.splitlines() if line.startswith("Reporting API:"))
     assert "6 system entities" in api and ": completed," in api, api
     assert "TOKEN=nxr_" in first.stdout and "/download?format=xlsx" in first.stdout

@@ -125,6 +125,10 @@ def test_a_wrong_filter_type_is_refused_and_audited_once(built, conn):
     (["--period", "9999-12"], "year out of range"),
     (["--from", "0001-01-01", "--to", "9999-12-31"], "out of range"),
     (["--period", "2026-09junk"], "expected YYYY-MM"),
+    # issue 14: a period that has not started, or not ended, is refused before anything runs
+    (["--period", (dt.date.today().replace(day=1) + dt.timedelta(days=40)).strftime("%Y-%m")], "in the future"),
+    (["--period", dt.date.today().strftime("%Y-%m")], "has not ended yet"),
+    (["--from", "2026-06-01", "--to", (dt.date.today() + dt.timedelta(days=1)).isoformat()], "has not ended yet"),
 ])
 def test_the_cli_refuses_garbage_windows_in_one_line(built, args, message):
     result = invoke("run", "incident_summary", "--tenant", "acme", *args, "--as", analyst("acme"))

@@ -26,6 +26,14 @@ class NexusDbtTranslator(DagsterDbtTranslator):
             return dg.AssetKey([dbt_resource_props["source_name"], dbt_resource_props["name"]])
         return dbt_asset_key(dbt_resource_props["schema"], dbt_resource_props["alias"])
 
+    def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> list[str] | None:
+        """The model's `config.meta.owner` (the metric dictionary names one per metric model)."""
+        owner = (dbt_resource_props.get("meta") or {}).get("owner") or (
+            (dbt_resource_props.get("config") or {}).get("meta") or {}).get("owner")
+        if not owner:
+            return super().get_owners(dbt_resource_props)
+        return [owner] if "@" in owner else [f"team:{owner}"]
+
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         return "metrics" if dbt_resource_props.get("schema") == "analytics" else "staging"
 

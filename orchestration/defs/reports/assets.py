@@ -13,11 +13,12 @@ import dagster as dg
 from orchestration.catalog.templates import Template
 from orchestration.defs.dbt.assets import dbt_asset_key
 from orchestration.defs.partitions import partitions_for
+from orchestration.defs.reports import metadata as report_metadata
 from orchestration.defs.resources import ArtifactStoreResource, WarehouseResource
 from orchestration.errors import ServiceError
 from orchestration.exports import formats
 from orchestration.metrics import dbt_manifest
-from orchestration.runs import engine, records, run_tags, supervisor
+from orchestration.runs import engine, records, run_tags, stage_log, supervisor
 from orchestration.runs.failures import RunFailed
 from orchestration.runs.publish import render_and_publish
 from orchestration.runs.run_record import RunOrigin, RunRecord
@@ -93,13 +94,13 @@ def _snapshot_asset(template: Template, partitions, dbt_deps):
         partitions_def=partitions,
         group_name=template.key,
         kinds={"postgres"},
-        owners=[template.owner] if "@" in template.owner else [f"team:{template.owner}"],
+        owners=report_metadata.owners(template.owner),
         description=f"{template.title} v{template.version}: every section queried under RLS "
         "for the partition's tenant and period, frozen in immutable snapshot tables.",
         metadata=_metadata(template),
     )
     def snapshot_asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-        with warehouse.connection() as conn:
+        with warehouse.connection() as conn, stage_log.listening(context.log.info):
             try:
                 # Approval, requester and tenant are checked here, for every launch path
                 # (UI, schedule, sensor, CLI): a refusal is recorded and fails the run.
@@ -112,7 +113,7 @@ def _snapshot_asset(template: Template, partitions, dbt_deps):
             except RunFailed as exc:
                 raise run_failure(exc) from exc
             except ServiceError as exc:
-                raise dg.Failure(description=str(exc), allow_retries=False) from exc
+                raise dg.Failure(description=f"refused: {exc}", allow_retries=False) from None
         return dg.MaterializeResult(
             metadata={
                 "report_run_id": run_id,
@@ -132,13 +133,14 @@ def _published_asset(template: Template, partitions):
         partitions_def=partitions,
         group_name=template.key,
         kinds=formats.dagster_kinds(template.formats) or None,
+        owners=report_metadata.owners(template.owner),
         description=f"{template.title} v{template.version}: formats rendered from the snapshot and "
         "published atomically with a manifest, only after Gate B passed.",
         metadata=_metadata(template),
     )
     def published_asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                         artifact_store: ArtifactStoreResource) -> dg.MaterializeResult:
-        with warehouse.connection() as conn:
+        with warehouse.connection() as conn, stage_log.listening(context.log.info):
             record = run_record(conn, template, context)
             request = record.request_object()
             try:
@@ -153,13 +155,7 @@ def _published_asset(template: Template, partitions):
                 delivered = delivery_service.deliver_scheduled_run(conn, published.run_id)
                 context.log.info(f"delivery: {delivered}")
         return dg.MaterializeResult(
-            metadata={
-                "report_run_id": published.run_id,
-                "location": dg.MetadataValue.path(str(published.location)),
-                "input_hash": record.input_hash,
-                "files": dg.MetadataValue.json(published.manifest["files"]),
-            }
-        )
+            metadata=report_metadata.published(published.run_id, published.manifest, published.location))
 
     return published_asset
 

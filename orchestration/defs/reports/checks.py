@@ -3,9 +3,10 @@
 import dagster as dg
 
 from orchestration.catalog.templates import Template
+from orchestration.defs.reports import metadata as report_metadata
 from orchestration.defs.reports.assets import run_failure, run_record, snapshot_key
 from orchestration.defs.resources import WarehouseResource
-from orchestration.runs import engine, records, supervisor
+from orchestration.runs import engine, records, stage_log, supervisor
 from orchestration.runs.failures import RunFailed
 
 
@@ -18,7 +19,7 @@ def build_gate_b_check(template: Template) -> dg.AssetChecksDefinition:
         "on the snapshot; a failed critical expectation fails the run and blocks publishing.",
     )
     def gate_b_check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        with warehouse.connection() as conn:
+        with warehouse.connection() as conn, stage_log.listening(context.log.info):
             record = run_record(conn, template, context)
             request = record.request_object()
             sections = engine.sections_of(template, record)
@@ -34,11 +35,11 @@ def build_gate_b_check(template: Template) -> dg.AssetChecksDefinition:
                     passed=False,
                     severity=dg.AssetCheckSeverity.ERROR,
                     description=exc.diagnosis,
-                    metadata={"report_run_id": record.run_id, "gate_b": dg.MetadataValue.json(summary)},
+                    metadata={"report_run_id": record.run_id, **report_metadata.gate_b(summary)},
                 )
         return dg.AssetCheckResult(
             passed=True,
-            metadata={"report_run_id": record.run_id, "gate_b": dg.MetadataValue.json(result.summary())},
+            metadata={"report_run_id": record.run_id, **report_metadata.gate_b(result.summary())},
         )
 
     return gate_b_check

@@ -27,9 +27,23 @@ def build_job(template: Template):
     )
 
 
+WHEN = {"monthly": "on the 1st of each month", "weekly": "every Monday", "daily": "every day"}
+PERIOD = {"monthly": "month", "weekly": "ISO week (Monday to Sunday)", "daily": "day"}
+
+
+def schedule_description(template: Template) -> str:
+    """What the schedule does, in the words of the Schedules page: template, cadence, which tenants."""
+    return (f"{template.title} (template {template.key} v{template.version}): {WHEN[template.cadence]} at "
+            f"{_HOUR:02d}:00 UTC, the last complete {PERIOD[template.cadence]} for every tenant in the tenants "
+            f"partition (synced from the tenants table), run as {SCHEDULER}."
+            + (" Partitions are keyed by the month's first day: 2026-11-01 is the CLI's --period 2026-11 "
+               "(the CLI accepts both)." if template.cadence == "monthly" else ""))
+
+
 def build_schedule(template: Template, job) -> dg.ScheduleDefinition:
     return dg.build_schedule_from_partitioned_job(
         job,
+        description=schedule_description(template),
         name=f"{template.key}_{template.cadence}_schedule",
         hour_of_day=_HOUR,
         tags={run_tags.TRIGGER: "schedule", run_tags.REQUESTER: SCHEDULER},
