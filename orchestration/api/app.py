@@ -15,11 +15,11 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import FastAPI
 
 from orchestration.access import oidc
+from orchestration.api import link_routes as link_web
 from orchestration.api import problems
 from orchestration.api.requests import RequestAudit
 from orchestration.api.routers import definitions, registry, runs
 from orchestration.db import warehouse
-from orchestration.links import web as link_web
 from orchestration.runs import worker
 
 

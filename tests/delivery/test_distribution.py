@@ -17,10 +17,10 @@ import dagster as dg
 import pytest
 
 from orchestration.access import policy as access
+from orchestration.api import link_routes as web
 from orchestration.api.serving import free_port
 from orchestration.delivery import outbox
 from orchestration.links import service as links
-from orchestration.links import web
 from orchestration.runs import records
 from orchestration.schedules import store as schedule_store
 from orchestration.services import delivery as delivery_service

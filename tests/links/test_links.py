@@ -15,10 +15,10 @@ import secrets
 import pytest
 
 from orchestration.access import audit, policy
+from orchestration.api import link_routes as web
 from orchestration.api.serving import serving
 from orchestration.catalog import templates
 from orchestration.links import service as links
-from orchestration.links import web
 from orchestration.runs import engine
 from orchestration.runs.request import ReportRequest
 from orchestration.services import artifacts as artifact_service

@@ -1,6 +1,6 @@
 """The link service: a small Starlette app that serves downloads through `services.links.resolve`.
 
-Thin on purpose: every decision is in orchestration/links/service.py, reached through
+Thin on purpose (an adapter, beside the API routers): every decision is in orchestration/links/service.py, reached through
 orchestration/services/links.py. `GET /links/<token>` streams the
 file or answers 404 / 403 / 410 with a generic message that never says whether the artifact
 exists. Any other method on a token (HEAD, POST, PUT, DELETE, PATCH, OPTIONS, ...) is recorded as
