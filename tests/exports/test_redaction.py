@@ -152,7 +152,9 @@ def test_a_file_that_does_not_read_back_as_the_snapshot_is_not_published(built, 
     with pytest.raises(failures.RunFailed) as failed:
         run(template, tenant="initech")
     assert failed.value.failure_class == "format_error"
-    assert "output check failed: incident_summary.csv: 3 rows, the snapshot has 4" in failed.value.diagnosis
+    # The file name carries tenant, template, period, variant, the section a CSV holds and the marking.
+    assert (f"output check failed: initech_incident_summary_{PERIOD}_internal_summary_by_severity_INTERNAL.csv: "
+            "3 rows, the snapshot has 4") in failed.value.diagnosis
     record = records.get_run(conn, failed.value.run_id)
     assert record.artifact_location is None
 
@@ -164,7 +166,7 @@ def test_a_link_to_the_external_variant_serves_the_redacted_file(throughput, con
                         actor="manager@acme.example", variant="external")
     name, size, chunks = service.open_artifact(conn, link.run_id, link.variant, link.fmt)
     body = b"".join(chunks).decode()
-    assert name == "analyst_throughput.external.csv" and len(body.encode()) == size
+    assert name == f"acme_analyst_throughput_{PERIOD}_external_by_analyst_CONFIDENTIAL.csv" and len(body.encode()) == size
     assert all(n not in body for n in analyst_names(conn, "acme"))
     no_variant = run(templates.load("incident_summary"), tenant="acme")
     with pytest.raises(service.LinkError, match="no external variant"):
