@@ -12,6 +12,7 @@ from orchestration.exports.sections import ChartSpec, Column
 
 WIDTH, HEIGHT = 700, 240
 LEFT, RIGHT, TOP, BOTTOM = 52, 16, 26, 46
+CHAR_WIDTH = 6.0  # about the width of one character at font-size 10, in SVG units
 PALETTE = ["#1F6FEB", "#D1495B", "#EDAE49", "#00798C", "#6A4C93"]
 
 
@@ -44,6 +45,11 @@ def ticks(highest: float, intervals: int = 4) -> list[float]:
 
 def _tick_label(value: float, step: float) -> str:
     return f"{value:,.0f}" if step >= 1 and float(value).is_integer() else f"{value:,.1f}"
+
+
+def _fit(label: str, chars: int) -> str:
+    """A label shortened with an ellipsis so that neighbours never overlap."""
+    return label if len(label) <= chars else label[: max(chars - 1, 1)].rstrip() + "\u2026"
 
 
 def _segments(values: list[float | None]) -> list[list[int]]:
@@ -98,10 +104,11 @@ def render_svg(spec: ChartSpec, columns: Sequence[str | Column], rows: list[tupl
             for segment in _segments(values):  # a missing value breaks the line
                 points = " ".join(f"{centers[i]:.1f},{TOP + plot_h - plot_h * values[i] / top:.1f}" for i in segment)
                 out.append(f'<polyline points="{points}" fill="none" stroke="{PALETTE[s_i % len(PALETTE)]}" stroke-width="2"/>')
+    room = int(plot_w / n * label_every / CHAR_WIDTH) - 1  # characters that fit between two labels
     for i, label in enumerate(labels):
         if i % label_every == 0:
             out.append(f'<text x="{centers[i]:.1f}" y="{TOP + plot_h + 14}" text-anchor="middle" fill="#333">'
-                       f'{escape(label)}</text>')
+                       f'{escape(_fit(label, room))}</text>')
     out.append(f'<line x1="{LEFT}" y1="{TOP + plot_h}" x2="{WIDTH - RIGHT}" y2="{TOP + plot_h}" stroke="#888"/>')
     # A bar series of zeros draws nothing and a line series without values neither: no legend entry.
     shown = [s_i for s_i, values in enumerate(series) if any(v if spec.kind == "bar" else v is not None for v in values)]

@@ -29,6 +29,7 @@ CODE_LABELS = {
     "ir": "Incident response", "edr": "EDR", "siem": "SIEM", "soc2": "SOC 2", "iso27001": "ISO 27001",
     "nist_csf": "NIST CSF", "pci_dss": "PCI DSS", "hipaa": "HIPAA", "gdpr": "GDPR",
 }
+CODE_CHARS = 40  # longer text is not a vocabulary code
 _CODE = re.compile(r"[a-z][a-z0-9]*(?:[_-][a-z0-9]+)*")
 _TRAILING_NUMBER = re.compile(r"([a-z])(\d+)$")
 
@@ -57,7 +58,7 @@ def code_label(value: str) -> str:
     """`in_progress` -> In progress, `tier2` -> Tier 2, `initial-access` -> Initial access."""
     if value in CODE_LABELS:
         return CODE_LABELS[value]
-    if not _CODE.fullmatch(value):
+    if len(value) > CODE_CHARS or not _CODE.fullmatch(value):
         return value  # not a code: shown as written
     words = _TRAILING_NUMBER.sub(r"\1 \2", value).replace("_", " ").replace("-", " ")
     return words[:1].upper() + words[1:]

@@ -28,7 +28,9 @@ def test_run_with_wait_shows_progress_and_ends_with_the_files(built):
     assert lines[0].startswith("run ") and "queued" in lines[0] and "2026-06-01..2026-06-15" in lines[0]
     assert lines[-1].startswith("completed in ")
     location = Path(lines[-1].split(": ", 1)[1])
-    assert sorted(p.name for p in location.iterdir()) == ["incident_summary.csv", "incident_summary.pdf", "manifest.json"]
+    stem = "acme_incident_summary_2026-06-01_2026-06-15_internal"  # a window that is not a period: from_to
+    assert sorted(p.name for p in location.iterdir()) == [f"{stem}_INTERNAL.pdf", f"{stem}_summary_by_severity_INTERNAL.csv",
+                                                         "manifest.json"]
     run_id = run_id_of(proc.stdout)
 
     listed = cli("runs", "list", "--tenant", "acme")

@@ -244,3 +244,23 @@ def test_json_states_classification_key_figures_as_numbers_and_column_labels(con
     assert columns["mttr_minutes"] == {"name": "mttr_minutes", "label": "MTTR (min)", "type": "numeric", "unit": "min"}
     assert columns["current_pct"]["unit"] == "%" and columns["control_id"]["label"] == "Control"
     assert checks.check_json(path, [controls], context(**EXTERNAL)) == []
+
+
+def test_a_nearly_empty_last_page_is_saved_by_a_tighter_layout(conn, controls, tmp_path, monkeypatch):
+    """Row counts that spill a few rows onto a last page: the tighter layout takes that page back,
+    and it is never used when it would not save one."""
+    from orchestration.exports import pdf_export
+
+    def pages(n: int, threshold: float) -> int:
+        monkeypatch.setattr(pdf_export, "NEARLY_EMPTY", threshold)
+        path = tmp_path / f"{n}-{threshold}.pdf"
+        write_pdf(conn, context(charts=()), [controls], path, row_cap=n)
+        return len(pypdf.PdfReader(str(path)).pages)
+
+    saved = []
+    for n in (26, 38, 42, 60, 86):  # 38, 42 and 86 rows spill onto a third of a page or less
+        loose, tight = pages(n, 0.0), pages(n, 0.3)
+        assert tight <= loose
+        if tight < loose:
+            saved.append(n)
+    assert saved, "no row count spilled onto a nearly empty page: the test proves nothing"

@@ -86,6 +86,27 @@ def test_hashes_are_stable_within_a_tenant_and_differ_between_tenants(throughput
     assert redaction.tenant_key(conn, "acme") != redaction.tenant_key(conn, "globex")
 
 
+def test_every_external_file_is_named_and_marked_as_the_redacted_variant(throughput):
+    """analyst_throughput is confidential: each file's name, first page, About sheet and JSON say
+    so, and the external ones that they are redacted and under which policy."""
+    assert throughput.manifest["classification"] == {"sensitivity": "confidential", "marking": "CONFIDENTIAL"}
+    for variant in ("internal", "external"):
+        files = variant_files(throughput, variant)
+        for path in files.values():
+            assert path.name.startswith(f"acme_analyst_throughput_{PERIOD}_{variant}_") and "CONFIDENTIAL" in path.name
+        statement = "redactions were applied under the redaction policy of analyst_throughput v1"
+        first_page = " ".join(PdfReader(files["pdf"]).pages[0].extract_text().replace("\x00", "").split())
+        about = {r[0]: r[1] for r in openpyxl.load_workbook(files["xlsx"], read_only=True)["About"].iter_rows(
+            values_only=True) if r and r[0]}
+        header = json.loads(files["json"].read_text())["report"]
+        assert "CONFIDENTIAL" in first_page and about["Classification"] == header["classification"] == "CONFIDENTIAL"
+        if variant == "external":
+            assert "EXTERNAL (REDACTED) VARIANT" in first_page and statement in first_page
+            assert statement in about["Redactions"] and statement in header["variant_statement"]
+        else:
+            assert "REDACTED" not in first_page and "Redactions" not in about and "redactions" not in header
+
+
 def external_csv_column(published, column):
     rows = csv.DictReader(io.StringIO(variant_files(published, "external")["csv"].read_text()))
     return sorted(r[column] for r in rows)
