@@ -7,7 +7,15 @@ import math
 from collections.abc import Sequence
 from xml.sax.saxutils import escape
 
-from orchestration.exports.numbers import code_label, column_heading, is_code_column
+from orchestration.exports.numbers import (
+    DAYS_FROM_MINUTES,
+    DURATION_UNITS,
+    HOURS_FROM_MINUTES,
+    code_label,
+    column_heading,
+    column_unit,
+    is_code_column,
+)
 from orchestration.exports.sections import ChartSpec, Column
 
 WIDTH, HEIGHT = 700, 240
@@ -16,19 +24,27 @@ CHAR_WIDTH = 6.0  # about the width of one character at font-size 10, in SVG uni
 PALETTE = ["#1F6FEB", "#D1495B", "#EDAE49", "#00798C", "#6A4C93"]
 
 
-def _num(value) -> float | None:
-    # None stays None: a day without incidents has no attainment, which is not 0 %.
-    if value is None:
-        return None
-    return float(value)
-
-
 def _label(value, code: bool) -> str:
     if isinstance(value, dt.date):
         return value.strftime("%d %b")
     if value is None:
         return "\u2014"
     return code_label(str(value)) if code else str(value)
+
+
+def duration_axis(columns: Sequence[Column], y: Sequence[str], rows: list[tuple]) -> tuple[float, str]:
+    """(divisor, unit) of a chart whose series are all durations in minutes: long ones are drawn in
+    hours or days, as the tables show them; (1, '') for any other chart."""
+    by_name = {c.name: c for c in columns}
+    if not y or any(column_unit(by_name[name]) not in DURATION_UNITS for name in y):
+        return 1.0, ""
+    indexes = [list(by_name).index(name) for name in y]
+    highest = max((abs(float(r[i])) for r in rows for i in indexes if r[i] is not None), default=0.0)
+    if highest >= DAYS_FROM_MINUTES:
+        return 1440.0, "days"
+    if highest >= HOURS_FROM_MINUTES:
+        return 60.0, "h"
+    return 1.0, "min"
 
 
 def ticks(highest: float, intervals: int = 4) -> list[float]:
@@ -75,7 +91,9 @@ def render_svg(spec: ChartSpec, columns: Sequence[str | Column], rows: list[tupl
     x_index = names.index(spec.x)
     y_indexes = [names.index(y) for y in spec.y]
     labels = [_label(r[x_index], is_code_column(cols[x_index])) for r in rows]
-    series = [[_num(r[i]) for r in rows] for i in y_indexes]
+    divisor, unit = duration_axis(cols, spec.y, rows)
+    # None stays None: a day without incidents has no attainment, which is not 0 %.
+    series = [[None if r[i] is None else float(r[i]) / divisor for r in rows] for i in y_indexes]
     scale = ticks(max((v for s in series for v in s if v is not None), default=0.0))
     top, step_value = scale[-1], scale[1] - scale[0]
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
@@ -114,7 +132,7 @@ def render_svg(spec: ChartSpec, columns: Sequence[str | Column], rows: list[tupl
     shown = [s_i for s_i, values in enumerate(series) if any(v if spec.kind == "bar" else v is not None for v in values)]
     for slot, s_i in enumerate(shown):  # legend: only series with data, named by their column label
         x = LEFT + slot * 200
-        name = column_heading(cols[y_indexes[s_i]])
+        name = column_heading(cols[y_indexes[s_i]]) + (f" ({unit})" if unit else "")
         out.append(f'<rect x="{x}" y="{HEIGHT - 16}" width="10" height="10" fill="{PALETTE[s_i % len(PALETTE)]}"/>')
         out.append(f'<text x="{x + 14}" y="{HEIGHT - 7}" fill="#333">{escape(name)}</text>')
     out.append("</svg>")

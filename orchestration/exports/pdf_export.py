@@ -17,7 +17,7 @@ from weasyprint.formatting_structure import boxes
 from weasyprint.urls import URLFetcher
 
 from orchestration.exports import numbers
-from orchestration.exports.charts import render_svg
+from orchestration.exports.charts import duration_axis, render_svg
 from orchestration.exports.rows import first_rows
 from orchestration.exports.sections import REDACTION_MASK, Column, ReportContext, SectionSnapshot
 
@@ -114,7 +114,9 @@ def write_pdf(conn, report: ReportContext, sections: Sequence[SectionSnapshot], 
         if section is None:
             continue
         rows = first_rows(conn, section, CHART_POINTS)
-        charts.append({"title": spec.title, "svg": render_svg(spec, list(section.columns), rows)})
+        _, unit = duration_axis(section.columns, spec.y, rows)
+        title = spec.title.replace("(min)", f"({unit})") if unit else spec.title  # drawn in hours or days
+        charts.append({"title": title, "svg": render_svg(spec, list(section.columns), rows)})
     tables = []
     shown = 0
     for section in sections:

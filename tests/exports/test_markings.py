@@ -264,3 +264,12 @@ def test_a_nearly_empty_last_page_is_saved_by_a_tighter_layout(conn, controls, t
         if tight < loose:
             saved.append(n)
     assert saved, "no row count spilled onto a nearly empty page: the test proves nothing"
+
+
+def test_a_chart_of_long_durations_is_drawn_in_days():
+    spec = ChartSpec("s", "bar", "team", ("mttr_minutes",), "Mean time to resolve by team (min)")
+    columns = [Column("team", "text", "Team"), Column("mttr_minutes", "numeric", "MTTR (min)")]
+    svg = render_svg(spec, columns, [("tier1", 3875.7), ("ir", 5400.0)])
+    assert ">MTTR (days)<" in svg and ">4<" in svg and ">4,000<" not in svg  # 5,400 min = 3.75 days: ticks 0..4
+    short = render_svg(spec, columns, [("tier1", 42.0)])
+    assert ">MTTR (min)<" in short
