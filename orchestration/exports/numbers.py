@@ -30,7 +30,7 @@ CODE_LABELS = {
     "nist_csf": "NIST CSF", "pci_dss": "PCI DSS", "hipaa": "HIPAA", "gdpr": "GDPR",
 }
 CODE_CHARS = 40  # longer text is not a vocabulary code
-_CODE = re.compile(r"[a-z][a-z0-9]*(?:[_-][a-z0-9]+)*")
+_CODE = re.compile(r"[a-z]+(?:[_-][a-z]+)*\d*")  # words, perhaps a trailing number: never a hash or an id
 _TRAILING_NUMBER = re.compile(r"([a-z])(\d+)$")
 
 

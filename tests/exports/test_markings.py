@@ -175,6 +175,7 @@ def test_numbers_one_rule_per_unit():
     assert numbers.key_figure_parts(3875.7, "min") == ("2.7", "days")
     assert numbers.code_label("in_progress") == "In progress" and numbers.code_label("tier2") == "Tier 2"
     assert numbers.code_label("initial-access") == "Initial access" and numbers.code_label("SOC2") == "SOC2"
+    assert numbers.code_label("b9e001e7dc548bed") == "b9e001e7dc548bed"  # a pseudonym of the external variant
     assert numbers.cell(None, Column("x", "numeric")) == "\u2014"
     assert numbers.cell("acme", Column("tenant_id", "text")) == "acme"  # an identifier is never relabelled
 
