@@ -38,9 +38,10 @@ class ExportFormat:
 
     def file_name(self, stem: str, *, marking: str, section: str = "") -> str:
         """`<stem>[_<section>]_<MARKING>.<ext>`: the stem names tenant, template, period and variant
-        (runs/publish.py), a one-section format adds which section it holds, and the marking
-        comes last so a file copied anywhere still says how it must be handled."""
-        part = "" if self.whole_report or not section else f"_{section}"
+        (runs/publish.py), a one-table format of a report with several sections adds the section
+        it holds, and the marking comes last so a file copied anywhere still says how it must be
+        handled."""
+        part = f"_{section}" if section else ""
         return f"{stem}{part}_{marking}.{self.extension}"
 
     def shown_sections(self, ordered: Sequence[SectionSnapshot], primary: SectionSnapshot) -> list[SectionSnapshot]:

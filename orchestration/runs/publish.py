@@ -176,7 +176,9 @@ def _render(conn, template, request, sections, context, staging: Path, *, varian
         if fmt not in request.formats:
             continue
         export = formats.get(fmt)
-        path = staging / export.file_name(stem, marking=context.marking, section=template.primary_section)
+        # A one-table format names the section it holds, unless the report has only that one.
+        partial = not export.whole_report and len(template.sections) > 1
+        path = staging / export.file_name(stem, marking=context.marking, section=template.primary_section if partial else "")
         shown = export.shown_sections(ordered, sections[template.primary_section])
         rows = export.write(conn, context, shown, path)
         conn.commit()  # exporters read with server-side cursors inside a transaction
@@ -184,7 +186,7 @@ def _render(conn, template, request, sections, context, staging: Path, *, varian
         entry["variant"] = variant
         entry["classification"] = context.marking
         entry["sections"] = [s.name for s in shown]
-        if not export.whole_report:
+        if partial:
             entry["holds"] = one_section_note(export.name, template.primary_section)
         entry["_sections"] = shown  # for the output checks; not written to the manifest
         files.append(entry)
