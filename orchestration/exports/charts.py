@@ -3,36 +3,69 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
+from collections.abc import Sequence
 from xml.sax.saxutils import escape
 
-from orchestration.exports.sections import ChartSpec
+from orchestration.exports.numbers import (
+    DAYS_FROM_MINUTES,
+    DURATION_UNITS,
+    HOURS_FROM_MINUTES,
+    code_label,
+    column_heading,
+    column_unit,
+    is_code_column,
+)
+from orchestration.exports.sections import ChartSpec, Column
 
 WIDTH, HEIGHT = 700, 240
 LEFT, RIGHT, TOP, BOTTOM = 52, 16, 26, 46
+CHAR_WIDTH = 6.0  # about the width of one character at font-size 10, in SVG units
 PALETTE = ["#1F6FEB", "#D1495B", "#EDAE49", "#00798C", "#6A4C93"]
 
 
-def _num(value) -> float | None:
-    # None stays None: a day without incidents has no attainment, which is not 0 %.
-    if value is None:
-        return None
-    return float(value)
-
-
-def _label(value) -> str:
+def _label(value, code: bool) -> str:
     if isinstance(value, dt.date):
         return value.strftime("%d %b")
-    return str(value)
+    if value is None:
+        return "\u2014"
+    return code_label(str(value)) if code else str(value)
 
 
-def _nice_max(value: float) -> float:
-    if value <= 0:
-        return 1.0
-    magnitude = 10 ** (len(str(int(value))) - 1)
-    for step in (1, 2, 2.5, 5, 10):
-        if value <= step * magnitude:
-            return step * magnitude
-    return 10 * magnitude
+def duration_axis(columns: Sequence[Column], y: Sequence[str], rows: list[tuple]) -> tuple[float, str]:
+    """(divisor, unit) of a chart whose series are all durations in minutes: long ones are drawn in
+    hours or days, as the tables show them; (1, '') for any other chart."""
+    by_name = {c.name: c for c in columns}
+    if not y or any(column_unit(by_name[name]) not in DURATION_UNITS for name in y):
+        return 1.0, ""
+    indexes = [list(by_name).index(name) for name in y]
+    highest = max((abs(float(r[i])) for r in rows for i in indexes if r[i] is not None), default=0.0)
+    if highest >= DAYS_FROM_MINUTES:
+        return 1440.0, "days"
+    if highest >= HOURS_FROM_MINUTES:
+        return 60.0, "h"
+    return 1.0, "min"
+
+
+def ticks(highest: float, intervals: int = 4) -> list[float]:
+    """Axis ticks at round values (1, 2, 2.5 or 5 times a power of ten) from 0, the top one above
+    the highest value, so the tallest bar never touches the frame."""
+    if highest <= 0:
+        return [0.0, 1.0]
+    rough = highest / intervals
+    magnitude = 10 ** math.floor(math.log10(rough))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= rough)
+    count = math.floor(highest / step) + 1  # strictly above the highest value
+    return [round(step * i, 10) for i in range(count + 1)]
+
+
+def _tick_label(value: float, step: float) -> str:
+    return f"{value:,.0f}" if step >= 1 and float(value).is_integer() else f"{value:,.1f}"
+
+
+def _fit(label: str, chars: int) -> str:
+    """A label shortened with an ellipsis so that neighbours never overlap."""
+    return label if len(label) <= chars else label[: max(chars - 1, 1)].rstrip() + "\u2026"
 
 
 def _segments(values: list[float | None]) -> list[list[int]]:
@@ -50,20 +83,27 @@ def _segments(values: list[float | None]) -> list[list[int]]:
     return runs
 
 
-def render_svg(spec: ChartSpec, columns: list[str], rows: list[tuple]) -> str:
-    x_index = columns.index(spec.x)
-    y_indexes = [columns.index(y) for y in spec.y]
-    labels = [_label(r[x_index]) for r in rows]
-    series = [[_num(r[i]) for r in rows] for i in y_indexes]
-    top = _nice_max(max((v for s in series for v in s if v is not None), default=0.0))
+def render_svg(spec: ChartSpec, columns: Sequence[str | Column], rows: list[tuple]) -> str:
+    """`columns` are the section's columns (or bare names): their labels name the series and
+    code columns on the x axis show labels, not codes."""
+    cols = [c if isinstance(c, Column) else Column(c, "text") for c in columns]
+    names = [c.name for c in cols]
+    x_index = names.index(spec.x)
+    y_indexes = [names.index(y) for y in spec.y]
+    labels = [_label(r[x_index], is_code_column(cols[x_index])) for r in rows]
+    divisor, unit = duration_axis(cols, spec.y, rows)
+    # None stays None: a day without incidents has no attainment, which is not 0 %.
+    series = [[None if r[i] is None else float(r[i]) / divisor for r in rows] for i in y_indexes]
+    scale = ticks(max((v for s in series for v in s if v is not None), default=0.0))
+    top, step_value = scale[-1], scale[1] - scale[0]
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
            f'viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="10">']
-    for step in range(5):  # horizontal grid with y labels
-        value = top * step / 4
-        y = TOP + plot_h - plot_h * step / 4
+    for value in scale:  # horizontal grid with y labels
+        y = TOP + plot_h - plot_h * value / top
         out.append(f'<line x1="{LEFT}" y1="{y:.1f}" x2="{WIDTH - RIGHT}" y2="{y:.1f}" stroke="#DDD"/>')
-        out.append(f'<text x="{LEFT - 6}" y="{y + 3:.1f}" text-anchor="end" fill="#555">{value:,.0f}</text>')
+        out.append(f'<text x="{LEFT - 6}" y="{y + 3:.1f}" text-anchor="end" fill="#555">'
+                   f'{_tick_label(value, step_value)}</text>')
     n = max(len(rows), 1)
     label_every = max(1, n // 12)
     if spec.kind == "bar":
@@ -77,20 +117,23 @@ def render_svg(spec: ChartSpec, columns: list[str], rows: list[tuple]) -> str:
                            f'fill="{PALETTE[s_i % len(PALETTE)]}"/>')
         centers = [LEFT + (i + 0.5) * group_w for i in range(n)]
     else:
-        step_x = plot_w / max(n - 1, 1)
-        centers = [LEFT + i * step_x for i in range(n)]
+        centers = [LEFT + (i + 0.5) * plot_w / n for i in range(n)]  # inset: clear of the y labels
         for s_i, values in enumerate(series):
             for segment in _segments(values):  # a missing value breaks the line
                 points = " ".join(f"{centers[i]:.1f},{TOP + plot_h - plot_h * values[i] / top:.1f}" for i in segment)
                 out.append(f'<polyline points="{points}" fill="none" stroke="{PALETTE[s_i % len(PALETTE)]}" stroke-width="2"/>')
+    room = int(plot_w / n * label_every / CHAR_WIDTH) - 1  # characters that fit between two labels
     for i, label in enumerate(labels):
         if i % label_every == 0:
             out.append(f'<text x="{centers[i]:.1f}" y="{TOP + plot_h + 14}" text-anchor="middle" fill="#333">'
-                       f'{escape(label)}</text>')
+                       f'{escape(_fit(label, room))}</text>')
     out.append(f'<line x1="{LEFT}" y1="{TOP + plot_h}" x2="{WIDTH - RIGHT}" y2="{TOP + plot_h}" stroke="#888"/>')
-    for s_i, name in enumerate(spec.y):  # legend
-        x = LEFT + s_i * 160
+    # A bar series of zeros draws nothing and a line series without values neither: no legend entry.
+    shown = [s_i for s_i, values in enumerate(series) if any(v if spec.kind == "bar" else v is not None for v in values)]
+    for slot, s_i in enumerate(shown):  # legend: only series with data, named by their column label
+        x = LEFT + slot * 200
+        name = column_heading(cols[y_indexes[s_i]]) + (f" ({unit})" if unit else "")
         out.append(f'<rect x="{x}" y="{HEIGHT - 16}" width="10" height="10" fill="{PALETTE[s_i % len(PALETTE)]}"/>')
-        out.append(f'<text x="{x + 14}" y="{HEIGHT - 7}" fill="#333">{escape(name.replace("_", " "))}</text>')
+        out.append(f'<text x="{x + 14}" y="{HEIGHT - 7}" fill="#333">{escape(name)}</text>')
     out.append("</svg>")
     return "".join(out)

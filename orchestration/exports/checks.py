@@ -3,7 +3,8 @@
 CSV: the header is the section contract (plus report_status on a degraded run) and the row
 count matches. XLSX: the workbook reopens and its data rows add up to the sections' rows.
 JSON: every row validates against the section's schema (streamed line by line, as written),
-and the counts match. PDF: it has pages and its text shows every key figure. A failure ends
+and the counts match. PDF: it has pages, every page shows the classification marking (header
+and footer) and its text shows every key figure. A failure ends
 the run as format_error: a file that does not say what the snapshot says is never published.
 Each check is registered with its format in exports/formats.py, which runs them.
 """
@@ -21,8 +22,10 @@ import jsonschema
 import openpyxl
 from pypdf import PdfReader
 
+from orchestration.exports import numbers
 from orchestration.exports.csv_export import STATUS_COLUMN
 from orchestration.exports.sections import ReportContext, SectionSnapshot
+from orchestration.exports.xlsx_export import HEADER_ROWS
 
 _JSON_TYPES = {
     "text": "string", "integer": "integer", "bigint": "integer", "numeric": "number",
@@ -57,9 +60,9 @@ def check_csv(path: Path, sections: Sequence[SectionSnapshot], context: ReportCo
 def check_xlsx(path: Path, sections: Sequence[SectionSnapshot], context: ReportContext) -> list[str]:
     book = openpyxl.load_workbook(path, read_only=True)
     try:
-        data_sheets = book.worksheets[1:]  # the first sheet is the report header
-        # The dimension xlsxwriter records: rows written, header included, without reading every row.
-        written = sum(max((ws.max_row or 1) - 1, 0) for ws in data_sheets)
+        data_sheets = book.worksheets[1:]  # the first sheet is About
+        # The dimension xlsxwriter records: rows written, header rows included, without reading every row.
+        written = sum(max((ws.max_row or HEADER_ROWS) - HEADER_ROWS, 0) for ws in data_sheets)
     finally:
         book.close()
     expected = sum(s.row_count for s in sections)
@@ -112,6 +115,14 @@ def check_pdf(path: Path, sections: Sequence[SectionSnapshot], context: ReportCo
     reader = PdfReader(path)
     if not reader.pages:
         return ["no pages"]
-    text = re.sub(r"\s+", "", "".join(page.extract_text() or "" for page in reader.pages[:2]))
-    missing = [f.label for f in context.key_figures if re.sub(r"\s+", "", f"{f.value}") not in text]
-    return [f"key figures not shown: {', '.join(missing)}"] if missing else []
+    pages = [re.sub(r"\s+", "", (page.extract_text() or "").replace("\x00", "")) for page in reader.pages]
+    problems = []
+    unmarked = [str(i) for i, text in enumerate(pages, 1) if text.count(context.marking) < 2]
+    if unmarked:
+        problems.append(f"pages without the {context.marking} marking in header and footer: {', '.join(unmarked)}")
+    text = "".join(pages[:2])
+    shown = {f.label: numbers.key_figure_parts(f.value, f.unit)[0] for f in context.key_figures}
+    missing = [label for label, value in shown.items() if re.sub(r"\s+", "", value) not in text]
+    if missing:
+        problems.append(f"key figures not shown: {', '.join(missing)}")
+    return problems

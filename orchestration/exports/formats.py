@@ -36,8 +36,13 @@ class ExportFormat:
     write: Writer
     check: Check
 
-    def file_name(self, stem: str) -> str:
-        return f"{stem}.{self.extension}"
+    def file_name(self, stem: str, *, marking: str, section: str = "") -> str:
+        """`<stem>[_<section>]_<MARKING>.<ext>`: the stem names tenant, template, period and variant
+        (runs/publish.py), a one-table format of a report with several sections adds the section
+        it holds, and the marking comes last so a file copied anywhere still says how it must be
+        handled."""
+        part = f"_{section}" if section else ""
+        return f"{stem}{part}_{marking}.{self.extension}"
 
     def shown_sections(self, ordered: Sequence[SectionSnapshot], primary: SectionSnapshot) -> list[SectionSnapshot]:
         return list(ordered) if self.whole_report else [primary]

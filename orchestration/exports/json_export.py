@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 
+from orchestration.exports.numbers import column_unit, key_figure_parts
 from orchestration.exports.rows import stream_rows
 from orchestration.exports.sections import ReportContext, SectionSnapshot
 
@@ -30,9 +31,17 @@ def report_header(report: ReportContext) -> dict:
     header = {
         f.name: json_value(getattr(report, f.name))
         for f in dataclasses.fields(report)
-        if f.name not in ("key_figures", "charts")
+        if f.name not in ("key_figures", "charts", "redactions")
     }
-    header["key_figures"] = [dataclasses.asdict(k) for k in report.key_figures]
+    header["classification"] = report.marking
+    if report.redacted:
+        header["redactions"] = [dataclasses.asdict(r) for r in report.redactions]
+        header["variant_statement"] = report.variant_statement
+    # A key figure is a number with its unit (null when the period has none); `text` is how the PDF shows it.
+    header["key_figures"] = [
+        {"label": k.label, "value": k.value, "unit": k.unit, "text": " ".join(p for p in key_figure_parts(k.value, k.unit) if p)}
+        for k in report.key_figures
+    ]
     return header
 
 
@@ -46,7 +55,8 @@ def write_json(conn, report: ReportContext, sections: Sequence[SectionSnapshot],
             meta = {
                 "name": section.name,
                 "title": section.title,
-                "columns": [{"name": c.name, "type": c.type} for c in section.columns],
+                "columns": [{"name": c.name, "label": c.header, "type": c.type, "unit": column_unit(c)}
+                            for c in section.columns],
                 "row_count": section.row_count,
             }
             fh.write(("," if i else "") + "\n" + dumps(meta)[:-1] + ', "rows": [')

@@ -6,19 +6,20 @@ never make it read a local file or reach the network.
 
 from __future__ import annotations
 
-import datetime as dt
+import math
 import re
 from collections.abc import Sequence
-from decimal import Decimal
 from pathlib import Path
 
 import jinja2
 from weasyprint import HTML
+from weasyprint.formatting_structure import boxes
 from weasyprint.urls import URLFetcher
 
-from orchestration.exports.charts import render_svg
+from orchestration.exports import numbers
+from orchestration.exports.charts import duration_axis, render_svg
 from orchestration.exports.rows import first_rows
-from orchestration.exports.sections import ReportContext, SectionSnapshot
+from orchestration.exports.sections import REDACTION_MASK, Column, ReportContext, SectionSnapshot
 
 CHART_POINTS = 400
 _env = jinja2.Environment(
@@ -39,26 +40,70 @@ PDF_CELL_CHARS = 300
 PDF_CELL_MARKER = "…[cut: full value in the CSV/XLSX/JSON files]"
 
 
-def display(value) -> str:
+# The marking's colour by sensitivity; an unknown sensitivity gets the strongest.
+MARKING_COLORS = {"internal": "#1F2A44", "confidential": "#B35900", "restricted": "#B00020"}
+NEARLY_EMPTY = 0.3  # a last page used less than this is worth a tighter layout
+LONG_TOKEN = 30  # a cell with a longer unbroken token may break it anywhere; shorter ones (ids) never
+
+
+def display(value, column: Column) -> str:
     if isinstance(value, str):
         value = _CONTROL.sub("\ufffd", value)
         if len(value) > PDF_CELL_CHARS:
             # Page layout of one unbreakable 30,000-character cell takes minutes; say it was cut.
             value = value[:PDF_CELL_CHARS] + PDF_CELL_MARKER
-        return value
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, Decimal):
-        return f"{value:,f}" if value != value.to_integral_value() else f"{value:,.0f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, dt.datetime):
-        return value.strftime("%Y-%m-%d %H:%M")
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    return str(value)
+    return numbers.cell(value, column)
+
+
+def _cell_class(text: str, numeric: bool) -> str:
+    """A redaction marker, an id, a date or any other single short token is one unit that never
+    splits across lines (columns are sized to hold it); only a very long token may break anywhere."""
+    classes = ["num"] if numeric else []
+    tokens = text.split()
+    if text == REDACTION_MASK or (len(tokens) == 1 and len(text) <= LONG_TOKEN):
+        classes.append("nowrap")
+    elif any(len(token) > LONG_TOKEN for token in tokens):
+        classes.append("long")
+    return " ".join(classes)
+
+
+def _single_tenant_column(section: SectionSnapshot, rows: list[tuple]) -> int | None:
+    """The tenant column's index when every row names the same tenant (the header says which)."""
+    names = [c.name for c in section.columns]
+    if "tenant_id" not in names or not rows:
+        return None
+    i = names.index("tenant_id")
+    return i if len({r[i] for r in rows}) == 1 else None
+
+
+def _table(section: SectionSnapshot, rows: list[tuple]) -> dict:
+    skip = _single_tenant_column(section, rows)
+    keep = [i for i in range(len(section.columns)) if i != skip]
+    columns = [section.columns[i] for i in keep]
+    numeric = [c.type in ("integer", "bigint", "numeric") for c in columns]
+    body = []
+    for row in rows:
+        texts = [display(row[i], section.columns[i]) for i in keep]
+        body.append([(t, _cell_class(t, n)) for t, n in zip(texts, numeric, strict=True)])
+    return {
+        "title": section.title,
+        "headers": [(numbers.column_heading(c), "num" if n else "") for c, n in zip(columns, numeric, strict=True)],
+        "rows": body,
+        "row_count": section.row_count,
+        "left_out": max(section.row_count - len(rows), 0),
+    }
+
+
+def _figure_rows(report: ReportContext) -> list[list[dict]]:
+    """Key-figure cards in rows of at most five, balanced so every row is filled edge to edge."""
+    cards = []
+    for f in report.key_figures:
+        value, unit = numbers.key_figure_parts(f.value, f.unit)
+        cards.append({"label": f.label, "value": value, "unit": unit})
+    if not cards:
+        return []
+    per_row = math.ceil(len(cards) / math.ceil(len(cards) / 5))
+    return [cards[i:i + per_row] for i in range(0, len(cards), per_row)]
 
 
 def write_pdf(conn, report: ReportContext, sections: Sequence[SectionSnapshot], path: Path, *, row_cap: int = 500) -> int:
@@ -69,24 +114,41 @@ def write_pdf(conn, report: ReportContext, sections: Sequence[SectionSnapshot], 
         if section is None:
             continue
         rows = first_rows(conn, section, CHART_POINTS)
-        charts.append({"title": spec.title, "svg": render_svg(spec, [c.name for c in section.columns], rows)})
+        _, unit = duration_axis(section.columns, spec.y, rows)
+        title = spec.title.replace("(min)", f"({unit})") if unit else spec.title  # drawn in hours or days
+        charts.append({"title": title, "svg": render_svg(spec, list(section.columns), rows)})
     tables = []
     shown = 0
     for section in sections:
         rows = first_rows(conn, section, row_cap)
         shown += len(rows)
-        numeric = [c.type in ("integer", "bigint", "numeric") for c in section.columns]
-        tables.append({
-            "title": section.title,
-            "headers": [c.header for c in section.columns],
-            "numeric": numeric,
-            "rows": [[display(v) for v in row] for row in rows],
-            "row_count": section.row_count,
-            "left_out": max(section.row_count - len(rows), 0),
-        })
-    html = _env.get_template("report.html.j2").render(
-        report=report, charts=[{**c, "svg": jinja2.utils.markupsafe.Markup(c["svg"])} for c in charts],
-        tables=tables, generated=report.generated_at.strftime("%Y-%m-%d %H:%M UTC"),
-    )
-    HTML(string=html, base_url=None, url_fetcher=safe_url_fetcher()).write_pdf(str(path))
+        tables.append(_table(section, rows))
+    def html(compact: bool) -> str:
+        return _env.get_template("report.html.j2").render(
+            report=report, charts=[{**c, "svg": jinja2.utils.markupsafe.Markup(c["svg"])} for c in charts],
+            tables=tables, figure_rows=_figure_rows(report), compact=compact,
+            marking_color=MARKING_COLORS.get(report.sensitivity, "#B00020"),
+            generated=report.generated_at.strftime("%Y-%m-%d %H:%M UTC"),
+        )
+
+    _layout(html).write_pdf(str(path))
     return shown
+
+
+def _layout(html):
+    """The laid-out document; a last page that would stay nearly empty is avoided by laying the
+    report out once more, tighter (smaller charts, closer rows), when that saves the page."""
+    document = HTML(string=html(False), base_url=None, url_fetcher=safe_url_fetcher()).render()
+    if len(document.pages) > 1 and last_page_fill(document) < NEARLY_EMPTY:
+        tight = HTML(string=html(True), base_url=None, url_fetcher=safe_url_fetcher()).render()
+        if len(tight.pages) < len(document.pages):
+            return tight
+    return document
+
+
+def last_page_fill(document) -> float:
+    """How much of the last page's content area is used (0 to 1)."""
+    page = document.pages[-1]._page_box
+    lines = [b for b in page.children[0].descendants() if isinstance(b, boxes.LineBox)]
+    bottom = max((b.position_y + b.margin_height() for b in lines), default=page.content_box_y())
+    return (bottom - page.content_box_y()) / page.height

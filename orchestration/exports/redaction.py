@@ -23,11 +23,12 @@ from sqlglot.lineage import lineage
 from orchestration.catalog import section_sql
 from orchestration.catalog.templates import RedactionRule, Template
 from orchestration.exports import Column, SectionSnapshot
+from orchestration.exports.sections import REDACTION_MASK
 from orchestration.metrics import dbt_manifest
 
 # When several rules reach one column, the strongest wins.
 STRENGTH = {"truncate": 1, "mask": 2, "hash": 3, "drop": 4}
-MASK = "[redacted]"
+MASK = REDACTION_MASK
 HASH_CHARS = 16
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+REDACTION_MASK = "[redacted]"  # what a masked value reads as, in every format
+ACTIONS = {"mask": "masked", "hash": "replaced by a keyed hash", "drop": "left out", "truncate": "shortened"}
+
 
 @dataclass(frozen=True)
 class Column:
@@ -44,9 +47,21 @@ class ChartSpec:
 
 @dataclass(frozen=True)
 class KeyFigure:
+    """One headline number: the value as computed (None when the period has none) and its unit
+    ('%', 'min', 'ms' or ''); each renderer formats it (exports/numbers.py), the JSON keeps it a number."""
+
     label: str
-    value: str
+    value: int | float | None
     unit: str = ""
+
+
+@dataclass(frozen=True)
+class RedactionNote:
+    """One redaction the external variant applies, as its first page and About sheet state it."""
+
+    column: str  # the column's label as the reader sees it
+    action: str  # mask | hash | drop | truncate
+    rationale: str
 
 
 @dataclass(frozen=True)
@@ -67,3 +82,28 @@ class ReportContext:
     primary_section: str = ""
     degraded: bool = False
     degraded_reason: str = ""
+    # The template's sensitivity (internal, confidential, restricted): every format carries it as
+    # its marking. Which variant this file is, and for the external one the policy it applies.
+    sensitivity: str = "internal"
+    variant: str = "internal"
+    redaction_policy: str = ""  # e.g. "redaction policy of compliance_evidence_summary v1"
+    redactions: tuple[RedactionNote, ...] = ()
+
+    @property
+    def marking(self) -> str:
+        """The classification marking every page and sheet shows, e.g. RESTRICTED."""
+        return self.sensitivity.upper()
+
+    @property
+    def redacted(self) -> bool:
+        return self.variant == "external"
+
+    @property
+    def variant_statement(self) -> str:
+        """What the external variant says about itself on its first page and About sheet ('' otherwise)."""
+        if not self.redacted:
+            return ""
+        applied = "; ".join(f"{r.column}: {ACTIONS.get(r.action, r.action)}" for r in self.redactions) or "none needed"
+        policy = self.redaction_policy or f"the redaction policy of {self.template_key} v{self.template_version}"
+        return (f"External (redacted) variant: redactions were applied under {policy}. "
+                f"Redacted columns: {applied}.")

@@ -8,11 +8,11 @@ is completed, with its artifact index rows, in one transaction.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import shutil
 import time
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +25,8 @@ from orchestration.artifacts.store import ArtifactStore, StorageError, file_entr
 from orchestration.catalog.definition_template import is_definition_key
 from orchestration.catalog.templates import Template
 from orchestration.db.warehouse import reader_connection, reader_transaction
-from orchestration.exports import formats, redaction
-from orchestration.exports.sections import KeyFigure, ReportContext
+from orchestration.exports import formats, numbers, redaction
+from orchestration.exports.sections import KeyFigure, RedactionNote, ReportContext
 from orchestration.metrics import dbt_manifest
 from orchestration.runs import records, snapshot, stage_log, supervisor
 from orchestration.runs.failures import RunFailed
@@ -113,8 +113,10 @@ def _render_checked(conn, run_id: str, template: Template, request: ReportReques
         if template.redaction.external_variant:
             planned = redaction.plan(template)
             external = redaction.redacted_sections(conn, sections, planned, request.tenant_id, snapshot.ORDINAL)
-            files += _render(conn, template, request, external, context, staging, variant="external")
-            redactions = [r.as_manifest() for by_column in planned.values() for r in by_column.values()]
+            applied = [r for by_column in planned.values() for r in by_column.values()]
+            files += _render(conn, template, request, external, _external_context(context, template, sections, applied),
+                             staging, variant="external")
+            redactions = [r.as_manifest() for r in applied]
     except (psycopg2.Error, OSError, ValueError, RuntimeError) as exc:
         raise supervisor.fail_unless_connection_lost(conn, run_id, "format_error", exc, "rendering failed") from exc
     problems = formats.check_files(staging, files, context)
@@ -156,35 +158,55 @@ def _audit_published(conn, request: ReportRequest, record, store: ArtifactStore,
                               "manifest_sha256": manifest_sha, "store": store.kind})
 
 
+def _external_context(context: ReportContext, template: Template, sections, applied) -> ReportContext:
+    """The external variant's context: it says it is redacted, under which policy, and what."""
+    def label(section: str, column: str) -> str:
+        found = [c for c in sections[section].columns if c.name == column] if section in sections else []
+        return found[0].header if found else column
+
+    notes = tuple(RedactionNote(column=label(r.section, r.column), action=r.action, rationale=r.rationale)
+                  for r in applied)
+    return dataclasses.replace(context, variant="external", redactions=notes,
+                               redaction_policy=f"the redaction policy of {template.key} v{template.version}")
+
+
+def file_stem(request: ReportRequest, template: Template, variant: str) -> str:
+    """What a downloaded file is named by: `<tenant>_<template>_<period>_<variant>` (the format
+    adds the section a CSV holds and the classification marking)."""
+    period = request.period_key or f"{request.window_start.isoformat()}_{request.window_end.isoformat()}"
+    return f"{request.tenant_id}_{template.key}_{period}_{variant}"
+
+
 def _render(conn, template, request, sections, context, staging: Path, *, variant: str = "internal") -> list[dict[str, Any]]:
     """Every requested format of one variant; each file entry says which sections (and columns)
     it holds, for the output checks."""
     ordered = [sections[s.name] for s in template.sections if s.name in sections]
     files = []
-    suffix = "" if variant == "internal" else f".{variant}"
+    stem = file_stem(request, template, variant)
     for fmt in template.formats:
         if fmt not in request.formats:
             continue
         export = formats.get(fmt)
-        path = staging / export.file_name(f"{template.key}{suffix}")
+        # A one-table format names the section it holds, unless the report has only that one.
+        partial = not export.whole_report and len(template.sections) > 1
+        path = staging / export.file_name(stem, marking=context.marking, section=template.primary_section if partial else "")
         shown = export.shown_sections(ordered, sections[template.primary_section])
         rows = export.write(conn, context, shown, path)
         conn.commit()  # exporters read with server-side cursors inside a transaction
         entry = file_entry(path, fmt, rows)
         entry["variant"] = variant
+        entry["classification"] = context.marking
+        entry["sections"] = [s.name for s in shown]
+        if partial:
+            entry["holds"] = one_section_note(export.name, template.primary_section)
         entry["_sections"] = shown  # for the output checks; not written to the manifest
         files.append(entry)
     return files
 
 
-def _display(value: Any) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, Decimal):
-        return f"{value:,.0f}" if value == value.to_integral_value() and value.as_tuple().exponent >= 0 else f"{value:,.1f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value)
+def one_section_note(fmt: str, section: str) -> str:
+    return (f"the {fmt.upper()} holds section {section} only (the report's primary table: a {fmt.upper()} is one "
+            "table); every section is in the XLSX (one sheet each) and the JSON of this run")
 
 
 def report_context(conn, run_id, template: Template, request: ReportRequest, sections, record) -> ReportContext:
@@ -197,7 +219,7 @@ def report_context(conn, run_id, template: Template, request: ReportRequest, sec
             names = [d.name for d in cur.description]
         values = dict(zip(names, row, strict=True)) if row else {}
         figures = tuple(
-            KeyFigure(label=f.label, value=_display(values.get(f.column)), unit=f.unit)
+            KeyFigure(label=f.label, value=numbers.plain(values.get(f.column)), unit=f.unit)
             for f in template.key_figures.figures
         )
     tenant_name = request.tenant_id
@@ -224,6 +246,7 @@ def report_context(conn, run_id, template: Template, request: ReportRequest, sec
         primary_section=template.primary_section,
         degraded=bool(record.degraded),
         degraded_reason=record.degraded_reason or "",
+        sensitivity=template.sensitivity,
     )
 
 
@@ -248,6 +271,7 @@ def build_manifest(template, request, record, sections, files, context) -> dict[
             **({"report_definition": {"id": template.key, "version": template.version, "sql": template.sections[0].sql}}
                if is_definition_key(template.key) else {}),
         },
+        "classification": {"sensitivity": template.sensitivity, "marking": context.marking},
         "tenant_id": request.tenant_id,
         "window": {"start": request.window_start.isoformat(), "end_exclusive": request.window_end.isoformat()},
         "metrics": metrics,

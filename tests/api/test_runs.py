@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import time
 import uuid
 from pathlib import Path
@@ -73,6 +74,11 @@ def test_run_status_download_bytes(client, token_for, entity, conn):
     manifest = json.loads((Path(location) / "manifest.json").read_text())
     assert manifest["correlation_id"] == "run-e2e-1" and manifest["template"]["report_definition"]["id"] == definition_id
     assert manifest["gate_b"]["passed"] is True
+    # The download is named by tenant, definition, window, variant and marking (one section: no section name).
+    marking = manifest["classification"]["marking"]
+    assert marking == manifest["template"]["sensitivity"].upper()
+    name = re.search(r'filename="([^"]+)"', file.headers["content-disposition"]).group(1)
+    assert re.fullmatch(rf"acme_{definition_id}_2026-06-01_2026-07-01_internal_{marking}\.csv", name), name
 
 
 def test_draft_definitions_do_not_run_and_other_tenants_see_nothing(client, token_for, entity):

@@ -174,7 +174,7 @@ def test_a_report_run_publishes_to_s3_manifest_last(built, conn, s3, moto_endpoi
     assert {r["retention_until"] for r in rows} == {record.published_at + dt.timedelta(days=template.retention_days)}
 
     # reading back: a stream of bytes, and a presigned GET (at most 60 s) over real HTTP
-    csv_name = "incident_summary.csv"
+    csv_name = f"acme_incident_summary_{PERIOD}_internal_summary_by_severity_INTERNAL.csv"  # named by the run
     with s3.open(key, csv_name) as fh:
         streamed = fh.read()
     assert hashlib.sha256(streamed).hexdigest() == next(f["sha256"] for f in stored["files"] if f["name"] == csv_name)
@@ -248,18 +248,19 @@ def test_local_store_is_the_default_and_unchanged(built, conn, local):
     template, pub = run(tenant="initech", formats=("csv",))
     key = f"initech/incident_summary/{PERIOD}/{pub.run_id}"
     assert pub.store == "local" and pub.location == get_settings().artifacts_dir / key
-    assert sorted(p.name for p in pub.location.iterdir()) == ["incident_summary.csv", "manifest.json"]
+    csv_name = f"initech_incident_summary_{PERIOD}_internal_summary_by_severity_INTERNAL.csv"
+    assert sorted(p.name for p in pub.location.iterdir()) == [csv_name, "manifest.json"]
     assert local.verify(key) == [] and local.exists(key) and key in local.list_runs("initech/")
     assert not staging_location(pub.location).exists()
     rows = index_rows(conn, pub.run_id)
     assert [(r["format"], r["store"], r["storage_key"]) for r in rows] == [
-        ("csv", "local", str(pub.location / "incident_summary.csv"))]
-    with local.open(key, "incident_summary.csv") as fh:
-        assert fh.read() == (pub.location / "incident_summary.csv").read_bytes()
+        ("csv", "local", str(pub.location / csv_name))]
+    with local.open(key, csv_name) as fh:
+        assert fh.read() == (pub.location / csv_name).read_bytes()
     with pytest.raises(ValueError, match="at most 60 seconds"):
-        local.presign(key, "incident_summary.csv", expires_in=120)
+        local.presign(key, csv_name, expires_in=120)
     with pytest.raises(StorageError, match="no URLs"):
-        local.presign(key, "incident_summary.csv", expires_in=30)  # no URL that could outlive its expiry
+        local.presign(key, csv_name, expires_in=30)  # no URL that could outlive its expiry
 
 
 def test_s3_endpoint_without_bucket_is_refused(monkeypatch):
@@ -349,7 +350,8 @@ def test_artifacts_cli_lists_holds_and_releases(built, conn, local):
     assert held.exit_code == 0, held.output
     assert "2 artifacts on legal hold" in held.output
     listed = invoke("artifacts", "list", "--run", pub.run_id)
-    assert listed.exit_code == 0 and listed.output.count("LEGAL HOLD") == 2 and "incident_summary.json" in listed.output
+    assert listed.exit_code == 0 and listed.output.count("LEGAL HOLD") == 2
+    assert f"globex_incident_summary_{PERIOD}_internal_INTERNAL.json" in listed.output
     assert pub.run_id not in invoke("artifacts", "list", "--tenant", "acme", "--limit", "100000").output
     again = invoke("artifacts", "hold", pub.run_id, "--as", "tenant_admin@globex.example", "--reason", "x")
     assert again.exit_code == 1 and "already on legal hold" in again.output

@@ -35,7 +35,9 @@ def test_run_with_wait_shows_progress_and_ends_with_the_files(built):
     waited, own = re.match(r"completed in ([\d.]+)s \(the run itself ([\d.]+)s\): ", lines[done]).groups()
     assert float(own) <= float(waited) <= took
     location = Path(lines[done].split("): ", 1)[1])
-    assert sorted(p.name for p in location.iterdir()) == ["incident_summary.csv", "incident_summary.pdf", "manifest.json"]
+    stem = "acme_incident_summary_2026-06-01_2026-06-15_internal"  # a window that is not a period: from_to
+    assert sorted(p.name for p in location.iterdir()) == [f"{stem}_INTERNAL.pdf", f"{stem}_summary_by_severity_INTERNAL.csv",
+                                                         "manifest.json"]
     manifest = json.loads((location / "manifest.json").read_text())
     assert lines[done + 1].split() == ["file", "format", "variant", "rows", "size"]
     listed = [line.split() for line in lines[done + 2:]]

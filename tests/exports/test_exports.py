@@ -49,7 +49,7 @@ def report(**changes) -> ReportContext:
         tenant_name="Acme Corp", period_label="June 2026", window_start=dt.date(2026, 6, 1),
         window_end=dt.date(2026, 7, 1), run_id="run0123456789abc", input_hash="f" * 64,
         generated_at=dt.datetime(2026, 7, 1, 3, 0, tzinfo=dt.UTC),
-        key_figures=(KeyFigure("Incidents opened", "1,234"), KeyFigure("MTTA", "42.5", "min")),
+        key_figures=(KeyFigure("Incidents opened", 1234), KeyFigure("MTTA", 42.5, "min")),
         charts=(ChartSpec("tricky", "bar", "label", ("amount",), "Amounts"),), primary_section="tricky",
     )
     return ReportContext(**{**base.__dict__, **changes})
@@ -89,20 +89,21 @@ def test_xlsx_text_is_never_a_formula_and_limits_are_visible(conn, tricky, tmp_p
     path = tmp_path / "out.xlsx"
     assert write_xlsx(conn, report(), [tricky], path) == tricky.row_count
     book = openpyxl.load_workbook(path)
-    assert book.sheetnames == ["Report", "Section tricky"]
+    assert book.sheetnames == ["About", "Section tricky"]
     sheet = book["Section tricky"]
-    assert [c.value for c in sheet[1]] == ["Tenant", "Label", "Amount", "Day"]
-    cells = [row[1] for row in sheet.iter_rows(min_row=2)]
+    assert sheet["A1"].value.startswith("INTERNAL · Test report")  # the marking row above the table
+    assert [c.value for c in sheet[2]] == ["Tenant", "Label", "Amount", "Day"]
+    cells = [row[1] for row in sheet.iter_rows(min_row=3)]
     assert len(cells) == tricky.row_count
     for cell, text in zip(cells, DANGEROUS, strict=False):  # DANGEROUS rows come first
         assert cell.data_type == "s" and unescape(cell.value) == text  # the original text, as text
     assert cells[len(DANGEROUS) + 3].value == "a\ufffdb"  # XML-illegal control char replaced visibly
     long_value = cells[-1].value
     assert len(long_value) == MAX_CELL_CHARS and long_value.endswith(TRUNCATION_MARKER)
-    amounts = [row[2].value for row in sheet.iter_rows(min_row=2)]
+    amounts = [row[2].value for row in sheet.iter_rows(min_row=3)]
     assert amounts[0] == -3 and isinstance(amounts[0], (int, float))
-    assert sheet.freeze_panes == "A2"
-    header = [r[1] for r in book["Report"].iter_rows(values_only=True)]
+    assert sheet.freeze_panes == "A3"
+    header = [r[1] for r in book["About"].iter_rows(values_only=True)]
     assert "run0123456789abc" in header and "f" * 64 in header
 
 
@@ -111,7 +112,7 @@ def test_xlsx_values_equal_csv_values(conn, tricky, tmp_path):
     write_xlsx(conn, report(), [tricky], tmp_path / "a.xlsx")
     csv_rows = read_csv(tmp_path / "a.csv")[1:]
     sheet = openpyxl.load_workbook(tmp_path / "a.xlsx")["Section tricky"]
-    for csv_row, xlsx_row in zip(csv_rows, sheet.iter_rows(min_row=2, values_only=True), strict=True):
+    for csv_row, xlsx_row in zip(csv_rows, sheet.iter_rows(min_row=3, values_only=True), strict=True):
         neutralized = csv_row[1].startswith("'") and csv_row[1][1:].startswith(("=", "+", "-", "@", "\t", "\r"))
         label = csv_row[1][1:] if neutralized else csv_row[1]
         if xlsx_row[1] is not None and len(label) <= MAX_CELL_CHARS and "\x01" not in label:
@@ -124,7 +125,7 @@ def test_json_is_faithful_and_parses(conn, tricky, tmp_path):
     assert write_json(conn, report(), [tricky], path) == tricky.row_count
     doc = json.loads(path.read_text(encoding="utf-8"))
     assert doc["report"]["run_id"] == "run0123456789abc"
-    assert doc["report"]["key_figures"][1] == {"label": "MTTA", "value": "42.5", "unit": "min"}
+    assert doc["report"]["key_figures"][1] == {"label": "MTTA", "value": 42.5, "unit": "min", "text": "42.5 min"}
     section = doc["sections"][0]
     assert section["row_count"] == len(section["rows"]) == tricky.row_count
     labels = [r["label"] for r in section["rows"]]
@@ -222,7 +223,7 @@ def test_xlsx_continues_on_a_numbered_sheet_past_the_row_limit(conn, tricky, tmp
     book = openpyxl.load_workbook(tmp_path / "split.xlsx", read_only=True)
     data = list(book.worksheets[1:])
     assert [ws.title for ws in data][:2] == ["Section tricky", "Section tricky (2)"]
-    assert sum(ws.max_row - 1 for ws in data) == section.row_count
+    assert sum(ws.max_row - xlsx_export.HEADER_ROWS for ws in data) == section.row_count
     book.close()
 
 

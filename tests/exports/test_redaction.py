@@ -87,6 +87,27 @@ def test_hashes_are_stable_within_a_tenant_and_differ_between_tenants(throughput
     assert redaction.tenant_key(conn, "acme") != redaction.tenant_key(conn, "globex")
 
 
+def test_every_external_file_is_named_and_marked_as_the_redacted_variant(throughput):
+    """analyst_throughput is confidential: each file's name, first page, About sheet and JSON say
+    so, and the external ones that they are redacted and under which policy."""
+    assert throughput.manifest["classification"] == {"sensitivity": "confidential", "marking": "CONFIDENTIAL"}
+    for variant in ("internal", "external"):
+        files = variant_files(throughput, variant)
+        for path in files.values():
+            assert path.name.startswith(f"acme_analyst_throughput_{PERIOD}_{variant}_") and "CONFIDENTIAL" in path.name
+        statement = "redactions were applied under the redaction policy of analyst_throughput v1"
+        first_page = " ".join(PdfReader(files["pdf"]).pages[0].extract_text().replace("\x00", "").split())
+        about = {r[0]: r[1] for r in openpyxl.load_workbook(files["xlsx"], read_only=True)["About"].iter_rows(
+            values_only=True) if r and r[0]}
+        header = json.loads(files["json"].read_text())["report"]
+        assert "CONFIDENTIAL" in first_page and about["Classification"] == header["classification"] == "CONFIDENTIAL"
+        if variant == "external":
+            assert "EXTERNAL (REDACTED) VARIANT" in first_page and statement in first_page
+            assert statement in about["Redactions"] and statement in header["variant_statement"]
+        else:
+            assert "REDACTED" not in first_page and "Redactions" not in about and "redactions" not in header
+
+
 def external_csv_column(published, column):
     rows = csv.DictReader(io.StringIO(variant_files(published, "external")["csv"].read_text()))
     return sorted(r[column] for r in rows)
@@ -153,7 +174,9 @@ def test_a_file_that_does_not_read_back_as_the_snapshot_is_not_published(built, 
     with pytest.raises(failures.RunFailed) as failed:
         run(template, tenant="initech")
     assert failed.value.failure_class == "format_error"
-    assert "output check failed: incident_summary.csv: 3 rows, the snapshot has 4" in failed.value.diagnosis
+    # The file name carries tenant, template, period, variant, the section a CSV holds and the marking.
+    assert (f"output check failed: initech_incident_summary_{PERIOD}_internal_summary_by_severity_INTERNAL.csv: "
+            "3 rows, the snapshot has 4") in failed.value.diagnosis
     record = records.get_run(conn, failed.value.run_id)
     assert record.artifact_location is None
 
@@ -166,7 +189,7 @@ def test_a_link_to_the_external_variant_serves_the_redacted_file(throughput, con
                               actor="manager@acme.example", variant="external")
     name, size, chunks = service.open_artifact(conn, link.run_id, link.variant, link.fmt)
     body = b"".join(chunks).decode()
-    assert name == "analyst_throughput.external.csv" and len(body.encode()) == size
+    assert name == f"acme_analyst_throughput_{PERIOD}_external_by_analyst_CONFIDENTIAL.csv" and len(body.encode()) == size
     assert all(n not in body for n in analyst_names(conn, "acme"))
     no_variant = run(templates.load("incident_summary"), tenant="acme")
     with pytest.raises(service.LinkError, match="no external variant"):

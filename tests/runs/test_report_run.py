@@ -30,6 +30,14 @@ def published(built, template, tenant_ids):
     return engine.run_report(template, request)
 
 
+@pytest.fixture(scope="module")
+def names(tenant_ids):
+    """The published file names: tenant, template, period, variant, the CSV's section, the marking."""
+    stem = f"{tenant_ids[0]}_incident_summary_{PERIOD}_internal"
+    return {"csv": f"{stem}_summary_by_severity_INTERNAL.csv", "json": f"{stem}_INTERNAL.json",
+            "xlsx": f"{stem}_INTERNAL.xlsx", "pdf": f"{stem}_INTERNAL.pdf"}
+
+
 def independent_summary(conn, tenant: str, start, end) -> list[list[str]]:
     """The primary section recomputed from raw incidents, bypassing dbt entirely."""
     with conn, conn.cursor() as cur:
@@ -63,29 +71,27 @@ def independent_summary(conn, tenant: str, start, end) -> list[list[str]]:
         return [["" if v is None else str(v) for v in row] for row in cur.fetchall()]
 
 
-def test_all_four_files_and_manifest_are_published(published, tenant_ids):
-    names = sorted(p.name for p in published.location.iterdir())
-    assert names == sorted(["incident_summary.csv", "incident_summary.json", "incident_summary.xlsx",
-                            "incident_summary.pdf", "manifest.json"])
+def test_all_four_files_and_manifest_are_published(published, tenant_ids, names):
+    assert sorted(p.name for p in published.location.iterdir()) == sorted([*names.values(), "manifest.json"])
     assert published.location.parts[-4:-1] == (tenant_ids[0], "incident_summary", PERIOD)
     assert not list(published.location.parent.glob(".staging-*"))
 
 
-def test_csv_equals_an_independent_query(published, conn, tenant_ids, template):
+def test_csv_equals_an_independent_query(published, conn, tenant_ids, template, names):
     start, end = periods.month_window(PERIOD)
-    rows = read_csv(published.location / "incident_summary.csv")
+    rows = read_csv(published.location / names["csv"])
     assert rows[0] == [c.name for c in template.section("summary_by_severity").columns]
     expected = independent_summary(conn, tenant_ids[0], start, end)
     assert len(expected) >= 3
     assert rows[1:] == expected
 
 
-def test_xlsx_matches_csv(published, template):
-    rows = read_csv(published.location / "incident_summary.csv")
-    book = openpyxl.load_workbook(published.location / "incident_summary.xlsx", read_only=True)
+def test_xlsx_matches_csv(published, template, names):
+    rows = read_csv(published.location / names["csv"])
+    book = openpyxl.load_workbook(published.location / names["xlsx"], read_only=True)
     sheet = book[template.section("summary_by_severity").title[:31]]
     values = [list(r) for r in sheet.iter_rows(values_only=True)]
-    body = values[1:]
+    body = values[2:]  # below the marking row and the column headers
     assert len(body) == len(rows) - 1
 
     def norm(v):
@@ -99,8 +105,8 @@ def test_xlsx_matches_csv(published, template):
     assert [[norm(v) for v in r] for r in body] == [[norm(v) for v in r] for r in rows[1:]]
 
 
-def test_json_has_every_section_with_snapshot_row_counts(published, template):
-    doc = json.loads((published.location / "incident_summary.json").read_text())
+def test_json_has_every_section_with_snapshot_row_counts(published, template, names):
+    doc = json.loads((published.location / names["json"]).read_text())
     assert doc["report"]["run_id"] == published.run_id
     assert [s["name"] for s in doc["sections"]] == [s.name for s in template.sections]
     for section in doc["sections"]:
@@ -124,12 +130,25 @@ def test_manifest_hashes_match_files_and_names_versions(published, template):
     assert manifest["input_hash"] == published.manifest["input_hash"]
 
 
-def test_tampered_file_is_detected(published, tmp_path):
+def test_manifest_states_the_classification_and_what_each_file_holds(published, template, names):
+    manifest = published.manifest
+    assert manifest["classification"] == {"sensitivity": "internal", "marking": "INTERNAL"}
+    by_format = {f["format"]: f for f in manifest["files"]}
+    assert {fmt: entry["name"] for fmt, entry in by_format.items()} == names
+    assert all(e["classification"] == "INTERNAL" and e["variant"] == "internal" for e in manifest["files"])
+    # A CSV is one table: the entry says which section it holds and where the others are.
+    assert by_format["csv"]["sections"] == ["summary_by_severity"]
+    assert "holds section summary_by_severity only" in by_format["csv"]["holds"] and "XLSX" in by_format["csv"]["holds"]
+    assert by_format["xlsx"]["sections"] == by_format["json"]["sections"] == [s.name for s in template.sections]
+    assert "holds" not in by_format["pdf"]
+
+
+def test_tampered_file_is_detected(published, tmp_path, names):
     import shutil
 
     copy = tmp_path / "copy"
     shutil.copytree(published.location, copy)
-    with (copy / "incident_summary.csv").open("a") as fh:
+    with (copy / names["csv"]).open("a") as fh:
         fh.write("x\n")
     assert any("sha256" in p for p in local_store.LocalStore(copy.parent).verify(copy.name))
 

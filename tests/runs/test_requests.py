@@ -165,4 +165,4 @@ def test_losing_every_connection_is_source_unavailable_and_the_retry_publishes(b
     assert (first.state, first.failure_class) == ("failed", "source_unavailable")
     assert "connection" in first.diagnosis
     assert first.artifact_location is None and first.snapshot_state in ("abandoned", "none")
-    assert (published.location / "incident_summary.csv").exists()
+    assert (published.location / f"initech_incident_summary_{PERIOD}_internal_summary_by_severity_INTERNAL.csv").exists()
