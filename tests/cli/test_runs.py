@@ -107,7 +107,8 @@ def test_the_launchpad_job_runs_an_ad_hoc_window(built, conn):
                     if e.event_type == dg.DagsterEventType.ASSET_OBSERVATION]
         materialized = result.get_asset_materialization_events()
     location = Path(result.output_for_node("execute_report_run"))
-    assert sorted(p.name for p in location.iterdir()) == ["attack_coverage.json", "manifest.json"]
+    assert sorted(p.name for p in location.iterdir()) == ["initech_attack_coverage_2026-06-08_2026-06-22_internal_INTERNAL.json",
+                                                          "manifest.json"]
     record = records.run_for_dagster_run(conn, result.run_id, "attack_coverage")
     assert (str(record.window_start), str(record.window_end)) == ("2026-06-08", "2026-06-22")
     assert not materialized and len(observed) == 1
