@@ -11,6 +11,7 @@ database, whatever the SQL says.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ from orchestration.catalog.templates import Template
 from orchestration.db import warehouse
 from orchestration.db.report_context import ReaderScope
 from orchestration.errors import Conflict, Denied, Invalid, NotFound
+from orchestration.governance import definition_lifecycle
+from orchestration.governance.lifecycle import NotRunnable
 from orchestration.governance.versioned import Reason
 from orchestration.links.tokens import public_base
 from orchestration.registry import builder
@@ -40,7 +43,7 @@ from orchestration.services import links as link_service
 
 PREVIEW_DEFAULT, PREVIEW_MAX = 100, 1000
 DEFAULT_WINDOW_DAYS = 30
-ROOT = "root"
+ROOT_ROLE = "root"
 DOWNLOAD_LIFETIME = dt.timedelta(minutes=15)
 ConsentReason = Literal["LEGAL_OBLIGATION", "REGULATORY_REQUEST", "INCIDENT_INVESTIGATION", "DATA_SUBJECT_REQUEST",
                         "OTHER"]
@@ -75,20 +78,15 @@ class Download:
     fmt: str
 
 
-@dataclass(frozen=True)
-class Scope:
-    verticals: tuple[str, ...] | None
-    geo_scopes: tuple[str, ...] | None
-
-
-def scope_for(principal: policy.Principal, version: DefinitionVersion) -> Scope:
-    """What a run of this version may read: the saved context within the requester's scopes.
-    Root is not narrowed by its own scopes (the specification's full datasets for ROOT)."""
+def scope_for(principal: policy.Principal, version: DefinitionVersion) -> ReaderScope:
+    """The rows a run of this version may read: the saved context within the requester's scopes
+    (consent-withdrawn subjects excluded; only an audited override includes them). Root is not
+    narrowed by its own scopes (the specification's full datasets for ROOT)."""
     context = version.security_context
-    if ROOT in principal.roles:
-        return Scope(tuple(context.verticals) or None, tuple(context.geo_scopes) or None)
-    return Scope(checks.narrowed(context.verticals, principal.verticals, "verticals"),
-                 checks.narrowed(context.geo_scopes, principal.geo_scopes, "regions"))
+    if ROOT_ROLE in principal.roles:
+        return ReaderScope(tuple(context.verticals) or None, tuple(context.geo_scopes) or None)
+    return ReaderScope(checks.narrowed(context.verticals, principal.verticals, "verticals"),
+                       checks.narrowed(context.geo_scopes, principal.geo_scopes, "regions"))
 
 
 def _window(parameters: RunParameters, today: dt.date) -> tuple[dt.date, dt.date]:
@@ -130,10 +128,11 @@ def plan(conn, principal: policy.Principal, definition: Definition, version: Def
 
 
 def _runnable_version(conn, definition: Definition) -> DefinitionVersion:
-    if definition.status not in ("active", "deprecated") or definition.active_version is None:
-        raise Conflict(f"report definition {definition.definition_id} is {definition.status}: "
-                       "an approver activates it before it can run")
-    return store.get_version(conn, definition.definition_id, definition.active_version)
+    try:
+        number = definition_lifecycle.active_version(definition)
+    except NotRunnable as exc:
+        raise Conflict(str(exc)) from None
+    return store.get_version(conn, definition.definition_id, number)
 
 
 def submit_run(conn, caller: Authenticated, definition_id: str, order: RunOrder, *,
@@ -254,8 +253,7 @@ def preview_definition(conn, caller: Authenticated, definition_id: str, paramete
     with conn:
         _, compiled = checks.compile_spec(conn, clearance.viewer_for(caller.principal), version.spec, tenant_id,
                                           window=window, row_limit=row_limit + 1)
-    reader_scope = ReaderScope(verticals=scope.verticals, geo_scopes=scope.geo_scopes,
-                                         include_withdrawn=withdrawn is not None)
+    reader_scope = dataclasses.replace(scope, include_withdrawn=withdrawn is not None)
     with warehouse.reader_connection() as reader, warehouse.reader_transaction(reader, tenant_id,
                                                                                scope=reader_scope) as cur:
         cur.execute(compiled.sql, compiled.params)
