@@ -34,6 +34,8 @@ MATRIX: dict[str, frozenset[str]] = {
     # include consent-withdrawn subjects in a report (ROOT requests, with a logged reason)
     "include_withdrawn": frozenset({"root"}),
     "audit": frozenset(),
+    # the operational KPIs of a tenant (the platform's, across tenants: platform_admin only)
+    "kpis": frozenset({"tenant_admin"}),
 }
 ACTIONS = tuple(MATRIX)
 # Actions platform_admin does not get implicitly: only the roles in MATRIX may do them. Seeing

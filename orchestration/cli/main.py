@@ -14,6 +14,7 @@ from orchestration.cli import (
     audit,
     delivery,
     dev,
+    kpis,
     links,
     metrics,
     principals,
@@ -32,7 +33,7 @@ def main() -> None:
     pass
 
 
-for command in (*setup.COMMANDS, *dev.COMMANDS, runs.run_cmd):
+for command in (*setup.COMMANDS, *dev.COMMANDS, runs.run_cmd, kpis.kpis_cmd):
     main.add_command(command)
 for module in (templates, principals, tokens, runs, links, schedules, artifacts, delivery, audit, metrics):
     main.add_command(module.group)

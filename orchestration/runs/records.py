@@ -306,3 +306,21 @@ def template_versions(conn, run_ids: list[str]) -> dict[str, tuple[str, int]]:
         cur.execute("select run_id, template_key, template_version from control.report_runs where run_id = any(%s)",
                     (list(run_ids),))
         return {run_id: (key, version) for run_id, key, version in cur.fetchall()}
+
+
+def runs_created(conn, since: dt.datetime, until: dt.datetime, *, tenant_id: str | None = None) -> list[RunRecord]:
+    """Every run created in [since, until) (of one tenant, or all): what the KPIs count."""
+    with _read(conn) as cur:
+        cur.execute("""select * from control.report_runs
+                        where created_at >= %s and created_at < %s and (%s::text is null or tenant_id = %s)
+                        order by created_at""",
+                    (since, until, tenant_id, tenant_id))
+        return [RunRecord.from_row(r) for r in dict_rows(cur)]
+
+
+def count_by_state(conn) -> list[tuple[str, str, str, str, int]]:
+    """(tenant, template, state, failure class or '', runs) over every run: the /metrics counters."""
+    with _read(conn) as cur:
+        cur.execute("""select tenant_id, template_key, state, coalesce(failure_class, ''), count(*)
+                         from control.report_runs group by 1, 2, 3, 4 order by 1, 2, 3, 4""")
+        return [tuple(r) for r in cur.fetchall()]

@@ -1,0 +1,63 @@
+"""The KPI use case: the ten KPIs of a tenant, or of the platform, over a window.
+
+A tenant's KPIs are for its tenant admins (and platform admins); the platform's, across every
+tenant, only for platform admins. The provenance KPI reads each published run's manifest from
+the artifact store and checks every file against it, so it costs a read of every published file
+in the window.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+from orchestration.access import policy
+from orchestration.artifacts import which_store
+from orchestration.artifacts.store import StorageError
+from orchestration.kpis import facts, provenance
+from orchestration.kpis.compute import Facts, KpiSet, compute
+from orchestration.runs import records
+from orchestration.runs.run_record import RunRecord
+
+DEFAULT_WINDOW = dt.timedelta(days=30)
+
+
+def window_start(since: dt.date | dt.datetime | None, now: dt.datetime) -> dt.datetime:
+    """`since` as a UTC instant (a date: its midnight UTC); default: 30 days before now."""
+    if since is None:
+        return now - DEFAULT_WINDOW
+    if isinstance(since, dt.datetime):
+        return since if since.tzinfo else since.replace(tzinfo=dt.UTC)
+    return dt.datetime.combine(since, dt.time(), tzinfo=dt.UTC)
+
+
+def provenance_gaps(record: RunRecord) -> list[str]:
+    """What a published run's provenance lacks, read through the artifact store."""
+    try:
+        store, key = which_store.for_location(record.artifact_location or "")
+        return provenance.gaps(store.read_manifest(key), store.verify(key))
+    except (StorageError, OSError, ValueError, KeyError) as exc:
+        return [f"manifest unreadable: {exc}"]
+
+
+def kpis(conn, *, actor: str, tenant_id: str | None = None, since: dt.date | dt.datetime | None = None,
+         now: dt.datetime | None = None) -> KpiSet:
+    """The KPIs of `tenant_id` (None: the platform) for runs and events since `since`."""
+    now = now or dt.datetime.now(dt.UTC)
+    start = window_start(since, now)
+    target = f"KPIs of {tenant_id or 'the platform'}"
+    # the platform view spans every tenant: only a principal of every tenant ('*') may see it
+    policy.authorize(conn, actor, "kpis", target=target, tenant_id=tenant_id or policy.ALL_TENANTS)
+    with conn:
+        runs = records.runs_created(conn, start, now, tenant_id=tenant_id)
+        gathered = Facts(
+            runs=runs,
+            deliveries=facts.deliveries(conn, start, now, tenant_id),
+            denials=facts.link_denials(conn, start, now, tenant_id),
+            violations=facts.violations(conn, start, now, tenant_id),
+            template_versions=facts.template_versions(conn, tenant_id),
+            provenance_gaps={},
+        )
+    published = {r.run_id: provenance_gaps(r) for r in runs
+                 if r.state == "completed" and r.published_at is not None and r.artifact_location}
+    return compute(dataclasses.replace(gathered, provenance_gaps=published), tenant_id=tenant_id, since=start, until=now)
