@@ -162,3 +162,21 @@ def test_a_tenant_admin_sees_its_tenant_only(conn, world):
         _kpis(conn, world, world["b"], actor=admin)
     with pytest.raises(AccessDenied):
         _kpis(conn, world, None, actor=admin)
+
+
+def test_the_kpis_command_prints_the_ten_kpis_with_their_window(world):
+    from tests.helpers.cli import invoke, one_line_error
+
+    since = (world["t0"] - dt.timedelta(days=1)).date()
+    result = invoke("kpis", "--tenant", world["a"], "--since", since.isoformat(), "--as", f"admin@{world['a']}.example")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith(f"KPIs of {world['a']}, {since:%Y-%m-%d} 00:00Z .. ")
+    assert len(lines) == 2 + 13  # window, header, ten KPIs in 13 rows (lag and usage take several)
+    assert any("run success rate" in line and "40.0% (2/5)" in line for line in lines), result.output
+    assert any("complete provenance" in line and "50.0% (1/2)" in line for line in lines)
+    assert any("schedule lag, tick to start" in line and "p50 30.0s  p95 90.0s  max 90.0s  (n=2)" in line
+               for line in lines)
+    refused = invoke("kpis", "--tenant", world["b"], "--as", f"admin@{world['a']}.example")
+    assert refused.exit_code == 1
+    assert "not a member of tenant" in one_line_error(refused.output)
