@@ -16,7 +16,7 @@ from fastapi import FastAPI
 
 from orchestration.access import oidc
 from orchestration.api import link_routes as link_web
-from orchestration.api import problems
+from orchestration.api import metrics, problems
 from orchestration.api.requests import RequestAudit
 from orchestration.api.routers import definitions, registry, runs
 from orchestration.db import warehouse
@@ -49,12 +49,14 @@ def create_app(*, clock: Callable[[], dt.datetime] | None = None, connect: Calla
     app.state.launch = launch or worker.spawn
     config = oidc_config or oidc.OidcConfig.from_env()
     app.state.oidc = oidc.Verifier(config) if config else None
+    app.state.metrics = metrics.ApiMetrics(app.state.connect)
     problems.install(app)
     app.add_middleware(link_web.PrivateHeaders)  # no-store, no-referrer: on API answers as on downloads
     app.add_middleware(RequestAudit)
     app.include_router(registry.router)
     app.include_router(definitions.router)
     app.include_router(runs.router)
+    app.include_router(metrics.router)
     # The link service's routes read app.state.clock / app.state.connect, which this app provides;
     # create_app also keeps link tokens out of uvicorn's access log.
     app.router.routes.extend(link_web.create_app(clock=app.state.clock, connect=app.state.connect).routes)

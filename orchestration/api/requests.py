@@ -35,6 +35,20 @@ def _outcome(status: int) -> str:
     return "succeeded" if status < 400 else "failed"
 
 
+def route_of(scope: Scope) -> str:
+    """The matched route's path template (`/reporting/runs/{run_id}`), never the raw path: ids
+    and link tokens stay out of metric labels, and their number stays bounded."""
+    route = scope.get("route")
+    return getattr(route, "path", None) or "unmatched"
+
+
+def _observe(scope: Scope, status: int, seconds: float) -> None:
+    metrics = getattr(scope["app"].state, "metrics", None)
+    if metrics is not None and not scope.get("nexus_observed"):
+        scope["nexus_observed"] = True  # once per request, also when the error handler answers after a raise
+        metrics.observe(scope["method"], route_of(scope), status, seconds)
+
+
 class RequestAudit:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -59,6 +73,7 @@ class RequestAudit:
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
+                _observe(scope, message["status"], time.perf_counter() - started)
                 # Audited before the caller sees the answer: a client that reads its response
                 # can rely on the row being there.
                 await record(message["status"])
@@ -68,6 +83,7 @@ class RequestAudit:
         try:
             await self.app(scope, receive, send_with_id)
         except BaseException:
+            _observe(scope, 500, time.perf_counter() - started)
             await record(500)  # the error handler outside answers 500; audited all the same
             raise
 

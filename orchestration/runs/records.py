@@ -324,3 +324,15 @@ def count_by_state(conn) -> list[tuple[str, str, str, str, int]]:
         cur.execute("""select tenant_id, template_key, state, coalesce(failure_class, ''), count(*)
                          from control.report_runs group by 1, 2, 3, 4 order by 1, 2, 3, 4""")
         return [tuple(r) for r in cur.fetchall()]
+
+
+def ended_run_timings(conn) -> list[tuple[str, float | None, float | None]]:
+    """(template, started->ended seconds of a completed run or None, tick->started seconds or None)
+    of every run that started: the /metrics histograms."""
+    with _read(conn) as cur:
+        cur.execute("""select template_key,
+                              case when state in ('completed', 'expired')
+                                   then extract(epoch from ended_at - started_at)::float8 end,
+                              extract(epoch from started_at - tick_at)::float8
+                         from control.report_runs where started_at is not null""")
+        return [tuple(r) for r in cur.fetchall()]
