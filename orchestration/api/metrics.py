@@ -50,7 +50,8 @@ class ControlSchemaCollector(Collector):
     def collect(self) -> Iterable:
         conn = self.connect()
         try:
-            counts = live.read(conn)
+            with conn:  # one read-only transaction, ended here
+                counts = live.read(conn)
         finally:
             conn.close()
         yield from self._runs(counts)

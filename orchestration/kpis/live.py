@@ -19,17 +19,16 @@ class Counts:
 
 
 def read(conn) -> Counts:
-    """Everything in one read-only transaction, so the numbers agree with each other."""
-    with conn:
-        with conn.cursor() as cur:
-            cur.execute("set transaction read only")
-        runs = records.count_by_state(conn)
-        timings = records.ended_run_timings(conn)
-        with conn.cursor() as cur:
-            cur.execute("select channel, status, count(*) from control.deliveries group by 1, 2 order by 1, 2")
-            deliveries = [tuple(r) for r in cur.fetchall()]
-            cur.execute("select tenant_id, count(*) from control.links group by 1 order by 1")
-            links = [tuple(r) for r in cur.fetchall()]
-            cur.execute("select outcome, reason, count(*) from control.access_events group by 1, 2 order by 1, 2")
-            requests = [tuple(r) for r in cur.fetchall()]
+    """Everything in one read-only transaction (the caller's, begun here), so the numbers agree."""
+    with conn.cursor() as cur:
+        cur.execute("set transaction read only")
+    runs = records.count_by_state(conn)
+    timings = records.ended_run_timings(conn)
+    with conn.cursor() as cur:
+        cur.execute("select channel, status, count(*) from control.deliveries group by 1, 2 order by 1, 2")
+        deliveries = [tuple(r) for r in cur.fetchall()]
+        cur.execute("select tenant_id, count(*) from control.links group by 1 order by 1")
+        links = [tuple(r) for r in cur.fetchall()]
+        cur.execute("select outcome, reason, count(*) from control.access_events group by 1, 2 order by 1, 2")
+        requests = [tuple(r) for r in cur.fetchall()]
     return Counts(runs, timings, deliveries, links, requests)
