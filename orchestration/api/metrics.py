@@ -26,6 +26,7 @@ from prometheus_client.registry import Collector
 from orchestration.access import policy
 from orchestration.api.deps import Conn, CurrentPrincipal
 from orchestration.kpis import live
+from orchestration.services import definition_checks
 
 RUNTIME_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
 LAG_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0)
@@ -126,5 +127,6 @@ def metrics(request: Request, conn: Conn, caller: CurrentPrincipal) -> Response:
     """Prometheus text format (sync: the collector's database read runs in the thread pool).
     The numbers span every tenant (tenant ids are labels), so only a platform-wide principal
     (a platform admin, e.g. a service account Prometheus scrapes with) may read them."""
-    policy.authorize(conn, caller.principal.principal_id, "kpis", target="/metrics", tenant_id=policy.ALL_TENANTS)
+    # the token's scopes, then the policy (a token scoped without 'kpis' is refused)
+    definition_checks.authorize(conn, caller, "kpis", policy.ALL_TENANTS, "/metrics", request.state.request_id)
     return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -67,3 +67,6 @@ def test_metrics_are_for_platform_wide_principals_only(client, token_for, conn):
     response = client.get("/metrics", headers=auth(token_for("admin@kpim-only.example")))
     assert response.status_code == 403
     assert "nexus_runs" not in response.text
+    upsert_principal(conn, SCRAPER, roles=["platform_admin"], tenants=["*"])
+    assert client.get("/metrics", headers=auth(token_for(SCRAPER, ("view",)))).status_code == 403
+    assert client.get("/metrics", headers=auth(token_for(SCRAPER, ("kpis",)))).status_code == 200
