@@ -25,7 +25,7 @@ from prometheus_client.registry import Collector
 
 from orchestration.access import policy
 from orchestration.api.deps import Conn, CurrentPrincipal
-from orchestration.kpis import live
+from orchestration.kpis import denials, live
 from orchestration.services import definition_checks
 
 RUNTIME_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
@@ -96,8 +96,11 @@ class ControlSchemaCollector(Collector):
             created.add_metric([tenant], n)
         requests = CounterMetricFamily("nexus_link_requests", "Download link requests, granted or denied, by reason",
                                        labels=["outcome", "reason"])
+        by_category: dict[tuple[str, str], int] = defaultdict(int)
         for outcome, reason, n in counts.link_requests:
-            requests.add_metric([outcome, reason], n)
+            by_category[(outcome, denials.category(reason))] += n
+        for labels, n in sorted(by_category.items()):
+            requests.add_metric(list(labels), n)
         yield deliveries
         yield created
         yield requests

@@ -11,7 +11,7 @@ Definitions (what the table and the tests mean by each number):
 - Gate B failure rate: runs whose gate failed / runs whose gate ran.
 - template usage: runs per template version; runs of a version created after it was
   deprecated; runnable (approved) templates without a run in the window.
-- access denials by reason: denied download-link requests.
+- access denials by reason: denied download-link requests, by kind of refusal (kpis/denials.py).
 - policy violation attempts: refused distributions, tenant mismatches, denied link requests
   for confidential or restricted runs.
 - p95 runtime by template: started -> ended of completed runs.
@@ -26,6 +26,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from orchestration.kpis import denials
 from orchestration.kpis.facts import DeliveryFact, Denial, TemplateVersionFact, Violation
 from orchestration.runs.run_record import RunRecord
 
@@ -153,7 +154,7 @@ def compute(facts: Facts, *, tenant_id: str | None, since: dt.datetime, until: d
                                      sum(d.channel == c for d in decided)) for c in channels},
         gate_b_failure=Rate(sum(not r.gate_passed for r in gated), len(gated)),
         template_usage=template_usage(facts.runs, facts.template_versions),
-        denials_by_reason=dict(sorted(Counter(d.reason for d in facts.denials).items())),
+        denials_by_reason=dict(sorted(Counter(denials.category(d.reason) for d in facts.denials).items())),
         violations=Violations(
             refused_distributions=sum(v.kind == "refused_distribution" for v in facts.violations),
             tenant_mismatches=sum(v.kind == "tenant_mismatch" for v in facts.violations),

@@ -34,3 +34,15 @@ def test_provenance_names_each_missing_item_and_every_store_problem():
     broken["files"][0]["sha256"] = "not-a-digest"
     assert provenance.gaps(broken, ["k/r.csv: sha256 differs from the manifest"]) == [
         "template content hash", "watermarks", "sha256 of r.csv", "k/r.csv: sha256 differs from the manifest"]
+
+
+def test_denial_texts_fall_into_bounded_categories():
+    from orchestration.kpis.denials import category
+
+    assert category("link expired at 2026-01-01T00:00:00+00:00") == "expired"
+    assert category("revoked by a@b.example at 2026-01-01T00:00:00+00:00: leaked") == "revoked"
+    assert category("run tenant acme differs from the link's globex") == "tenant_mismatch"
+    assert category("run 0123abcd is expired") == "run_not_completed"
+    assert category("method POST not allowed") == "method_not_allowed"
+    assert category("bob@x.example is not a member of tenant acme") == "not_allowed"
+    assert category("something new") == "other"

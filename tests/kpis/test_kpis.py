@@ -103,8 +103,12 @@ def world(built, tmp_path_factory):
                                name, store, storage_key, location, bytes, sha256, sensitivity, retention_until)
                            values (%s, %s, 'incident_summary', 1, 'csv', 'report.csv', 'local', 'k', 'l', 1, %s,
                                    'confidential', %s)""", (r1, a, "0" * 64, base + dt.timedelta(days=90)))
-            for tenant, run_id, reason in [(a, r1, "expired"), (a, r2, "revoked"), (b, r3, "expired"),
-                                           (None, None, "unknown token")]:
+            # the texts links/service.py writes; the KPI counts them by kind
+            for tenant, run_id, reason in [
+                    (a, r1, "link expired at 2026-01-01T00:00:00+00:00"),
+                    (a, r2, f"revoked by admin@{a}.example at 2026-01-02T00:00:00+00:00: leaked in a chat"),
+                    (a, r2, "viewer@x.example has none of the roles this template allows to download (manager)"),
+                    (b, r3, "link expired at 2026-01-03T00:00:00+00:00"), (None, None, "unknown token")]:
                 cur.execute("""insert into control.access_events (at, tenant_id, run_id, outcome, reason)
                                values (%s, %s, %s, 'denied', %s)""", (base, tenant, run_id, reason))
             cur.execute("""insert into control.security_events (kind, actor, tenant_id)
@@ -135,7 +139,7 @@ def test_a_tenants_kpis_are_recomputed_from_its_rows(conn, world):
     assert k.template_usage.runs_by_version == {("incident_summary", 1): 5, (world["deprecated"], 1): 1}
     assert k.template_usage.deprecated_version_runs == 1
     assert "incident_summary" not in k.template_usage.templates_without_runs
-    assert k.denials_by_reason == {"expired": 1, "revoked": 1}
+    assert k.denials_by_reason == {"expired": 1, "not_allowed": 1, "revoked": 1}
     v = k.violations
     assert (v.refused_distributions, v.tenant_mismatches, v.denied_sensitive_downloads) == (0, 1, 1)
     assert k.p95_runtime_by_template == {"incident_summary": 40.0}
@@ -148,7 +152,7 @@ def test_the_platform_kpis_span_every_tenant(conn, world):
     assert k.failure_by_class["storage_failure"] == Rate(1, 7)
     assert k.delivery_by_channel["email"] == Rate(2, 3)
     assert k.gate_b_failure == Rate(1, 5)
-    assert k.denials_by_reason == {"expired": 2, "revoked": 1, "unknown token": 1}
+    assert k.denials_by_reason == {"expired": 2, "not_allowed": 1, "revoked": 1, "unknown_token": 1}
     assert (k.violations.refused_distributions, k.violations.tenant_mismatches) == (1, 1)
     assert k.p95_runtime_by_template == {"incident_summary": 100.0}
     assert k.provenance_complete == Rate(1, 3)  # b's manifest names no dbt manifest hash

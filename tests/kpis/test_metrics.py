@@ -48,6 +48,10 @@ def test_metrics_parse_and_the_run_counter_moves_when_a_run_completes(client, to
     assert completed not in before["nexus_runs"]
     assert before["nexus_runs_active"][running] == 1
     assert records.finish_run(conn, run_id, "completed")
+    with conn, conn.cursor() as cur:
+        cur.execute("""insert into control.access_events (at, tenant_id, run_id, outcome, reason)
+                       values (now(), %s, %s, 'denied', 'link expired at 2026-01-01T00:00:00+00:00')""",
+                    (tenant, run_id))
     after = _scrape(client, token)
     assert after["nexus_runs"][completed] == 1
     assert running not in after["nexus_runs_active"]
@@ -56,6 +60,8 @@ def test_metrics_parse_and_the_run_counter_moves_when_a_run_completes(client, to
         runtime_count, 0) + 1
     for family in ("nexus_schedule_lag_seconds", "nexus_deliveries", "nexus_links_created", "nexus_link_requests"):
         assert family in after
+    expired = ("nexus_link_requests_total", (("outcome", "denied"), ("reason", "expired")))  # a category, not the text
+    assert after["nexus_link_requests"][expired] == before["nexus_link_requests"].get(expired, 0) + 1
     # the first scrape is counted by the request middleware, under its route, by the second
     scrapes = ("nexus_api_requests_total", (("method", "GET"), ("route", "/metrics"), ("status", "200")))
     assert after["nexus_api_requests"][scrapes] == before["nexus_api_requests"].get(scrapes, 0) + 1
