@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from orchestration.cli import params
+from orchestration.cli.base import Command
 from orchestration.cli.tables import Column, echo_table
 from orchestration.db import warehouse
 from orchestration.kpis.compute import KpiSet, Rate, Spread
@@ -48,9 +49,10 @@ def rows(k: KpiSet) -> list[tuple[str, str, str]]:
     ]
 
 
-@click.command("kpis", help="The ten operational KPIs (run success, failures by class, schedule lag, delivery, "
-                            "Gate B, template usage, access denials, policy violations, p95 runtime, provenance) "
-                            "of a tenant (its tenant admins) or of the platform (platform admins).")
+@click.command("kpis", cls=Command, help="The ten operational KPIs of a tenant or of the platform, over a window. Run success, "
+                            "failures by class, schedule lag, delivery, Gate B, template usage, access denials, "
+                            "policy violations, p95 runtime, provenance; a tenant's for its tenant admins, the "
+                            "platform's for platform admins.")
 @params.tenant(help_text="this tenant's KPIs (default: the platform's, across tenants)")
 @click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
               help="window start, a UTC date (default: the last 30 days)")
