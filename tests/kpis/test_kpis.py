@@ -72,7 +72,7 @@ def world(built, tmp_path_factory):
         with conn, conn.cursor() as cur:
             cur.execute("select now()")
             t0 = cur.fetchone()[0]
-        base = t0 + dt.timedelta(minutes=1)
+        base = t0  # the window starts at t0, inclusive: nothing here is in the future of a command run now
         with conn, conn.cursor() as cur:
             cur.execute("""insert into control.template_versions (template_key, version, content_hash, content, state,
                                author, approved_by, approved_at, deprecated_by, deprecated_at, deprecation_reason)
@@ -178,6 +178,8 @@ def test_the_kpis_command_prints_the_ten_kpis_with_their_window(world):
     assert lines[0].startswith(f"KPIs of {world['a']}, {since:%Y-%m-%d} 00:00Z .. ")
     assert len(lines) == 2 + 13  # window, header, ten KPIs in 13 rows (lag and usage take several)
     assert any("run success rate" in line and "40.0% (2/5)" in line for line in lines), result.output
+    assert any("link access denials by reason" in line and "expired: 1; not_allowed: 1; revoked: 1" in line
+               for line in lines), result.output
     assert any("complete provenance" in line and "50.0% (1/2)" in line for line in lines)
     assert any("schedule lag, tick to start" in line and "p50 30.0s  p95 90.0s  max 90.0s  (n=2)" in line
                for line in lines)
