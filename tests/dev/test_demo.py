@@ -81,7 +81,7 @@ def test_demo_end_to_end_twice(demo_env):
     for template in templates.load_all():  # every template, for both tenants
         lines = [line for line in first.stdout.splitlines() if line.split(" ", 1)[0] == template.key]
         assert len(lines) == 2, (template.key, first.stdout[-3000:])
-        files = len(template.formats) * (2 if template.redaction.external_variant else 1) + 1  # + manifest
+        files = len(template.formats) * (2 if template.redaction.external_variant else 1) + 2  # + manifest, envelope
         assert all("completed" in line and "passed" in line and f"{files} files" in line for line in lines), lines
     # issue 14: plain text when redirected, one progress line per run, dbt's log in a file, a table that
     # fits a terminal, a summary and the next commands
