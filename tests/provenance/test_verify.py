@@ -6,6 +6,7 @@ works on a copy of its folder, so the published run itself stays intact."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -112,7 +113,8 @@ def test_verify_offline_with_only_the_files_and_the_public_key(copy, tmp_path):
     pem = tmp_path / "nexus.pub"
     out = cli("provenance", "key")
     assert out.exit_code == 0, out.output
-    pem.write_text(out.stdout.split("\n", 1)[1])
+    assert out.stdout.startswith(f"key id {keys.current(get_settings()).keyid}\n-----BEGIN PUBLIC KEY-----")
+    pem.write_text(out.stdout)  # as an operator publishes it: the key id line, then the PEM
     code, lines, _ = verify(copy, "--offline", "--key", pem)
     assert code == 0, lines
     assert [line.split(":")[0] for line in lines][:2] == ["ok signature", "ok manifest"]
@@ -235,3 +237,20 @@ def test_a_rotated_key_keeps_old_runs_verifiable(published, built):
     assert verify(fresh.run_id)[0] == 0
     assert envelope.parse((Path(fresh.location) / SIGNATURE).read_bytes()).payload == (
         Path(fresh.location) / MANIFEST).read_bytes()
+
+
+def test_init_keeps_the_signing_key_it_finds(built):
+    before = keys.current(get_settings()).keyid
+    result = cli("init")
+    assert result.exit_code == 0, result.output
+    assert f"signing key {before} present" in result.stdout
+    assert keys.current(get_settings()).keyid == before
+
+
+def test_a_new_deployment_gets_a_key_with_a_private_part_only_its_owner_reads(tmp_path):
+    settings = dataclasses.replace(get_settings(), home=tmp_path)
+    key, created = keys.ensure_key(settings)
+    again, created_again = keys.ensure_key(settings)
+    assert created and not created_again and again.keyid == key.keyid == keys.current(settings).keyid
+    assert stat.S_IMODE((keys.signing_dir(settings) / keys.PRIVATE).stat().st_mode) == 0o600
+    assert set(keys.keyring(settings)) == {key.keyid}
