@@ -128,7 +128,11 @@ def template(conn, manifest: dict[str, Any], kept: dict[str, Any] | None) -> Che
             return Check("template", False, f"{label}: {exc}")
         if row["approved_by"] is None:
             return Check("template", False, f"{label} is {row['state']} in the control schema, not approved")
-        actual, where = stored.content_hash, "the approved version in the control schema"
+        named_approver = (manifest.get("approval") or {}).get("approved_by")
+        if named_approver is not None and named_approver != row["approved_by"]:
+            return Check("template", False, f"{label}: the manifest names approver {named_approver}, the control "
+                                            f"schema {row['approved_by']}")
+        actual, where = stored.content_hash, f"the version {row['approved_by']} approved in the control schema"
         if row["content_hash"] != actual:
             return Check("template", False, f"{label}: the control schema's content hashes to {actual[:12]}, "
                                             f"not its recorded {row['content_hash'][:12]}: it was changed")

@@ -90,9 +90,9 @@ def render_and_publish(
 
 
 def _approval(conn, run_id: str, template: Template) -> dict[str, Any]:
+    """The approval the manifest names (a read, ended here: publish commits on its own)."""
     try:
-        with conn.cursor():  # a read in publish's own transaction, ended here (publish commits on its own)
-            found = approval.approval_for(conn, template)
+        found = approval.approval_for(conn, template)
         conn.commit()
     except psycopg2.Error as exc:
         raise supervisor.fail_unless_connection_lost(conn, run_id, "format_error", exc, "reading the approval failed") from exc

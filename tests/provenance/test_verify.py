@@ -189,6 +189,21 @@ def test_changed_template_content_in_the_control_schema_is_named(published, conn
     assert verify(published.run_id)[0] == 0
 
 
+def test_a_changed_approver_in_the_control_schema_is_named(published, conn):
+    approver = published.manifest["approval"]["approved_by"]
+    with conn, conn.cursor() as cur:
+        cur.execute("update control.template_versions set approved_by = 'someone@else.example' "
+                    "where template_key = %s and version = 1", (TEMPLATE,))
+    try:
+        code, lines, _ = verify(published.run_id)
+    finally:
+        with conn, conn.cursor() as cur:
+            cur.execute("update control.template_versions set approved_by = %s where template_key = %s and version = 1",
+                        (approver, TEMPLATE))
+    assert code == 1 and lines[-1] == (f"FAILED template: {TEMPLATE} v1: the manifest names approver {approver}, "
+                                       "the control schema someone@else.example")
+
+
 @pytest.fixture()
 def publish_row(published, conn):
     """The run's publish audit row; restored after the test (the audit log is append-only)."""
