@@ -161,3 +161,30 @@ def tail(conn, limit: int) -> list[AuditEntry]:
         cur.execute("select seq, at, actor, tenant_id, action, target, outcome from control.audit_log "
                     "order by seq desc limit %s", (limit,))
         return [AuditEntry(*row) for row in reversed(cur.fetchall())]
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One row found by action and correlation id, with whether its own hash still matches it."""
+
+    seq: int
+    at: dt.datetime
+    actor: str
+    target: str
+    outcome: str
+    details: dict[str, Any]
+    intact: bool  # the row's content still hashes to its stored row_hash (chained to its prev_hash)
+
+
+def events(conn, action: str, correlation_id: str) -> list[AuditEvent]:
+    """The rows of one action for one correlation id (a run id), oldest first."""
+    with conn.cursor() as cur:
+        cur.execute("select seq, at, actor, tenant_id, action, target, outcome, correlation_id, details, prev_hash, "
+                    "row_hash from control.audit_log where action = %s and correlation_id = %s order by seq",
+                    (action, correlation_id))
+        rows = cur.fetchall()
+    found = []
+    for seq, at, actor, tenant_id, act, target, outcome, corr, details, prev_hash, row_hash in rows:
+        expected = _row_hash(prev_hash, _fields(seq, at, actor, tenant_id, act, target, outcome, corr, details))
+        found.append(AuditEvent(seq, at, actor, target, outcome, details or {}, expected == row_hash))
+    return found

@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 MANIFEST = "manifest.json"
+# The signed envelope of the manifest (orchestration/provenance/envelope.py): staged and published
+# with the files, before the manifest; not in the manifest's own file list (it signs that list).
+SIGNATURE = "manifest.sig.json"
 MAX_PRESIGN_SECONDS = 60
 
 
@@ -130,12 +133,17 @@ class ArtifactStore(abc.ABC):
             return json.loads(fh.read())
 
     def files(self, key: str) -> list[str]:
-        """The file names of a published run (manifest.json included)."""
-        return sorted([f["name"] for f in self.read_manifest(key)["files"]] + [MANIFEST])
+        """The file names of a published run (manifest.json and its signed envelope included)."""
+        return sorted([f["name"] for f in self.read_manifest(key)["files"]] + [MANIFEST, SIGNATURE])
 
     def open(self, key: str, name: str) -> BinaryIO:
         """A published file as a stream of bytes (close it, or use `with`)."""
         self._check_name(key, name)
+        return self._open(key, name)
+
+    def open_unchecked(self, key: str, name: str) -> BinaryIO:
+        """A stored file of a run by name, whether or not its manifest lists it: provenance
+        verification reads what is there without trusting the manifest it is checking."""
         return self._open(key, name)
 
     def presign(self, key: str, name: str, expires_in: int = MAX_PRESIGN_SECONDS) -> str:

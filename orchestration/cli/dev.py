@@ -23,7 +23,7 @@ from orchestration.db import warehouse
 @click.option("--period", default=None, help="YYYY-MM [default: the last complete month]")
 def demo_cmd(tenants: int, incidents: int, period: str | None) -> None:
     # run_demo bootstraps on purpose: database, sample data, dbt build, system templates approved.
-    from orchestration.dev.demo import print_summary, print_table, run_demo
+    from orchestration.dev.demo import print_summary, print_table, run_demo, verify_runs
     from orchestration.dev.demo_api import run_definition
 
     results = run_demo(tenant_count=tenants, incidents=incidents, period=period, echo=click.echo)
@@ -32,6 +32,8 @@ def demo_cmd(tenants: int, incidents: int, period: str | None) -> None:
         raise UserError("some report runs failed; see the table above")
     if run_definition(click.echo).state != "completed":
         raise UserError("the Reporting API definition's run failed; see above")
+    if not verify_runs(results, click.echo):
+        raise UserError("a published run does not verify; see the provenance verify lines above")
     print_summary(results, click.echo)
 
 

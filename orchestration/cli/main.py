@@ -18,6 +18,7 @@ from orchestration.cli import (
     links,
     metrics,
     principals,
+    provenance,
     runs,
     schedules,
     setup,
@@ -35,7 +36,8 @@ def main() -> None:
 
 for command in (*setup.COMMANDS, *dev.COMMANDS, runs.run_cmd, kpis.kpis_cmd):
     main.add_command(command)
-for module in (templates, principals, tokens, runs, links, schedules, artifacts, delivery, audit, metrics):
+for module in (templates, principals, tokens, runs, links, schedules, artifacts, delivery, audit, metrics,
+               provenance):
     main.add_command(module.group)
 
 

@@ -12,10 +12,15 @@ from orchestration.db import warehouse
 
 
 @click.command("init", cls=Command, help="Create schemas, the report_reader role and the control tables, "
-               "and register the system templates (idempotent).")
+               "register the system templates and create the signing key (idempotent).")
 def init_cmd() -> None:
+    from orchestration.services import provenance
+
     registered = bootstrap.ready()
     click.echo("warehouse ready" + (f"; registered {', '.join(registered)}" if registered else ""))
+    key = provenance.ensure_key()
+    click.echo(f"signing key {key.keyid} {'created' if key.created else 'present'} "
+               "(`nexus-reports provenance key` prints its public part)")
 
 
 @click.command("seed", cls=Command,

@@ -105,6 +105,10 @@ def _prepare(echo: Callable[[str], None]) -> None:
     if isinstance(store, S3Store) and store.ensure_bucket():
         echo(f"created bucket {store.bucket}")
     echo(f"artifact store: {store.describe()}")
+    from orchestration.services import provenance
+
+    key = provenance.ensure_key()
+    echo(f"signing key {key.keyid} ({'created' if key.created else 'present'}; `nexus-reports provenance key` prints it)")
 
 
 def _seed(tenant_count: int, incidents: int, echo: Callable[[str], None]) -> None:
@@ -197,3 +201,24 @@ def print_table(results: list[DemoResult], echo: Callable[[str], None] = print) 
 def print_summary(results: list[DemoResult], echo: Callable[[str], None] = print) -> None:
     for line in demo_output.summary_lines(results, which_store.get_store().describe(), str(dbt_log_path())):
         echo(line)
+
+
+def verify_runs(results: list[DemoResult], echo: Callable[[str], None] = print) -> bool:
+    """`nexus-reports provenance verify` of one completed run per template, one line each: what an
+    auditor would check (signature, manifest, files, approved template, publish event)."""
+    from orchestration.services import provenance
+
+    first = {}
+    for r in results:
+        if r.ok and r.run_id:
+            first.setdefault(r.template, r)
+    echo("")
+    passed = True
+    with warehouse.connection() as conn:
+        for r in first.values():
+            checks = list(provenance.verify_run(r.run_id, conn=conn))
+            failed = [c for c in checks if not c.ok]
+            outcome = failed[0].line if failed else f"ok, {len(checks)} checks passed"
+            echo(f"provenance verify {r.run_id} ({r.template} for {r.tenant}): {outcome}")
+            passed = passed and not failed
+    return passed

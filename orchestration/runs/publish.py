@@ -21,13 +21,22 @@ import psycopg2
 from orchestration.access import audit
 from orchestration.artifacts import index as artifact_index
 from orchestration.artifacts import retention, which_store
-from orchestration.artifacts.store import ArtifactStore, StorageError, file_entry, run_key, staging_location
+from orchestration.artifacts.store import (
+    SIGNATURE,
+    ArtifactStore,
+    StorageError,
+    file_entry,
+    manifest_bytes,
+    run_key,
+    staging_location,
+)
 from orchestration.catalog.definition_template import is_definition_key
 from orchestration.catalog.templates import Template
 from orchestration.db.warehouse import reader_connection, reader_transaction
 from orchestration.exports import formats, numbers, redaction
 from orchestration.exports.sections import KeyFigure, RedactionNote, ReportContext
 from orchestration.metrics import dbt_manifest
+from orchestration.provenance import approval, envelope, keys
 from orchestration.runs import records, snapshot, stage_log, supervisor
 from orchestration.runs.failures import RunFailed
 from orchestration.runs.periods import window_label
@@ -63,8 +72,10 @@ def render_and_publish(
         context, files, redactions = _render_checked(conn, run_id, template, request, sections, record, staging)
         manifest = build_manifest(template, request, record, sections, files, context)
         manifest["redactions"] = redactions
+        manifest["approval"] = _approval(conn, run_id, template)
         _log_rendered(files, time.monotonic() - started)
         supervisor.checkpoint(conn, run_id, "publish")
+        _sign(conn, run_id, manifest, staging, settings)
         try:
             result = store.publish(staging, key, manifest)
         except StorageError as exc:
@@ -76,6 +87,26 @@ def render_and_publish(
     _audit_published(conn, request, record, store, final, files, result.manifest_sha256)
     stage_log.emit(f"publish: {len(files)} files and manifest.json at {final}")
     return Published(run_id=run_id, location=final, manifest=manifest, key=key, store=store.kind)
+
+
+def _approval(conn, run_id: str, template: Template) -> dict[str, Any]:
+    """The approval the manifest names (a read, ended here: publish commits on its own)."""
+    try:
+        found = approval.approval_for(conn, template)
+        conn.commit()
+    except psycopg2.Error as exc:
+        raise supervisor.fail_unless_connection_lost(conn, run_id, "format_error", exc, "reading the approval failed") from exc
+    return found
+
+
+def _sign(conn, run_id: str, manifest: dict[str, Any], staging: Path, settings: Settings) -> None:
+    """The signed envelope of the manifest's exact bytes, staged beside the files: the store
+    publishes it with them, before the manifest, so a visible run is always a signed one."""
+    try:
+        key, _ = keys.ensure_key(settings)  # a deployment that never ran `init` (tests, embedded) gets its key here
+        (staging / SIGNATURE).write_bytes(envelope.sign(manifest_bytes(manifest), key))
+    except (OSError, keys.SigningKeyError) as exc:
+        raise supervisor.fail(conn, run_id, "storage_failure", f"signing the manifest failed: {exc}") from exc
 
 
 def _log_rendered(files: list[dict[str, Any]], seconds: float) -> None:

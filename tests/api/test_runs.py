@@ -15,6 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from orchestration.services import provenance
+
 from .conftest import auth
 from .test_definitions import APPROVER, DEFS, JUNE, _by_severity, _raw_opened
 
@@ -79,6 +81,21 @@ def test_run_status_download_bytes(client, token_for, entity, conn):
     assert marking == manifest["template"]["sensitivity"].upper()
     name = re.search(r'filename="([^"]+)"', file.headers["content-disposition"]).group(1)
     assert re.fullmatch(rf"acme_{definition_id}_2026-06-01_2026-07-01_internal_{marking}\.csv", name), name
+
+    # issue 16: the manifest names the definition version's activation, and the run verifies against
+    # the compiled template kept on its run record
+    with conn, conn.cursor() as cur:
+        cur.execute("select activated_by, activated_at, validation_hash from control.report_definition_versions "
+                    "where definition_id = %s and version = %s", (definition_id, manifest["template"]["version"]))
+        activated_by, activated_at, validation_hash = cur.fetchone()
+    assert activated_by == APPROVER
+    assert manifest["approval"] == {
+        "kind": "report_definition_version", "definition_id": definition_id, "version": manifest["template"]["version"],
+        "activated_by": APPROVER, "activated_at": activated_at.isoformat(),
+        "validation_hash": validation_hash}
+    checks = list(provenance.verify_run(run["run_id"], conn=conn))
+    assert all(c.ok for c in checks) and [c.name for c in checks][-2:] == ["template", "audit"], checks
+    assert "the template kept on the run record" in checks[-2].detail
 
 
 def test_draft_definitions_do_not_run_and_other_tenants_see_nothing(client, token_for, entity):

@@ -26,6 +26,7 @@ from orchestration.catalog import templates
 from orchestration.runs import engine, failures, records
 from orchestration.runs.request import ReportRequest
 from orchestration.services import artifacts as artifact_service
+from orchestration.services import provenance
 from orchestration.settings import get_settings
 from tests.helpers.audit import audit_rows_of_run as audit_rows
 from tests.helpers.cli import invoke
@@ -133,7 +134,7 @@ def test_a_report_run_publishes_to_s3_manifest_last(built, conn, s3, moto_endpoi
     # exactly the rendered files and the manifest, nothing staged left, no upload open, nothing local
     names = sorted(f["name"] for f in pub.manifest["files"])
     assert len(names) == 4
-    assert all_keys(s3, run_prefix) == sorted(run_prefix + n for n in names + ["manifest.json"])
+    assert all_keys(s3, run_prefix) == sorted(run_prefix + n for n in names + ["manifest.json", "manifest.sig.json"])
     assert [k for k in all_keys(s3, f"{PREFIX}/acme/incident_summary/{PERIOD}/") if ".staging-" in k] == []
     assert open_uploads(s3) == []
     local = get_settings().artifacts_dir / key
@@ -147,13 +148,16 @@ def test_a_report_run_publishes_to_s3_manifest_last(built, conn, s3, moto_endpoi
         assert len(body) == entry["bytes"] > 0
         assert hashlib.sha256(body).hexdigest() == entry["sha256"]
     assert s3.verify(key) == []
+    # the signed envelope verifies from the bucket alone, as an auditor would check it
+    checks = list(provenance.verify_run(pub.location))
+    assert [c.ok for c in checks] == [True] * (2 + len(names)) and checks[0].name == "signature"
 
     # the order on the wire: every final key is a server-side copy from staging, the manifest last,
     # and staging is deleted only after that; big files went up as multipart uploads
     copies = [r["url"].split("?")[0].split(f"/{BUCKET}/", 1)[1] for r in requests
               if r["method"] == "PUT" and any(h.lower() == "x-amz-copy-source" for h in r["headers"])]
-    assert sorted(copies) == sorted(run_prefix + n for n in names + ["manifest.json"])
-    assert copies[-1] == run_prefix + "manifest.json"
+    assert sorted(copies) == sorted(run_prefix + n for n in names + ["manifest.json", "manifest.sig.json"])
+    assert copies[-1] == run_prefix + "manifest.json"  # after the signed envelope: a visible run is a signed one
     direct_puts = [r for r in requests if r["method"] == "PUT" and run_prefix in r["url"]
                    and not any(h.lower() == "x-amz-copy-source" for h in r["headers"])]
     assert direct_puts == []
@@ -249,7 +253,7 @@ def test_local_store_is_the_default_and_unchanged(built, conn, local):
     key = f"initech/incident_summary/{PERIOD}/{pub.run_id}"
     assert pub.store == "local" and pub.location == get_settings().artifacts_dir / key
     csv_name = f"initech_incident_summary_{PERIOD}_internal_summary_by_severity_INTERNAL.csv"
-    assert sorted(p.name for p in pub.location.iterdir()) == [csv_name, "manifest.json"]
+    assert sorted(p.name for p in pub.location.iterdir()) == [csv_name, "manifest.json", "manifest.sig.json"]
     assert local.verify(key) == [] and local.exists(key) and key in local.list_runs("initech/")
     assert not staging_location(pub.location).exists()
     rows = index_rows(conn, pub.run_id)

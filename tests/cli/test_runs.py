@@ -37,7 +37,7 @@ def test_run_with_wait_shows_progress_and_ends_with_the_files(built):
     location = Path(lines[done].split("): ", 1)[1])
     stem = "acme_incident_summary_2026-06-01_2026-06-15_internal"  # a window that is not a period: from_to
     assert sorted(p.name for p in location.iterdir()) == [f"{stem}_INTERNAL.pdf", f"{stem}_summary_by_severity_INTERNAL.csv",
-                                                         "manifest.json"]
+                                                         "manifest.json", "manifest.sig.json"]
     manifest = json.loads((location / "manifest.json").read_text())
     assert lines[done + 1].split() == ["file", "format", "variant", "rows", "size"]
     listed = [line.split() for line in lines[done + 2:]]
@@ -108,7 +108,7 @@ def test_the_launchpad_job_runs_an_ad_hoc_window(built, conn):
         materialized = result.get_asset_materialization_events()
     location = Path(result.output_for_node("execute_report_run"))
     assert sorted(p.name for p in location.iterdir()) == ["initech_attack_coverage_2026-06-08_2026-06-22_internal_INTERNAL.json",
-                                                          "manifest.json"]
+                                                          "manifest.json", "manifest.sig.json"]
     record = records.run_for_dagster_run(conn, result.run_id, "attack_coverage")
     assert (str(record.window_start), str(record.window_end)) == ("2026-06-08", "2026-06-22")
     assert not materialized and len(observed) == 1

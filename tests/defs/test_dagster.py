@@ -173,7 +173,7 @@ def test_materializing_a_partition_publishes_the_report(built, defs, conn, tenan
     assert record.tenant_id == tenant_ids[1] and record.period_key == PERIOD
     location = Path(record.artifact_location)
     assert (location / "manifest.json").exists()
-    assert len(list(location.iterdir())) == 5
+    assert len(list(location.iterdir())) == 6  # files, manifest.json, manifest.sig.json
     rows = sum(record.row_counts.values())
     assert f"snapshot: {rows:,} rows" in log[1]
     for entry in (f for f in json.loads((location / "manifest.json").read_text())["files"]):

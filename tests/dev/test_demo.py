@@ -81,7 +81,7 @@ def test_demo_end_to_end_twice(demo_env):
     for template in templates.load_all():  # every template, for both tenants
         lines = [line for line in first.stdout.splitlines() if line.split(" ", 1)[0] == template.key]
         assert len(lines) == 2, (template.key, first.stdout[-3000:])
-        files = len(template.formats) * (2 if template.redaction.external_variant else 1) + 1  # + manifest
+        files = len(template.formats) * (2 if template.redaction.external_variant else 1) + 2  # + manifest, envelope
         assert all("completed" in line and "passed" in line and f"{files} files" in line for line in lines), lines
     # issue 14: plain text when redirected, one progress line per run, dbt's log in a file, a table that
     # fits a terminal, a summary and the next commands
@@ -100,6 +100,9 @@ def test_demo_end_to_end_twice(demo_env):
     assert len(table) == runs + 1 and all(len(line) <= demo_output.MAX_WIDTH for line in table), table
     assert ".csv" not in first.stdout.split("secs", 1)[1].split("Reporting API:", 1)[0]  # files counted, not listed
     assert len(first.stdout.splitlines()) < 3 * runs + 40, first.stdout  # no dbt log in the terminal
+    verified = [line for line in first.stdout.splitlines() if line.startswith("provenance verify ")]
+    assert len(verified) == len(keys) and all(": ok, " in line and "checks passed" in line for line in verified), verified
+    assert {line.split("(", 1)[1].split(" for ")[0] for line in verified} == keys
     tail = first.stdout.splitlines()[-7:]
     assert tail[0].startswith(f"Done: {runs} report runs, {runs} completed with Gate B passed, 0 failed;"), tail
     assert "Next:" in tail and any("nexus-reports runs show " in line for line in tail)

@@ -72,7 +72,7 @@ def independent_summary(conn, tenant: str, start, end) -> list[list[str]]:
 
 
 def test_all_four_files_and_manifest_are_published(published, tenant_ids, names):
-    assert sorted(p.name for p in published.location.iterdir()) == sorted([*names.values(), "manifest.json"])
+    assert sorted(p.name for p in published.location.iterdir()) == sorted([*names.values(), "manifest.json", "manifest.sig.json"])
     assert published.location.parts[-4:-1] == (tenant_ids[0], "incident_summary", PERIOD)
     assert not list(published.location.parent.glob(".staging-*"))
 

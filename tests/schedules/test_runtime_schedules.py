@@ -382,7 +382,7 @@ def test_a_ticks_run_renders_the_schedules_formats_and_records_its_lag(conn, ten
     record = records.run_for_dagster_run(conn, result.run_id, TEMPLATE)
     assert record.state == "completed" and record.schedule_id == str(sid)
     assert record.tick_at == at(2026, 7, 6, 4) and record.started_at > record.tick_at
-    assert sorted(p.suffix for p in Path(record.artifact_location).iterdir()) == [".csv", ".json", ".pdf"]
+    assert sorted(p.suffix for p in Path(record.artifact_location).iterdir()) == [".csv", ".json", ".json", ".pdf"]
     shown = invoke("runs", "show", record.run_id)
     assert "schedule lag  tick to start" in shown.stdout and "start to published" in shown.stdout
     with conn, conn.cursor() as cur:
