@@ -179,3 +179,9 @@ class RunParameters(_Spec):
             if (self.date_to - self.date_from).days >= 366:
                 raise ValueError("a window is at most 366 days")
         return self
+
+    def half_open(self) -> tuple[dt.date, dt.date] | None:
+        """[first day, day after the last), or None when no window was given."""
+        if self.date_from and self.date_to:
+            return self.date_from, self.date_to + dt.timedelta(days=1)
+        return None

@@ -23,14 +23,10 @@ from orchestration.api.serving import serving
 from orchestration.catalog import definition_store
 from orchestration.db import warehouse
 from orchestration.dev.demo_api import PLATFORM_ADMIN, caller_with_token, sample_definition
+from orchestration.kpis.compute import percentile
 from orchestration.services import definition_checks, registry
 
 DEFINITIONS, RUNS = "/reports/definitions", "/reports/runs"
-
-
-def _p95(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
 def _bare_query_ms(definition_id: str, principal_id: str, tenant: str, repeat: int) -> float:
@@ -87,7 +83,8 @@ def run(*, previews: int = 30, runs: int = 3, echo: Callable[[str], None] = prin
             client.post(f"{DEFINITIONS}/{definition_id}/preview", json={}, headers=headers).raise_for_status()
             times.append((time.perf_counter() - started) * 1000)
         bare = _bare_query_ms(definition_id, analyst_id, tenant, previews)
-        numbers = {"preview_median_ms": statistics.median(times), "preview_p95_ms": _p95(times), "bare_query_ms": bare}
+        numbers = {"preview_median_ms": statistics.median(times), "preview_p95_ms": percentile(sorted(times), 95),
+                   "bare_query_ms": bare}
         echo(f"preview over HTTP ({previews}x): median {numbers['preview_median_ms']:.1f} ms, p95 "
              f"{numbers['preview_p95_ms']:.1f} ms; bare query {bare:.1f} ms (x{numbers['preview_median_ms'] / bare:.1f})")
         today = dt.datetime.now(dt.UTC).date()

@@ -91,9 +91,7 @@ def scope_for(principal: policy.Principal, version: DefinitionVersion) -> Reader
 
 def _window(parameters: RunParameters, today: dt.date) -> tuple[dt.date, dt.date]:
     """[start, end): the given days, or the last DEFAULT_WINDOW_DAYS whole days."""
-    if parameters.date_from and parameters.date_to:
-        return parameters.date_from, parameters.date_to + dt.timedelta(days=1)
-    return today - dt.timedelta(days=DEFAULT_WINDOW_DAYS), today
+    return parameters.half_open() or (today - dt.timedelta(days=DEFAULT_WINDOW_DAYS), today)
 
 
 def _consent(conn, caller: Authenticated, override: ConsentOverride | None, tenant_id: str, target: str,
@@ -238,9 +236,8 @@ def preview_definition(conn, caller: Authenticated, definition_id: str, paramete
     tenant_id, target = definition.tenant_id, f"report definition {definition_id}"
     checks.authorize(conn, caller, "view", tenant_id, target, correlation_id)
     version = store.get_version(conn, definition_id, definition.current_version)
-    window = None
-    if parameters.date_from and parameters.date_to:
-        window = builder.Window(parameters.date_from, parameters.date_to + dt.timedelta(days=1))
+    given = parameters.half_open()
+    window = builder.Window(*given) if given else None
     with conn:
         result = checks.check(conn, caller.principal, definition, version)
     if not result.valid:
