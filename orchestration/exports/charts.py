@@ -86,6 +86,54 @@ def _segments(values: list[float | None]) -> list[list[int]]:
     return runs
 
 
+_PLOT_W, _PLOT_H = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+
+
+def _colour(s_i: int) -> str:
+    return PALETTE[s_i % len(PALETTE)]
+
+
+def _bars(out: list[str], series: list[list[float | None]], n: int, top: float, **_) -> list[float]:
+    """Side-by-side bars per category; returns the category centres."""
+    group_w = _PLOT_W / n
+    bar_w = group_w * 0.8 / max(len(series), 1)
+    for s_i, values in enumerate(series):
+        for i, v in enumerate(values):
+            h = _PLOT_H * (v or 0.0) / top
+            x = LEFT + i * group_w + group_w * 0.1 + s_i * bar_w
+            out.append(f'<rect x="{x:.1f}" y="{TOP + _PLOT_H - h:.1f}" width="{bar_w:.1f}" height="{h:.1f}" '
+                       f'fill="{_colour(s_i)}"/>')
+    return [LEFT + (i + 0.5) * group_w for i in range(n)]
+
+
+def _stacked_bars(out: list[str], series: list[list[float | None]], n: int, top: float, **_) -> list[float]:
+    """One bar per category, the series stacked in order (negative and missing values add nothing)."""
+    group_w = _PLOT_W / n
+    base = [0.0] * n
+    for s_i, values in enumerate(series):
+        for i, v in enumerate(values):
+            h = _PLOT_H * max(v or 0.0, 0.0) / top
+            y = TOP + _PLOT_H - _PLOT_H * base[i] / top - h
+            out.append(f'<rect x="{LEFT + i * group_w + group_w * 0.1:.1f}" y="{y:.1f}" width="{group_w * 0.8:.1f}" '
+                       f'height="{h:.1f}" fill="{_colour(s_i)}"/>')
+            base[i] += max(v or 0.0, 0.0)
+    return [LEFT + (i + 0.5) * group_w for i in range(n)]
+
+
+def _lines(out: list[str], series: list[list[float | None]], n: int, top: float, *, area: bool) -> list[float]:
+    """A line per series (an area also fills down to the axis, translucent); a missing value breaks it."""
+    centers = [LEFT + (i + 0.5) * _PLOT_W / n for i in range(n)]  # inset: clear of the y labels
+    floor = TOP + _PLOT_H
+    for s_i, values in enumerate(series):
+        for segment in _segments(values):
+            points = " ".join(f"{centers[i]:.1f},{floor - _PLOT_H * values[i] / top:.1f}" for i in segment)
+            if area:
+                out.append(f'<polygon points="{centers[segment[0]]:.1f},{floor} {points} {centers[segment[-1]]:.1f},'
+                           f'{floor}" fill="{_colour(s_i)}" fill-opacity="0.25" stroke="none"/>')
+            out.append(f'<polyline points="{points}" fill="none" stroke="{_colour(s_i)}" stroke-width="2"/>')
+    return centers
+
+
 def render_svg(spec: ChartSpec, columns: Sequence[str | Column], rows: list[tuple]) -> str:
     """`columns` are the section's columns (or bare names): their labels name the series and
     code columns on the x axis show labels, not codes."""
@@ -105,7 +153,7 @@ def render_svg(spec: ChartSpec, columns: Sequence[str | Column], rows: list[tupl
         highest = max((v for s in series for v in s if v is not None), default=0.0)
     scale = ticks(highest)
     top, step_value = scale[-1], scale[1] - scale[0]
-    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    plot_w, plot_h = _PLOT_W, _PLOT_H
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
            f'viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="10">']
     for value in scale:  # horizontal grid with y labels
@@ -115,39 +163,8 @@ def render_svg(spec: ChartSpec, columns: Sequence[str | Column], rows: list[tupl
                    f'{_tick_label(value, step_value)}</text>')
     n = max(len(rows), 1)
     label_every = max(1, n // 12)
-    if spec.kind == "bar":
-        group_w = plot_w / n
-        bar_w = group_w * 0.8 / max(len(series), 1)
-        for s_i, values in enumerate(series):
-            for i, v in enumerate(values):
-                h = plot_h * (v or 0.0) / top
-                x = LEFT + i * group_w + group_w * 0.1 + s_i * bar_w
-                out.append(f'<rect x="{x:.1f}" y="{TOP + plot_h - h:.1f}" width="{bar_w:.1f}" height="{h:.1f}" '
-                           f'fill="{PALETTE[s_i % len(PALETTE)]}"/>')
-        centers = [LEFT + (i + 0.5) * group_w for i in range(n)]
-    elif spec.kind == "stacked_bar":
-        group_w = plot_w / n
-        bar_w = group_w * 0.8
-        base = [0.0] * len(rows)
-        for s_i, values in enumerate(series):
-            for i, v in enumerate(values):
-                h = plot_h * max(v or 0.0, 0.0) / top
-                y = TOP + plot_h - plot_h * base[i] / top - h
-                out.append(f'<rect x="{LEFT + i * group_w + group_w * 0.1:.1f}" y="{y:.1f}" width="{bar_w:.1f}" '
-                           f'height="{h:.1f}" fill="{PALETTE[s_i % len(PALETTE)]}"/>')
-                base[i] += max(v or 0.0, 0.0)
-        centers = [LEFT + (i + 0.5) * group_w for i in range(n)]
-    else:
-        centers = [LEFT + (i + 0.5) * plot_w / n for i in range(n)]  # inset: clear of the y labels
-        for s_i, values in enumerate(series):
-            for segment in _segments(values):  # a missing value breaks the line
-                points = " ".join(f"{centers[i]:.1f},{TOP + plot_h - plot_h * values[i] / top:.1f}" for i in segment)
-                if spec.kind == "area":  # the line closed down to the axis, filled translucent
-                    floor = TOP + plot_h
-                    out.append(f'<polygon points="{centers[segment[0]]:.1f},{floor} {points} '
-                               f'{centers[segment[-1]]:.1f},{floor}" fill="{PALETTE[s_i % len(PALETTE)]}" '
-                               'fill-opacity="0.25" stroke="none"/>')
-                out.append(f'<polyline points="{points}" fill="none" stroke="{PALETTE[s_i % len(PALETTE)]}" stroke-width="2"/>')
+    draw = {"bar": _bars, "stacked_bar": _stacked_bars}.get(spec.kind, _lines)
+    centers = draw(out, series, n, top, area=spec.kind == "area")
     room = int(plot_w / n * label_every / CHAR_WIDTH) - 1  # characters that fit between two labels
     for i, label in enumerate(labels):
         if i % label_every == 0:
