@@ -165,3 +165,26 @@ def test_withdrawn_subjects_are_not_in_the_chart(client, token_for, conn):
     assert data["categories"] == [r[0] for r in consenting]
     assert series["measurements"] == [r[1] for r in consenting]
     assert series["score_sum"] == pytest.approx([float(r[2]) for r in consenting])
+
+
+def test_a_template_sections_chart_renders_its_numbers(client, token_for, conn):
+    analyst, approver = auth(token_for(ANALYST)), auth(token_for(APPROVER))
+    bad = client.post(CHARTS, json={"chart_name": "By severity", "source_template_id": "incident_summary",
+                                    "chart_type": "bar", "x_axis": "severity", "y_axis": ["incidents_lost"]},
+                      headers=analyst)
+    assert bad.status_code == 422 and "y_axis 'incidents_lost'" in bad.json()["detail"]
+    created = client.post(CHARTS, json={"chart_name": "By severity", "source_template_id": "incident_summary",
+                                        "chart_type": "bar", "x_axis": "summary_by_severity.severity",
+                                        "y_axis": ["incidents_opened"]}, headers=analyst)
+    assert created.status_code == 201, created.text
+    one = f"{CHARTS}/{created.json()['chart_id']}"
+    assert client.post(f"{one}/activate", headers=approver).status_code == 200
+    rendered = client.post(f"{one}/render", json={"parameters": JUNE}, headers=analyst)
+    assert rendered.status_code == 200, rendered.text
+    data = rendered.json()["chart_data"]
+    expected = dict(_raw(conn, "select severity, count(*) from raw.incidents where tenant_id = 'acme' and opened_at "
+                               ">= '2026-06-01T00:00Z' and opened_at < '2026-07-01T00:00Z' group by 1"))
+    drawn = dict(zip(data["categories"], data["series"][0]["values"], strict=True))
+    assert {k: v for k, v in drawn.items() if v} == expected and data["series"][0]["name"] == "Opened"
+    ET.fromstring(rendered.json()["svg"])
+    assert client.post(f"{one}/render", json={}, headers=auth(token_for(GLOBEX))).status_code == 404
