@@ -188,3 +188,29 @@ def test_a_template_sections_chart_renders_its_numbers(client, token_for, conn):
     assert {k: v for k, v in drawn.items() if v} == expected and data["series"][0]["name"] == "Opened"
     ET.fromstring(rendered.json()["svg"])
     assert client.post(f"{one}/render", json={}, headers=auth(token_for(GLOBEX))).status_code == 404
+
+
+def test_a_field_restricted_in_the_registry_drifts_the_chart(client, token_for, entity):
+    analyst, admin = auth(token_for(ANALYST)), auth(token_for("platform@nexus.example"))
+    n = entity["entity_name"]
+    definition_id = _save_active_definition(client, token_for, {
+        "report_name": "Resolved by severity", "entity_ids": [entity["entity_id"]], "fields": [f"{n}.severity"],
+        "group_by": [f"{n}.severity"], "time_window": {"field": f"{n}.day"},
+        "aggregates": [{"function": "sum", "field": f"{n}.incidents_resolved", "alias": "resolved"}]})
+    chart = client.post(CHARTS, json=_chart(definition_id, y_axis=["resolved"]), headers=analyst).json()
+    one = f"{CHARTS}/{chart['chart_id']}"
+    assert client.post(f"{one}/activate", headers=auth(token_for(APPROVER))).status_code == 200
+    assert client.post(f"{one}/render", json={"parameters": JUNE}, headers=analyst).status_code == 200
+    current = client.get(f"{ENTITIES}/{entity['entity_id']}", headers=admin).json()
+    fields = [dict(f, classification="restricted") if f["name"] == "incidents_resolved" else f
+              for f in current["allowed_fields"]]
+    assert client.patch(f"{ENTITIES}/{entity['entity_id']}", json={"allowed_fields": fields}, headers=admin).status_code == 200
+    try:
+        shown = client.get(one, headers=analyst).json()
+        assert shown["status"] == "drift" and "classified restricted" in shown["drift_reason"], shown
+        refused = client.post(f"{one}/render", json={"parameters": JUNE}, headers=analyst)
+        assert refused.status_code == 409 and "classified restricted" in refused.json()["detail"]
+        invalid = client.post(f"{one}/validate", headers=analyst).json()
+        assert invalid["validation_status"] == "invalid" and invalid["chart"]["version_id"] == 1
+    finally:
+        client.patch(f"{ENTITIES}/{entity['entity_id']}", json={"allowed_fields": current["allowed_fields"]}, headers=admin)
