@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from orchestration.catalog.definitions import ALIAS, Filter
+from orchestration.catalog.definitions import Filter
 from orchestration.governance import versioned
 from orchestration.governance.versioned import LifecycleStamps, Status
 
@@ -111,5 +111,3 @@ class ChartDefinition(LifecycleStamps):
     def etag(self) -> str:
         return versioned.etag(self.chart_id, self.current_version)
 
-
-ALIAS_PATTERN = ALIAS  # re-exported for callers that name series columns
