@@ -23,7 +23,7 @@ from orchestration.access import audit, clearance, policy
 from orchestration.access.tokens import Authenticated
 from orchestration.catalog import definition_store as store
 from orchestration.catalog import definition_template
-from orchestration.catalog.definitions import Definition, DefinitionVersion, RunParameters
+from orchestration.catalog.definitions import Definition, DefinitionVersion, Filter, RunParameters
 from orchestration.catalog.templates import Template
 from orchestration.db import warehouse
 from orchestration.db.report_context import ReaderScope
@@ -236,27 +236,46 @@ def preview_definition(conn, caller: Authenticated, definition_id: str, paramete
     tenant_id, target = definition.tenant_id, f"report definition {definition_id}"
     checks.authorize(conn, caller, "view", tenant_id, target, correlation_id)
     version = store.get_version(conn, definition_id, definition.current_version)
+    try:
+        result, withdrawn = read_rows(conn, caller, definition, version, parameters, row_limit=row_limit,
+                                      include_withdrawn=include_withdrawn, correlation_id=correlation_id)
+    except Conflict as exc:
+        audit.record_now(conn, actor=checks.who(caller), action="definition.preview", target=definition_id,
+                         outcome="failed", tenant_id=tenant_id, correlation_id=correlation_id,
+                         details={"errors": [str(exc)]})
+        raise
+    audit.record_now(conn, actor=checks.who(caller), action="definition.preview", target=definition_id,
+                     outcome="succeeded", tenant_id=tenant_id, correlation_id=correlation_id,
+                     details={"version": version.version, "rows": len(result.rows),
+                              **({"include_withdrawn": withdrawn} if withdrawn else {})})
+    return result
+
+
+def read_rows(conn, caller: Authenticated, definition: Definition, version: DefinitionVersion,
+              parameters: RunParameters, *, row_limit: int, include_withdrawn: ConsentOverride | None = None,
+              extra_filters: tuple[Filter, ...] = (), correlation_id: str | None = None) -> tuple[Preview, str | None]:
+    """Up to row_limit rows of this version as a run would read them now (validated against the
+    registry, compiled for the requester's clearance and masking, read as report_reader under the
+    tenant, verticals, regions and consent of `scope_for`): the one read path of previews and
+    chart renders. `extra_filters` narrow it further (a chart's own filters, checked by the
+    builder like the definition's). Returns the rows and the logged consent override, if any."""
     given = parameters.half_open()
     window = builder.Window(*given) if given else None
     with conn:
         result = checks.check(conn, caller.principal, definition, version)
     if not result.valid:
-        audit.record_now(conn, actor=checks.who(caller), action="definition.preview", target=definition_id,
-                         outcome="failed", tenant_id=tenant_id, correlation_id=correlation_id,
-                         details={"errors": list(result.errors)})
         raise Conflict("the definition is not valid now: " + "; ".join(result.errors))
     scope = scope_for(caller.principal, version)
+    tenant_id, target = definition.tenant_id, f"report definition {definition.definition_id}"
     withdrawn = _consent(conn, caller, include_withdrawn, tenant_id, target, correlation_id)
+    spec = version.spec.model_copy(update={"filters": (*version.spec.filters, *extra_filters)}) if extra_filters \
+        else version.spec
     with conn:
-        _, compiled = checks.compile_spec(conn, clearance.viewer_for(caller.principal), version.spec, tenant_id,
+        _, compiled = checks.compile_spec(conn, clearance.viewer_for(caller.principal), spec, tenant_id,
                                           window=window, row_limit=row_limit + 1)
     reader_scope = dataclasses.replace(scope, include_withdrawn=withdrawn is not None)
     with warehouse.reader_connection() as reader, warehouse.reader_transaction(reader, tenant_id,
                                                                                scope=reader_scope) as cur:
         cur.execute(compiled.sql, compiled.params)
-        rows = cur.fetchall()
-    audit.record_now(conn, actor=checks.who(caller), action="definition.preview", target=definition_id,
-                     outcome="succeeded", tenant_id=tenant_id, correlation_id=correlation_id,
-                     details={"version": version.version, "rows": min(len(rows), row_limit),
-                              **({"include_withdrawn": withdrawn} if withdrawn else {})})
-    return Preview(compiled.columns, rows[:row_limit], len(rows) > row_limit)
+        rows = cur.fetchmany(row_limit + 1)
+    return Preview(compiled.columns, rows[:row_limit], len(rows) > row_limit), withdrawn
