@@ -6,7 +6,7 @@ Revision ID: 0014_h12charts
 """
 from alembic import op
 
-revision = "0014_h12charts"
+revision = "0014"
 down_revision = "0013"
 
 
