@@ -158,7 +158,9 @@ def _insert(conn, values: dict[str, Any], *, reason: str, label: str, now: dt.da
 
 def get(conn, schedule_id: int) -> dict[str, Any]:
     with conn.cursor() as cur:
-        cur.execute("select * from control.schedules where schedule_id = %s", (schedule_id,))
+        cur.execute("""select s.*, (select max(t.tick_at) from control.schedule_ticks t
+                                     where t.schedule_id = s.schedule_id) as last_tick_at
+                       from control.schedules s where schedule_id = %s""", (schedule_id,))
         rows = dict_rows(cur)
     if not rows:
         raise ScheduleNotFound(f"no schedule {schedule_id}")
