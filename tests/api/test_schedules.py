@@ -105,8 +105,7 @@ def test_a_definition_schedule_ticks_runs_and_delivers_once(client, token_for, e
 
     (mail,) = smtp_env.to("sched-ops@acme.example")
     (attachment,) = list(mail.iter_attachments())
-    rows = list(csv.DictReader(io.StringIO(attachment.get_content().decode("utf-8-sig")
-                                           if isinstance(attachment.get_content(), bytes) else attachment.get_content())))
+    rows = list(csv.DictReader(io.StringIO(attachment.get_payload(decode=True).decode("utf-8-sig"))))
     assert {r["severity"]: int(r["opened"]) for r in rows} == _raw_opened(conn, "acme")
     with conn, conn.cursor() as cur:
         cur.execute("select requester, trigger, schedule_id, tick_at, window_start, window_end from control.report_runs "
@@ -122,6 +121,14 @@ def test_a_definition_schedule_ticks_runs_and_delivers_once(client, token_for, e
     assert smtp_env.to("sched-ciso@acme.example") == []
     refusal = [r for r in audit_rows(conn, "email:sched-ciso@acme.example") if r[1] == "delivery.refused"]
     assert refusal and "Gate C" in refusal[-1][4]["reason"] and refusal[-1][4]["sensitivity"] == "confidential"
+    # an approval of exactly its recipients and channels lets it go out (as links, never the file)
+    delivery_service.approve(conn, secret["schedule_id"], approver=APPROVER, recipients=["email:sched-ciso@acme.example"],
+                             channels=["email"])
+    approved = delivery_service.deliver_scheduled_run(conn, run_of[secret["schedule_id"]],
+                                                      make_link=lambda *_: "https://links.test/one")
+    assert [a["status"] for a in approved.attempts] == ["sent"]  # the link service is another system: faked here
+    (ciso,) = smtp_env.to("sched-ciso@acme.example")
+    assert list(ciso.iter_attachments()) == [] and "https://links.test/one" in ciso.get_body().get_content()
 
     # the same tick evaluated again (a sensor restart): nothing more runs or is delivered
     again = schedule_service.evaluate(conn, TICK + dt.timedelta(seconds=50), _no_dagster_runs)

@@ -44,8 +44,11 @@ def downgrade() -> None:
     op.execute(
         """
         alter table control.schedule_ticks drop column run_id;
+        -- schedules the older model cannot hold (definitions, intervals) go, with their ticks and approvals
         delete from control.schedule_ticks t using control.schedules s
             where t.schedule_id = s.schedule_id and (s.target_kind <> 'template' or s.every is not null);
+        delete from control.distribution_approvals a using control.schedules s
+            where a.schedule_id = s.schedule_id and (s.target_kind <> 'template' or s.every is not null);
         delete from control.schedules where target_kind <> 'template' or every is not null;
         drop index control.schedules_definition;
         alter table control.schedules
