@@ -157,6 +157,24 @@ def test_a_tick_revalidates_the_definition_and_fails_closed(client, token_for, e
     assert refused[-1][2] == "denied" and refused[-1][4]["definition_id"] == definition_id
 
 
+def test_a_tick_while_the_previous_definition_run_is_active_is_skipped(client, token_for, entity, conn, api_clock):
+    from orchestration.runs import records
+
+    api_clock.now = CREATED
+    made = _schedule(client, token_for, _definition(client, token_for, entity), schedule="0 * * * *")
+    held: list[str] = []  # admitted, never executed: the run stays queued
+    first = schedule_service.evaluate(conn, TICK + dt.timedelta(seconds=20), _no_dagster_runs, launch=held.append)
+    assert list(first.submitted.values()) == held and len(held) == 1
+    try:
+        later = schedule_service.evaluate(conn, TICK + dt.timedelta(hours=1, seconds=20), _no_dagster_runs,
+                                          launch=held.append)
+        assert [(r.outcome, r.reason) for r in later.recorded] == [
+            ("skipped_overlap", "a run of this schedule is still active")] and len(held) == 1
+    finally:
+        records.finish_run(conn, held[0], "cancelled", failure_class="cancelled", diagnosis="test over")
+    assert made["schedule_id"] == later.recorded[0].schedule_id
+
+
 def test_pause_resume_archive_with_reasons(client, token_for, entity, api_clock):
     api_clock.now = CREATED
     made = _schedule(client, token_for, _definition(client, token_for, entity))
