@@ -18,7 +18,7 @@ from orchestration.access import oidc
 from orchestration.api import link_routes as link_web
 from orchestration.api import metrics, problems
 from orchestration.api.requests import RequestAudit
-from orchestration.api.routers import charts, definitions, registry, runs
+from orchestration.api.routers import charts, definitions, registry, runs, schedules
 from orchestration.db import warehouse
 from orchestration.runs import worker
 
@@ -43,7 +43,7 @@ def create_app(*, clock: Callable[[], dt.datetime] | None = None, connect: Calla
         title="Nexus Reports API",
         version=_version(),
         description=("Governed reporting and export: the reportable entity registry, report definitions, runs, "
-                     "chart definitions and downloads."),
+                     "scheduled reports, chart definitions and downloads."),
     )
     app.state.clock = clock or _utcnow
     app.state.connect = connect or warehouse.connect
@@ -57,6 +57,7 @@ def create_app(*, clock: Callable[[], dt.datetime] | None = None, connect: Calla
     app.include_router(registry.router)
     app.include_router(definitions.router)
     app.include_router(runs.router)
+    app.include_router(schedules.router)
     app.include_router(charts.router)
     app.include_router(metrics.router)
     # The link service's routes read app.state.clock / app.state.connect, which this app provides;

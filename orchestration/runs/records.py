@@ -226,6 +226,15 @@ def active_runs_of_dagster_run(conn, dagster_run_id: str) -> list[str]:
         return [r[0] for r in cur.fetchall()]
 
 
+def active_run_of_schedule(conn, schedule_id: str) -> str | None:
+    """A queued or running run a runtime schedule started (its overlap rule), or None."""
+    with _read(conn) as cur:
+        cur.execute("select run_id from control.report_runs where schedule_id = %s and state in ('queued', 'running') "
+                    "limit 1", (schedule_id,))
+        row = cur.fetchone()
+    return row[0] if row else None
+
+
 def running_runs(conn) -> list[RunRecord]:
     with _read(conn) as cur:
         cur.execute("select * from control.report_runs where state = 'running'")

@@ -135,10 +135,12 @@ def _runnable_version(conn, definition: Definition) -> DefinitionVersion:
 
 def submit_run(conn, caller: Authenticated, definition_id: str, order: RunOrder, *,
                idempotency_key: str | None = None, correlation_id: str | None = None,
-               launch: Callable[[str], object] = worker.spawn) -> tuple[RunRecord, bool]:
+               launch: Callable[[str], object] = worker.spawn, trigger: str = "manual",
+               origin: RunOrigin = RunOrigin(), today: dt.date | None = None) -> tuple[RunRecord, bool]:
     """Admit a run of the definition's active version and hand it to a worker.
     Returns (the run, whether it is new): the same Idempotency-Key, or the same request while its
-    run is still active, returns that run."""
+    run is still active, returns that run. A schedule tick gives its trigger, origin (schedule,
+    tick, the tenant it vouches for) and the tick's day, which ends the default window."""
     definition = checks.visible(conn, caller.principal, definition_id)
     target = f"report definition {definition_id}"
     checks.authorize(conn, caller, "run", definition.tenant_id, target, correlation_id)
@@ -152,8 +154,10 @@ def submit_run(conn, caller: Authenticated, definition_id: str, order: RunOrder,
         version = _runnable_version(conn, definition)
         withdrawn = _consent(conn, caller, order.include_withdrawn, definition.tenant_id, target, correlation_id)
         template, request = plan(conn, caller.principal, definition, version, formats=(order.format,),
-                                 window=_window(order.parameters, utc_today()), include_withdrawn=withdrawn)
-        run_id, created = admission.admit(conn, template, request, RunOrigin(correlation_id=correlation_id)), True
+                                 window=_window(order.parameters, today or utc_today()), trigger=trigger,
+                                 include_withdrawn=withdrawn)
+        run_id, created = admission.admit(conn, template, request,
+                                          dataclasses.replace(origin, correlation_id=correlation_id)), True
     except AlreadyActive as active:
         run_id, created = active.run_id, False
     except (Conflict, Denied, RequestError) as exc:

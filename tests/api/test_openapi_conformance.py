@@ -30,6 +30,8 @@ SPEC_PATHS = {
     "/charts/definitions", "/charts/definitions/{chart_id}", "/charts/definitions/{chart_id}/activate",
     "/charts/definitions/{chart_id}/deprecate", "/charts/definitions/{chart_id}/archive",
     "/charts/definitions/{chart_id}/render",
+    "/reports/schedules", "/reports/schedules/{schedule_id}", "/reports/schedules/{schedule_id}/pause",
+    "/reports/schedules/{schedule_id}/resume", "/reports/schedules/{schedule_id}/archive",
 }
 
 
