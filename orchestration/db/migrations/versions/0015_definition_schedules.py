@@ -9,8 +9,8 @@ Revision ID: 0014_h12sched
 """
 from alembic import op
 
-revision = "0014_h12sched"
-down_revision = "0013"
+revision = "0015"
+down_revision = "0014"
 
 
 def upgrade() -> None:
