@@ -219,3 +219,11 @@ def _pie(labels: list[str], names: list[str], values: list[float | None]) -> str
     out.append(f'<text x="{LEFT}" y="{HEIGHT - 7}" fill="#333">{escape(", ".join(names))}</text>')
     out.append("</svg>")
     return "".join(out)
+
+
+def svg_to_png(svg: str, *, scale: float = 2.0) -> bytes:
+    """The chart as a PNG, rasterized by CairoSVG (libcairo ships beside WeasyPrint's pango), at
+    twice the SVG's size so it stays sharp on high-density screens."""
+    import cairosvg  # imported here: only a PNG request pays for loading cairo
+
+    return cairosvg.svg2png(bytestring=svg.encode(), scale=scale)

@@ -5,9 +5,11 @@ and the audit rows of every step."""
 
 from __future__ import annotations
 
+import io
 import uuid
 import xml.etree.ElementTree as ET
 
+import PIL.Image
 import pytest
 
 from .conftest import ENTITIES, auth
@@ -81,8 +83,10 @@ def test_create_activate_render_drift_and_reactivate(client, token_for, entity, 
     assert svg.tag == f"{SVG_NS}svg" and len(svg.findall(f"{SVG_NS}rect")) >= len(expected)
     as_svg = client.post(f"{one}/render", params={"format": "svg"}, json={"parameters": JUNE}, headers=analyst)
     assert as_svg.headers["content-type"].startswith("image/svg+xml") and ET.fromstring(as_svg.content) is not None
-    png = client.post(f"{one}/render", json={}, headers={**analyst, "Accept": "image/png"})
-    assert png.status_code == 406 and "rasterizer" in png.json()["detail"]
+    png = client.post(f"{one}/render", json={"parameters": JUNE}, headers={**analyst, "Accept": "image/png"})
+    assert png.status_code == 200 and png.headers["content-type"] == "image/png"
+    with PIL.Image.open(io.BytesIO(png.content)) as image:  # a real PNG reader, twice the SVG's width
+        assert image.format == "PNG" and image.width == 2 * int(float(svg.get("width")))
 
     # the source definition gets a new version: the chart drifts and refuses to render
     patched = client.patch(f"{DEFS}/{opened_by_severity}", json={"report_name": "Opened, renamed"}, headers=analyst)

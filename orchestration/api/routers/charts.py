@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from orchestration.api.deps import Conn, CurrentPrincipal, RequestId
 from orchestration.api.problems import RESPONSES
+from orchestration.exports import charts
 from orchestration.catalog.chart_definitions import ChartCreate, ChartSpec, ChartUpdate
 from orchestration.catalog.definitions import RunParameters
 from orchestration.governance.versioned import Retirement, Status
@@ -19,9 +20,7 @@ from orchestration.services.definition_runs import ConsentOverride
 
 router = APIRouter(prefix="/charts/definitions", tags=["chart definitions"], responses=RESPONSES)
 SVG = "image/svg+xml"
-# No SVG rasterizer is in the stack (weasyprint writes PDF only; Pillow reads no SVG): PNG is refused plainly.
-NO_PNG = ("PNG output needs an SVG rasterizer, which this deployment does not include; "
-          "ask for the SVG (format=svg or Accept: image/svg+xml) and convert it where you display it")
+PNG = "image/png"
 
 
 class ChartPublic(BaseModel):
@@ -162,23 +161,23 @@ def _wanted(fmt: str | None, accept: str | None) -> str:
     if fmt:
         return fmt
     accept = (accept or "").lower()
-    return "png" if "image/png" in accept else "svg" if SVG in accept else "json"
+    return "png" if PNG in accept else "svg" if SVG in accept else "json"
 
 
 @router.post("/{chart_id}/render", response_model=RenderPublic,
-             responses={200: {"content": {SVG: {}}}, 406: RESPONSES.get(422, {})},
+             responses={200: {"content": {SVG: {}, PNG: {}}}},
              summary="Render the active version under the requester's rules: data and SVG (or the SVG alone)")
 def render(chart_id: str, conn: Conn, caller: CurrentPrincipal, rid: RequestId,
            body: Annotated[RenderRequest, Body()] = RenderRequest(),
            format_: Annotated[Literal["json", "svg", "png"] | None, Query(alias="format")] = None,
            accept: Annotated[str | None, Header()] = None) -> Any:
     fmt = _wanted(format_, accept)
-    if fmt == "png":
-        raise HTTPException(status.HTTP_406_NOT_ACCEPTABLE, NO_PNG)
     result = service.render_chart(conn, caller, chart_id, body.parameters, fmt=fmt,
                                   include_withdrawn=body.include_withdrawn, correlation_id=rid)
     if fmt == "svg":
         return Response(result.svg, media_type=SVG)
+    if fmt == "png":
+        return Response(charts.svg_to_png(result.svg), media_type=PNG)
     data = result.data
     return RenderPublic(
         chart_id=result.chart_id, version_id=result.version, chart_type=result.chart_type,
