@@ -12,8 +12,10 @@ import datetime as dt
 import hashlib
 import json
 import uuid
+import zipfile
 from pathlib import Path
 
+import pypdf
 import pytest
 
 from orchestration.artifacts.store import MANIFEST
@@ -86,6 +88,20 @@ def test_a_rerun_from_the_snapshot_reproduces_every_file_byte_for_byte(distribut
         cur.execute("select count(*) from control.report_runs where run_id like %s", (published.run_id + "%",))
         assert cur.fetchone()[0] == 1
     assert audit_outcomes(conn, "provenance.rerun", f"rerun of run {published.run_id}")[-1][0] == "succeeded"
+
+
+def test_xlsx_and_pdf_carry_the_runs_generation_time_as_their_document_dates(distributed):
+    published, _, _ = distributed
+    at = dt.datetime.fromisoformat(published.manifest["generated_at"])
+    by_format = {f["format"]: Path(published.location) / f["name"]
+                 for f in published.manifest["files"] if f["variant"] == "internal"}
+    with zipfile.ZipFile(by_format["xlsx"]) as book:
+        core = book.read("docProps/core.xml").decode()
+        assert {i.date_time for i in book.infolist()} == {(1980, 1, 31, 0, 0, 0)}  # xlsxwriter's fixed member times
+    stamp = at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert f">{stamp}</dcterms:created>" in core and f">{stamp}</dcterms:modified>" in core
+    metadata = pypdf.PdfReader(str(by_format["pdf"])).metadata
+    assert (metadata.creation_date, metadata.modification_date) == (at, at)
 
 
 def test_the_recorded_generation_time_is_what_xlsx_pdf_and_json_reproduce(distributed, tmp_path, conn):
