@@ -231,6 +231,9 @@ def write_xlsx(conn, report: ReportContext, sections: Sequence[SectionSnapshot],
             "default_date_format": "yyyy-mm-dd",
         },
     )
+    # The document's created/modified dates are the run's generation time, not the clock's, so a
+    # rerun with that time writes the same bytes (xlsxwriter already fixes the zip members' times).
+    book.set_properties({"created": report.generated_at})
     fmt = _Formats(book)
     taken: set[str] = set()
     total = 0

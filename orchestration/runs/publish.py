@@ -69,10 +69,13 @@ def render_and_publish(
     try:
         supervisor.checkpoint(conn, run_id, "render", admin_pid=conn.get_backend_pid())
         started = time.monotonic()
-        context, files, redactions = _render_checked(conn, run_id, template, request, sections, record, staging)
+        # second precision: every file and the manifest say the same instant, and a rerun reuses it
+        generated_at = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        context, files, redactions = _render_checked(conn, run_id, template, request, sections, record, staging,
+                                                     generated_at)
         manifest = build_manifest(template, request, record, sections, files, context)
         manifest["redactions"] = redactions
-        manifest["approval"] = _approval(conn, run_id, template)
+        manifest["approval"], manifest["gate_c"] = _approvals(conn, run_id, template, record)
         _log_rendered(files, time.monotonic() - started)
         supervisor.checkpoint(conn, run_id, "publish")
         _sign(conn, run_id, manifest, staging, settings)
@@ -89,14 +92,16 @@ def render_and_publish(
     return Published(run_id=run_id, location=final, manifest=manifest, key=key, store=store.kind)
 
 
-def _approval(conn, run_id: str, template: Template) -> dict[str, Any]:
-    """The approval the manifest names (a read, ended here: publish commits on its own)."""
+def _approvals(conn, run_id: str, template: Template, record: RunRecord) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The approvals the manifest names: the template's (or definition's) and Gate C's (a read,
+    ended here: publish commits on its own)."""
     try:
         found = approval.approval_for(conn, template)
+        gate_c = approval.gate_c_for(conn, record.schedule_id, template.sensitivity)
         conn.commit()
     except psycopg2.Error as exc:
         raise supervisor.fail_unless_connection_lost(conn, run_id, "format_error", exc, "reading the approval failed") from exc
-    return found
+    return found, gate_c
 
 
 def _sign(conn, run_id: str, manifest: dict[str, Any], staging: Path, settings: Settings) -> None:
@@ -133,21 +138,31 @@ def _open_staging(conn, run_id: str, store: ArtifactStore | None, settings: Sett
     return store
 
 
+def render_files(conn, run_id: str, template: Template, request: ReportRequest, sections, record, folder: Path,
+                 generated_at: dt.datetime) -> tuple[ReportContext, list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every file of every variant rendered into `folder`: (context, file entries, the redactions
+    applied to the external variant). The same snapshot, record and `generated_at` give the same
+    bytes (provenance rerun relies on it): nothing here reads the clock or draws a random id."""
+    context = report_context(conn, run_id, template, request, sections, record, generated_at)
+    files = _render(conn, template, request, sections, context, folder)
+    redactions: list[dict[str, Any]] = []
+    if template.redaction.external_variant:
+        planned = redaction.plan(template)
+        external = redaction.redacted_sections(conn, sections, planned, request.tenant_id, snapshot.ORDINAL)
+        applied = [r for by_column in planned.values() for r in by_column.values()]
+        files += _render(conn, template, request, external, _external_context(context, template, sections, applied),
+                         folder, variant="external")
+        redactions = [r.as_manifest() for r in applied]
+    return context, files, redactions
+
+
 def _render_checked(conn, run_id: str, template: Template, request: ReportRequest, sections, record,
-                    staging: Path) -> tuple[ReportContext, list[dict[str, Any]], list[dict[str, Any]]]:
-    """Every file of every variant rendered and read back by its format's check: (context, file
-    entries, the redactions applied to the external variant)."""
+                    staging: Path, generated_at: dt.datetime
+                    ) -> tuple[ReportContext, list[dict[str, Any]], list[dict[str, Any]]]:
+    """render_files, each file read back by its format's check; a failure ends the run."""
     try:
-        context = report_context(conn, run_id, template, request, sections, record)
-        files = _render(conn, template, request, sections, context, staging)
-        redactions: list[dict[str, Any]] = []
-        if template.redaction.external_variant:
-            planned = redaction.plan(template)
-            external = redaction.redacted_sections(conn, sections, planned, request.tenant_id, snapshot.ORDINAL)
-            applied = [r for by_column in planned.values() for r in by_column.values()]
-            files += _render(conn, template, request, external, _external_context(context, template, sections, applied),
-                             staging, variant="external")
-            redactions = [r.as_manifest() for r in applied]
+        context, files, redactions = render_files(conn, run_id, template, request, sections, record, staging,
+                                                  generated_at)
     except (psycopg2.Error, OSError, ValueError, RuntimeError) as exc:
         raise supervisor.fail_unless_connection_lost(conn, run_id, "format_error", exc, "rendering failed") from exc
     problems = formats.check_files(staging, files, context)
@@ -240,7 +255,8 @@ def one_section_note(fmt: str, section: str) -> str:
             "table); every section is in the XLSX (one sheet each) and the JSON of this run")
 
 
-def report_context(conn, run_id, template: Template, request: ReportRequest, sections, record) -> ReportContext:
+def report_context(conn, run_id, template: Template, request: ReportRequest, sections, record,
+                   generated_at: dt.datetime) -> ReportContext:
     figures: tuple[KeyFigure, ...] = ()
     if template.key_figures and template.key_figures.section in sections:
         snap = sections[template.key_figures.section]
@@ -271,7 +287,7 @@ def report_context(conn, run_id, template: Template, request: ReportRequest, sec
         window_end=request.window_end,
         run_id=run_id,
         input_hash=record.input_hash,
-        generated_at=dt.datetime.now(dt.UTC).replace(microsecond=0),
+        generated_at=generated_at,
         key_figures=figures,
         charts=tuple(c.as_spec() for c in template.charts),
         primary_section=template.primary_section,
