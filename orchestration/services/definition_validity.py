@@ -47,12 +47,14 @@ def refusal(definition: Definition) -> Conflict:
                     f"{definition.invalid_since:%Y-%m-%d %H:%M}Z{fields}: {definition.invalid_reason}")
 
 
-def find(conn, definition: Definition) -> Finding:
-    """The version runs use (else the newest), checked for the definition's owner as things are now."""
+def find(conn, definition: Definition) -> Finding | None:
+    """The version runs use (else the newest), checked for the definition's owner as things are now;
+    None when the owner is gone or deactivated (runs are checked for their requester all the same,
+    and an owner's deactivation is not a change of what the definition may read)."""
     version = store.get_version(conn, definition.definition_id, definition.active_version or definition.current_version)
     owner = policy.get_principal(conn, definition.created_by)
     if owner is None or not owner.active:
-        return Finding(False, (), f"its owner {definition.created_by} is no longer an active principal")
+        return None
     result = checks.check(conn, owner, definition, version)
     if result.valid:
         return Finding(True)
@@ -79,6 +81,8 @@ def revalidate(conn, *, actor: str, cause: str, entity_ids: list[str] | None = N
     for definition_id in store.ids_using(conn, entity_ids=entity_ids, created_by=owner):
         definition = store.get(conn, definition_id, for_update=True)
         finding = find(conn, definition)
+        if finding is None:
+            continue
         if finding.valid and definition.invalid:
             store.update(conn, definition_id, {"invalid_since": None, "invalid_reason": None, "invalid_fields": []},
                          now=now)

@@ -19,7 +19,7 @@ from .test_definitions import DEFS, JUNE, PLATFORM, _by_severity, _raw_opened
 from .test_runs import RUNS, _active_definition, _wait
 
 AUDITOR = "auditor@acme.example"
-CHAIN = ["request", "validation", "run", "gate_b", "publish", "download"]
+CHAIN = ["request", "validation", "run", "gate_b", "publish", "delivery", "download"]
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,22 @@ def _first_of(steps: list[str]) -> list[str]:
     return list(dict.fromkeys(steps))
 
 
-def test_trace_of_a_run_submission_shows_the_chain_in_order(client, token_for, entity, conn, auditor):
+@pytest.fixture()
+def mail(smtp, monkeypatch, built):
+    """The real SMTP server of the suite, and acme.example on acme's allow-list."""
+    from orchestration.db import warehouse
+    from orchestration.services import delivery
+
+    for name, value in (("HOST", "127.0.0.1"), ("PORT", str(smtp[1])), ("TLS", "none"),
+                        ("FROM", "reports@nexus.example"), ("TIMEOUT", "5")):
+        monkeypatch.setenv(f"REPORTS_SMTP_{name}", value)
+    with warehouse.connection() as conn:
+        delivery.allow_domain(conn, "acme", "acme.example", actor="tenant_admin@acme.example")
+    return smtp[0]
+
+
+def test_trace_of_a_run_submission_shows_the_chain_in_order(client, token_for, entity, conn, auditor, mail):
+    from orchestration.services import delivery
     definition_id = _active_definition(client, token_for, entity)
     analyst = auth(token_for("analyst@acme.example"))
     rid = f"trace-{uuid.uuid4().hex[:12]}"
@@ -51,6 +66,9 @@ def test_trace_of_a_run_submission_shows_the_chain_in_order(client, token_for, e
     run_id = submitted.json()["run_id"]
     done = _wait(client, analyst, run_id)
     assert done["status"] == "completed", done
+    to = f"trace-{uuid.uuid4().hex[:6]}@acme.example"
+    sent = delivery.deliver_run(conn, run_id, [f"email:{to}"])
+    assert sent.enqueued and [m["To"] for m in mail.messages if m["To"] == to] == [to]
 
     link = client.get(f"{RUNS}/{run_id}/download", params={"format": "xlsx"}, headers=analyst)
     assert link.status_code == 200, link.text
@@ -74,7 +92,8 @@ def test_trace_of_a_run_submission_shows_the_chain_in_order(client, token_for, e
     assert events[0]["action"] == "api.request" and events[0]["details"]["path"].endswith(f"{definition_id}/run")
     assert [e["elapsed_ms"] for e in events] == sorted(e["elapsed_ms"] for e in events) and events[0]["elapsed_ms"] == 0
     actions = [e["action"] for e in events]
-    assert {"run.validated", "run.requested", "run.gate_b", "report.exported", "link.create", "link.download"} <= set(actions)
+    assert {"run.validated", "run.requested", "run.gate_b", "report.exported", "delivery.enqueue", "delivery.send",
+            "link.create", "link.download"} <= set(actions)
     assert actions.count("run.validated") == 2  # at admission and again in the worker before the query
     published = next(e for e in events if e["action"] == "report.exported")
     assert published["details"]["run_id"] == run_id and published["details"]["total_seconds"] > 0
@@ -142,3 +161,25 @@ def test_removing_a_field_marks_its_definitions_invalid_and_runs_refuse(quiet, t
     assert restored.status_code == 200
     assert quiet.get(one, headers=analyst).json()["validation_status"] == "valid"
     assert audit_log(conn, "outcome", action="definition.revalidated", target=definition_id) == [("succeeded",)]
+
+
+def test_a_role_change_of_its_owner_marks_a_definition_invalid_at_once(quiet, token_for, entity, conn):
+    """A policy change (the owner's roles) re-validates the owner's definitions in the same transaction."""
+    from orchestration.services import principals
+
+    owner = f"owner-{uuid.uuid4().hex[:8]}@acme.example"
+    principals.add(conn, owner, roles=["analyst"], tenants=["acme"], actor=PLATFORM)
+    n = entity["entity_name"]
+    body = _by_severity(entity, aggregates=[{"function": "sum", "field": f"{n}.incidents_resolved", "alias": "resolved"}])
+    created = quiet.post(DEFS, json=body, headers=auth(token_for(owner)))
+    assert created.status_code == 201, created.text
+    one = f"{DEFS}/{created.json()['report_definition_id']}"
+    # a viewer is cleared for internal fields only; incidents_resolved is confidential
+    principals.update(conn, owner, roles=["viewer"], actor=PLATFORM)
+    shown = quiet.get(one, headers=auth(token_for(owner))).json()
+    assert shown["validation_status"] == "invalid" and shown["invalid_fields"] == [f"{n}.incidents_resolved"]
+    assert "classified confidential" in shown["invalid_reason"]
+    ((details,),) = audit_log(conn, "details", action="definition.invalidated", target=created.json()["report_definition_id"])
+    assert details["cause"] == f"principal.update {owner}"
+    principals.update(conn, owner, roles=["analyst"], actor=PLATFORM)
+    assert quiet.get(one, headers=auth(token_for(owner))).json()["validation_status"] == "valid"
