@@ -9,6 +9,7 @@ A pure ASGI middleware, so streamed downloads are not buffered.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import time
 import uuid
@@ -63,6 +64,7 @@ class RequestAudit:
         request_id = request_id_from(given.decode("latin-1") or None)
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
+        state["received_at"] = dt.datetime.now(dt.UTC)  # where the request stands in an audit trace
         started = time.perf_counter()
         audited = scope["path"].startswith(_UNAUDITED_PREFIXES)
 
@@ -96,7 +98,8 @@ class RequestAudit:
         connect = scope["app"].state.connect
         conn = connect()
         try:
-            details = {"method": scope["method"], "path": scope["path"], "status": status, "ms": elapsed_ms}
+            details = {"method": scope["method"], "path": scope["path"], "status": status, "ms": elapsed_ms,
+                       "received_at": state["received_at"].isoformat()}
             if state.get("denial"):
                 details["reason"] = state["denial"]
             audit.record_now(

@@ -101,6 +101,6 @@ def trace(conn, caller: Authenticated | str, correlation_id: str, *, request_id:
 
 
 def _arrived(row: TraceRow) -> dt.datetime:
-    if row.action == "api.request" and isinstance(row.details.get("ms"), int | float):
-        return row.at - dt.timedelta(milliseconds=row.details["ms"])
+    if row.action == "api.request" and row.details.get("received_at"):
+        return dt.datetime.fromisoformat(row.details["received_at"])
     return row.at
