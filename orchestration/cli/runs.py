@@ -130,6 +130,7 @@ def show_cmd(run_id) -> None:
         ("state", f"{shown_state(record)} at stage {record.stage}"
                   + (f", DEGRADED: {record.degraded_reason}" if record.degraded else "")),
         ("timing", _timing(record)),
+        ("correlation", f"{record.trace_id} (nexus-reports audit trace {record.trace_id})"),
     ]
     if record.tick_at and record.started_at:
         lag = (record.started_at - record.tick_at).total_seconds()

@@ -162,6 +162,17 @@ def test_removing_a_field_marks_its_definitions_invalid_and_runs_refuse(quiet, t
     assert quiet.get(one, headers=analyst).json()["validation_status"] == "valid"
     assert audit_log(conn, "outcome", action="definition.revalidated", target=definition_id) == [("succeeded",)]
 
+    # deprecating the entity leaves none of its fields usable: every one the definition uses is named
+    entity_url = f"{ENTITIES}/{entity['entity_id']}"
+    assert quiet.post(f"{entity_url}/deprecate", json={"reason_code": "POLICY_CHANGE"}, headers=admin).status_code == 200
+    try:
+        shown = quiet.get(one, headers=analyst).json()
+        assert shown["invalid_fields"] == sorted(f"{n}.{f}" for f in ("day", "severity", "incidents_resolved"))
+        assert f"entities not active: {n}" in shown["invalid_reason"]
+    finally:
+        assert quiet.post(f"{entity_url}/activate", headers=admin).status_code == 200
+    assert quiet.get(one, headers=analyst).json()["validation_status"] == "valid"
+
 
 def test_a_role_change_of_its_owner_marks_a_definition_invalid_at_once(quiet, token_for, entity, conn):
     """A policy change (the owner's roles) re-validates the owner's definitions in the same transaction."""
