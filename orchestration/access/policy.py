@@ -34,6 +34,8 @@ MATRIX: dict[str, frozenset[str]] = {
     # include consent-withdrawn subjects in a report (ROOT requests, with a logged reason)
     "include_withdrawn": frozenset({"root"}),
     "audit": frozenset(),
+    # follow one correlation id through the audit log (its tenants' rows; platform_admin: all)
+    "audit_trace": frozenset({"auditor"}),
     # the operational KPIs of a tenant (the platform's, across tenants: platform_admin only)
     "kpis": frozenset({"tenant_admin"}),
 }

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 
 from orchestration.access import audit, clearance, policy
 from orchestration.access.tokens import Authenticated
+from orchestration.artifacts import index as artifact_index
 from orchestration.catalog import definition_store as store
 from orchestration.catalog import definition_template
 from orchestration.catalog.definitions import Definition, DefinitionVersion, Filter, RunParameters
@@ -39,6 +40,7 @@ from orchestration.runs.periods import RequestError, utc_today
 from orchestration.runs.request import ReportRequest
 from orchestration.runs.run_record import RunOrigin, RunRecord
 from orchestration.services import definition_checks as checks
+from orchestration.services import definition_validity as validity
 from orchestration.services import links as link_service
 
 PREVIEW_DEFAULT, PREVIEW_MAX = 100, 1000
@@ -106,9 +108,18 @@ def _consent(conn, caller: Authenticated, override: ConsentOverride | None, tena
 
 def plan(conn, principal: policy.Principal, definition: Definition, version: DefinitionVersion, *,
          window: tuple[dt.date, dt.date], formats: tuple[str, ...], trigger: str = "manual",
-         include_withdrawn: str | None = None) -> tuple[Template, ReportRequest]:
-    """The template and request of a run of this version for this principal, validated now."""
+         include_withdrawn: str | None = None, correlation_id: str | None = None) -> tuple[Template, ReportRequest]:
+    """The template and request of a run of this version for this principal, validated now (audited,
+    with the correlation id of the request that asked for the run)."""
+    if definition.invalid:  # marked by a registry or policy change: refused with that reason
+        raise validity.refusal(definition)
     result = checks.check(conn, principal, definition, version)
+    audit.record_now(conn, actor=principal.principal_id, action="run.validated",
+                     target=f"report definition {definition.definition_id}",
+                     outcome="succeeded" if result.valid else "failed", tenant_id=definition.tenant_id,
+                     correlation_id=correlation_id,
+                     details={"version": version.version, "trigger": trigger, "validation_hash": result.validation_hash,
+                              "errors": list(result.errors)})
     if not result.valid:
         raise Conflict("the definition is not valid now: " + "; ".join(result.errors))
     scope = scope_for(principal, version)
@@ -155,14 +166,14 @@ def submit_run(conn, caller: Authenticated, definition_id: str, order: RunOrder,
         withdrawn = _consent(conn, caller, order.include_withdrawn, definition.tenant_id, target, correlation_id)
         template, request = plan(conn, caller.principal, definition, version, formats=(order.format,),
                                  window=_window(order.parameters, today or utc_today()), trigger=trigger,
-                                 include_withdrawn=withdrawn)
+                                 include_withdrawn=withdrawn, correlation_id=correlation_id)
         run_id, created = admission.admit(conn, template, request,
                                           dataclasses.replace(origin, correlation_id=correlation_id)), True
     except AlreadyActive as active:
         run_id, created = active.run_id, False
     except (Conflict, Denied, RequestError) as exc:
         admission.audit_refusal(conn, requester=checks.who(caller), target=target, reason=str(exc),
-                                tenant_id=definition.tenant_id)
+                                tenant_id=definition.tenant_id, correlation_id=correlation_id)
         raise
     if idempotency_key:
         with conn:
@@ -192,7 +203,7 @@ def prepare_execution(conn, run_id: str) -> tuple[Template, ReportRequest]:
         admitted = record.request_object()
         template, request = plan(conn, principal, definition, version, formats=admitted.formats,
                                  window=(admitted.window_start, admitted.window_end), trigger=admitted.trigger,
-                                 include_withdrawn=admitted.include_withdrawn)
+                                 include_withdrawn=admitted.include_withdrawn, correlation_id=record.trace_id)
     except (Conflict, Denied, NotFound, RequestError) as exc:
         raise supervisor.fail(conn, run_id, "policy_violation", f"re-validation before the run: {exc}") from exc
     return template, request
@@ -214,6 +225,20 @@ def get_run(conn, caller: Authenticated, run_id: str, *, correlation_id: str | N
                          tenant_id=record.tenant_id, correlation_id=correlation_id, details={"reason": reason})
         raise Denied(reason)
     return record
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    record: RunRecord
+    sheets: list[str] | None  # the data sheets of its XLSX file, once published
+
+
+def run_status(conn, caller: Authenticated, run_id: str, *, correlation_id: str | None = None) -> RunStatus:
+    """A definition run of the caller's own (get_run) with what its files hold."""
+    record = get_run(conn, caller, run_id, correlation_id=correlation_id)
+    with conn:
+        sheets = artifact_index.sheets_of(conn, run_id)
+    return RunStatus(record, sheets)
 
 
 def download(conn, caller: Authenticated, run_id: str, fmt: str, *, base_url: str,

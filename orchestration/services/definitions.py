@@ -66,12 +66,14 @@ def list_definitions(conn, caller: Authenticated, *, status: str | None = None, 
         raise Invalid(f"limit must be between 1 and {PAGE_MAX}")
     principal = caller.principal
     tenants = None if policy.ALL_TENANTS in principal.tenants else sorted(principal.tenants)
-    statuses = [status] if status else ["draft", "active", "deprecated"]
+    invalid_only = status == store.INVALID
+    statuses = [status] if status and not invalid_only else ["draft", "active", "deprecated"]
     views: list[DefinitionView] = []
     after = cursor
     with conn:
         while len(views) <= limit:
-            batch = store.list_for(conn, tenants, statuses=statuses, after=after, limit=limit + 1)
+            batch = store.list_for(conn, tenants, statuses=statuses, after=after, limit=limit + 1,
+                                   invalid_only=invalid_only)
             for definition in batch:
                 version = store.get_version(conn, definition.definition_id, definition.current_version)
                 if vertical is None or not version.spec.vertical_scope or vertical in version.spec.vertical_scope:
