@@ -6,14 +6,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Header, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Body, Header, Query, Request, Response, status
 from pydantic import BaseModel, Field
 
 from orchestration.api.deps import Conn, CurrentPrincipal, RequestId
 from orchestration.api.problems import RESPONSES
-from orchestration.exports import charts
 from orchestration.catalog.chart_definitions import ChartCreate, ChartSpec, ChartUpdate
 from orchestration.catalog.definitions import RunParameters
+from orchestration.exports import charts
 from orchestration.governance.versioned import Retirement, Status
 from orchestration.services import charts as service
 from orchestration.services.definition_runs import ConsentOverride
