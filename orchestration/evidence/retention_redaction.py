@@ -14,8 +14,9 @@ from orchestration.links import expiry
 TITLE = "Artifact retention and redaction policy"
 
 
-def _first_paragraph(doc: str | None) -> str:
-    return inspect.cleandoc(doc or "").split("\n\n")[0]
+def _policy_paragraphs(doc: str | None) -> str:
+    """A module docstring's summary and its policy paragraph (not how it is implemented)."""
+    return "\n\n".join(inspect.cleandoc(doc or "").split("\n\n")[:2])
 
 
 def document(templates: list[Template]) -> Document:
@@ -42,7 +43,7 @@ def document(templates: list[Template]) -> Document:
         caps,
         kept,
         "## Redaction",
-        _first_paragraph(redaction.__doc__),
+        _policy_paragraphs(redaction.__doc__),
         strength,
         f"A hash is the first {redaction.HASH_CHARS} hex characters of a sha256 keyed per tenant; "
         f"a masked value reads `{redaction.MASK}`.",

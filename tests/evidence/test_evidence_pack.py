@@ -199,3 +199,10 @@ def test_a_runbook_command_or_option_that_does_not_exist_is_caught():
     for args in made_up:
         with pytest.raises(click.UsageError):
             _parse(args)
+
+
+def test_a_bad_or_future_period_is_one_clear_line(built, tmp_path):
+    for period, said in (("2026-13", "invalid period '2026-13': expected YYYY-MM"), ("2999-01", "has not started yet")):
+        result = invoke("evidence", "build", "--out", tmp_path, "--period", period, "--as", PLATFORM_ADMIN)
+        assert result.exit_code == 1 and said in one_line_error(result.stderr), result.output
+    assert not list(tmp_path.iterdir())
