@@ -34,8 +34,8 @@ from orchestration.runs.request import ReportRequest
 from orchestration.services import kpis as kpi_service
 from tests.helpers.principals import upsert_principal
 
-DAY = dt.date(2024, 3, 14)
-AT = dt.datetime(2024, 3, 14, 9, 0, tzinfo=dt.UTC)
+DAY = dt.date(2025, 3, 14)
+AT = dt.datetime(2025, 3, 14, 9, 0, tzinfo=dt.UTC)
 PLATFORM_ADMIN = "kpi-models-admin@platform.example"
 MODELS = ("kpi_daily", "kpi_daily_breakdown", "kpi_runs", "kpi_scopes")
 
@@ -51,7 +51,7 @@ def _run(cur, tenant: str, state: str, *, template: str = "incident_summary", fa
                (run_id, template_key, template_version, tenant_id, window_start, window_end, formats, requester,
                 trigger, request, input_hash, state, failure_class, gate_passed, started_at, ended_at, published_at,
                 tick_at, artifact_location, manifest_sha256, created_at)
-           values (%s, %s, 1, %s, '2024-02-01', '2024-03-01', '{csv}', 'kpi-test', %s, '{}', %s, %s, %s, %s,
+           values (%s, %s, 1, %s, '2025-02-01', '2025-03-01', '{csv}', 'kpi-test', %s, '{}', %s, %s, %s, %s,
                    %s, %s, %s, %s, %s, %s, %s)""",
         (run_id, template, tenant, "schedule" if tick_lag is not None else "manual", uuid.uuid4().hex, state,
          failure_class, gate, started, ended, ended if published else None,
@@ -103,12 +103,12 @@ def day_world(built):
                            values (%s, %s, 'incident_summary', 1, 'csv', 'report.csv', 'local', 'k', 'l', 1, %s,
                                    'confidential', %s)""", (r1, a, "0" * 64, AT + dt.timedelta(days=90)))
             for tenant, run_id, outcome, reason in [
-                    (a, r1, "denied", "link expired at 2024-03-01T00:00:00+00:00"),
-                    (a, r1, "denied", f"revoked by admin@{a}.example at 2024-03-02T00:00:00+00:00: leaked"),
+                    (a, r1, "denied", "link expired at 2025-03-01T00:00:00+00:00"),
+                    (a, r1, "denied", f"revoked by admin@{a}.example at 2025-03-02T00:00:00+00:00: leaked"),
                     (a, r2, "denied", "viewer@x.example has none of the roles this template allows to download (x)"),
                     (a, r2, "denied", "run tenant zzz differs from the link's tenant"),
                     (a, r2, "granted", "granted"),
-                    (b, r3, "denied", "link expired at 2024-03-03T00:00:00+00:00"),
+                    (b, r3, "denied", "link expired at 2025-03-03T00:00:00+00:00"),
                     (None, None, "denied", "unknown token"), (None, None, "denied", "something new")]:
                 cur.execute("""insert into control.access_events (at, tenant_id, run_id, outcome, reason)
                                values (%s, %s, %s, %s, %s)""", (AT, tenant, run_id, outcome, reason))
@@ -211,7 +211,7 @@ def test_a_tenant_admin_may_see_its_kpis_not_the_platforms(day_world):
 
 
 def _kpi_report_request(tenant: str, requester: str) -> ReportRequest:
-    return ReportRequest.for_period(catalog.load("reporting_kpis"), tenant, "2024-03", requester=requester)
+    return ReportRequest.for_period(catalog.load("reporting_kpis"), tenant, "2025-03", requester=requester)
 
 
 def test_a_tenant_can_run_the_kpi_report_neither_for_the_platform_nor_for_itself(day_world):
@@ -224,7 +224,7 @@ def test_a_tenant_can_run_the_kpi_report_neither_for_the_platform_nor_for_itself
         engine.run_report(template, _kpi_report_request(a, f"manager@{a}.example"))
     with pytest.raises(RequestError, match="platform partition"):
         incident = catalog.load("incident_summary")
-        engine.run_report(incident, ReportRequest.for_period(incident, PLATFORM, "2024-03", requester=PLATFORM_ADMIN))
+        engine.run_report(incident, ReportRequest.for_period(incident, PLATFORM, "2025-03", requester=PLATFORM_ADMIN))
 
 
 def test_the_kpi_report_of_the_month_is_recomputed_from_control_rows(day_world):
@@ -232,9 +232,9 @@ def test_the_kpi_report_of_the_month_is_recomputed_from_control_rows(day_world):
     result = engine.run_report(template, _kpi_report_request(PLATFORM, PLATFORM_ADMIN))
     assert result.manifest["gate_b"]["passed"] is True
     assert {f["format"] for f in result.manifest["files"]} == {"pdf", "xlsx"}
-    start = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)
+    start = dt.datetime(2025, 3, 1, tzinfo=dt.UTC)
     with warehouse.connection() as conn:
-        k = kpi_service.kpis(conn, actor=PLATFORM_ADMIN, since=start, now=dt.datetime(2024, 4, 1, tzinfo=dt.UTC))
+        k = kpi_service.kpis(conn, actor=PLATFORM_ADMIN, since=start, now=dt.datetime(2025, 4, 1, tzinfo=dt.UTC))
     book = openpyxl.load_workbook(next(result.location.glob("*.xlsx")), read_only=True)
     sheets = {s.title: [list(r) for r in s.iter_rows(values_only=True)] for s in book.worksheets}
     book.close()
@@ -286,8 +286,9 @@ def test_the_dagster_kpi_asset_carries_the_ten_kpis_as_float_metadata(day_world)
         result = dg.materialize([platform_kpis_daily], partition_key=DAY.isoformat(), instance=instance,
                                 resources={"warehouse": RESOURCES["warehouse"]})
         assert result.success
-        [materialization] = result.asset_materializations_for_node("platform_kpis_daily")
-    metadata = materialization.metadata
+        [event] = result.get_asset_materialization_events()
+    assert event.asset_key == dg.AssetKey(["kpis", "platform_daily"])
+    metadata = event.materialization.metadata
     assert set(metadata) == set(headline.NAMES)
     expected = headline.headline(_python(PLATFORM))
     assert all(isinstance(metadata[name], dg.FloatMetadataValue) for name, v in expected.items() if v is not None)
