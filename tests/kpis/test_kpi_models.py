@@ -16,6 +16,7 @@ import openpyxl
 import pytest
 from pypdf import PdfReader
 
+from orchestration.access import policy, tenants
 from orchestration.access.tenants import PLATFORM
 from orchestration.catalog import templates as catalog
 from orchestration.db import warehouse
@@ -24,6 +25,7 @@ from orchestration.exports.numbers import code_label
 from orchestration.kpis import headline
 from orchestration.kpis.compute import Rate
 from orchestration.runs import engine
+from orchestration.runs.failures import RunFailed
 from orchestration.runs.periods import RequestError
 from orchestration.runs.request import ReportRequest
 from orchestration.services import kpis as kpi_service
@@ -126,7 +128,7 @@ def test_a_tenant_can_run_the_kpi_report_neither_for_the_platform_nor_for_itself
     a = kpi_world["a"]
     template = catalog.load("reporting_kpis")
     for who in (f"admin@{a}.example", f"manager@{a}.example"):
-        with pytest.raises(Exception, match="may not run|none of the roles"):
+        with pytest.raises(RunFailed, match="none of the roles this template allows|is not a member of tenant platform"):
             engine.run_report(template, _kpi_report_request(PLATFORM, who))
     with pytest.raises(RequestError, match="platform-wide"):
         engine.run_report(template, _kpi_report_request(a, f"manager@{a}.example"))
@@ -210,3 +212,18 @@ def test_the_kpi_asset_has_a_daily_schedule():
     schedule = defs.resolve_schedule_def("kpis_daily_schedule")
     assert schedule.cron_schedule == "30 0 * * *"
     assert defs.resolve_job_def("kpis_daily_job")
+
+
+def test_no_tenant_principal_may_read_the_platform_partition(kpi_world):
+    """Its runs' files: downloading is for members of the partition, which no tenant's principal is."""
+    a = kpi_world["a"]
+    with warehouse.connection() as conn:
+        for who in (f"admin@{a}.example", f"manager@{a}.example"):
+            assert "is not a member of tenant platform" in policy.decide(
+                policy.get_principal(conn, who), "download", tenant_id=PLATFORM)
+        assert policy.decide(policy.get_principal(conn, PLATFORM_ADMIN), "download", tenant_id=PLATFORM) is None
+
+
+def test_a_source_tenant_named_like_the_platform_partition_gets_no_tenant_partition():
+    assert tenants.partition_changes(["acme", PLATFORM], ["acme"]) == ([], [])
+    assert tenants.partition_changes(["acme"], ["acme", PLATFORM]) == ([], [PLATFORM])
