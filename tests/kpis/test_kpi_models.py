@@ -28,6 +28,7 @@ from orchestration.runs import engine
 from orchestration.runs.failures import RunFailed
 from orchestration.runs.periods import RequestError
 from orchestration.runs.request import ReportRequest
+from orchestration.services import evidence as evidence_service
 from orchestration.services import kpis as kpi_service
 from tests.helpers.kpi_world import DAY, PLATFORM_ADMIN
 
@@ -171,6 +172,11 @@ def test_the_kpi_report_of_the_month_is_recomputed_from_control_rows(kpi_world):
     assert len(template.charts) == 10
     for chart in template.charts:  # a trend chart per KPI, each under its title
         assert re.sub(r"\s+", "", chart.title) in text, chart.title
+    # the evidence pack's item 8 carries this run's PDF, byte for byte
+    with warehouse.connection() as conn:
+        name, pdf = evidence_service.reporting_kpis_pdf(conn, "2025-03")
+        assert evidence_service.reporting_kpis_pdf(conn, "2025-02") is None
+    assert pdf == next(result.location.glob("*.pdf")).read_bytes() and name.endswith(".pdf")
 
 
 def _key(shown: str, keys) -> str:
