@@ -17,6 +17,7 @@ from orchestration.cli import (
     kpis,
     links,
     metrics,
+    pipelines,
     principals,
     provenance,
     runs,
@@ -37,7 +38,7 @@ def main() -> None:
 for command in (*setup.COMMANDS, *dev.COMMANDS, runs.run_cmd, kpis.kpis_cmd):
     main.add_command(command)
 for module in (templates, principals, tokens, runs, links, schedules, artifacts, delivery, audit, metrics,
-               provenance):
+               provenance, pipelines):
     main.add_command(module.group)
 
 

@@ -42,7 +42,7 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _tenant_for(caller: Authenticated, requested: str | None) -> str:
+def tenant_for(caller: Authenticated, requested: str | None) -> str:
     """The tenant a new definition belongs to: the caller's own, never just what the body says."""
     principal = caller.principal
     if requested is not None:
@@ -58,7 +58,7 @@ def _tenant_for(caller: Authenticated, requested: str | None) -> str:
 def create_definition(conn, caller: Authenticated, body: DefinitionCreate, *, correlation_id: str | None = None,
                       now: dt.datetime | None = None) -> DefinitionView:
     now = now or _utcnow()
-    tenant_id = _tenant_for(caller, body.tenant_id)
+    tenant_id = tenant_for(caller, body.tenant_id)
     checks.authorize(conn, caller, "define", tenant_id, f"report definition {body.report_name!r}", correlation_id)
     spec = DefinitionSpec.model_validate(body.model_dump(exclude={"tenant_id"}))
     with conn:
