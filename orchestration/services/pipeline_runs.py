@@ -141,6 +141,10 @@ def run_pipeline(conn, caller: Authenticated, pipeline_id: str, order: PipelineR
         with conn:
             store.insert_member(conn, batch_id, MemberRun(position=position, member=member, run_id=run_id,
                                                           state="failed" if refusal else "submitted", error=refusal))
+            if refusal:  # settled already: nothing of it will be delivered
+                audit.record(conn, actor=who, action="pipeline.export", target=member, outcome="failed",
+                             tenant_id=pipeline.tenant_id, correlation_id=correlation_id,
+                             details={"pipeline_run_id": batch_id, "state": "failed", "error": refusal})
     return settle(conn, batch_id), True
 
 
