@@ -14,6 +14,7 @@ import pytest
 from orchestration.db import warehouse
 from orchestration.services import delivery as delivery_service
 from tests.helpers.audit import audit_log
+from tests.helpers.cli import invoke, one_line_error
 
 from ..servers import Receiver
 from .conftest import auth
@@ -160,6 +161,18 @@ def test_lifecycle_versions_and_other_tenants(client, token_for, entity, receive
         assert client.request(method, one + suffix, headers=globex).status_code == 404
         assert client.request(method, f"{ALIAS}/{pipeline_id}{suffix}", headers=globex).status_code == 404
     assert pipeline_id not in [p["pipeline_id"] for p in client.get(PIPES, headers=globex).json()["items"]]
+
+    # The command line calls the same services: the same pipeline, the same refusals.
+    listed = invoke("pipelines", "list", "--as", ANALYST)
+    assert listed.exit_code == 0 and pipeline_id in listed.output and "paused" in listed.output
+    shown = invoke("pipelines", "show", pipeline_id, "--as", ANALYST)
+    assert shown.exit_code == 0 and "version 2 (active: 1)" in shown.output, shown.output
+    assert f"members: {member}; format xlsx" in shown.output  # the newest version, not yet active
+    paused_run = invoke("pipelines", "run", pipeline_id, "--as", ANALYST)
+    assert paused_run.exit_code == 1 and "paused" in one_line_error(paused_run.stderr)
+    theirs = invoke("pipelines", "show", pipeline_id, "--as", "analyst@globex.example")
+    assert theirs.exit_code == 1 and f"no pipeline {pipeline_id}" in one_line_error(theirs.stderr)
+
     archived = client.post(f"{one}/archive", json={"reason_code": "NO_LONGER_NEEDED"}, headers=analyst)
     assert archived.status_code == 200 and archived.json()["archived_at"]
 
