@@ -222,3 +222,21 @@ def verify_runs(results: list[DemoResult], echo: Callable[[str], None] = print) 
             echo(f"provenance verify {r.run_id} ({r.template} for {r.tenant}): {outcome}")
             passed = passed and not failed
     return passed
+
+
+def build_evidence(echo: Callable[[str], None] = print) -> Path:
+    """The signoff evidence pack of this month (the demo's runs), as the platform admin; an
+    incomplete pack (no `make test` results yet, say) is still built and says what it lacks."""
+    import datetime as dt
+
+    from orchestration.services import evidence
+
+    with warehouse.connection() as conn:
+        pack = evidence.build_pack(conn, evidence.PackRequest(
+            actor=policy.PLATFORM_ADMIN, out=get_settings().home / "evidence" / "packs",
+            period=dt.datetime.now(dt.UTC).strftime("%Y-%m")))
+    lacking = [f"{i.document.item} {i.document.title} ({i.document.status})" for i in pack.items[:-1]
+               if i.document.status != "ok"]
+    echo("")
+    echo(f"evidence pack: {pack.folder}" + (f" (incomplete: {'; '.join(lacking)})" if lacking else " (complete)"))
+    return pack.folder

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 
+import openpyxl
 import xlsxwriter
 
 from orchestration.exports.numbers import column_unit
@@ -231,6 +232,9 @@ def write_xlsx(conn, report: ReportContext, sections: Sequence[SectionSnapshot],
             "default_date_format": "yyyy-mm-dd",
         },
     )
+    # The document's created/modified dates are the run's generation time, not the clock's, so a
+    # rerun with that time writes the same bytes (xlsxwriter already fixes the zip members' times).
+    book.set_properties({"created": report.generated_at})
     fmt = _Formats(book)
     taken: set[str] = set()
     total = 0
@@ -241,6 +245,17 @@ def write_xlsx(conn, report: ReportContext, sections: Sequence[SectionSnapshot],
     finally:
         book.close()
     return total
+
+
+def data_sheets(path: Path) -> list[str]:
+    """The sheet names of a written workbook after its About sheet: one per section, plus the
+    numbered continuations of a section past Excel's row limit (read from the workbook's index,
+    not its rows)."""
+    book = openpyxl.load_workbook(path, read_only=True)
+    try:
+        return book.sheetnames[1:]
+    finally:
+        book.close()
 
 
 def _write_section(book, fmt: _Formats, report: ReportContext, section: SectionSnapshot, taken: set[str], rows) -> int:

@@ -30,7 +30,6 @@ from orchestration.pipelines.models import (
     is_definition,
 )
 from orchestration.services import definition_checks as checks
-from orchestration.services.definitions import tenant_for
 
 PAGE_MAX = 200
 
@@ -80,7 +79,7 @@ def visible(conn, principal: policy.Principal, pipeline_id: str) -> Pipeline:
 def create_pipeline(conn, caller: Authenticated, body: PipelineCreate, *, correlation_id: str | None = None,
                     now: dt.datetime | None = None) -> PipelineView:
     now = now or _utcnow()
-    tenant_id = tenant_for(caller, body.tenant_id)
+    tenant_id = checks.tenant_for_new(caller, body.tenant_id, "pipeline")
     checks.authorize(conn, caller, "define", tenant_id, f"pipeline {body.pipeline_name!r}", correlation_id)
     spec = PipelineSpec.model_validate(body.model_dump(exclude={"tenant_id"}))
     with conn:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestration.access import audit, policy, tenants
+from orchestration.artifacts import index as artifact_index
 from orchestration.artifacts import which_store
 from orchestration.catalog import definition_template
 from orchestration.catalog.templates import Template
@@ -195,12 +196,12 @@ def cancel(conn, run_id: str, *, actor: str) -> RunRecord:
         raise NotFound(f"no run {run_id}")
     if actor != record.requester:
         policy.authorize(conn, actor, "run", target=f"cancel {run_id}", tenant_id=record.tenant_id,
-                         correlation_id=run_id)
+                         correlation_id=record.trace_id)
     if record.ended:
         raise Invalid(f"run {run_id} already ended: {record.state}")
     record = records.request_cancel(conn, run_id)
     audit.record_now(conn, actor=actor, action="run.cancel_requested", target=run_id, outcome="allowed",
-                     tenant_id=record.tenant_id, correlation_id=run_id)
+                     tenant_id=record.tenant_id, correlation_id=record.trace_id)
     if record.state == "running":
         worker.stop(record)
     return record
@@ -230,13 +231,16 @@ def published_files(record: RunRecord) -> list[PublishedFile]:
 class RunView:
     record: RunRecord
     chain: list[RunRecord]
+    sheets: list[str] | None = None  # the data sheets of its XLSX file, when it has one
 
 
 def show(conn, run_id: str) -> RunView:
     record = records.get_run(conn, run_id)
     if record is None:
         raise NotFound(f"no run {run_id}")
-    return RunView(record, records.chain(conn, run_id))
+    with conn:
+        sheets = artifact_index.sheets_of(conn, run_id)
+    return RunView(record, records.chain(conn, run_id), sheets)
 
 
 def list_runs(conn, *, tenant_id: str | None = None, state: str | None = None, limit: int = 20) -> list[RunRecord]:

@@ -1,12 +1,12 @@
 """Export pipelines: a tenant's batch of report definitions and templates exported to one
 destination, their versions, and each batch run with one row per member.
 
-Revision ID: 0014_h12pipes
+Revision ID: 0017
 """
 from alembic import op
 
-revision = "0014_h12pipes"
-down_revision = "0013"
+revision = "0017"
+down_revision = "0016"
 
 
 # long: one DDL script, read top to bottom; splitting it would only scatter the schema
