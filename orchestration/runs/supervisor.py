@@ -193,12 +193,18 @@ def reap(conn, settings: Settings | None = None, *, now: dt.datetime | None = No
             end_unsuccessfully(conn, record.run_id, cls, f"{how} during {record.stage}; nothing was published",
                                settings=settings)
             reaped.append(record.run_id)
-    for record in records.queued_runs(conn):
-        why = _never_started(record, now, settings)
-        if why and records.get_run(conn, record.run_id).state == "queued":  # not started meanwhile
-            end_unsuccessfully(conn, record.run_id, "query_failure", why, settings=settings)
-            reaped.append(record.run_id)
+    reaped += [r.run_id for r in records.queued_runs(conn) if reap_queued(conn, r, settings=settings, now=now)]
     return reaped
+
+
+def reap_queued(conn, record: RunRecord, *, settings: Settings | None = None, now: dt.datetime | None = None) -> bool:
+    """End one queued run that will never start (its worker exited first, or none came within
+    QUEUED_GRACE); True when it was ended here. A batch settling its members calls it too."""
+    why = _never_started(record, now or dt.datetime.now(dt.UTC), settings)
+    if not why or records.get_run(conn, record.run_id).state != "queued":  # started meanwhile
+        return False
+    end_unsuccessfully(conn, record.run_id, "query_failure", why, settings=settings)
+    return True
 
 
 def _never_started(record: RunRecord, now: dt.datetime, settings: Settings | None) -> str | None:

@@ -40,7 +40,7 @@ from orchestration.errors import Conflict, Invalid, NotFound, ServiceError
 from orchestration.governance.lifecycle import GovernanceError
 from orchestration.pipelines import store
 from orchestration.pipelines.models import MemberRun, Pipeline, PipelineRun, is_definition
-from orchestration.runs import idempotency, records, worker
+from orchestration.runs import idempotency, records, supervisor, worker
 from orchestration.runs.failures import AlreadyActive
 from orchestration.runs.periods import RequestError, utc_today
 from orchestration.runs.run_record import END_STATES, RunOrigin
@@ -182,6 +182,8 @@ def _settle_member(conn, batch: PipelineRun, member: MemberRun, recipient: Recip
     if member.settled or member.run_id is None:
         return member
     record = records.get_run(conn, member.run_id)
+    if record is not None and record.state == "queued" and supervisor.reap_queued(conn, record):
+        record = records.get_run(conn, member.run_id)  # its worker exited before starting it: failed now
     if record is None or record.state not in END_STATES:
         return member
     if record.state != "completed":

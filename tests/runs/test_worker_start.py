@@ -9,12 +9,13 @@ import secrets
 import socket
 import subprocess
 import sys
+import threading
 
 import psycopg2
 import pytest
 
 from orchestration.db import warehouse
-from orchestration.db.server import database_url
+from orchestration.db.server import create_database_if_missing, database_url
 from orchestration.defs import dagster_home
 from orchestration.runs import records, supervisor, worker
 from orchestration.services import runs as run_service
@@ -100,3 +101,31 @@ def test_a_queued_run_no_worker_started_is_reaped_after_the_grace_period(built):
         ended = records.get_run(conn, orphan)
         assert ended.state == "failed" and "no worker started the run within 10 minutes" in ended.diagnosis
 
+
+
+def test_creating_the_same_database_at_once_is_not_an_error(built):
+    """What a worker does first on a fresh server (Dagster's storage database): at the same moment
+    in several processes, one creates it and the others find it, none fails."""
+    name = f"nexus_created_at_once_{secrets.token_hex(4)}"
+    gate, errors = threading.Barrier(4), []
+
+    def create():
+        gate.wait()
+        try:
+            create_database_if_missing(database_url(), name)
+        except Exception as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=create) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    conn = psycopg2.connect(database_url())
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("select count(*) from pg_database where datname = %s", (name,))
+        created = cur.fetchone()[0]
+        cur.execute(f'drop database if exists "{name}"')
+    conn.close()
+    assert (errors, created) == ([], 1)
