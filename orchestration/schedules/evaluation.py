@@ -286,6 +286,24 @@ def _definition_tick(schedule: dict[str, Any], tick_at: dt.datetime) -> Definiti
                           run_key=run_key(sid, tick_at))
 
 
+def unsubmitted_pipeline_ticks(conn, within: dt.timedelta = dt.timedelta(minutes=10),
+                               settle: dt.timedelta = dt.timedelta(minutes=1)) -> list[PipelineTick]:
+    """Pipeline ticks recorded as requested whose batch was never started (the evaluating process
+    died in between), recorded more than `settle` and less than `within` ago: to submit again.
+    Safe even while another evaluation is still submitting one: the tick's run key is the
+    batch's Idempotency-Key, so both find the same batch."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """select t.tick_at, s.* from control.schedule_ticks t join control.schedules s using (schedule_id)
+               where t.outcome = 'requested' and t.pipeline_run_id is null and s.target_kind = 'pipeline'
+                 and s.state = 'active' and t.created_at between now() - %s and now() - %s
+               order by t.schedule_id, t.tick_at""",
+            (within, settle),
+        )
+        rows = dict_rows(cur)
+    return [_pipeline_tick(r, r["tick_at"].astimezone(dt.UTC)) for r in rows]
+
+
 def _pipeline_tick(schedule: dict[str, Any], tick_at: dt.datetime) -> PipelineTick:
     sid = schedule["schedule_id"]
     return PipelineTick(schedule_id=sid, tick_at=tick_at, pipeline_id=schedule["pipeline_id"],

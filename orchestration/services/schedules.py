@@ -260,4 +260,10 @@ def evaluate(conn, now: dt.datetime, active_run_lookup: ActiveRunLookup, *,
             evaluation.evaluate_schedule(conn, schedule, now, active_run_lookup, known_tenants, result, **options)
         for tick in [*result.definition_ticks[seen[0]:], *result.pipeline_ticks[seen[1]:]]:
             _submit(conn, schedule, tick, launch, result)
+    with conn:
+        lost = evaluation.unsubmitted_pipeline_ticks(conn)
+    for tick in lost:  # recorded by an evaluation that died before it started the batch
+        with conn:
+            schedule = store.get(conn, tick.schedule_id)
+        _submit(conn, schedule, tick, launch, result)
     return result

@@ -15,6 +15,8 @@ import pytest
 
 from orchestration.pipelines import store as pipeline_store
 from orchestration.pipelines.models import MemberRun
+from orchestration.runs import supervisor
+from orchestration.schedules.timing import run_key
 from orchestration.services import pipeline_runs
 from orchestration.services import schedules as schedule_service
 from tests.helpers.audit import audit_log, audit_rows
@@ -159,3 +161,28 @@ def test_a_batch_interrupted_while_submitting_is_finished_with_the_members_it_ha
     exports = audit_log(conn, "target", "outcome", action="pipeline.export", correlation_id="cut-1")
     assert exports == [(second, "failed")]
     assert audit_log(conn, "outcome", action="pipeline.run.settled", correlation_id="cut-1") == [("failed",)]
+
+
+def test_a_pipeline_tick_whose_batch_never_started_is_submitted_again_once(client, token_for, entity, receiver, conn,
+                                                                           api_clock):
+    api_clock.now = CREATED
+    pipeline_id = _active_pipeline(client, token_for, [_definition(client, token_for, entity)], _hook(receiver, "lost"))
+    made = client.post(SCHEDULES, json={"pipeline_id": pipeline_id, "schedule": "0 6 * * *"},
+                       headers=auth(token_for(MANAGER)))
+    schedule_id = made.json()["schedule_id"]
+    with conn, conn.cursor() as cur:  # what an evaluation that died right after recording the tick leaves
+        cur.execute("""insert into control.schedule_ticks (schedule_id, tick_at, outcome, run_key, created_at)
+                       values (%s, %s, 'requested', %s, now() - interval '2 minutes')""",
+                    (schedule_id, TICK, run_key(schedule_id, TICK)))
+    held: list[str] = []  # the member runs are admitted; no worker is needed to see the batch start
+    try:
+        result = schedule_service.evaluate(conn, TICK + dt.timedelta(seconds=20), _no_dagster_runs, launch=held.append)
+        assert list(result.submitted) == [run_key(schedule_id, TICK)] and len(held) == 1
+        again = schedule_service.evaluate(conn, TICK + dt.timedelta(seconds=50), _no_dagster_runs, launch=held.append)
+        assert again.submitted == {} and len(held) == 1
+        with conn, conn.cursor() as cur:
+            cur.execute("select pipeline_run_id from control.schedule_ticks where schedule_id = %s", (schedule_id,))
+            assert cur.fetchall() == [(result.submitted[run_key(schedule_id, TICK)],)]
+    finally:
+        for run_id in held:
+            supervisor.end_unsuccessfully(conn, run_id, "cancelled", "test: never launched")
