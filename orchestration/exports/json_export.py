@@ -4,9 +4,9 @@ Values are faithful (no formula neutralization: JSON is data, not a spreadsheet)
 become JSON numbers, integral values as integers and others with their decimals as stored;
 dates and times are ISO 8601 strings.
 
-The rows are serialized by Postgres itself (`to_json` per value, joined in the layout this
-file has always had) and streamed with one COPY, several times faster than decoding each row
-into Python and encoding it again; the header and each section's metadata are small and
+The rows are serialized by Postgres itself (`to_json` per value, laid out as this file has
+always been) and streamed with one COPY straight into the file, several times faster than
+decoding each row into Python and encoding it again; the header and each section's metadata are small and
 written from Python.
 """
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import io
 import json
 from collections.abc import Sequence
 from decimal import Decimal
@@ -52,8 +53,8 @@ def report_header(report: ReportContext) -> dict:
 def write_json(conn, report: ReportContext, sections: Sequence[SectionSnapshot], path: Path) -> int:
     total = 0
     dumps = json.JSONEncoder(ensure_ascii=False, default=json_value).encode
-    with path.open("w", encoding="utf-8") as fh:
-        fh.write('{"report": ' + dumps(report_header(report)) + ', "sections": [')
+    with path.open("wb") as fh:
+        fh.write(('{"report": ' + dumps(report_header(report)) + ', "sections": [').encode())
         for i, section in enumerate(sections):
             meta = {
                 "name": section.name,
@@ -62,11 +63,14 @@ def write_json(conn, report: ReportContext, sections: Sequence[SectionSnapshot],
                             for c in section.columns],
                 "row_count": section.row_count,
             }
-            fh.write(("," if i else "") + "\n" + dumps(meta)[:-1] + ', "rows": [')
-            fh.flush()
-            total += _copy_rows(conn, section, fh.buffer)
-            fh.write("]}")
-        fh.write("\n]}\n")
+            fh.write((("," if i else "") + "\n" + dumps(meta)[:-1] + ', "rows": [\n').encode())
+            rows = _copy_rows(conn, section, fh)
+            # Every row line ends with a comma and a line feed: the last row's (or, without rows,
+            # the line feed written above) give way to the closing brackets.
+            fh.seek(-2 if rows else -1, io.SEEK_CUR)
+            total += rows
+            fh.write(b"]}")
+        fh.write(b"\n]}\n")
     return total
 
 
@@ -74,42 +78,27 @@ def _sql_text(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+# Where a value's own text is already its JSON (numbers and booleans), the cast is cheaper than
+# to_json and gives the same text; trim_scale makes 3.00 the integer 3 and 1.50 the number 1.5.
+_AS_TEXT = {"integer": '"{}"::text', "bigint": '"{}"::text', "boolean": '"{}"::text', "numeric": 'trim_scale("{}")::text'}
+
+
 def row_json_sql(section: SectionSnapshot) -> str:
-    """One text per row: `{"name": value, ...}` exactly as json.dumps lays it out (key order as
-    the columns, `": "` and `", "`). trim_scale makes 3.00 the integer 3 and 1.50 the number 1.5."""
-    if not section.columns:
-        return "'{}'"
+    """One line per row: `  {"name": value, ...},` exactly as json.dumps lays a row out (key
+    order as the columns, `": "` and `", "`)."""
     parts = []
     for i, column in enumerate(section.columns):
         key = ("{" if i == 0 else ", ") + json.dumps(column.name, ensure_ascii=False) + ": "
-        value = f'trim_scale("{column.name}")' if column.type == "numeric" else f'"{column.name}"'
-        parts.append(f"{_sql_text(key)} || coalesce(to_json({value})::text, 'null')")
-    return " || ".join(parts) + " || '}'"
-
-
-class _RowLines:
-    """COPY hands over one line per row; the file has each row on its own indented line, the
-    rows separated by commas. (A JSON text holds no raw line feed: each one is a row's end.)"""
-
-    def __init__(self, out):
-        self.out, self.rows_seen, self.pending = out, False, False
-
-    def write(self, data: bytes) -> None:
-        out = self.out
-        if self.pending:
-            out.write(b",\n  ")
-        elif not self.rows_seen:
-            out.write(b"\n  ")
-            self.rows_seen = True
-        self.pending = data.endswith(b"\n")
-        out.write((data[:-1] if self.pending else data).replace(b"\n", b",\n  "))
+        value = _AS_TEXT.get(column.type, 'to_json("{}")::text').format(column.name)
+        parts.append(f"{_sql_text(key)} || coalesce({value}, 'null')")
+    return "'  ' || " + (" || ".join(parts) + " || '}'" if parts else "'{}'") + " || ','"
 
 
 def _copy_rows(conn, section: SectionSnapshot, out) -> int:
     # CSV mode with a delimiter and a quote character that JSON text never holds raw (it escapes
-    # every control character), so each row's JSON arrives verbatim, unquoted, one per line.
+    # every control character), so each row's line arrives verbatim, unquoted, straight into the file.
     select = section.select_sql([row_json_sql(section)])
     with conn.cursor() as cur:
         cur.copy_expert(f"copy ({select}) to stdout with (format csv, delimiter E'\\x02', quote E'\\x01', "
-                        "encoding 'UTF8')", _RowLines(out))
+                        "encoding 'UTF8')", out)
         return cur.rowcount
