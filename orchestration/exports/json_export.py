@@ -2,7 +2,8 @@
 
 Values are faithful (no formula neutralization: JSON is data, not a spreadsheet). Numerics
 become JSON numbers, integral values as integers and others with their decimals as stored;
-dates and times are ISO 8601 strings.
+dates and times are ISO 8601 strings (times as Postgres writes them: fractional seconds
+without trailing zeros, the offset of the session's time zone).
 
 The rows are serialized by Postgres itself (`to_json` per value, laid out as this file has
 always been) and streamed with one COPY straight into the file, several times faster than
