@@ -14,11 +14,13 @@ from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 
+from orchestration.exports import xlsx_cells as xc
 from orchestration.exports import xlsx_package as xp
 from orchestration.exports.numbers import column_unit
 from orchestration.exports.rows import stream_rows
 from orchestration.exports.sections import Column, ReportContext, SectionSnapshot
-from orchestration.exports.xlsx_package import MAX_CELL_CHARS, STYLE, TRUNCATION_MARKER, clean_text
+from orchestration.exports.xlsx_cells import MAX_CELL_CHARS, TRUNCATION_MARKER, clean_text
+from orchestration.exports.xlsx_styles import STYLE
 
 __all__ = ["HEADER_ROWS", "MAX_CELL_CHARS", "MAX_DATA_ROWS", "TRUNCATION_MARKER", "clean_text", "sheet_name", "write_xlsx"]
 
@@ -66,18 +68,18 @@ def _unit_style(unit: str, value) -> int:
     return STYLE[NUMBER_FORMATS.get(unit, NUMBER_FORMATS[""])]
 
 
-def _encoder(column: Column) -> xp.Encoder:
+def _encoder(column: Column) -> xc.Encoder:
     """One encoder per column, chosen once from the declared type (the hot loop does no type
     dispatch); a value of another type than declared still goes through the general encoder."""
     if column.type == "text":
-        return xp.text_encoder()
+        return xc.text_encoder()
     if column.type in ("integer", "bigint", "numeric"):
-        return xp.number_encoder(_column_style(column))
+        return xc.number_encoder(_column_style(column))
     if column.type in ("date", "timestamptz"):
-        return xp.date_encoder(_column_style(column))
+        return xc.date_encoder(_column_style(column))
     if column.type == "boolean":
-        return xp.boolean_encoder()
-    return xp.any_cell
+        return xc.boolean_encoder()
+    return xc.any_cell
 
 
 class _Widths:
@@ -173,7 +175,7 @@ def _write_section(book: xp.Workbook, report: ReportContext, section: SectionSna
     """One section on its sheet, continued on numbered sheets past Excel's row limit (an empty
     section still gets its sheet and header)."""
     rows = iter(rows)
-    row_xml = xp.row_formatter([_encoder(c) for c in section.columns])
+    row_xml = xc.row_formatter([_encoder(c) for c in section.columns])
     part, total = 1, 0
     while True:
         title = section.title if part == 1 else f"{section.title} ({part})"
@@ -195,6 +197,6 @@ def _write_table(book: xp.Workbook, report: ReportContext, section: SectionSnaps
     widths.see(sample)
     width = len(section.columns)
     written = sheet.write_rows(sample, row_xml, width) + sheet.write_rows(rows, row_xml, width)
-    last_col = xp.column_letter(max(width - 1, 0))
+    last_col = xc.column_letter(max(width - 1, 0))
     sheet.close(widths=widths.columns_xml(), autofilter=f"A{HEADER_ROWS}:{last_col}{max(sheet.rows, HEADER_ROWS)}")
     return written

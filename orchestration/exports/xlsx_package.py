@@ -18,223 +18,23 @@ it, and no part holds a random id or the wall clock, so the same rows and the sa
 from __future__ import annotations
 
 import datetime as dt
-import math
-import operator
 import re
 import shutil
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
-from decimal import Decimal
 from pathlib import Path
 from xml.sax.saxutils import escape as xml_escape
 from xml.sax.saxutils import quoteattr
 
-MAX_CELL_CHARS = 32_767
-TRUNCATION_MARKER = "…[truncated]"
-_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
-# Anything a text cell must change before it is XML: markup characters, a carriage return (an
-# XML reader would turn it into a line feed), a literal `_xHHHH_` (Excel would decode it),
-# the non-characters U+FFFE/U+FFFF and the XML-illegal control characters.
-_NEEDS_ESCAPE = re.compile(r"[&<>\r\ufffe\uffff\x00-\x08\x0b\x0c\x0e-\x1f]|_x[0-9a-fA-F]{4}_")
-_LITERAL_ESCAPE = re.compile(r"(_x[0-9a-fA-F]{4}_)")
+from orchestration.exports.xlsx_cells import any_cell, clean_text, column_letter
+from orchestration.exports.xlsx_styles import MAIN_NS as _MAIN_NS
+from orchestration.exports.xlsx_styles import styles_xml
+
 _BATCH_ROWS = 2000  # rows encoded and written at once: a few hundred kB
-_EXCEL_EPOCH = dt.date(1899, 12, 31).toordinal()
 _DEFLATE_LEVEL = 1  # the sheets are large and repetitive: level 1 is 3-4 times faster than 6 for ~15% more bytes
 
 
-def clean_text(value: str) -> str:
-    """What XLSX cannot hold is changed visibly: XML-illegal control characters become U+FFFD,
-    cells over Excel's 32,767 characters are cut with a marker."""
-    if _ILLEGAL.search(value):
-        value = _ILLEGAL.sub("\ufffd", value)
-    if len(value) > MAX_CELL_CHARS:
-        value = value[: MAX_CELL_CHARS - len(TRUNCATION_MARKER)] + TRUNCATION_MARKER
-    return value
-
-
-def _escape_text(value: str) -> str:
-    """Cleaned text as element content, escaped the way Excel (and xlsxwriter) do."""
-    value = _LITERAL_ESCAPE.sub(r"_x005F\1", xml_escape(value))
-    return value.replace("\r", "_x000D_").replace("\ufffe", "_xFFFE_").replace("\uffff", "_xFFFF_")
-
-
-# --- styles: one fixed table, so a style is an index known before any sheet is written ---------
-NUMBER_FORMAT_IDS = {"#,##0": 3, "0.0": 164, "#,##0.0": 165, "yyyy-mm-dd": 166, "yyyy-mm-dd hh:mm:ss": 167}
-_BUILTIN_FORMATS = {3}
-# (name, font index, fill index, number format, alignment)
-_STYLES = (
-    ("default", 0, 0, None, ""),
-    ("header", 1, 2, None, '<alignment vertical="top" wrapText="1"/>'),
-    ("marking", 2, 0, None, ""),
-    ("date", 0, 0, "yyyy-mm-dd", ""),
-    ("datetime", 0, 0, "yyyy-mm-dd hh:mm:ss", ""),
-    ("label", 3, 0, None, ""),
-    ("title", 4, 0, None, ""),
-    ("wrap", 0, 0, None, '<alignment vertical="top" wrapText="1"/>'),
-    ("#,##0", 0, 0, "#,##0", ""),
-    ("0.0", 0, 0, "0.0", ""),
-    ("#,##0.0", 0, 0, "#,##0.0", ""),
-)
-STYLE = {name: i for i, (name, *_rest) in enumerate(_STYLES)}
-_FONTS = ('<font><sz val="11"/><name val="Calibri"/><family val="2"/></font>',
-          '<font><b/><sz val="11"/><color rgb="FFFFFFFF"/><name val="Calibri"/><family val="2"/></font>',
-          '<font><b/><sz val="11"/><color rgb="FFB00020"/><name val="Calibri"/><family val="2"/></font>',
-          '<font><b/><sz val="11"/><name val="Calibri"/><family val="2"/></font>',
-          '<font><b/><sz val="14"/><name val="Calibri"/><family val="2"/></font>')
-_FILLS = ('<fill><patternFill patternType="none"/></fill>', '<fill><patternFill patternType="gray125"/></fill>',
-          '<fill><patternFill patternType="solid"><fgColor rgb="FF1F2A44"/><bgColor indexed="64"/></patternFill></fill>')
-
-
-def _styles_xml() -> str:
-    custom = "".join(f'<numFmt numFmtId="{i}" formatCode={quoteattr(code)}/>'
-                     for code, i in NUMBER_FORMAT_IDS.items() if i not in _BUILTIN_FORMATS)
-    xfs = []
-    for _name, font, fill, number_format, alignment in _STYLES:
-        fmt_id = NUMBER_FORMAT_IDS[number_format] if number_format else 0
-        applied = (' applyNumberFormat="1"' if fmt_id else "") + (' applyFont="1"' if font else "") + \
-                  (' applyFill="1"' if fill else "") + (' applyAlignment="1"' if alignment else "")
-        body = f">{alignment}</xf>" if alignment else "/>"
-        xfs.append(f'<xf numFmtId="{fmt_id}" fontId="{font}" fillId="{fill}" borderId="0" xfId="0"{applied}{body}')
-    return (f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<styleSheet xmlns="{_MAIN_NS}">'
-            f'<numFmts count="{len(NUMBER_FORMAT_IDS) - len(_BUILTIN_FORMATS)}">{custom}</numFmts>'
-            f'<fonts count="{len(_FONTS)}">{"".join(_FONTS)}</fonts><fills count="{len(_FILLS)}">{"".join(_FILLS)}</fills>'
-            '<borders count="1"><border><left/><right/><top/><bottom/><diagonal/></border></borders>'
-            '<cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs>'
-            f'<cellXfs count="{len(xfs)}">{"".join(xfs)}</cellXfs>'
-            '<cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles>'
-            '<dxfs count="0"/><tableStyles count="0"/></styleSheet>')
-
-
-# --- cell encoders: value -> the rest of a cell element after `<c r="A1"` -------------------------
-Encoder = Callable[[object], str]
-_EMPTY = "/>"
-
-
-def _text_tail(text: str) -> str:
-    if len(text) > MAX_CELL_CHARS or _NEEDS_ESCAPE.search(text):
-        text = _escape_text(clean_text(text))
-    return ' t="inlineStr"><is><t xml:space="preserve">' + text + "</t></is></c>"
-
-
-def excel_serial(value: dt.date | dt.datetime) -> float | int:
-    """Excel's day number (1900 system, with its phantom 29 February 1900); an aware time in UTC."""
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(dt.UTC).replace(tzinfo=None)
-        day = excel_serial(value.date())
-        seconds = value.hour * 3600 + value.minute * 60 + value.second + value.microsecond / 1e6
-        return day + seconds / 86400
-    serial = value.toordinal() - _EXCEL_EPOCH
-    return serial + 1 if serial > 59 else serial
-
-
-def _number_text(value) -> str | None:
-    """The number as the <v> text, or None when it is not a finite number."""
-    cls = value.__class__
-    if cls is int:
-        return str(value)
-    if cls is Decimal:
-        return str(value) if value.is_finite() else None
-    if cls is float:
-        return repr(value) if math.isfinite(value) else None
-    return None
-
-
-def any_cell(value, style: int = 0) -> str:
-    """A value of whatever type: the slow, general encoder (About sheet, values not of the column's type)."""
-    if value is None:
-        return f' s="{style}"/>' if style else _EMPTY
-    s = f' s="{style}"' if style else ""
-    if isinstance(value, bool):
-        return f'{s} t="b"><v>{int(value)}</v></c>'
-    if isinstance(value, (int, float, Decimal)):
-        number = _number_text(value if value.__class__ in (int, float, Decimal) else float(value))
-        if number is not None:
-            return f"{s}><v>{number}</v></c>"
-        return s + _text_tail(str(value))  # NaN and infinities are not numbers Excel can hold: shown as text
-    if isinstance(value, dt.datetime):
-        return f' s="{style or STYLE["datetime"]}"><v>{excel_serial(value)!r}</v></c>'
-    if isinstance(value, dt.date):
-        return f' s="{style or STYLE["date"]}"><v>{excel_serial(value)}</v></c>'
-    return s + _text_tail(str(value))
-
-
-def text_encoder() -> Encoder:
-    def text(value) -> str:
-        if value is None:
-            return _EMPTY
-        if value.__class__ is str:
-            return _text_tail(value)
-        return any_cell(value)
-    return text
-
-
-def number_encoder(style: int) -> Encoder:
-    head = f' s="{style}"><v>'
-
-    def number(value) -> str:
-        if value is None:
-            return _EMPTY
-        cls = value.__class__
-        if cls is Decimal:
-            if value.is_finite():
-                return head + str(value) + "</v></c>"
-        elif cls is int:
-            return head + str(value) + "</v></c>"
-        return any_cell(value, style if cls is float else 0)
-    return number
-
-
-def date_encoder(style: int) -> Encoder:
-    head = f' s="{style}"><v>'
-
-    def date(value) -> str:
-        if value is None:
-            return _EMPTY
-        if value.__class__ is dt.date:
-            serial = value.toordinal() - _EXCEL_EPOCH
-            return head + str(serial + 1 if serial > 59 else serial) + "</v></c>"
-        if isinstance(value, dt.datetime):
-            return head + repr(excel_serial(value)) + "</v></c>"
-        return any_cell(value)
-    return date
-
-
-def boolean_encoder() -> Encoder:
-    def boolean(value) -> str:
-        if value is None:
-            return _EMPTY
-        if value is True:
-            return ' t="b"><v>1</v></c>'
-        if value is False:
-            return ' t="b"><v>0</v></c>'
-        return any_cell(value)
-    return boolean
-
-
-def column_letter(index: int) -> str:
-    letters = ""
-    index += 1
-    while index:
-        index, rest = divmod(index - 1, 26)
-        letters = chr(65 + rest) + letters
-    return letters
-
-
-def row_formatter(encoders: Sequence[Encoder]) -> Callable[[int, Sequence], str]:
-    """(row number, values) -> the row's XML, in one format call: each cell's reference is in the
-    template, its value comes from its column's encoder."""
-    template = '<row r="{0}">' + "".join(f'<c r="{column_letter(i)}{{0}}"{{{i + 1}}}' for i in range(len(encoders))) + "</row>"
-    fmt, call = template.format, operator.call
-
-    def row(number: int, values: Sequence) -> str:
-        return fmt(number, *map(call, encoders, values))
-    return row
-
-
-# --- the package ---------------------------------------------------------------------------------
-_MAIN_NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 _REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 _PKG_REL_NS = "http://schemas.openxmlformats.org/package/2006/relationships"
 _XML = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
@@ -330,7 +130,7 @@ class Workbook:
         self._write_part("xl/_rels/workbook.xml.rels", (
             f'{_XML}<Relationships xmlns="{_PKG_REL_NS}">{rels}'
             f'<Relationship Id="rId{n + 1}" Type="{_REL_NS}/styles" Target="styles.xml"/></Relationships>'))
-        self._write_part("xl/styles.xml", _styles_xml())
+        self._write_part("xl/styles.xml", styles_xml())
 
 
 def _quoted_sheet(name: str) -> str:
