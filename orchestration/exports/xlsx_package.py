@@ -1,9 +1,12 @@
-"""A streamed SpreadsheetML writer: the XLSX package (zip parts), styles and sheet XML.
+"""A streamed SpreadsheetML writer: the XLSX package (zip parts) and its sheets; the cells are
+in xlsx_cells.py, the styles in xlsx_styles.py.
 
 Why our own and not a library: xlsxwriter spends its time in per-cell Python calls (about 11,500
-rows/s here), and the faster writers we measured on PyPI either took the same time
-(pyexcelerate, which also holds the sheet in memory) or stamp the wall clock into the file
-(rustpy-xlsxwriter: docProps created "now", no option), which breaks byte-identical reruns.
+rows/s here), and of the faster writers on PyPI we measured, pyexcelerate took as long and holds
+the sheet in memory, and rustpy-xlsxwriter (about 4x, rows as dicts) stamps the wall clock into
+docProps with no option to set it, which breaks byte-identical reruns. Writing the About sheet with xlsxwriter and the data sheets
+with this writer is not practical either: each owns the zip and the styles part.
+
 Here a data row is one `str.format` call over per-column cell encoders chosen once from the
 column types; strings are inline (no shared-string table to hold in memory); each sheet's rows
 stream into a temporary file beside the target and are deflated (level 1) into the zip when the
@@ -33,8 +36,6 @@ from orchestration.exports.xlsx_styles import styles_xml
 
 _BATCH_ROWS = 2000  # rows encoded and written at once: a few hundred kB
 _DEFLATE_LEVEL = 1  # the sheets are large and repetitive: level 1 is 3-4 times faster than 6 for ~15% more bytes
-
-
 _REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 _PKG_REL_NS = "http://schemas.openxmlformats.org/package/2006/relationships"
 _XML = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
