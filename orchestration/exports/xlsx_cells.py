@@ -24,8 +24,8 @@ _ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _NEEDS_ESCAPE = re.compile(r"[&<>\r\ufffe\uffff\x00-\x08\x0b\x0c\x0e-\x1f]|_x[0-9a-fA-F]{4}_")
 _LITERAL_ESCAPE = re.compile(r"(_x[0-9a-fA-F]{4}_)")
 _EXCEL_EPOCH = dt.date(1899, 12, 31).toordinal()
-
-
+_KNOWN_TEXTS, _KNOWN_TEXT_CHARS = 4096, 64  # per column: short repeated values (tenant, status, team) encoded once
+_INLINE, _INLINE_KEPT, _INLINE_END = ' t="inlineStr"><is><t>', ' t="inlineStr"><is><t xml:space="preserve">', "</t></is></c>"
 
 
 def clean_text(value: str) -> str:
@@ -49,9 +49,11 @@ _EMPTY = "/>"
 
 
 def _text_tail(text: str) -> str:
+    """An inline string; xml:space="preserve" only where Excel would trim the text."""
+    kept = _INLINE_KEPT if text != text.strip() else _INLINE
     if len(text) > MAX_CELL_CHARS or _NEEDS_ESCAPE.search(text):
         text = _escape_text(clean_text(text))
-    return ' t="inlineStr"><is><t xml:space="preserve">' + text + "</t></is></c>"
+    return kept + text + _INLINE_END
 
 
 def excel_serial(value: dt.date | dt.datetime) -> float | int:
@@ -98,11 +100,18 @@ def any_cell(value, style: int = 0) -> str:
 
 
 def text_encoder() -> Encoder:
+    known: dict[str, str] = {}  # bounded: at most _KNOWN_TEXTS values of at most _KNOWN_TEXT_CHARS
+
     def text(value) -> str:
         if value is None:
             return _EMPTY
         if value.__class__ is str:
-            return _text_tail(value)
+            tail = known.get(value)
+            if tail is None:
+                tail = _text_tail(value)
+                if len(value) <= _KNOWN_TEXT_CHARS and len(known) < _KNOWN_TEXTS:
+                    known[value] = tail
+            return tail
         return any_cell(value)
     return text
 
