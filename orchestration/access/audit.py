@@ -176,15 +176,40 @@ class AuditEvent:
     intact: bool  # the row's content still hashes to its stored row_hash (chained to its prev_hash)
 
 
-def events(conn, action: str, correlation_id: str) -> list[AuditEvent]:
-    """The rows of one action for one correlation id (a run id), oldest first."""
+def events(conn, action: str, run_id: str) -> list[AuditEvent]:
+    """The rows of one action about one run, oldest first: a run's rows carry the correlation id of
+    the request that asked for it (its own run id when none did) and name the run in their details."""
     with conn.cursor() as cur:
         cur.execute("select seq, at, actor, tenant_id, action, target, outcome, correlation_id, details, prev_hash, "
-                    "row_hash from control.audit_log where action = %s and correlation_id = %s order by seq",
-                    (action, correlation_id))
+                    "row_hash from control.audit_log where action = %s "
+                    "and (correlation_id = %s or details->>'run_id' = %s) order by seq",
+                    (action, run_id, run_id))
         rows = cur.fetchall()
     found = []
     for seq, at, actor, tenant_id, act, target, outcome, corr, details, prev_hash, row_hash in rows:
         expected = _row_hash(prev_hash, _fields(seq, at, actor, tenant_id, act, target, outcome, corr, details))
         found.append(AuditEvent(seq, at, actor, target, outcome, details or {}, expected == row_hash))
     return found
+
+
+@dataclass(frozen=True)
+class TraceRow:
+    seq: int
+    at: dt.datetime
+    actor: str
+    tenant_id: str | None
+    action: str
+    target: str
+    outcome: str
+    correlation_id: str
+    details: dict[str, Any]
+
+
+def trace_rows(conn, correlation_id: str, run_ids: list[str]) -> list[TraceRow]:
+    """Every row carrying the correlation id, and every row of the runs it caused that carries the
+    run's own id instead (rows written before runs carried their request's id), in log order."""
+    with conn.cursor() as cur:
+        cur.execute("select seq, at, actor, tenant_id, action, target, outcome, correlation_id, details "
+                    "from control.audit_log where correlation_id = %s or correlation_id = any(%s) order by seq",
+                    (correlation_id, run_ids))
+        return [TraceRow(*row[:8], row[8] or {}) for row in cur.fetchall()]

@@ -34,8 +34,12 @@ MATRIX: dict[str, frozenset[str]] = {
     # include consent-withdrawn subjects in a report (ROOT requests, with a logged reason)
     "include_withdrawn": frozenset({"root"}),
     "audit": frozenset(),
+    # follow one correlation id through the audit log (its tenants' rows; platform_admin: all)
+    "audit_trace": frozenset({"auditor"}),
     # the operational KPIs of a tenant (the platform's, across tenants: platform_admin only)
     "kpis": frozenset({"tenant_admin"}),
+    # build the signoff evidence pack: the platform's KPIs, access rules and every tenant's template versions
+    "evidence": frozenset(),
 }
 ACTIONS = tuple(MATRIX)
 # Actions platform_admin does not get implicitly: only the roles in MATRIX may do them. Seeing
@@ -289,6 +293,7 @@ DEMO = "svc:demo"
 DELIVERY = "svc:delivery"
 PLATFORM_OWNER = "owner@nexus.example"
 ROOT = "root@nexus.example"
+PLATFORM_ADMIN = "platform@nexus.example"
 # Scoped sample principals: (tenant, principal, verticals, regions), created when the tenant is.
 SCOPED_SAMPLES = (
     ("acme", "programme@acme.example", ("healthcare", "finance"), None),  # two of acme's three verticals
@@ -305,7 +310,7 @@ def seed_sample_principals(conn, tenant_ids: Iterable[str]) -> int:
         (PLATFORM_OWNER, "user", "Template owner", ["template_owner"], [ALL_TENANTS]),
         (APPROVERS[0], "user", "Report approver", ["approver"], [ALL_TENANTS]),
         (APPROVERS[1], "user", "Second approver", ["approver"], [ALL_TENANTS]),
-        ("platform@nexus.example", "user", "Platform admin", ["platform_admin"], [ALL_TENANTS]),
+        (PLATFORM_ADMIN, "user", "Platform admin", ["platform_admin"], [ALL_TENANTS]),
         # ROOT requests: the only role that may include consent-withdrawn subjects (with a reason)
         (ROOT, "user", "Root", ["root"], [ALL_TENANTS]),
         # Service accounts run every standard template, confidential and restricted included.

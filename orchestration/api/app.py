@@ -18,7 +18,7 @@ from orchestration.access import oidc
 from orchestration.api import link_routes as link_web
 from orchestration.api import metrics, problems
 from orchestration.api.requests import RequestAudit
-from orchestration.api.routers import definitions, registry, runs
+from orchestration.api.routers import audit, charts, definitions, registry, runs, schedules
 from orchestration.db import warehouse
 from orchestration.runs import worker
 
@@ -42,7 +42,8 @@ def create_app(*, clock: Callable[[], dt.datetime] | None = None, connect: Calla
     app = FastAPI(
         title="Nexus Reports API",
         version=_version(),
-        description="Governed reporting and export: the reportable entity registry, report definitions, runs and downloads.",
+        description=("Governed reporting and export: the reportable entity registry, report definitions, runs, "
+                     "scheduled reports, chart definitions and downloads."),
     )
     app.state.clock = clock or _utcnow
     app.state.connect = connect or warehouse.connect
@@ -56,6 +57,9 @@ def create_app(*, clock: Callable[[], dt.datetime] | None = None, connect: Calla
     app.include_router(registry.router)
     app.include_router(definitions.router)
     app.include_router(runs.router)
+    app.include_router(schedules.router)
+    app.include_router(charts.router)
+    app.include_router(audit.router)
     app.include_router(metrics.router)
     # The link service's routes read app.state.clock / app.state.connect, which this app provides;
     # create_app also keeps link tokens out of uvicorn's access log.

@@ -30,8 +30,8 @@ _STATUS_BY_FAMILY: tuple[tuple[type[Exception], int], ...] = (
     (NotFound, 404),
     (Denied, 403),
     (AccessDenied, 403),
+    (Conflict, 409),  # before Invalid: a state conflict of a domain whose errors are Invalid (schedules) is a 409
     (Invalid, 422),
-    (Conflict, 409),
 )
 
 

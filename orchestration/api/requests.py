@@ -1,6 +1,6 @@
 """Correlation ids and the audit row of every API request.
 
-`X-Request-ID` is taken from the caller when it is a plain token (letters, digits, `._-`, at
+`X-Request-ID` (or `X-Correlation-ID`) is taken from the caller when it is a plain token (letters, digits, `._-`, at
 most 128), else generated; it is echoed on the response, put on `request.state` for the
 routes (it becomes the run's correlation id, Dagster tag and manifest field) and written with
 the request's principal, status and timing to the audit log once the response has started.
@@ -9,6 +9,7 @@ A pure ASGI middleware, so streamed downloads are not buffered.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import time
 import uuid
@@ -20,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from orchestration.access import audit
 
 HEADER = "X-Request-ID"
+ALIAS = "X-Correlation-ID"  # the same id under the name some callers use; X-Request-ID wins when both come
 _SAFE_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 # Requests not worth an audit row of their own: the link service records its own access events.
 _UNAUDITED_PREFIXES = ("/links/", "/healthz", "/docs", "/openapi.json", "/redoc")
@@ -58,9 +60,11 @@ class RequestAudit:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        request_id = request_id_from(headers.get(HEADER.lower().encode(), b"").decode("latin-1") or None)
+        given = headers.get(HEADER.lower().encode()) or headers.get(ALIAS.lower().encode()) or b""
+        request_id = request_id_from(given.decode("latin-1") or None)
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
+        state["received_at"] = dt.datetime.now(dt.UTC)  # where the request stands in an audit trace
         started = time.perf_counter()
         audited = scope["path"].startswith(_UNAUDITED_PREFIXES)
 
@@ -77,7 +81,9 @@ class RequestAudit:
                 # Audited before the caller sees the answer: a client that reads its response
                 # can rely on the row being there.
                 await record(message["status"])
-                MutableHeaders(scope=message)[HEADER] = request_id
+                response_headers = MutableHeaders(scope=message)
+                response_headers[HEADER] = request_id
+                response_headers[ALIAS] = request_id
             await send(message)
 
         try:
@@ -92,7 +98,8 @@ class RequestAudit:
         connect = scope["app"].state.connect
         conn = connect()
         try:
-            details = {"method": scope["method"], "path": scope["path"], "status": status, "ms": elapsed_ms}
+            details = {"method": scope["method"], "path": scope["path"], "status": status, "ms": elapsed_ms,
+                       "received_at": state["received_at"].isoformat()}
             if state.get("denial"):
                 details["reason"] = state["denial"]
             audit.record_now(

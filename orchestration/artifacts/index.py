@@ -29,13 +29,13 @@ def record_published(cur, *, record, template, store_kind: str, location: str,
             """
             insert into control.artifacts
                 (run_id, tenant_id, template_key, template_version, variant, format, name, store, storage_key,
-                 location, bytes, sha256, sensitivity, retention_until)
-            values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now() + make_interval(hours => 24 * %s))
+                 location, bytes, sha256, sensitivity, retention_until, sheets)
+            values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now() + make_interval(hours => 24 * %s), %s)
             """,
             (record.run_id, record.tenant_id, template.key, template.version, entry.get("variant", "internal"),
              entry["format"],
              entry["name"], store_kind, keys[entry["name"]], location, entry["bytes"], entry["sha256"],
-             template.sensitivity, retention_days),
+             template.sensitivity, retention_days, entry.get("sheets")),
         )
 
 
@@ -54,6 +54,15 @@ def list_artifacts(conn, *, tenant_id: str | None = None, run_id: str | None = N
             {"tenant": tenant_id, "run": run_id, "deleted": include_deleted, "limit": limit},
         )
         return dict_rows(cur)
+
+
+def sheets_of(conn, run_id: str) -> list[str] | None:
+    """The data sheets of a run's internal XLSX file, or None when it has none."""
+    with conn.cursor() as cur:
+        cur.execute("select sheets from control.artifacts where run_id = %s and format = 'xlsx' and variant = 'internal'",
+                    (run_id,))
+        row = cur.fetchone()
+    return list(row[0]) if row and row[0] is not None else None
 
 
 def held(conn, run_id: str) -> bool:

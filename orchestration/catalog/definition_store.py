@@ -8,10 +8,11 @@ import secrets
 from orchestration.catalog.definitions import Definition, DefinitionSpec, DefinitionVersion, SecurityContext
 
 _DEF = ("definition_id, tenant_id, status, current_version, active_version, created_by, created_at, updated_at,"
-        " activated_at, deprecated_at, archived_at, reason_code, reason_text")
+        " activated_at, deprecated_at, archived_at, reason_code, reason_text, invalid_since, invalid_reason, invalid_fields")
 _VER = "definition_id, version, spec, validation_hash, security_context, created_by, created_at, activated_by, activated_at"
 _UPDATABLE = frozenset({"status", "current_version", "active_version", "activated_at", "deprecated_at", "archived_at",
-                        "reason_code", "reason_text"})
+                        "reason_code", "reason_text", "invalid_since", "invalid_reason", "invalid_fields"})
+INVALID = "invalid"  # a list filter beside the lifecycle statuses: definitions marked invalid
 
 
 def _definition(row) -> Definition:
@@ -59,14 +60,16 @@ def get_version(conn, definition_id: str, version: int) -> DefinitionVersion:
         return _version(cur.fetchone())
 
 
-def list_for(conn, tenant_ids: list[str] | None, *, statuses: list[str], after: str | None, limit: int) -> list[Definition]:
+def list_for(conn, tenant_ids: list[str] | None, *, statuses: list[str], after: str | None, limit: int,
+             invalid_only: bool = False) -> list[Definition]:
     with conn.cursor() as cur:
         cur.execute(
             f"""select {_DEF} from control.report_definitions
                 where (%(tenants)s::text[] is null or tenant_id = any(%(tenants)s::text[]))
                   and status = any(%(statuses)s) and (%(after)s::text is null or definition_id > %(after)s)
+                  and (not %(invalid_only)s or invalid_since is not null)
                 order by definition_id limit %(limit)s""",
-            {"tenants": tenant_ids, "statuses": statuses, "after": after, "limit": limit},
+            {"tenants": tenant_ids, "statuses": statuses, "after": after, "limit": limit, "invalid_only": invalid_only},
         )
         return [_definition(r) for r in cur.fetchall()]
 
@@ -89,3 +92,20 @@ def mark_version_active(conn, definition_id: str, version: int, *, by: str, now:
         cur.execute("update control.report_definition_versions set activated_by = %s, activated_at = %s"
                     " where definition_id = %s and version = %s", (by, now, definition_id, version))
 
+
+
+def ids_using(conn, *, entity_ids: list[str] | None = None, created_by: str | None = None) -> list[str]:
+    """Definitions not archived whose current or active version reads one of the entities, or
+    that the principal saved: the ones a registry or policy change may invalidate."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """select distinct d.definition_id from control.report_definitions d
+                 join control.report_definition_versions v on v.definition_id = d.definition_id
+                                                          and v.version in (d.current_version, d.active_version)
+                where d.status <> 'archived'
+                  and (%(entities)s::text[] is null or v.spec->'entity_ids' ?| %(entities)s::text[])
+                  and (%(owner)s::text is null or d.created_by = %(owner)s)
+                order by 1""",
+            {"entities": entity_ids, "owner": created_by},
+        )
+        return [row[0] for row in cur.fetchall()]

@@ -143,6 +143,15 @@ class Definition(LifecycleStamps):
     status: DefinitionStatus
     current_version: int
     active_version: int | None
+    # Set by a registry or policy change that leaves the version runs use unable to run for its
+    # owner (services.definition_validity): which fields and why. Runs and schedules refuse it.
+    invalid_since: dt.datetime | None = None
+    invalid_reason: str | None = None
+    invalid_fields: tuple[str, ...] = ()
+
+    @property
+    def invalid(self) -> bool:
+        return self.invalid_since is not None
 
     @property
     def etag(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import sys
@@ -23,9 +24,10 @@ from orchestration.db import warehouse
 @click.option("--period", default=None, help="YYYY-MM [default: the last complete month]")
 def demo_cmd(tenants: int, incidents: int, period: str | None) -> None:
     # run_demo bootstraps on purpose: database, sample data, dbt build, system templates approved.
-    from orchestration.dev.demo import print_summary, print_table, run_demo, verify_runs
+    from orchestration.dev.demo import build_evidence, print_summary, print_table, run_demo, verify_runs
     from orchestration.dev.demo_api import run_definition
 
+    started = dt.datetime.now(dt.UTC)
     results = run_demo(tenant_count=tenants, incidents=incidents, period=period, echo=click.echo)
     print_table(results, click.echo)
     if any(not r.ok for r in results):
@@ -35,6 +37,19 @@ def demo_cmd(tenants: int, incidents: int, period: str | None) -> None:
     if not verify_runs(results, click.echo):
         raise UserError("a published run does not verify; see the provenance verify lines above")
     print_summary(results, click.echo)
+    _print_kpis(since=started)
+    build_evidence(click.echo)  # last: the path of the pack is the demo's last line
+
+
+def _print_kpis(since: dt.datetime) -> None:
+    """The KPIs of the demo's runs, as `nexus-reports kpis --as <platform admin>` prints them."""
+    from orchestration.access.policy import PLATFORM_ADMIN
+    from orchestration.cli.kpis import echo_kpis
+    from orchestration.services import kpis
+
+    click.echo("")
+    with warehouse.connection() as conn:
+        echo_kpis(kpis.kpis(conn, actor=PLATFORM_ADMIN, since=since), click.echo)
 
 
 @click.command("dev", cls=Command, help="Start the Dagster UI (webserver and daemon) and the Reporting API "
@@ -97,10 +112,13 @@ def bench_group() -> None:
 @click.option("--rows", default=100_000, show_default=True, type=click.IntRange(1, 20_000_000), help="snapshot rows")
 def bench_exports_cmd(rows: int) -> None:
     from orchestration.dev import bench as benchmark
+    from orchestration.evidence.sources import BenchRecorder
 
     bootstrap.database()
+    recorder = BenchRecorder(click.echo)  # the evidence pack includes the latest output
     with warehouse.connection() as conn:
-        benchmark.run(conn, rows, echo=click.echo)
+        benchmark.run(conn, rows, echo=recorder)
+    click.echo(f"saved to {recorder.save('exports', f'nexus-reports bench exports --rows {rows}')}")
 
 
 @bench_group.command("api", help="Reporting API over HTTP: preview latency and run trigger-to-file time, against the bare query.")
@@ -108,9 +126,12 @@ def bench_exports_cmd(rows: int) -> None:
 @click.option("--runs", default=3, show_default=True, type=click.IntRange(1, 100), help="runs to time")
 def bench_api_cmd(previews: int, runs: int) -> None:
     from orchestration.dev import api_bench
+    from orchestration.evidence.sources import BenchRecorder
 
     bootstrap.database()
-    api_bench.run(previews=previews, runs=runs, echo=click.echo)
+    recorder = BenchRecorder(click.echo)  # the evidence pack includes the latest output
+    api_bench.run(previews=previews, runs=runs, echo=recorder)
+    click.echo(f"saved to {recorder.save('api', f'nexus-reports bench api --previews {previews} --runs {runs}')}")
 
 
 COMMANDS = (demo_cmd, dev_cmd, serve_cmd, bench_group)

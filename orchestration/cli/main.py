@@ -14,6 +14,7 @@ from orchestration.cli import (
     audit,
     delivery,
     dev,
+    evidence,
     kpis,
     links,
     metrics,
@@ -37,7 +38,7 @@ def main() -> None:
 for command in (*setup.COMMANDS, *dev.COMMANDS, runs.run_cmd, kpis.kpis_cmd):
     main.add_command(command)
 for module in (templates, principals, tokens, runs, links, schedules, artifacts, delivery, audit, metrics,
-               provenance):
+               provenance, evidence):
     main.add_command(module.group)
 
 

@@ -12,7 +12,8 @@ from orchestration.cli.errors import UserError
 from orchestration.db import warehouse
 
 
-@click.group("provenance", cls=Group, help="Signed manifests: the deployment's public key, verifying a run.")
+@click.group("provenance", cls=Group, help="Signed manifests: the deployment's public key, verifying a run, "
+             "rerunning one to show it reproduces its bytes.")
 def group() -> None:
     pass
 
@@ -57,3 +58,28 @@ def _report(checks) -> None:
                 raise UserError(f"provenance verification failed at {check.name}: {check.detail}")
             count += 1
     click.echo(f"verified: {count} checks passed")
+
+
+@group.command("rerun", help="Render a published run's recorded request again (from its snapshot, or when that is "
+               "gone from the warehouse) into a scratch folder, never publishing, and compare every file with the "
+               "published one: one line per file (same / DIFFERS, with sha256s); exits 1 if any differs.")
+@click.argument("run_id", metavar="RUN")
+@click.option("--as", "actor", required=True, help="who reruns it (a principal that may run the report)")
+@click.option("--into", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="keep the rerun's files in this empty folder (outside the artifact store) [default: discarded]")
+def rerun_cmd(run_id: str, actor: str, into: Path | None) -> None:
+    from orchestration.services import provenance
+
+    with warehouse.connection() as conn:
+        result = provenance.rerun_run(conn, run_id, actor=actor, into=into)
+    origin = "its snapshot" if result.source == "snapshot" else "the warehouse (its snapshot is gone)"
+    click.echo(f"rerun of run {run_id} from {origin}, generated_at {result.generated_at.isoformat()}")
+    for moved in result.moved_watermarks:
+        click.echo(f"note: source loaded since the run: {moved}")
+    for compared in result.files:
+        click.echo(compared.line)
+    differing = [f.name for f in result.files if not f.same]
+    if differing:
+        raise UserError(f"the rerun of run {run_id} does not reproduce {len(differing)} of {len(result.files)} "
+                        f"files: {', '.join(differing)}")
+    click.echo(f"reproduced: {len(result.files)} files byte for byte")

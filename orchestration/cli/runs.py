@@ -130,14 +130,21 @@ def show_cmd(run_id) -> None:
         ("state", f"{shown_state(record)} at stage {record.stage}"
                   + (f", DEGRADED: {record.degraded_reason}" if record.degraded else "")),
         ("timing", _timing(record)),
+        ("correlation", f"{record.trace_id} (nexus-reports audit trace {record.trace_id})"),
     ]
     if record.tick_at and record.started_at:
         lag = (record.started_at - record.tick_at).total_seconds()
         published = (f", start to published {(record.published_at - record.started_at).total_seconds():.1f}s"
                      if record.published_at else "")
         lines.append(("schedule lag", f"tick to start {lag:.1f}s{published}"))
+    if record.row_counts:
+        lines.append(("rows", f"{sum(record.row_counts.values()):,} ("
+                              + ", ".join(f"{name} {n:,}" for name, n in record.row_counts.items()) + ")"))
+    if view.sheets is not None:
+        lines.append(("xlsx sheets", ", ".join(view.sheets)))
     if record.failure_class:
         lines += [("failure", f"{record.failure_class}: {record.diagnosis}"), ("guidance", record.retry_guidance)]
+    lines += [("failed part", f"{p['part']}: {p['error']}") for p in record.failed_parts]
     if record.artifact_location:
         lines.append(("files", record.artifact_location))
     for label, value in lines:

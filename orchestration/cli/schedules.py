@@ -1,4 +1,5 @@
-"""`nexus-reports schedules`: a template for a tenant on a cron in a time zone, run by a sensor."""
+"""`nexus-reports schedules`: a template for a tenant, or a report definition, on a cron in a time zone
+or every interval, run by a sensor."""
 
 from __future__ import annotations
 
@@ -16,32 +17,54 @@ def group() -> None:
     pass
 
 
-@group.command("create", help="Schedule an approved template version for a tenant.")
-@click.argument("template")
-@click.option("--tenant", required=True, help="the tenant the reports are for")
-@click.option("--cron", required=True, help='5-field cron expression, e.g. "0 6 * * 1"')
-@click.option("--timezone", required=True, help="IANA time zone, e.g. Europe/Berlin")
+@group.command("create", help="Schedule an approved template version for a tenant, or a report definition "
+               "(--definition rdef_...), on a cron in a time zone or every ISO-8601 interval (--every PT6H).")
+@click.argument("template", required=False)
+@click.option("--definition", default=None, help="a report definition (rdef_...) instead of a template: its active "
+              "version runs at each tick, re-validated then; the tenant is the definition's")
+@click.option("--tenant", default=None, help="the tenant the reports are for (templates)")
+@click.option("--cron", default=None, help='5-field cron expression, e.g. "0 6 * * 1"')
+@click.option("--every", default=None, help="an ISO-8601 interval instead of a cron, e.g. PT6H, P1D, P1W")
+@click.option("--timezone", default="UTC", show_default=True, help="IANA time zone of the cron, e.g. Europe/Berlin")
 @click.option("--version", type=params.VERSION, default=None, help="template version [default: the newest approved]")
-@click.option("--format", "formats", default=None, help="comma-separated formats [default: all the template offers]")
+@click.option("--format", "formats", default=None,
+              help="comma-separated formats [default: all the template offers; a definition: csv (or xlsx)]")
 @click.option("--recipient", "recipients", multiple=True, help="a recipient (repeat for several)")
 @click.option("--allow-overlap", is_flag=True, help="start a tick even while the previous run is active")
 @click.option("--catch-up", type=click.Choice(["skip", "latest"]), default="skip", show_default=True,
               help="after downtime: skip missed ticks, or run the latest one")
 @params.actor("the schedule's owner")
 @params.reason()
-def create_cmd(template: str, tenant: str, cron: str, timezone: str, version: int | None, formats: str | None,
-               recipients, allow_overlap: bool, catch_up: str, actor: str, reason: str) -> None:
-    from orchestration.services import schedules
+def create_cmd(template: str | None, definition: str | None, tenant: str | None, cron: str | None, every: str | None,
+               timezone: str, version: int | None, formats: str | None, recipients, allow_overlap: bool,
+               catch_up: str, actor: str, reason: str) -> None:
+    from orchestration.services import definition_schedules, schedules
 
+    if bool(template) == bool(definition):
+        raise click.UsageError("give a TEMPLATE or --definition rdef_..., not both")
+    if bool(cron) == bool(every):
+        raise click.UsageError("give either --cron or --every")
+    chosen = tuple(f.strip() for f in formats.split(",") if f.strip()) if formats else ()
     bootstrap.ready()
-    new = schedules.NewSchedule(
-        template_key=template, tenant_id=tenant, cron=cron, timezone=timezone, version=version,
-        formats=tuple(f.strip() for f in formats.split(",") if f.strip()) if formats else (),
-        recipients=tuple(recipients), allow_overlap=allow_overlap, catch_up=catch_up, actor=actor, reason=reason)
     with warehouse.connection() as conn:
-        s = schedules.create(conn, new)
+        if definition:
+            if version is not None or len(chosen) > 1:
+                raise click.UsageError("a definition schedule runs the active version, in one format")
+            new = schedules.NewDefinitionSchedule(
+                definition_id=definition, schedule=cron or every, timezone=timezone, fmt=chosen[0] if chosen else "csv",
+                recipients=tuple(recipients), reason=reason, allow_overlap=allow_overlap, catch_up=catch_up)
+            s = schedules.create_for_definition(conn, definition_schedules.as_principal(conn, actor), new)
+        else:
+            if not tenant:
+                raise click.UsageError("a template schedule needs --tenant")
+            new = schedules.NewSchedule(
+                template_key=template, tenant_id=tenant, cron=cron, every=every, timezone=timezone, version=version,
+                formats=chosen, recipients=tuple(recipients), allow_overlap=allow_overlap, catch_up=catch_up,
+                actor=actor, reason=reason)
+            s = schedules.create(conn, new)
+    timing = f"every {s.every}" if s.every else f"at '{s.cron}' {s.timezone}"
     click.echo(f"schedule {s.schedule_id}: {s.label} for {s.tenant_id} "
-               f"at '{s.cron}' {s.timezone}, formats {','.join(s.formats)}; {s.state}")
+               f"{timing}, formats {','.join(s.formats)}; {s.state}, next run {s.next_run_at:%Y-%m-%d %H:%M %Z}")
 
 
 @group.command("list", help="Schedules with their state and last tick.")
@@ -51,10 +74,10 @@ def list_cmd(tenant: str | None) -> None:
 
     with warehouse.connection() as conn:
         rows = schedules.list_schedules(conn, tenant_id=tenant)
-    echo_table([Column("id", right=True), Column("template"), Column("tenant"), Column("cron"), Column("time zone"),
-                Column("state"), Column("catch-up"), Column("last tick")],
-               [(s.schedule_id, s.label, s.tenant_id, s.cron, s.timezone, s.state, s.catch_up, s.last_tick_at)
-                for s in rows],
+    echo_table([Column("id", right=True), Column("target"), Column("tenant"), Column("cron / interval"),
+                Column("time zone"), Column("state"), Column("catch-up"), Column("last tick"), Column("next run")],
+               [(s.schedule_id, s.label, s.tenant_id, s.expression, s.timezone, s.state, s.catch_up, s.last_tick_at,
+                 s.next_run_at) for s in rows],
                click.echo, empty="no schedules")
 
 

@@ -125,6 +125,13 @@ def current_approval(conn, schedule_id: int) -> dict[str, Any] | None:
     return rows[0] if rows else None
 
 
+def approval_by_id(conn, approval_id: int) -> dict[str, Any] | None:
+    with conn.cursor() as cur:
+        cur.execute("select * from control.distribution_approvals where approval_id = %s", (approval_id,))
+        rows = dict_rows(cur)
+    return rows[0] if rows else None
+
+
 def approval_refusal(conn, schedule_id: int | None, digest: str) -> str | None:
     """None when the newest approval of the schedule covers exactly the set with this hash."""
     if schedule_id is None:

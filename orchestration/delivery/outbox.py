@@ -72,7 +72,7 @@ def _schedule_id(run: RunRecord | None) -> int | None:
 def _refuse(conn, result: DeliveryResult | None, run: RunRecord, recipient_ident: str, reason: str,
             *, actor: str, details: dict[str, Any] | None = None) -> None:
     audit.record_now(conn, actor=actor, action="delivery.refused", target=recipient_ident, outcome="denied",
-                     tenant_id=run.tenant_id, correlation_id=run.run_id,
+                     tenant_id=run.tenant_id, correlation_id=run.trace_id,
                      details={"run_id": run.run_id, "reason": reason, **(details or {})})
     if result is not None:
         result.refused.append((recipient_ident, reason))
@@ -112,8 +112,8 @@ def _enqueue(conn, result: DeliveryResult, run: RunRecord, accepted: list[Recipi
                 result.enqueued.append(key)
     if result.enqueued:
         audit.record(conn, actor=actor, action="delivery.enqueue", target=f"run {run.run_id}", outcome="succeeded",
-                     tenant_id=run.tenant_id, correlation_id=run.run_id,
-                     details={"recipients": [r.identity for r in accepted], "new": len(result.enqueued)})
+                     tenant_id=run.tenant_id, correlation_id=run.trace_id,
+                     details={"run_id": run.run_id, "recipients": [r.identity for r in accepted], "new": len(result.enqueued)})
 
 
 def enqueue_run(conn, run_id: str, recipients: Iterable[Recipient | str], *, now: dt.datetime,

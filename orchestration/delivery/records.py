@@ -25,6 +25,7 @@ from orchestration.db.rows import from_row
 from orchestration.db.warehouse import dict_rows
 from orchestration.delivery.errors import SendFailure
 from orchestration.delivery.recipients import Recipient
+from orchestration.runs import records as run_records
 
 STATUSES = ("pending", "sending", "sent", "failed_transient", "failed_permanent")
 BACKOFF_BASE = dt.timedelta(minutes=1)
@@ -135,7 +136,7 @@ def mark_sent(conn, row: Delivery, now: dt.datetime, provider_id: str | None, ht
                 (now, now, provider_id, http_status, row.delivery_id),
             )
         audit.record(conn, actor=DELIVERY_ACTOR, action="delivery.send", target=row.target,
-                     outcome="succeeded", tenant_id=row.tenant_id, correlation_id=row.run_id,
+                     outcome="succeeded", tenant_id=row.tenant_id, correlation_id=run_records.trace_id(conn, row.run_id),
                      details={**_attempt_details(row), "variant": row.variant, "provider_message_id": provider_id,
                               "http_status": http_status})
 
@@ -156,7 +157,7 @@ def mark_failed(conn, row: Delivery, now: dt.datetime, failure: SendFailure, *, 
             )
         audit.record(conn, actor=DELIVERY_ACTOR, action="delivery.refused" if refused else "delivery.send",
                      target=row.target, outcome="denied" if refused else "failed",
-                     tenant_id=row.tenant_id, correlation_id=row.run_id,
+                     tenant_id=row.tenant_id, correlation_id=run_records.trace_id(conn, row.run_id),
                      details={**_attempt_details(row), "status": status, "error": error,
                               "http_status": failure.http_status,
                               **({"next_attempt_at": next_at.isoformat()} if status == "failed_transient" else {})})

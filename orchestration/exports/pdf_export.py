@@ -1,14 +1,20 @@
 """PDF: a Jinja2 page rendered by WeasyPrint, tables capped with a statement of what was left out.
 
 The renderer may fetch nothing: only data: URLs are allowed, so a value in the data can
-never make it read a local file or reach the network.
+never make it read a local file or reach the network. The same report and generation time give
+the same bytes: the document's dates come from the run (<meta name=dcterms.created>), no file
+identifier is written, and the embedded fonts carry the run's time too (font_timestamps).
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import math
+import os
 import re
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import jinja2
@@ -131,8 +137,34 @@ def write_pdf(conn, report: ReportContext, sections: Sequence[SectionSnapshot], 
             generated=report.generated_at.strftime("%Y-%m-%d %H:%M UTC"),
         )
 
-    _layout(html).write_pdf(str(path))
+    document = _layout(html)
+    with font_timestamps(report.generated_at):
+        document.write_pdf(str(path))
     return shown
+
+
+_SOURCE_DATE_EPOCH = "SOURCE_DATE_EPOCH"
+_epoch_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def font_timestamps(at: dt.datetime) -> Iterator[None]:
+    """The embedded font subsets carry `at` as their modification time, not the clock's.
+
+    fontTools, which subsets the fonts here (without HarfBuzz-subset), stamps each subset's `head`
+    table with the time it saves it unless SOURCE_DATE_EPOCH (reproducible-builds.org) is set;
+    with the run's generation time in it, the same report renders to the same bytes. The
+    variable is process-wide: writes hold a lock so two renders never see each other's time."""
+    with _epoch_lock:
+        before = os.environ.get(_SOURCE_DATE_EPOCH)
+        os.environ[_SOURCE_DATE_EPOCH] = str(int(at.timestamp()))
+        try:
+            yield
+        finally:
+            if before is None:
+                os.environ.pop(_SOURCE_DATE_EPOCH, None)
+            else:
+                os.environ[_SOURCE_DATE_EPOCH] = before
 
 
 def _layout(html):

@@ -39,7 +39,7 @@ class SectionSnapshot:
 @dataclass(frozen=True)
 class ChartSpec:
     section: str
-    kind: str  # bar | line
+    kind: str  # bar | stacked_bar | line | area | pie (templates draw bar and line)
     x: str
     y: tuple[str, ...]
     title: str

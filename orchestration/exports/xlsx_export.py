@@ -14,6 +14,8 @@ from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 
+import openpyxl
+
 from orchestration.exports import xlsx_cells as xc
 from orchestration.exports import xlsx_package as xp
 from orchestration.exports.numbers import column_unit
@@ -158,6 +160,8 @@ def _about_sheet(book: xp.Workbook, report: ReportContext, taken: set[str]) -> N
 
 
 def write_xlsx(conn, report: ReportContext, sections: Sequence[SectionSnapshot], path: Path) -> int:
+    # The generation time, never the clock, dates the zip members and the document properties:
+    # a rerun with that time writes the same bytes.
     book = xp.Workbook(path, report.generated_at, title=report.title)
     taken: set[str] = set()
     total = 0
@@ -168,6 +172,17 @@ def write_xlsx(conn, report: ReportContext, sections: Sequence[SectionSnapshot],
     finally:
         book.close()
     return total
+
+
+def data_sheets(path: Path) -> list[str]:
+    """The sheet names of a written workbook after its About sheet: one per section, plus the
+    numbered continuations of a section past Excel's row limit (read from the workbook's index,
+    not its rows)."""
+    book = openpyxl.load_workbook(path, read_only=True)
+    try:
+        return book.sheetnames[1:]
+    finally:
+        book.close()
 
 
 def _write_section(book: xp.Workbook, report: ReportContext, section: SectionSnapshot, taken: set[str],

@@ -32,6 +32,25 @@ from orchestration.runs import freshness, gate_b
 from orchestration.settings import EXPECTATIONS_DIR, TEMPLATES_DIR
 
 
+# The lifecycle as enforced: each step, the state it needs, the state it leaves, and the policy
+# action (access/policy.py MATRIX) whose roles may take it. approve and deprecate below check
+# against this table; the evidence pack prints it.
+@dataclass(frozen=True)
+class Transition:
+    step: str
+    source: str | None  # None: a new version
+    target: str
+    action: str
+
+
+TRANSITIONS: dict[str, Transition] = {
+    "submit": Transition("submit", None, "draft", "submit"),
+    "approve": Transition("approve", "draft", "approved", "approve"),
+    "deprecate": Transition("deprecate", "approved", "deprecated", "deprecate"),
+}
+STATES = ("draft", "approved", "deprecated")
+
+
 class GovernanceError(ValueError):
     """A lifecycle step that cannot happen; the message says why."""
 
@@ -218,7 +237,7 @@ def load_version(conn, key: str, version: int, *, tenant_id: str | None = None) 
 def approve(conn, key: str, version: int, *, actor: str) -> None:
     template, row = load_version(conn, key, version)
     policy.authorize(conn, actor, "approve", target=template.label, tenant_id=row["owner_tenant"])
-    if row["state"] != "draft":
+    if row["state"] != TRANSITIONS["approve"].source:
         raise GovernanceError(f"{template.label} is {row['state']}: only a draft can be approved")
     problems = gate_a(conn, template, author=row["author"], approver=actor)
     if problems:
@@ -237,7 +256,7 @@ def deprecate(conn, key: str, version: int, *, actor: str, reason: str) -> None:
         raise GovernanceError("deprecating needs a reason")
     template, row = load_version(conn, key, version)
     policy.authorize(conn, actor, "deprecate", target=template.label, tenant_id=row["owner_tenant"])
-    if row["state"] != "approved":
+    if row["state"] != TRANSITIONS["deprecate"].source:
         raise GovernanceError(f"{template.label} is {row['state']}: only an approved version can be deprecated")
     with conn.cursor() as cur:
         cur.execute(
@@ -286,6 +305,35 @@ def list_versions(conn, *, tenant_id: str | None = None) -> list[dict[str, Any]]
             (tenant_id,),
         )
         return dict_rows(cur)
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    """One template version as the control schema holds it: state, who and when."""
+
+    template_key: str
+    version: int
+    state: str
+    owner_tenant: str | None
+    content_hash: str
+    author: str
+    submitted_at: dt.datetime
+    approved_by: str | None
+    approved_at: dt.datetime | None
+    deprecated_by: str | None
+    deprecated_at: dt.datetime | None
+    deprecation_reason: str | None
+
+
+def all_versions(conn) -> list[VersionRecord]:
+    """Every version of every template, system and custom, across tenants (for the platform's
+    evidence pack: the caller has checked the reader may see every tenant's)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """select template_key, version, state, owner_tenant, content_hash, author, submitted_at,
+                      approved_by, approved_at, deprecated_by, deprecated_at, deprecation_reason
+               from control.template_versions order by template_key, version""")
+        return [VersionRecord(*row) for row in cur.fetchall()]
 
 
 def history(conn, key: str) -> list[dict[str, Any]]:

@@ -19,7 +19,10 @@ from orchestration.errors import Invalid, NotFound
 from orchestration.governance import lifecycle
 
 Purpose = Literal["run", "schedule", "read"]
-_RUNNABLE = {"run": ("approved", "deprecated"), "schedule": ("approved",), "read": ("draft", "approved", "deprecated")}
+# The states of a version each purpose may use (the evidence pack prints this table).
+USABLE_STATES: dict[str, tuple[str, ...]] = {
+    "run": ("approved", "deprecated"), "schedule": ("approved",), "read": ("draft", "approved", "deprecated"),
+}
 
 
 class UnknownTemplate(NotFound):
@@ -81,7 +84,7 @@ def resolve(conn, key: str, version: int | None = None, *, tenant_id: str | None
     rows = _visible_versions(conn, key, tenant_id, system_only=purpose == "schedule")
     if not rows:
         raise unknown_template(conn, key, tenant_id)
-    usable = [r for r in rows if r.state in _RUNNABLE[purpose]]
+    usable = [r for r in rows if r.state in USABLE_STATES[purpose]]
     if purpose == "schedule":
         with_file = {t.version for t in catalog.load_all() if t.key == key}
         usable = [r for r in usable if r.version in with_file or version is not None]

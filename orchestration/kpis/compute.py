@@ -15,7 +15,7 @@ Definitions (what the table and the tests mean by each number):
 - policy violation attempts: refused distributions, tenant mismatches, denied link requests
   for confidential or restricted runs.
 - p95 runtime by template: started -> ended of completed runs.
-- provenance: published runs whose manifest is complete and whose files match it / published runs.
+- provenance: published runs whose manifest is complete and that pass `provenance verify` / published runs.
 """
 
 from __future__ import annotations

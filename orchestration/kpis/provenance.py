@@ -1,6 +1,6 @@
 """Whether a published run's provenance is complete: its manifest names everything a reader
-needs to trust the files, and the files are the bytes the manifest says (pure: the caller reads
-the manifest and the store's check)."""
+needs to trust the files, and the run verifies (pure: the caller reads the manifest and runs
+`provenance verify`, services/provenance.verify_run, whose failed checks it passes in)."""
 
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ REQUIRED = {
 PRESENT_EVEN_IF_EMPTY = {"source_watermarks": "watermarks", "metrics": "metric versions"}
 
 
-def gaps(manifest: dict[str, Any] | None, store_problems: list[str]) -> list[str]:
-    """What is missing or wrong; [] when the provenance is complete."""
+def gaps(manifest: dict[str, Any] | None, failed_checks: list[str]) -> list[str]:
+    """What is missing or wrong; [] when the provenance is complete (nothing missing, no check failed)."""
     if manifest is None:
         return ["no manifest"]
     missing = [what for path, what in REQUIRED.items() if _get(manifest, path) in (None, "", [], {})]
@@ -38,4 +38,4 @@ def gaps(manifest: dict[str, Any] | None, store_problems: list[str]) -> list[str
     for entry in manifest.get("files") or []:
         if not SHA256.match(str(entry.get("sha256", ""))):
             missing.append(f"sha256 of {entry.get('name', '?')}")
-    return missing + list(store_problems)
+    return missing + list(failed_checks)

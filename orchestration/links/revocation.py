@@ -18,6 +18,8 @@ from orchestration.runs import records as run_records
 # (the creator of a link may always revoke that link), and who may pull the tenant switch.
 REVOKE_ROLES = frozenset({"manager", "tenant_admin"})
 TENANT_SWITCH_ROLES = frozenset({"tenant_admin"})
+# Who may revoke every link of a template across tenants.
+TEMPLATE_WIDE_ROLES = frozenset({"template_owner"})
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,7 @@ def _scope(conn, principal, actor: str, *, link_id, run_id, template_key, tenant
         runs = run_records.run_ids_of_template(conn, template_key)
         if tenant_id is None:
             return Scope(f"template {template_key}", "runs", (runs,), None,
-                         _denial(principal, None, frozenset({"template_owner"})))
+                         _denial(principal, None, TEMPLATE_WIDE_ROLES))
         return Scope(f"template {template_key} of tenant {tenant_id}", "runs_of_tenant", (runs, tenant_id), [tenant_id],
                      _denial(principal, [tenant_id], REVOKE_ROLES))
     return Scope(f"tenant {tenant_id}", "tenant", (tenant_id,), [tenant_id],

@@ -121,13 +121,13 @@ def create(
     receive = template.roles.receive
     # The creator first: whoever may not download it learns nothing more about the run.
     access.authorize(conn, actor, "download", target=target, tenant_id=tenant, allowed_roles=receive,
-                     correlation_id=run_id)
+                     correlation_id=run.trace_id)
     _check_shareable(conn, run, fmt, variant)
     expires_at = now + checked_lifetime(template, expires_in)
     reason = access.decide(access.get_principal(conn, principal_id), "download", tenant_id=tenant, allowed_roles=receive)
     if reason:
         audit.record_now(conn, actor=actor, action="link.create.denied", target=target, outcome="denied",
-                         tenant_id=tenant, correlation_id=run_id,
+                         tenant_id=tenant, correlation_id=run.trace_id,
                          details={"principal": principal_id, "reason": f"recipient: {reason}"})
         raise access.AccessDenied(f"{principal_id} may not receive {template.key} for {tenant}: {reason}")
     token = new_token()
@@ -136,7 +136,7 @@ def create(
                                  principal_id=principal_id, tenant_id=tenant, created_by=actor, created_at=now,
                                  expires_at=expires_at)
         audit.record(conn, actor=actor, action="link.create", target=f"link {link_id}", outcome="succeeded",
-                     tenant_id=tenant, correlation_id=run_id,
+                     tenant_id=tenant, correlation_id=run.trace_id,
                      details={"run_id": run_id, "format": fmt, "variant": variant, "principal": principal_id,
                               "template": template.label, "sensitivity": template.sensitivity,
                               "expires_at": expires_at.isoformat()})
@@ -156,8 +156,11 @@ def _record_access(conn, *, now, link: Link | None, outcome: str, reason: str,
             action="link.download" if outcome == "granted" else "link.download.denied",
             target=f"link {link.link_id}" if link else "link (unknown token)",
             outcome="allowed" if outcome == "granted" else "denied",
-            tenant_id=link.tenant_id if link else None, correlation_id=link.run_id if link else None,
-            details={"reason": reason, "remote_addr": remote_addr, "format": link.format if link else None,
+            # The run's correlation id: a download shows in the trace of the request that asked for the run.
+            tenant_id=link.tenant_id if link else None,
+            correlation_id=run_records.trace_id(conn, link.run_id) if link else None,
+            details={**({"run_id": link.run_id} if link else {}), "reason": reason, "remote_addr": remote_addr,
+                     "format": link.format if link else None,
                      **(details or {})},
         )
 

@@ -2,8 +2,9 @@
 
 Offline (only the files and a public key): the envelope's signature, that its payload is the
 manifest's exact bytes, and every file's sha256 and size. Online, against the control schema:
-that the template content the manifest names is the approved version's, and that the audit log
-holds the run's publish event, unaltered, naming this manifest. In the caller's transaction.
+that the template content the manifest names is the approved version's, that the Gate C approval
+it names (a distributed run) is the one recorded, and that the audit log holds the run's publish
+event, unaltered, naming this manifest. In the caller's transaction.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from orchestration.access import audit
 from orchestration.artifacts.store import MANIFEST, SIGNATURE, ArtifactNotFound, ArtifactStore, StorageError
 from orchestration.catalog.definition_template import is_definition_key
 from orchestration.catalog.templates import Template
+from orchestration.delivery import approvals as distribution
 from orchestration.governance import lifecycle
 from orchestration.provenance import envelope
+from orchestration.provenance.approval import gate_c_entry
 from orchestration.provenance.keys import PublicKey
 
 PUBLISH_ACTION = "report.exported"  # what runs/publish.py records when a run's files are published
@@ -140,6 +143,27 @@ def template(conn, manifest: dict[str, Any], kept: dict[str, Any] | None) -> Che
         return Check("template", False, f"{label}: the manifest names content {named['content_hash'][:12]}, "
                                         f"{where} is {actual[:12]}")
     return Check("template", True, f"{label} content {actual[:12]} is {where}")
+
+
+def gate_c(conn, manifest: dict[str, Any]) -> Check | None:
+    """The Gate C approval the manifest names is the one in the control schema, field by field;
+    None when the manifest names none (a run not distributed from a schedule)."""
+    named = manifest.get("gate_c")
+    if not named:
+        return None
+    if named.get("approval_id") is None:
+        return Check("gate_c", True, f"names no distribution approval: {named.get('note', 'none recorded')}")
+    label = f"distribution approval #{named['approval_id']} of schedule {named['schedule_id']}"
+    row = distribution.approval_by_id(conn, named["approval_id"])
+    if row is None:
+        return Check("gate_c", False, f"{label} is not in the control schema")
+    stored = gate_c_entry(row, row["schedule_id"])
+    changed = [f"{field} {named.get(field)!r} in the manifest, {stored[field]!r} in the control schema"
+               for field in stored if named.get(field) != stored[field]]
+    if changed:
+        return Check("gate_c", False, f"{label}: " + "; ".join(changed))
+    return Check("gate_c", True, f"{label} by {stored['approved_by']} at {stored['approved_at']} covers "
+                                 f"{', '.join(stored['recipients'])} over {', '.join(stored['channels'])}")
 
 
 def publish_event(conn, run_id: str, manifest_bytes: bytes) -> Check:

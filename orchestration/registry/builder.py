@@ -101,6 +101,19 @@ def _used_fields(spec: DefinitionSpec) -> set[str]:
     return used
 
 
+def unusable_fields(spec: DefinitionSpec, entities: list[Entity], viewer: Viewer) -> list[str]:
+    """The fields the definition uses that this viewer cannot use now: removed from the registry,
+    of an entity that is not active, or classified above the viewer's clearance (sorted)."""
+    scope = _Scope([e for e in entities if e.status == "active"], viewer)
+    unusable = []
+    for qualified in sorted(_used_fields(spec)):
+        try:
+            scope.field(qualified, "field")
+        except Invalid:
+            unusable.append(qualified)
+    return unusable
+
+
 class _Scope:
     """The entities of one definition under their SQL aliases, and field lookups with the checks."""
 

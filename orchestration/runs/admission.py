@@ -24,12 +24,12 @@ from orchestration.runs.run_record import RunOrigin
 
 
 def audit_refusal(conn, *, requester: str | None, target: str, reason: str, tenant_id: Any = None,
-                  asked: dict[str, Any] | None = None) -> None:
+                  asked: dict[str, Any] | None = None, correlation_id: str | None = None) -> None:
     """One audit row for a refused run request, whatever refused it (committed at once: the refusal
     must be on record even though nothing else happens)."""
     audit.record_now(conn, actor=requester or "(none)", action="run.refused", target=target, outcome="denied",
                      tenant_id=tenant_id if isinstance(tenant_id, str) and tenant_id else None,
-                     details={"reason": reason, **({"asked": asked} if asked else {})})
+                     correlation_id=correlation_id, details={"reason": reason, **({"asked": asked} if asked else {})})
 
 
 def admit(conn, template: Template, request: ReportRequest, origin: RunOrigin = RunOrigin(), *,
@@ -46,7 +46,8 @@ def admit(conn, template: Template, request: ReportRequest, origin: RunOrigin = 
                                f"{origin.expected_tenant!r}: refused and recorded as a security event")
     except RequestError as exc:
         audit_refusal(conn, requester=request.requester, target=template.label, reason=str(exc),
-                      tenant_id=request.tenant_id, asked={"template": template.key, **request.as_json()})
+                      tenant_id=request.tenant_id, asked={"template": template.key, **request.as_json()},
+                      correlation_id=origin.correlation_id)
         raise
     # A definition's template exists nowhere else: the run keeps what it executes.
     kept = template.model_dump(mode="json") if definition_template.is_definition_key(template.key) else None
@@ -54,7 +55,8 @@ def admit(conn, template: Template, request: ReportRequest, origin: RunOrigin = 
                                          template=kept)
     if not created:
         audit.record_now(conn, actor=request.requester, action="run.deduplicated", target=run_id,
-                         outcome="allowed", tenant_id=request.tenant_id, correlation_id=run_id,
+                         outcome="allowed", tenant_id=request.tenant_id,
+                         correlation_id=origin.correlation_id or records.trace_id(conn, run_id),
                          details={"input_hash": request.input_hash})
         raise AlreadyActive(run_id)
     _authorize(conn, template, request, run_id, audit_allowed=True)
@@ -72,23 +74,24 @@ def security_event(conn, kind: str, *, actor: str, tenant_id: str | None, detail
 
 def _authorize(conn, template: Template, request: ReportRequest, run_id: str, *, audit_allowed: bool) -> None:
     target = f"{template.label} for {request.tenant_id} {request.window_start}..{request.window_end}"
+    trace = records.trace_id(conn, run_id)
     try:
         check = (definition_lifecycle.check_runnable if definition_template.is_definition_key(template.key)
                  else lifecycle.check_runnable)
         runnable = check(conn, template, trigger=request.trigger)
     except lifecycle.NotRunnable as exc:
         audit.record_now(conn, actor=request.requester, action="run.denied", target=target, outcome="denied",
-                         tenant_id=request.tenant_id, correlation_id=run_id, details={"reason": str(exc)})
+                         tenant_id=request.tenant_id, correlation_id=trace, details={"reason": str(exc)})
         raise supervisor.fail(conn, run_id, "policy_violation", str(exc)) from exc
     try:
         policy.authorize(conn, request.requester, "run", target=target, tenant_id=request.tenant_id,
-                         allowed_roles=template.roles.run, correlation_id=run_id)
+                         allowed_roles=template.roles.run, correlation_id=trace)
     except policy.AccessDenied as exc:
         raise supervisor.fail(conn, run_id, "policy_violation", str(exc)) from exc
     if audit_allowed:
         audit.record_now(conn, actor=request.requester, action="run.requested", target=target, outcome="allowed",
-                         tenant_id=request.tenant_id, correlation_id=run_id,
-                         details={"trigger": request.trigger, "input_hash": request.input_hash,
+                         tenant_id=request.tenant_id, correlation_id=trace,
+                         details={"run_id": run_id, "trigger": request.trigger, "input_hash": request.input_hash,
                                   **({"warning": runnable.warning} if runnable.warning else {})})
 
 

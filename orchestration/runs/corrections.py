@@ -73,7 +73,7 @@ def due_corrections(conn, now: dt.datetime | None = None) -> list[Correction]:
 def _flag(conn, record: RunRecord, detail: str) -> None:
     records.mark_late_data(conn, record.run_id)
     audit.record_now(conn, actor="svc:late-data", action="run.late_data_flagged", target=record.run_id,
-                     outcome="succeeded", tenant_id=record.tenant_id, correlation_id=record.run_id,
+                     outcome="succeeded", tenant_id=record.tenant_id, correlation_id=record.trace_id,
                      details={"detail": detail})
 
 

@@ -41,7 +41,8 @@ def check_freshness(conn, run_id: str, template: Template, request: ReportReques
             raise supervisor.fail(conn, run_id, "source_unavailable", reason, retry=False)
         fields.update(degraded=True, degraded_reason=reason)
         audit.record_now(conn, actor="system", action="run.degraded", target=run_id, outcome="succeeded",
-                         tenant_id=request.tenant_id, correlation_id=run_id, details={"reason": reason})
+                         tenant_id=request.tenant_id, correlation_id=records.trace_id(conn, run_id),
+                         details={"reason": reason})
     records.update_run(conn, run_id, **fields)
     stage_log.emit(f"freshness: {len(states) - len(stale)} of {len(states)} sources fresh"
                    + (f"; publishing DEGRADED: {fields['degraded_reason']}" if stale else ""))
@@ -92,6 +93,11 @@ def gate_b(conn, run_id: str, template: Template, request: ReportRequest, sectio
         with reader_connection() as reader:
             result.outcomes += scope_probe.probe(conn, reader, template, request)
     records.update_run(conn, run_id, gate_passed=result.passed, gate_summary=result.summary())
+    audit.record_now(conn, actor="system", action="run.gate_b", target=run_id,
+                     outcome="succeeded" if result.passed else "failed", tenant_id=request.tenant_id,
+                     correlation_id=records.trace_id(conn, run_id),
+                     details={"run_id": run_id, "met": result.met, "expectations": len(result.outcomes),
+                              "critical_failures": len(result.critical_failures), "warnings": len(result.warnings)})
     stage_log.emit(f"Gate B: {'passed' if result.passed else 'FAILED'}, {result.met} of {len(result.outcomes)} "
                    f"expectations met ({len(result.critical_failures)} critical failures, "
                    f"{len(result.warnings)} warnings)")

@@ -32,8 +32,9 @@ from orchestration.artifacts.store import (
 )
 from orchestration.catalog.definition_template import is_definition_key
 from orchestration.catalog.templates import Template
+from orchestration.db import warehouse
 from orchestration.db.warehouse import reader_connection, reader_transaction
-from orchestration.exports import formats, numbers, redaction
+from orchestration.exports import formats, numbers, redaction, xlsx_export
 from orchestration.exports.sections import KeyFigure, RedactionNote, ReportContext
 from orchestration.metrics import dbt_manifest
 from orchestration.provenance import approval, envelope, keys
@@ -69,10 +70,13 @@ def render_and_publish(
     try:
         supervisor.checkpoint(conn, run_id, "render", admin_pid=conn.get_backend_pid())
         started = time.monotonic()
-        context, files, redactions = _render_checked(conn, run_id, template, request, sections, record, staging)
+        # second precision: every file and the manifest say the same instant, and a rerun reuses it
+        generated_at = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        context, files, redactions = _render_checked(conn, run_id, template, request, sections, record, staging,
+                                                     generated_at)
         manifest = build_manifest(template, request, record, sections, files, context)
         manifest["redactions"] = redactions
-        manifest["approval"] = _approval(conn, run_id, template)
+        manifest["approval"], manifest["gate_c"] = _approvals(conn, run_id, template, record)
         _log_rendered(files, time.monotonic() - started)
         supervisor.checkpoint(conn, run_id, "publish")
         _sign(conn, run_id, manifest, staging, settings)
@@ -84,19 +88,21 @@ def render_and_publish(
         shutil.rmtree(staging, ignore_errors=True)  # after a local publish it is gone already (renamed into place)
     _complete(conn, run_id, template, record, store, key, result, files)
     final = Path(result.location) if store.kind == "local" else result.location
-    _audit_published(conn, request, record, store, final, files, result.manifest_sha256)
+    _audit_published(conn, request, records.get_run(conn, run_id), store, final, files, result.manifest_sha256)
     stage_log.emit(f"publish: {len(files)} files and manifest.json at {final}")
     return Published(run_id=run_id, location=final, manifest=manifest, key=key, store=store.kind)
 
 
-def _approval(conn, run_id: str, template: Template) -> dict[str, Any]:
-    """The approval the manifest names (a read, ended here: publish commits on its own)."""
+def _approvals(conn, run_id: str, template: Template, record: RunRecord) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The approvals the manifest names: the template's (or definition's) and Gate C's (a read,
+    ended here: publish commits on its own)."""
     try:
         found = approval.approval_for(conn, template)
+        gate_c = approval.gate_c_for(conn, record.schedule_id, template.sensitivity)
         conn.commit()
     except psycopg2.Error as exc:
         raise supervisor.fail_unless_connection_lost(conn, run_id, "format_error", exc, "reading the approval failed") from exc
-    return found
+    return found, gate_c
 
 
 def _sign(conn, run_id: str, manifest: dict[str, Any], staging: Path, settings: Settings) -> None:
@@ -133,29 +139,56 @@ def _open_staging(conn, run_id: str, store: ArtifactStore | None, settings: Sett
     return store
 
 
+def render_files(conn, run_id: str, template: Template, request: ReportRequest, sections, record, folder: Path,
+                 generated_at: dt.datetime, *, failed: list[dict[str, Any]] | None = None
+                 ) -> tuple[ReportContext, list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every file of every variant rendered into `folder`: (context, file entries, the redactions
+    applied to the external variant). The same snapshot, record and `generated_at` give the same
+    bytes (provenance rerun relies on it): nothing here reads the clock or draws a random id.
+    A part that fails is added to `failed` and the others are still rendered; without a `failed`
+    list, the first failed part raises."""
+    collect = failed is not None
+    failed = failed if collect else []
+    context = report_context(conn, run_id, template, request, sections, record, generated_at)
+    files = _render(conn, template, request, sections, context, folder, failed=failed)
+    redactions: list[dict[str, Any]] = []
+    if template.redaction.external_variant:
+        planned = redaction.plan(template)
+        external = redaction.redacted_sections(conn, sections, planned, request.tenant_id, snapshot.ORDINAL)
+        applied = [r for by_column in planned.values() for r in by_column.values()]
+        files += _render(conn, template, request, external, _external_context(context, template, sections, applied),
+                         folder, variant="external", failed=failed)
+        redactions = [r.as_manifest() for r in applied]
+    if failed and not collect:
+        raise ValueError("; ".join(f"{p['part']}: {p['error']}" for p in failed))
+    return context, files, redactions
+
+
 def _render_checked(conn, run_id: str, template: Template, request: ReportRequest, sections, record,
-                    staging: Path) -> tuple[ReportContext, list[dict[str, Any]], list[dict[str, Any]]]:
-    """Every file of every variant rendered and read back by its format's check: (context, file
-    entries, the redactions applied to the external variant)."""
+                    staging: Path, generated_at: dt.datetime
+                    ) -> tuple[ReportContext, list[dict[str, Any]], list[dict[str, Any]]]:
+    """render_files, each file read back by its format's check; any failed part ends the run and
+    publishes nothing."""
+    failed: list[dict[str, Any]] = []
     try:
-        context = report_context(conn, run_id, template, request, sections, record)
-        files = _render(conn, template, request, sections, context, staging)
-        redactions: list[dict[str, Any]] = []
-        if template.redaction.external_variant:
-            planned = redaction.plan(template)
-            external = redaction.redacted_sections(conn, sections, planned, request.tenant_id, snapshot.ORDINAL)
-            applied = [r for by_column in planned.values() for r in by_column.values()]
-            files += _render(conn, template, request, external, _external_context(context, template, sections, applied),
-                             staging, variant="external")
-            redactions = [r.as_manifest() for r in applied]
+        context, files, redactions = render_files(conn, run_id, template, request, sections, record, staging,
+                                                  generated_at, failed=failed)
     except (psycopg2.Error, OSError, ValueError, RuntimeError) as exc:
         raise supervisor.fail_unless_connection_lost(conn, run_id, "format_error", exc, "rendering failed") from exc
-    problems = formats.check_files(staging, files, context)
     for entry in files:
+        failed += [_failed_part(entry["format"], entry["variant"], entry["sections"], f"output check failed: {problem}")
+                   for problem in formats.check_files(staging, [entry], context)]
         entry.pop("_sections")
-    if problems:
-        raise supervisor.fail(conn, run_id, "format_error", "output check failed: " + "; ".join(problems))
+    if failed:
+        # Nothing is published: the run ends failed and names every part that failed, not just the first.
+        records.update_run(conn, run_id, failed_parts=failed)
+        raise supervisor.fail(conn, run_id, "format_error", f"{len(failed)} part(s) failed, nothing published: "
+                              + "; ".join(f"{p['part']}: {p['error']}" for p in failed))
     return context, files, redactions
+
+
+def _failed_part(fmt: str, variant: str, sections: list[str], error: str) -> dict[str, Any]:
+    return {"part": f"{fmt} ({variant})", "format": fmt, "variant": variant, "sections": sections, "error": error}
 
 
 def _complete(conn, run_id: str, template: Template, record, store: ArtifactStore, key: str, result,
@@ -181,12 +214,12 @@ def _audit_published(conn, request: ReportRequest, record, store: ArtifactStore,
     if record.supersedes_run_id:
         records.update_run(conn, record.supersedes_run_id, superseded_by=run_id)
         audit.record_now(conn, actor=request.requester, action="run.superseded", target=record.supersedes_run_id,
-                         outcome="succeeded", tenant_id=request.tenant_id, correlation_id=run_id,
+                         outcome="succeeded", tenant_id=request.tenant_id, correlation_id=record.trace_id,
                          details={"superseded_by": run_id})
     audit.record_now(conn, actor=request.requester, action="report.exported", target=str(final), outcome="succeeded",
-                     tenant_id=request.tenant_id, correlation_id=run_id,
-                     details={"files": [{k: f[k] for k in ("name", "sha256", "bytes")} for f in files],
-                              "manifest_sha256": manifest_sha, "store": store.kind})
+                     tenant_id=request.tenant_id, correlation_id=record.trace_id,
+                     details={"run_id": run_id, "files": [{k: f[k] for k in ("name", "sha256", "bytes")} for f in files],
+                              "manifest_sha256": manifest_sha, "store": store.kind, **supervisor.timing(record)})
 
 
 def _external_context(context: ReportContext, template: Template, sections, applied) -> ReportContext:
@@ -208,9 +241,11 @@ def file_stem(request: ReportRequest, template: Template, variant: str) -> str:
     return f"{request.tenant_id}_{template.key}_{period}_{variant}"
 
 
-def _render(conn, template, request, sections, context, staging: Path, *, variant: str = "internal") -> list[dict[str, Any]]:
+def _render(conn, template, request, sections, context, staging: Path, *, variant: str = "internal",
+            failed: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every requested format of one variant; each file entry says which sections (and columns)
-    it holds, for the output checks."""
+    it holds, for the output checks. A format that fails is added to `failed` and the others are
+    still rendered, so the run names every failed part (a lost connection still ends it at once)."""
     ordered = [sections[s.name] for s in template.sections if s.name in sections]
     files = []
     stem = file_stem(request, template, variant)
@@ -222,9 +257,19 @@ def _render(conn, template, request, sections, context, staging: Path, *, varian
         partial = not export.whole_report and len(template.sections) > 1
         path = staging / export.file_name(stem, marking=context.marking, section=template.primary_section if partial else "")
         shown = export.shown_sections(ordered, sections[template.primary_section])
-        rows = export.write(conn, context, shown, path)
-        conn.commit()  # exporters read with server-side cursors inside a transaction
+        try:
+            rows = export.write(conn, context, shown, path)
+            conn.commit()  # exporters read with server-side cursors inside a transaction
+        except (psycopg2.Error, OSError, ValueError, RuntimeError) as exc:
+            if not warehouse.usable(conn):
+                raise
+            conn.rollback()
+            path.unlink(missing_ok=True)
+            failed.append(_failed_part(fmt, variant, [s.name for s in shown], f"{type(exc).__name__}: {exc}"))
+            continue
         entry = file_entry(path, fmt, rows)
+        if fmt == "xlsx":
+            entry["sheets"] = xlsx_export.data_sheets(path)
         entry["variant"] = variant
         entry["classification"] = context.marking
         entry["sections"] = [s.name for s in shown]
@@ -240,7 +285,8 @@ def one_section_note(fmt: str, section: str) -> str:
             "table); every section is in the XLSX (one sheet each) and the JSON of this run")
 
 
-def report_context(conn, run_id, template: Template, request: ReportRequest, sections, record) -> ReportContext:
+def report_context(conn, run_id, template: Template, request: ReportRequest, sections, record,
+                   generated_at: dt.datetime) -> ReportContext:
     figures: tuple[KeyFigure, ...] = ()
     if template.key_figures and template.key_figures.section in sections:
         snap = sections[template.key_figures.section]
@@ -271,7 +317,7 @@ def report_context(conn, run_id, template: Template, request: ReportRequest, sec
         window_end=request.window_end,
         run_id=run_id,
         input_hash=record.input_hash,
-        generated_at=dt.datetime.now(dt.UTC).replace(microsecond=0),
+        generated_at=generated_at,
         key_figures=figures,
         charts=tuple(c.as_spec() for c in template.charts),
         primary_section=template.primary_section,

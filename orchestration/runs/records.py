@@ -151,7 +151,7 @@ def request_cancel(conn, run_id: str) -> RunRecord | None:
 _UPDATABLE = frozenset({
     "snapshot_tables", "row_counts", "gate_passed", "gate_summary", "artifact_location", "manifest_sha256",
     "snapshot_state", "degraded", "degraded_reason", "source_watermarks", "dagster_run_id", "superseded_by",
-    "late_data_at",
+    "late_data_at", "failed_parts",
 })
 
 
@@ -208,6 +208,22 @@ def get_run(conn, run_id: str) -> RunRecord | None:
         return _one(cur)
 
 
+def trace_id(conn, run_id: str) -> str:
+    """The correlation id a run's audit rows carry (RunRecord.trace_id) without reading the whole record."""
+    with _read(conn) as cur:
+        cur.execute("select correlation_id from control.report_runs where run_id = %s", (run_id,))
+        row = cur.fetchone()
+    return (row[0] if row else None) or run_id
+
+
+def run_ids_of_correlation(conn, correlation_id: str) -> list[str]:
+    """The runs a request caused (usually one), oldest first."""
+    with _read(conn) as cur:
+        cur.execute("select run_id from control.report_runs where correlation_id = %s order by created_at, run_id",
+                    (correlation_id,))
+        return [row[0] for row in cur.fetchall()]
+
+
 def run_for_dagster_run(conn, dagster_run_id: str, template_key: str) -> RunRecord | None:
     with _read(conn) as cur:
         cur.execute(
@@ -224,6 +240,15 @@ def active_runs_of_dagster_run(conn, dagster_run_id: str) -> list[str]:
         cur.execute("select run_id from control.report_runs where dagster_run_id = %s and state in ('queued', 'running')",
                     (dagster_run_id,))
         return [r[0] for r in cur.fetchall()]
+
+
+def active_run_of_schedule(conn, schedule_id: str) -> str | None:
+    """A queued or running run a runtime schedule started (its overlap rule), or None."""
+    with _read(conn) as cur:
+        cur.execute("select run_id from control.report_runs where schedule_id = %s and state in ('queued', 'running') "
+                    "limit 1", (schedule_id,))
+        row = cur.fetchone()
+    return row[0] if row else None
 
 
 def running_runs(conn) -> list[RunRecord]:
@@ -279,6 +304,17 @@ def latest_published(conn) -> list[RunRecord]:
                 order by ended_at"""
         )
         return [RunRecord.from_row(r) for r in dict_rows(cur)]
+
+
+def newest_completed(conn, template_key: str, tenant_id: str, period: str) -> RunRecord | None:
+    """The newest completed, not superseded run of a template for a tenant and period."""
+    with _read(conn) as cur:
+        cur.execute(
+            """select * from control.report_runs
+                where template_key = %s and tenant_id = %s and period_key = %s and state = 'completed'
+                  and superseded_by is null
+                order by ended_at desc limit 1""", (template_key, tenant_id, period))
+        return _one(cur)
 
 
 def mark_late_data(conn, run_id: str) -> None:

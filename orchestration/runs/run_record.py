@@ -69,6 +69,8 @@ class RunRecord:
     tick_at: dt.datetime | None = None
     late_data_at: dt.datetime | None = None
     correlation_id: str | None = None
+    # every part (format and variant) that failed to render or to read back: a partial failure names them all
+    failed_parts: list[dict[str, Any]] = field(default_factory=list)
     template: dict[str, Any] | None = None  # a report definition's compiled template (catalog.definition_template)
 
     @classmethod
@@ -79,6 +81,11 @@ class RunRecord:
     def period(self) -> str:
         """The period key, or '<start>_<end>' for an ad-hoc window (how run keys name it)."""
         return self.period_key or f"{self.window_start}_{self.window_end}"
+
+    @property
+    def trace_id(self) -> str:
+        """The correlation id its audit rows carry: the request's that caused it, else its own run id."""
+        return self.correlation_id or self.run_id
 
     @property
     def ended(self) -> bool:

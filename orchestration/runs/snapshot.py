@@ -156,3 +156,15 @@ def drop(conn, run_id: str, sections: list[str]) -> None:
     with conn, conn.cursor() as cur:
         for section in sections:
             cur.execute(f"drop table if exists {table_name(run_id, section)}")
+
+
+def read_section(reader, template: Template, section: SectionDef, request: ReportRequest, *, limit: int,
+                 resolve_relation: Callable[[str, int | None], str] | None = None) -> list[tuple]:
+    """Up to `limit` rows of one section, read exactly as `take` reads them (the section's SQL
+    passed by the guard, one report transaction of the request's tenant and row scope), but not
+    frozen: for a chart rendered from a template, which keeps no snapshot."""
+    resolve = resolve_relation or (lambda name, version=None: dbt_manifest.model(name, version).relation)
+    rendered = _checked(template, section, resolve)
+    with reader_transaction(reader, request.tenant_id, scope=request.reader_scope()) as cur:
+        cur.execute(section_sql.bind(rendered.sql, request.query_params(template), cur))
+        return cur.fetchmany(limit)

@@ -63,8 +63,24 @@ def end_unsuccessfully(conn, run_id: str, failure_class: str, diagnosis: str, *,
 def _finish(conn, run_id, state, failure_class, diagnosis, settings) -> None:
     abandon(conn, run_id, settings)
     if records.finish_run(conn, run_id, state, failure_class=failure_class, diagnosis=diagnosis):
+        ended = records.get_run(conn, run_id)
         audit.record_now(conn, actor="system", action=f"run.{state}", target=run_id, outcome="failed",
-                         correlation_id=run_id, details={"failure_class": failure_class, "diagnosis": diagnosis})
+                         tenant_id=ended.tenant_id, correlation_id=ended.trace_id,
+                         details={"run_id": run_id, "failure_class": failure_class, "diagnosis": diagnosis,
+                                  **timing(ended)})
+
+
+def timing(record: RunRecord) -> dict[str, float]:
+    """A run outcome's timing for its audit row: seconds queued, running, and in all."""
+    found: dict[str, float] = {}
+    ended = record.published_at or record.ended_at
+    if record.started_at:
+        found["queued_seconds"] = round((record.started_at - record.created_at).total_seconds(), 3)
+        if ended:
+            found["running_seconds"] = round((ended - record.started_at).total_seconds(), 3)
+    if ended:
+        found["total_seconds"] = round((ended - record.created_at).total_seconds(), 3)
+    return found
 
 
 def fail(conn, run_id: str, failure_class: str, diagnosis: str, *, retry: bool | None = None) -> RunFailed:

@@ -19,7 +19,12 @@ Rules a user can rely on:
   schedule allows overlap.
 - At every tick the tenant context is checked again: the tenant exists, the owner is active,
   a member of the tenant and holds a role that may schedule, the template version may still
-  run on a schedule. Otherwise the tick is refused, recorded and audited, and nothing runs.
+  run on a schedule; for a definition schedule, what services/schedules.py checks of the
+  definition (active version, fields still allowed for the owner). Otherwise the tick is
+  refused, recorded and audited, and nothing runs.
+- A template tick becomes a run request for the template's partitioned job (the sensor hands it
+  to Dagster); a definition tick becomes a `DefinitionTick` that services/schedules.py submits
+  as a definition run, as the schedule's owner, exactly as the API does.
 - Ticks while a schedule is paused are never run, not even after resume; archived is final.
 - The period a tick runs is the last complete period of the template's cadence as of the tick,
   in the partitions' time zone (UTC); the tick instant is in the run's tags (nexus/tick_at),
@@ -39,8 +44,15 @@ from orchestration.catalog import templates as catalog
 from orchestration.catalog.templates import Template, TemplateError
 from orchestration.db.warehouse import dict_rows
 from orchestration.governance import lifecycle as governance
-from orchestration.runs import run_tags
-from orchestration.schedules.timing import MAX_TICKS_PER_EVALUATION, due_ticks, last_complete_period, run_key, tick_iso
+from orchestration.runs import records, run_tags
+from orchestration.schedules.timing import (
+    MAX_TICKS_PER_EVALUATION,
+    due_ticks,
+    interval_ticks,
+    last_complete_period,
+    run_key,
+    tick_iso,
+)
 
 ON_TIME = dt.timedelta(minutes=2)
 ACTIVE_RUN_STATUSES = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")
@@ -67,21 +79,40 @@ class TickRecord:
     reason: str | None = None
 
 
+@dataclass(frozen=True)
+class DefinitionTick:
+    """One definition run to submit for a recorded tick (services/schedules.py submits it)."""
+
+    schedule_id: int
+    tick_at: dt.datetime
+    definition_id: str
+    tenant_id: str
+    owner: str
+    fmt: str
+    run_key: str
+
+
 @dataclass
 class Evaluation:
     requests: list[TickRequest] = field(default_factory=list)
     recorded: list[TickRecord] = field(default_factory=list)
+    definition_ticks: list[DefinitionTick] = field(default_factory=list)
+    submitted: dict[str, str] = field(default_factory=dict)  # run key -> definition run id
 
 
 ActiveRunLookup = Callable[[int], bool]
 PeriodFor = Callable[[Template, dt.datetime], str]
+# Why a definition schedule's target no longer runs (None: it does); services/schedules.py
+# supplies it, since only the service layer may re-validate a definition for its owner.
+TargetRefusal = Callable[[object, dict[str, Any]], "str | None"]
 
 
 def _default_period(template: Template, tick_at: dt.datetime) -> str:
     return last_complete_period(template.cadence, tick_at)
 
 
-def tick_refusal(conn, schedule: dict[str, Any], known_tenants: Iterable[str]) -> str | None:
+def tick_refusal(conn, schedule: dict[str, Any], known_tenants: Iterable[str],
+                 target_refusal: TargetRefusal | None = None) -> str | None:
     """Why the schedule's tenant context no longer holds (None: it does)."""
     tenant = schedule["tenant_id"]
     if tenant not in set(known_tenants):
@@ -89,6 +120,10 @@ def tick_refusal(conn, schedule: dict[str, Any], known_tenants: Iterable[str]) -
     reason = access.decide(access.get_principal(conn, schedule["owner"]), "schedule", tenant_id=tenant)
     if reason:
         return f"schedule owner {schedule['owner']}: {reason}"
+    if schedule.get("target_kind") == "definition":
+        if target_refusal is None:
+            return f"no check of report definition {schedule['definition_id']} was given: refused (fail closed)"
+        return target_refusal(conn, schedule)
     try:
         template = catalog.load(schedule["template_key"], schedule["template_version"])
         governance.check_runnable(conn, template, trigger="schedule")
@@ -114,6 +149,40 @@ def _classify(schedule: dict[str, Any], due: list[dt.datetime], now: dt.datetime
             out.append((t, f"missed tick ({schedule['catch_up']} policy): {why}"))
     out += [(t, None) for t in on_time]
     return out
+
+
+def _due(conn, schedule: dict[str, Any], now: dt.datetime, limit: int) -> list[dt.datetime]:
+    after = _start_after(conn, schedule)
+    if schedule.get("every"):
+        return interval_ticks(schedule["every"], schedule["created_at"], after, now, limit=limit)
+    return due_ticks(schedule["cron"], schedule["timezone"], after, now, limit=limit)
+
+
+def record_refusal(conn, schedule: dict[str, Any], tick_at: dt.datetime, reason: str, *, replace: bool = False) -> bool:
+    """A refused tick, recorded and audited; `replace`: a tick recorded as requested whose
+    submission was refused afterwards (the run never started)."""
+    sid = schedule["schedule_id"]
+    if replace:
+        with conn.cursor() as cur:
+            cur.execute("""update control.schedule_ticks set outcome = 'refused', reason = %s, run_key = null
+                           where schedule_id = %s and tick_at = %s and outcome = 'requested' and run_id is null
+                           returning 1""", (reason, sid, tick_at))
+            recorded = cur.fetchone() is not None
+    else:
+        recorded = _record(conn, sid, tick_at, "refused", reason)
+    if recorded:
+        audit.record(conn, actor=access.SCHEDULER, action="schedule.tick_refused", target=f"schedule {sid}",
+                     outcome="denied", tenant_id=schedule["tenant_id"],
+                     details={"tick_at": tick_iso(tick_at), "reason": reason,
+                              **({"definition_id": schedule["definition_id"]} if schedule.get("definition_id") else {})})
+    return recorded
+
+
+def note_run(conn, schedule_id: int, tick_at: dt.datetime, run_id: str) -> None:
+    """The definition run a requested tick submitted."""
+    with conn.cursor() as cur:
+        cur.execute("update control.schedule_ticks set run_id = %s where schedule_id = %s and tick_at = %s",
+                    (run_id, schedule_id, tick_at))
 
 
 def _record(conn, schedule_id: int, tick_at: dt.datetime, outcome: str, reason: str | None,
@@ -161,6 +230,7 @@ def recent_requests(conn, within: dt.timedelta = dt.timedelta(minutes=5)) -> lis
             """select t.tick_at, t.partition_key, s.schedule_id, s.template_key, s.tenant_id, s.formats
                from control.schedule_ticks t join control.schedules s using (schedule_id)
                where t.outcome = 'requested' and t.created_at >= now() - %s and s.state = 'active'
+                 and s.target_kind = 'template'
                order by t.schedule_id, t.tick_at""",
             (within,),
         )
@@ -168,25 +238,37 @@ def recent_requests(conn, within: dt.timedelta = dt.timedelta(minutes=5)) -> lis
     return [_tick_request(r, r["tick_at"].astimezone(dt.UTC), r["partition_key"]) for r in rows]
 
 
+def _definition_tick(schedule: dict[str, Any], tick_at: dt.datetime) -> DefinitionTick:
+    sid = schedule["schedule_id"]
+    return DefinitionTick(schedule_id=sid, tick_at=tick_at, definition_id=schedule["definition_id"],
+                          tenant_id=schedule["tenant_id"], owner=schedule["owner"], fmt=schedule["formats"][0],
+                          run_key=run_key(sid, tick_at))
+
+
 def evaluate_schedule(conn, schedule: dict[str, Any], now: dt.datetime, active_run_lookup: ActiveRunLookup,
                       known_tenants: Iterable[str], into: Evaluation, *, period_for: PeriodFor = _default_period,
-                      on_time: dt.timedelta = ON_TIME) -> None:
+                      on_time: dt.timedelta = ON_TIME, target_refusal: TargetRefusal | None = None) -> None:
     """Record every due tick of one active schedule (in the caller's transaction) and add the runs
-    to request to `into`.
+    to request (template) or submit (definition) to `into`.
 
     Safe to call repeatedly and concurrently: a tick already recorded is neither recorded nor
     requested again.
     """
     sid = schedule["schedule_id"]
-    due = due_ticks(schedule["cron"], schedule["timezone"], _start_after(conn, schedule), now,
-                    limit=MAX_TICKS_PER_EVALUATION + 1)
+    due = _due(conn, schedule, now, MAX_TICKS_PER_EVALUATION + 1)
     truncated = len(due) > MAX_TICKS_PER_EVALUATION
     due = due[:MAX_TICKS_PER_EVALUATION]
     if not due:
         return
-    refusal = tick_refusal(conn, schedule, known_tenants)
-    active = None if schedule["allow_overlap"] else active_run_lookup(sid)
-    template = catalog.load(schedule["template_key"], schedule["template_version"]) if refusal is None else None
+    refusal = tick_refusal(conn, schedule, known_tenants, target_refusal)
+    # A run of this schedule still going, as Dagster sees it or as its run record says (a
+    # definition run is recorded when it is submitted, before Dagster knows it).
+    active = None if schedule["allow_overlap"] else (
+        active_run_lookup(sid) or records.active_run_of_schedule(conn, str(sid)) is not None)
+    is_definition = schedule.get("target_kind") == "definition"
+    template = None
+    if refusal is None and not is_definition:
+        template = catalog.load(schedule["template_key"], schedule["template_version"])
     for tick_at, skip_reason in _classify(schedule, due, now, truncated, on_time):
         if skip_reason:
             outcome, reason = "skipped_catch_up", skip_reason
@@ -196,20 +278,23 @@ def evaluate_schedule(conn, schedule: dict[str, Any], now: dt.datetime, active_r
             outcome, reason = "skipped_overlap", "a run of this schedule is still active"
         else:
             outcome, reason = "requested", None
+        if outcome == "refused":
+            if record_refusal(conn, schedule, tick_at, reason):
+                into.recorded.append(TickRecord(sid, tick_at, outcome, reason))
+            continue
         if outcome != "requested":
             if _record(conn, sid, tick_at, outcome, reason):
                 into.recorded.append(TickRecord(sid, tick_at, outcome, reason))
-                if outcome == "refused":
-                    audit.record(conn, actor=access.SCHEDULER, action="schedule.tick_refused",
-                                 target=f"schedule {sid}", outcome="denied", tenant_id=schedule["tenant_id"],
-                                 details={"tick_at": tick_iso(tick_at), "reason": reason})
             continue
-        period = period_for(template, tick_at)
+        period = None if is_definition else period_for(template, tick_at)
         key = run_key(sid, tick_at)
         if not _record(conn, sid, tick_at, "requested", None, key, period):
             continue  # another evaluation got there first
         into.recorded.append(TickRecord(sid, tick_at, "requested"))
-        into.requests.append(_tick_request(schedule, tick_at, period))
+        if is_definition:
+            into.definition_ticks.append(_definition_tick(schedule, tick_at))
+        else:
+            into.requests.append(_tick_request(schedule, tick_at, period))
         # The run just requested is active from now on: a later tick in this batch overlaps it.
         if not schedule["allow_overlap"]:
             active = True

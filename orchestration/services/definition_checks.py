@@ -41,6 +41,19 @@ def authorize(conn, caller: Authenticated, action: str, tenant_id: str, target: 
     policy.authorize(conn, who(caller), action, target=target, tenant_id=tenant_id, correlation_id=correlation_id)
 
 
+def tenant_for_new(caller: Authenticated, requested: str | None, what: str) -> str:
+    """The tenant a new definition (or chart) belongs to: the caller's own, never just what the body says."""
+    principal = caller.principal
+    if requested is not None:
+        if not principal.member_of(requested):
+            raise NotFound(f"no tenant {requested!r} for {principal.principal_id}")
+        return requested
+    tenants = sorted(principal.tenants - {policy.ALL_TENANTS})
+    if policy.ALL_TENANTS in principal.tenants or len(tenants) != 1:
+        raise Invalid(f"tenant_id: the caller belongs to several tenants; say which one the {what} is for")
+    return tenants[0]
+
+
 def narrowed(saved: tuple[str, ...], held: frozenset[str] | None, kind: str) -> tuple[str, ...] | None:
     """One dimension of a row scope: what a definition names (empty: all) within what the
     principal holds (None: all); None when neither restricts. Disjoint scopes are a refusal,

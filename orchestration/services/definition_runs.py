@@ -21,9 +21,10 @@ from pydantic import BaseModel, ConfigDict
 
 from orchestration.access import audit, clearance, policy
 from orchestration.access.tokens import Authenticated
+from orchestration.artifacts import index as artifact_index
 from orchestration.catalog import definition_store as store
 from orchestration.catalog import definition_template
-from orchestration.catalog.definitions import Definition, DefinitionVersion, RunParameters
+from orchestration.catalog.definitions import Definition, DefinitionVersion, Filter, RunParameters
 from orchestration.catalog.templates import Template
 from orchestration.db import warehouse
 from orchestration.db.report_context import ReaderScope
@@ -39,6 +40,7 @@ from orchestration.runs.periods import RequestError, utc_today
 from orchestration.runs.request import ReportRequest
 from orchestration.runs.run_record import RunOrigin, RunRecord
 from orchestration.services import definition_checks as checks
+from orchestration.services import definition_validity as validity
 from orchestration.services import links as link_service
 
 PREVIEW_DEFAULT, PREVIEW_MAX = 100, 1000
@@ -106,9 +108,18 @@ def _consent(conn, caller: Authenticated, override: ConsentOverride | None, tena
 
 def plan(conn, principal: policy.Principal, definition: Definition, version: DefinitionVersion, *,
          window: tuple[dt.date, dt.date], formats: tuple[str, ...], trigger: str = "manual",
-         include_withdrawn: str | None = None) -> tuple[Template, ReportRequest]:
-    """The template and request of a run of this version for this principal, validated now."""
+         include_withdrawn: str | None = None, correlation_id: str | None = None) -> tuple[Template, ReportRequest]:
+    """The template and request of a run of this version for this principal, validated now (audited,
+    with the correlation id of the request that asked for the run)."""
+    if definition.invalid:  # marked by a registry or policy change: refused with that reason
+        raise validity.refusal(definition)
     result = checks.check(conn, principal, definition, version)
+    audit.record_now(conn, actor=principal.principal_id, action="run.validated",
+                     target=f"report definition {definition.definition_id}",
+                     outcome="succeeded" if result.valid else "failed", tenant_id=definition.tenant_id,
+                     correlation_id=correlation_id,
+                     details={"version": version.version, "trigger": trigger, "validation_hash": result.validation_hash,
+                              "errors": list(result.errors)})
     if not result.valid:
         raise Conflict("the definition is not valid now: " + "; ".join(result.errors))
     scope = scope_for(principal, version)
@@ -135,10 +146,12 @@ def _runnable_version(conn, definition: Definition) -> DefinitionVersion:
 
 def submit_run(conn, caller: Authenticated, definition_id: str, order: RunOrder, *,
                idempotency_key: str | None = None, correlation_id: str | None = None,
-               launch: Callable[[str], object] = worker.spawn) -> tuple[RunRecord, bool]:
+               launch: Callable[[str], object] = worker.spawn, trigger: str = "manual",
+               origin: RunOrigin = RunOrigin(), today: dt.date | None = None) -> tuple[RunRecord, bool]:
     """Admit a run of the definition's active version and hand it to a worker.
     Returns (the run, whether it is new): the same Idempotency-Key, or the same request while its
-    run is still active, returns that run."""
+    run is still active, returns that run. A schedule tick gives its trigger, origin (schedule,
+    tick, the tenant it vouches for) and the tick's day, which ends the default window."""
     definition = checks.visible(conn, caller.principal, definition_id)
     target = f"report definition {definition_id}"
     checks.authorize(conn, caller, "run", definition.tenant_id, target, correlation_id)
@@ -152,13 +165,15 @@ def submit_run(conn, caller: Authenticated, definition_id: str, order: RunOrder,
         version = _runnable_version(conn, definition)
         withdrawn = _consent(conn, caller, order.include_withdrawn, definition.tenant_id, target, correlation_id)
         template, request = plan(conn, caller.principal, definition, version, formats=(order.format,),
-                                 window=_window(order.parameters, utc_today()), include_withdrawn=withdrawn)
-        run_id, created = admission.admit(conn, template, request, RunOrigin(correlation_id=correlation_id)), True
+                                 window=_window(order.parameters, today or utc_today()), trigger=trigger,
+                                 include_withdrawn=withdrawn, correlation_id=correlation_id)
+        run_id, created = admission.admit(conn, template, request,
+                                          dataclasses.replace(origin, correlation_id=correlation_id)), True
     except AlreadyActive as active:
         run_id, created = active.run_id, False
     except (Conflict, Denied, RequestError) as exc:
         admission.audit_refusal(conn, requester=checks.who(caller), target=target, reason=str(exc),
-                                tenant_id=definition.tenant_id)
+                                tenant_id=definition.tenant_id, correlation_id=correlation_id)
         raise
     if idempotency_key:
         with conn:
@@ -188,7 +203,7 @@ def prepare_execution(conn, run_id: str) -> tuple[Template, ReportRequest]:
         admitted = record.request_object()
         template, request = plan(conn, principal, definition, version, formats=admitted.formats,
                                  window=(admitted.window_start, admitted.window_end), trigger=admitted.trigger,
-                                 include_withdrawn=admitted.include_withdrawn)
+                                 include_withdrawn=admitted.include_withdrawn, correlation_id=record.trace_id)
     except (Conflict, Denied, NotFound, RequestError) as exc:
         raise supervisor.fail(conn, run_id, "policy_violation", f"re-validation before the run: {exc}") from exc
     return template, request
@@ -210,6 +225,20 @@ def get_run(conn, caller: Authenticated, run_id: str, *, correlation_id: str | N
                          tenant_id=record.tenant_id, correlation_id=correlation_id, details={"reason": reason})
         raise Denied(reason)
     return record
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    record: RunRecord
+    sheets: list[str] | None  # the data sheets of its XLSX file, once published
+
+
+def run_status(conn, caller: Authenticated, run_id: str, *, correlation_id: str | None = None) -> RunStatus:
+    """A definition run of the caller's own (get_run) with what its files hold."""
+    record = get_run(conn, caller, run_id, correlation_id=correlation_id)
+    with conn:
+        sheets = artifact_index.sheets_of(conn, run_id)
+    return RunStatus(record, sheets)
 
 
 def download(conn, caller: Authenticated, run_id: str, fmt: str, *, base_url: str,
@@ -236,27 +265,46 @@ def preview_definition(conn, caller: Authenticated, definition_id: str, paramete
     tenant_id, target = definition.tenant_id, f"report definition {definition_id}"
     checks.authorize(conn, caller, "view", tenant_id, target, correlation_id)
     version = store.get_version(conn, definition_id, definition.current_version)
+    try:
+        result, withdrawn = read_rows(conn, caller, definition, version, parameters, row_limit=row_limit,
+                                      include_withdrawn=include_withdrawn, correlation_id=correlation_id)
+    except Conflict as exc:
+        audit.record_now(conn, actor=checks.who(caller), action="definition.preview", target=definition_id,
+                         outcome="failed", tenant_id=tenant_id, correlation_id=correlation_id,
+                         details={"errors": [str(exc)]})
+        raise
+    audit.record_now(conn, actor=checks.who(caller), action="definition.preview", target=definition_id,
+                     outcome="succeeded", tenant_id=tenant_id, correlation_id=correlation_id,
+                     details={"version": version.version, "rows": len(result.rows),
+                              **({"include_withdrawn": withdrawn} if withdrawn else {})})
+    return result
+
+
+def read_rows(conn, caller: Authenticated, definition: Definition, version: DefinitionVersion,
+              parameters: RunParameters, *, row_limit: int, include_withdrawn: ConsentOverride | None = None,
+              extra_filters: tuple[Filter, ...] = (), correlation_id: str | None = None) -> tuple[Preview, str | None]:
+    """Up to row_limit rows of this version as a run would read them now (validated against the
+    registry, compiled for the requester's clearance and masking, read as report_reader under the
+    tenant, verticals, regions and consent of `scope_for`): the one read path of previews and
+    chart renders. `extra_filters` narrow it further (a chart's own filters, checked by the
+    builder like the definition's). Returns the rows and the logged consent override, if any."""
     given = parameters.half_open()
     window = builder.Window(*given) if given else None
     with conn:
         result = checks.check(conn, caller.principal, definition, version)
     if not result.valid:
-        audit.record_now(conn, actor=checks.who(caller), action="definition.preview", target=definition_id,
-                         outcome="failed", tenant_id=tenant_id, correlation_id=correlation_id,
-                         details={"errors": list(result.errors)})
         raise Conflict("the definition is not valid now: " + "; ".join(result.errors))
     scope = scope_for(caller.principal, version)
+    tenant_id, target = definition.tenant_id, f"report definition {definition.definition_id}"
     withdrawn = _consent(conn, caller, include_withdrawn, tenant_id, target, correlation_id)
+    spec = version.spec.model_copy(update={"filters": (*version.spec.filters, *extra_filters)}) if extra_filters \
+        else version.spec
     with conn:
-        _, compiled = checks.compile_spec(conn, clearance.viewer_for(caller.principal), version.spec, tenant_id,
+        _, compiled = checks.compile_spec(conn, clearance.viewer_for(caller.principal), spec, tenant_id,
                                           window=window, row_limit=row_limit + 1)
     reader_scope = dataclasses.replace(scope, include_withdrawn=withdrawn is not None)
     with warehouse.reader_connection() as reader, warehouse.reader_transaction(reader, tenant_id,
                                                                                scope=reader_scope) as cur:
         cur.execute(compiled.sql, compiled.params)
-        rows = cur.fetchall()
-    audit.record_now(conn, actor=checks.who(caller), action="definition.preview", target=definition_id,
-                     outcome="succeeded", tenant_id=tenant_id, correlation_id=correlation_id,
-                     details={"version": version.version, "rows": min(len(rows), row_limit),
-                              **({"include_withdrawn": withdrawn} if withdrawn else {})})
-    return Preview(compiled.columns, rows[:row_limit], len(rows) > row_limit)
+        rows = cur.fetchmany(row_limit + 1)
+    return Preview(compiled.columns, rows[:row_limit], len(rows) > row_limit), withdrawn

@@ -42,23 +42,10 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _tenant_for(caller: Authenticated, requested: str | None) -> str:
-    """The tenant a new definition belongs to: the caller's own, never just what the body says."""
-    principal = caller.principal
-    if requested is not None:
-        if not principal.member_of(requested):
-            raise NotFound(f"no tenant {requested!r} for {principal.principal_id}")
-        return requested
-    tenants = sorted(principal.tenants - {policy.ALL_TENANTS})
-    if policy.ALL_TENANTS in principal.tenants or len(tenants) != 1:
-        raise Invalid("tenant_id: the caller belongs to several tenants; say which one the definition is for")
-    return tenants[0]
-
-
 def create_definition(conn, caller: Authenticated, body: DefinitionCreate, *, correlation_id: str | None = None,
                       now: dt.datetime | None = None) -> DefinitionView:
     now = now or _utcnow()
-    tenant_id = _tenant_for(caller, body.tenant_id)
+    tenant_id = checks.tenant_for_new(caller, body.tenant_id, "definition")
     checks.authorize(conn, caller, "define", tenant_id, f"report definition {body.report_name!r}", correlation_id)
     spec = DefinitionSpec.model_validate(body.model_dump(exclude={"tenant_id"}))
     with conn:
@@ -79,12 +66,14 @@ def list_definitions(conn, caller: Authenticated, *, status: str | None = None, 
         raise Invalid(f"limit must be between 1 and {PAGE_MAX}")
     principal = caller.principal
     tenants = None if policy.ALL_TENANTS in principal.tenants else sorted(principal.tenants)
-    statuses = [status] if status else ["draft", "active", "deprecated"]
+    invalid_only = status == store.INVALID
+    statuses = [status] if status and not invalid_only else ["draft", "active", "deprecated"]
     views: list[DefinitionView] = []
     after = cursor
     with conn:
         while len(views) <= limit:
-            batch = store.list_for(conn, tenants, statuses=statuses, after=after, limit=limit + 1)
+            batch = store.list_for(conn, tenants, statuses=statuses, after=after, limit=limit + 1,
+                                   invalid_only=invalid_only)
             for definition in batch:
                 version = store.get_version(conn, definition.definition_id, definition.current_version)
                 if vertical is None or not version.spec.vertical_scope or vertical in version.spec.vertical_scope:

@@ -22,6 +22,7 @@ from orchestration.access import audit, identifiers, policy, tenants
 from orchestration.access.policy import Grants, Principal
 from orchestration.access.roles import ROLES
 from orchestration.errors import Conflict, Invalid, NotFound, ServiceError
+from orchestration.services import definition_validity as validity
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,9 @@ def _record(conn, actor: str, change: PrincipalChange) -> None:
                           "after": Grants.of(change.after).described(), "kind": change.after.kind,
                           "scopes": {"before": _scopes(change.before) if change.before else None,
                                      "after": _scopes(change.after)}})
+    # A change of roles, clearance or scopes can leave the principal's saved definitions unable to run.
+    validity.revalidate(conn, actor=actor, cause=f"principal.{change.change} {change.principal_id}",
+                        owner=change.principal_id)
 
 
 def add(conn, principal_id: str, *, roles: Iterable[str], tenants: Iterable[str], actor: str,

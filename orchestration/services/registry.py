@@ -22,6 +22,7 @@ from orchestration.governance.versioned import Retirement
 from orchestration.registry import sources, store
 from orchestration.registry.entities import Entity, EntityCreate, EntityUpdate, JoinSpec
 from orchestration.registry.system_entities import SYSTEM_ENTITIES
+from orchestration.services import definition_validity as validity
 
 PAGE_MAX = 200
 # status -> the statuses it may move to, and the timestamp column the move sets
@@ -181,6 +182,8 @@ def update_entity(conn, caller: Authenticated, entity_id: str, changes: EntityUp
         audit.record(conn, actor=caller.principal.principal_id, action="registry.update", target=entity_id,
                      outcome="succeeded", tenant_id=entity.tenant_id, correlation_id=correlation_id,
                      details={"changed": sorted(columns), "version": updated.version})
+        validity.revalidate(conn, actor=caller.principal.principal_id, cause=f"registry.update {entity_id}",
+                            entity_ids=[entity_id], correlation_id=correlation_id, now=now)
     return updated
 
 
@@ -204,6 +207,8 @@ def change_status(conn, caller: Authenticated, entity_id: str, status: str, reti
         audit.record(conn, actor=caller.principal.principal_id, action=f"registry.{status}", target=entity_id,
                      outcome="succeeded", tenant_id=entity.tenant_id, correlation_id=correlation_id,
                      details=retirement.model_dump() if retirement else {})
+        validity.revalidate(conn, actor=caller.principal.principal_id, cause=f"registry.{status} {entity_id}",
+                            entity_ids=[entity_id], correlation_id=correlation_id, now=now)
     return updated
 
 

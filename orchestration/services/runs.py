@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestration.access import audit, policy, tenants
+from orchestration.artifacts import index as artifact_index
 from orchestration.artifacts import which_store
 from orchestration.catalog import definition_template
 from orchestration.catalog.templates import Template
@@ -93,7 +94,7 @@ def _check_tenant_exists(conn, tenant_id: str) -> None:
     if not isinstance(tenant_id, str) or not _TENANT_ID.fullmatch(tenant_id):
         return  # malformed ids get the contract's own, more specific message
     known = tenants.list_tenant_ids(conn)
-    if tenant_id not in known:
+    if tenant_id not in known and tenant_id != tenants.PLATFORM:
         near = difflib.get_close_matches(tenant_id, known, n=3, cutoff=0.6)
         raise NotFound(f"unknown tenant {tenant_id}" + (f"; did you mean {', '.join(near)}?" if near else ""))
 
@@ -195,12 +196,12 @@ def cancel(conn, run_id: str, *, actor: str) -> RunRecord:
         raise NotFound(f"no run {run_id}")
     if actor != record.requester:
         policy.authorize(conn, actor, "run", target=f"cancel {run_id}", tenant_id=record.tenant_id,
-                         correlation_id=run_id)
+                         correlation_id=record.trace_id)
     if record.ended:
         raise Invalid(f"run {run_id} already ended: {record.state}")
     record = records.request_cancel(conn, run_id)
     audit.record_now(conn, actor=actor, action="run.cancel_requested", target=run_id, outcome="allowed",
-                     tenant_id=record.tenant_id, correlation_id=run_id)
+                     tenant_id=record.tenant_id, correlation_id=record.trace_id)
     if record.state == "running":
         worker.stop(record)
     return record
@@ -230,13 +231,16 @@ def published_files(record: RunRecord) -> list[PublishedFile]:
 class RunView:
     record: RunRecord
     chain: list[RunRecord]
+    sheets: list[str] | None = None  # the data sheets of its XLSX file, when it has one
 
 
 def show(conn, run_id: str) -> RunView:
     record = records.get_run(conn, run_id)
     if record is None:
         raise NotFound(f"no run {run_id}")
-    return RunView(record, records.chain(conn, run_id))
+    with conn:
+        sheets = artifact_index.sheets_of(conn, run_id)
+    return RunView(record, records.chain(conn, run_id), sheets)
 
 
 def list_runs(conn, *, tenant_id: str | None = None, state: str | None = None, limit: int = 20) -> list[RunRecord]:

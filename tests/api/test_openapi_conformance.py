@@ -27,6 +27,11 @@ SPEC_PATHS = {
     "/reports/definitions/{report_definition_id}/archive", "/reports/definitions/{report_definition_id}/validate",
     "/reports/definitions/{report_definition_id}/preview", "/reports/definitions/{report_definition_id}/run",
     "/reports/runs/{run_id}", "/reports/runs/{run_id}/download",
+    "/charts/definitions", "/charts/definitions/{chart_id}", "/charts/definitions/{chart_id}/activate",
+    "/charts/definitions/{chart_id}/deprecate", "/charts/definitions/{chart_id}/archive",
+    "/charts/definitions/{chart_id}/render",
+    "/reports/schedules", "/reports/schedules/{schedule_id}", "/reports/schedules/{schedule_id}/pause",
+    "/reports/schedules/{schedule_id}/resume", "/reports/schedules/{schedule_id}/archive",
 }
 
 

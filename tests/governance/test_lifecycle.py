@@ -354,5 +354,6 @@ def test_runs_and_exports_are_audited(conn, template, tenant_ids):
         rows = cur.fetchall()
     conn.rollback()
     assert rows == [("run.requested", "allowed", analyst(tenant_ids[1]), tenant_ids[1]),
+                    ("run.gate_b", "succeeded", "system", tenant_ids[1]),
                     ("report.exported", "succeeded", analyst(tenant_ids[1]), tenant_ids[1])]
     assert audit.verify(conn).ok

@@ -6,36 +6,54 @@ session's own), so the platform's numbers are exactly the two tenants' rows belo
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
+import shutil
 import uuid
+from pathlib import Path
 
 import pytest
 
 from orchestration.access import audit
 from orchestration.access.policy import AccessDenied
+from orchestration.artifacts.store import MANIFEST, SIGNATURE, manifest_bytes
 from orchestration.kpis.compute import Rate
+from orchestration.provenance import envelope, keys
+from orchestration.runs import records
 from orchestration.services import kpis as kpi_service
+from orchestration.settings import get_settings
 from tests.helpers.principals import upsert_principal
 
 PLATFORM_ADMIN = "kpi-admin@platform.example"
 
 
-def _publish(root, tenant: str, run_id: str, *, complete: bool, tamper: bool = False) -> str:
-    """A published run folder with one CSV and its manifest; returns the location."""
+def _publish(conn, root, tenant: str, run_id: str, *, complete: bool, tamper: bool = False) -> str:
+    """A published run folder with one CSV, its manifest and signed envelope, and its publish
+    event in the audit log, as runs/publish.py leaves them; returns the location. It passes
+    `provenance verify` unless the file is tampered with or the manifest lacks the dbt hash."""
     folder = root / tenant / "incident_summary" / "2026-01" / run_id
     folder.mkdir(parents=True)
     data = b"severity,count\nhigh,3\n"
     (folder / "report.csv").write_bytes(b"tampered\n" if tamper else data)
-    manifest = {"template": {"key": "incident_summary", "version": 1, "content_hash": "c" * 64},
+    with conn.cursor() as cur:
+        cur.execute("select content_hash from control.template_versions where template_key = 'incident_summary' "
+                    "and version = 1")
+        (content_hash,) = cur.fetchone()
+    manifest = {"run_id": run_id, "template": {"key": "incident_summary", "version": 1, "content_hash": content_hash},
                 "dbt": {"manifest_sha256": "d" * 64}, "input_hash": "i" * 64, "gate_b": {"passed": True},
                 "source_watermarks": {}, "metrics": [],
                 "files": [{"name": "report.csv", "format": "csv", "bytes": len(data),
                            "sha256": hashlib.sha256(data).hexdigest()}]}
     if not complete:
         del manifest["dbt"]
-    (folder / "manifest.json").write_text(json.dumps(manifest))
+    payload = manifest_bytes(manifest)
+    (folder / SIGNATURE).write_bytes(envelope.sign(payload, keys.ensure_key(get_settings())[0]))
+    (folder / MANIFEST).write_bytes(payload)
+    audit.record(conn, actor="kpi-test", action="report.exported", target=str(folder), outcome="succeeded",
+                 tenant_id=tenant, correlation_id=run_id,
+                 details={"manifest_sha256": hashlib.sha256(payload).hexdigest()})
     return str(folder)
 
 
@@ -81,16 +99,16 @@ def world(built, tmp_path_factory):
             r1 = uuid.uuid4().hex[:16]
             r2 = uuid.uuid4().hex[:16]
             _run(cur, a, "completed", base=base, gate=True, runtime=20, tick_lag=90, run_id=r1,
-                 location=_publish(root, a, r1, complete=True))
+                 location=_publish(conn, root, a, r1, complete=True))
             _run(cur, a, "completed", base=base, gate=True, runtime=40, tick_lag=30, run_id=r2,
-                 location=_publish(root, a, r2, complete=True, tamper=True))
+                 location=_publish(conn, root, a, r2, complete=True, tamper=True))
             _run(cur, a, "failed", base=base, failure_class="validation_failed", gate=False, runtime=5)
             _run(cur, a, "failed", base=base, failure_class="query_failure", runtime=2)
             _run(cur, a, "cancelled", base=base, failure_class="cancelled", template=deprecated)
             _run(cur, a, "running", base=base)
             r3 = uuid.uuid4().hex[:16]
             _run(cur, b, "completed", base=base, gate=True, runtime=100, run_id=r3,
-                 location=_publish(root, b, r3, complete=False))
+                 location=_publish(conn, root, b, r3, complete=False))
             _run(cur, b, "failed", base=base, failure_class="storage_failure", gate=True, runtime=7)
             for tenant, run_id, channel, status in [(a, r1, "email", "sent"), (a, r1, "email", "failed_permanent"),
                                                     (a, r2, "webhook", "sent"), (a, r2, "bucket", "pending"),
@@ -120,7 +138,8 @@ def world(built, tmp_path_factory):
             t1 = cur.fetchone()[0]
             cur.execute("select distinct template_key from control.template_versions where state = 'approved'")
             approved = {r[0] for r in cur.fetchall()}
-    return {"a": a, "b": b, "t0": t0, "t1": t1, "deprecated": deprecated, "approved": approved}
+    return {"a": a, "b": b, "t0": t0, "t1": t1, "deprecated": deprecated, "approved": approved, "verified": r1,
+            "tampered": r2, "root": root}
 
 
 def _kpis(conn, world, tenant, actor=PLATFORM_ADMIN):
@@ -186,3 +205,31 @@ def test_the_kpis_command_prints_the_ten_kpis_with_their_window(world):
     refused = invoke("kpis", "--tenant", world["b"], "--as", f"admin@{world['a']}.example")
     assert refused.exit_code == 1
     assert "not a member of tenant" in one_line_error(refused.output)
+
+
+def test_a_run_counts_complete_only_when_it_passes_provenance_verify(conn, world):
+    """The KPI runs the verification `provenance verify` runs: the complete run passes it; copies
+    of it that fail one check each are named by that check."""
+    record = records.get_run(conn, world["verified"])
+    assert kpi_service.provenance_gaps(conn, record) == []
+    assert kpi_service.provenance_gaps(conn, records.get_run(conn, world["tampered"]))[0].startswith(
+        "file report.csv: 9 bytes")
+
+    def variant(name: str, change) -> list[str]:
+        folder = Path(world["root"]) / name / "incident_summary" / "2026-01" / record.run_id
+        shutil.copytree(record.artifact_location, folder)
+        change(folder)
+        return kpi_service.provenance_gaps(conn, dataclasses.replace(record, artifact_location=str(folder)))
+
+    unsigned = variant("unsigned", lambda f: (f / SIGNATURE).unlink())
+    assert unsigned == ["signature: manifest.sig.json is missing: the run is not signed"]
+
+    def resigned_with_other_content(folder: Path) -> None:  # signed, but not the approved template content
+        manifest = json.loads((folder / MANIFEST).read_bytes())
+        manifest["template"]["content_hash"] = "e" * 64
+        payload = manifest_bytes(manifest)
+        (folder / SIGNATURE).write_bytes(envelope.sign(payload, keys.ensure_key(get_settings())[0]))
+        (folder / MANIFEST).write_bytes(payload)
+
+    [gap] = variant("other-content", resigned_with_other_content)
+    assert gap.startswith("template: incident_summary v1: the manifest names content eeeeeeeeeeee")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Header, Query, Request, Response, status
 from pydantic import BaseModel, Field
@@ -44,6 +44,11 @@ class DefinitionPublic(BaseModel):
     archived_at: Any = None
     reason_code: str | None = None
     reason_text: str | None = None
+    validation_status: Literal["valid", "invalid"] = Field(
+        default="valid", description="invalid: a registry or policy change left it unable to run; runs are refused")
+    invalid_fields: list[str] = Field(default=[], description="the fields removed or restricted")
+    invalid_reason: str | None = None
+    invalid_since: Any = None
 
 
 class DefinitionPage(BaseModel):
@@ -94,13 +99,16 @@ def _public(view: service.DefinitionView, response: Response | None = None) -> D
         security_context=v.security_context, definition=v.spec, created_by=v.created_by, created_at=d.created_at,
         updated_at=d.updated_at, activated_at=d.activated_at, deprecated_at=d.deprecated_at, archived_at=d.archived_at,
         reason_code=d.reason_code, reason_text=d.reason_text,
+        validation_status="invalid" if d.invalid else "valid", invalid_fields=list(d.invalid_fields),
+        invalid_reason=d.invalid_reason, invalid_since=d.invalid_since,
     )
 
 
 @router.get("", response_model=DefinitionPage, summary="Definitions of the caller's tenants")
 def list_definitions(
     request: Request, response: Response, conn: Conn, caller: CurrentPrincipal,
-    status_: Annotated[DefinitionStatus | None, Query(alias="status")] = None,
+    status_: Annotated[DefinitionStatus | Literal["invalid"] | None,
+                       Query(alias="status", description="a lifecycle status, or invalid: those marked invalid")] = None,
     vertical_id: Annotated[str | None, Query(max_length=64)] = None,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=service.PAGE_MAX)] = 50,

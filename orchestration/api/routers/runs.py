@@ -37,6 +37,8 @@ class RunPublic(BaseModel):
     started_at: dt.datetime | None = None
     completed_at: dt.datetime | None = None
     row_count: int | None = Field(default=None, description="rows in the report, once its snapshot is taken")
+    sheets: list[str] | None = Field(default=None, description="the data sheets of its XLSX file (a large section "
+                                                               "continues on numbered sheets), once published")
     correlation_id: str | None = Field(default=None, description="X-Request-ID of the request that submitted it")
     errors: list[RunError] = []
 
@@ -47,23 +49,25 @@ class DownloadPublic(BaseModel):
     format: str
 
 
-def public(record: RunRecord) -> RunPublic:
-    errors = []
-    if record.failure_class:
+def public(record: RunRecord, sheets: list[str] | None = None) -> RunPublic:
+    errors = [RunError(error_class="format_error", diagnosis=f"{part['part']}: {part['error']}",
+                       guidance=GUIDANCE.get("format_error", "")) for part in record.failed_parts]
+    if record.failure_class and not errors:
         errors.append(RunError(error_class=record.failure_class, diagnosis=record.diagnosis or "",
                                guidance=record.retry_guidance or GUIDANCE.get(record.failure_class, "")))
     return RunPublic(
         run_id=record.run_id, report_definition_id=record.template_key, version_id=record.template_version,
         status=record.state, stage=record.stage, formats=list(record.formats), submitted_at=record.created_at,
         started_at=record.started_at, completed_at=record.published_at or record.ended_at,
-        row_count=sum(record.row_counts.values()) if record.row_counts else None,
+        row_count=sum(record.row_counts.values()) if record.row_counts else None, sheets=sheets,
         correlation_id=record.correlation_id, errors=errors,
     )
 
 
 @router.get("/{run_id}", response_model=RunPublic, response_model_by_alias=True, summary="A run's status")
 def get_run(run_id: str, conn: Conn, caller: CurrentPrincipal, rid: RequestId) -> RunPublic:
-    return public(service.get_run(conn, caller, run_id, correlation_id=rid))
+    found = service.run_status(conn, caller, run_id, correlation_id=rid)
+    return public(found.record, found.sheets)
 
 
 @router.get("/{run_id}/download", response_model=DownloadPublic,

@@ -25,6 +25,8 @@ def execute_admitted(run_id: str) -> bool:
     tags = {run_tags.REQUESTER: record.requester, run_tags.TRIGGER: record.trigger, run_tags.REPORT_RUN: run_id}
     if record.correlation_id:
         tags[run_tags.CORRELATION] = record.correlation_id
+    if record.schedule_id:  # a definition schedule's tick: the Dagster UI shows which
+        tags[run_tags.SCHEDULE] = record.schedule_id
     result = defs.resolve_job_def("report_run").execute_in_process(
         run_config={"ops": {"execute_report_run": {"config": run_config_of(record, run_id=run_id)}},
                     "loggers": QUIET_LOGGERS},

@@ -18,6 +18,7 @@ from orchestration.errors import ServiceError
 from orchestration.runs import run_tags, stage_log
 from orchestration.runs.failures import GUIDANCE, RunFailed
 from orchestration.runs.run_record import RunOrigin
+from orchestration.services import delivery as delivery_service
 from orchestration.services import runs as run_service
 
 
@@ -65,6 +66,10 @@ def execute_report_run(context: dg.OpExecutionContext, config: ReportRunConfig,
         except ServiceError as exc:
             raise dg.Failure(description=f"refused: {exc}", allow_retries=False) from None
         record = run_service.show(conn, published.run_id).record
+        if record.schedule_id:
+            # Step 6, as a template's published asset does: a scheduled run (a definition's
+            # schedule) goes to its schedule's recipients through the outbox, under Gate C.
+            context.log.info(f"delivery: {delivery_service.deliver_scheduled_run(conn, published.run_id)}")
     template = catalog_template(record.template_key, record.template_version)
     if template is not None:  # a system template: its published asset shows this run in its history
         context.log_event(report_metadata.on_published_asset(

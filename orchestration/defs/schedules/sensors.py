@@ -2,7 +2,9 @@
 
 The rules live in orchestration/schedules/evaluation.py, run by services/schedules.evaluate;
 this sensor supplies the clock, the
-Dagster instance's view of active runs, and the template jobs' partition keys.
+Dagster instance's view of active runs, and the template jobs' partition keys. A definition
+schedule's tick is submitted by the service as a definition run (a worker executes the
+`report_run` job on this instance, as for an API request); the sensor only logs it.
 """
 
 import datetime as dt
@@ -79,10 +81,14 @@ def build_runtime_schedules_sensor(jobs_by_template: dict[str, Any]) -> dg.Senso
             new_keys = {r.run_key for r in evaluation.requests}
             repeated = [r for r in schedule_evaluation.recent_requests(conn) if r.run_key not in new_keys]
         requests = [to_run_request(r, jobs_by_template[r.template_key].name) for r in evaluation.requests + repeated]
+        for run_key, run_id in evaluation.submitted.items():
+            context.log.info(f"{run_key}: definition run {run_id} submitted")
         skipped = [r for r in evaluation.recorded if r.outcome != "requested"]
         for r in skipped:
             context.log.info(f"schedule {r.schedule_id} tick {tick_iso(r.tick_at)}: {r.outcome} ({r.reason})")
         if not requests:
+            if evaluation.submitted:
+                return dg.SkipReason(f"{len(evaluation.submitted)} definition run(s) submitted; no template tick due")
             return dg.SkipReason(f"no schedule tick due ({len(skipped)} ticks skipped or refused)")
         return dg.SensorResult(run_requests=requests)
 
