@@ -235,7 +235,8 @@ def test_bench_prints_every_format_with_its_ratio(built):
     out = run("bench", "exports", "--rows", "3000", timeout=600)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    assert [line.split()[0] for line in lines[1:]] == ["(idle)", "copy", "csv", "json", "xlsxwriter", "xlsx", "pdf"]
+    assert [line.split()[0] for line in lines[1:8]] == ["(idle)", "copy", "csv", "json", "xlsxwriter", "xlsx", "pdf"]
+    assert lines[8:9] and lines[8].startswith("saved to ")  # the evidence pack keeps the latest output
     assert "x raw COPY" in out.stdout and "x bare xlsxwriter" in out.stdout
     json_line = next(line for line in lines if line.startswith("json "))
     assert "raw COPY (target >= 0.5x)" in json_line
