@@ -36,6 +36,7 @@ from orchestration.exports.xlsx_styles import styles_xml
 
 _BATCH_ROWS = 2000  # rows encoded and written at once: a few hundred kB
 _DEFLATE_LEVEL = 1  # the sheets are large and repetitive: level 1 is 3-4 times faster than 6 for ~15% more bytes
+_LEVEL_FIELD = "compress_level" if "compress_level" in zipfile.ZipInfo.__slots__ else "_compresslevel"
 _REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 _PKG_REL_NS = "http://schemas.openxmlformats.org/package/2006/relationships"
 _XML = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
@@ -56,9 +57,9 @@ class Workbook:
     def _member(self, name: str) -> zipfile.ZipInfo:
         info = zipfile.ZipInfo(name, date_time=self._stamp.timetuple()[:6])
         info.compress_type = zipfile.ZIP_DEFLATED
-        # Python 3.11/3.12 read the level of a ZipInfo opened for writing from this private field
-        # (3.13 names it compress_level); without it a member is deflated at level 6.
-        info._compresslevel = _DEFLATE_LEVEL
+        # Python 3.11/3.12 read the level of a ZipInfo opened for writing from a private field,
+        # which 3.13 renamed compress_level; without it a member is deflated at level 6.
+        setattr(info, _LEVEL_FIELD, _DEFLATE_LEVEL)
         return info
 
     def _write_part(self, name: str, text: str) -> None:
