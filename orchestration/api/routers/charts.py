@@ -11,10 +11,20 @@ from pydantic import BaseModel, Field
 
 from orchestration.api.deps import Conn, CurrentPrincipal, RequestId
 from orchestration.api.problems import RESPONSES
+from orchestration.api.versioned_routes import (
+    APPROVE,
+    ARCHIVE,
+    DEPRECATE,
+    Resource,
+    add_lifecycle_routes,
+    add_update_route,
+    next_link,
+    tag,
+)
 from orchestration.catalog.chart_definitions import ChartCreate, ChartSpec, ChartUpdate
 from orchestration.catalog.definitions import RunParameters
 from orchestration.exports import charts
-from orchestration.governance.versioned import Retirement, Status
+from orchestration.governance.versioned import Status
 from orchestration.services import charts as service
 from orchestration.services.definition_runs import ConsentOverride
 
@@ -84,8 +94,7 @@ class RenderPublic(BaseModel):
 
 def _public(view: service.ChartView, response: Response | None = None) -> ChartPublic:
     c, v = view.chart, view.version
-    if response is not None:
-        response.headers["ETag"] = c.etag
+    tag(response, c.etag)
     drifted = view.drift is not None and c.status in ("active", "deprecated")
     return ChartPublic(
         chart_id=c.chart_id, chart_name=v.spec.chart_name, status="drift" if drifted else c.status,
@@ -103,8 +112,7 @@ def list_charts(
     limit: Annotated[int, Query(ge=1, le=service.PAGE_MAX)] = 50,
 ) -> ChartPage:
     views, next_cursor = service.list_charts(conn, caller, status=status_, cursor=cursor, limit=limit)
-    if next_cursor:
-        response.headers["Link"] = f'<{request.url.include_query_params(cursor=next_cursor)}>; rel="next"'
+    next_link(request, response, next_cursor)
     return ChartPage(items=[_public(v) for v in views], next=next_cursor)
 
 
@@ -122,14 +130,6 @@ def get_chart(chart_id: str, response: Response, conn: Conn, caller: CurrentPrin
     return _public(service.get_chart(conn, caller, chart_id, version), response)
 
 
-@router.patch("/{chart_id}", response_model=ChartPublic, summary="Change it: a new version")
-def update_chart(
-    chart_id: str, body: ChartUpdate, response: Response, conn: Conn, caller: CurrentPrincipal, rid: RequestId,
-    if_match: Annotated[str | None, Header(description="the ETag the change is based on")] = None,
-) -> ChartPublic:
-    return _public(service.update_chart(conn, caller, chart_id, body, if_match=if_match, correlation_id=rid), response)
-
-
 @router.post("/{chart_id}/validate", response_model=ChartValidationPublic,
              summary="Validate against the source now (after drift: a new version bound to the source as it is)")
 def validate(chart_id: str, response: Response, conn: Conn, caller: CurrentPrincipal,
@@ -139,22 +139,10 @@ def validate(chart_id: str, response: Response, conn: Conn, caller: CurrentPrinc
                                  chart=_public(result.view, response))
 
 
-@router.post("/{chart_id}/activate", response_model=ChartPublic,
-             summary="Approve the newest version (a second person with the approver role)")
-def activate(chart_id: str, response: Response, conn: Conn, caller: CurrentPrincipal, rid: RequestId) -> ChartPublic:
-    return _public(service.activate_chart(conn, caller, chart_id, correlation_id=rid), response)
-
-
-@router.post("/{chart_id}/deprecate", response_model=ChartPublic, summary="Deprecate, with a reason")
-def deprecate(chart_id: str, body: Retirement, response: Response, conn: Conn, caller: CurrentPrincipal,
-              rid: RequestId) -> ChartPublic:
-    return _public(service.retire_chart(conn, caller, chart_id, "deprecated", body, correlation_id=rid), response)
-
-
-@router.post("/{chart_id}/archive", response_model=ChartPublic, summary="Archive, with a reason (final)")
-def archive(chart_id: str, body: Retirement, response: Response, conn: Conn, caller: CurrentPrincipal,
-            rid: RequestId) -> ChartPublic:
-    return _public(service.retire_chart(conn, caller, chart_id, "archived", body, correlation_id=rid), response)
+RESOURCE = Resource(router, "chart_id", _public, ChartPublic)
+add_update_route(RESOURCE, ChartUpdate, service.update_chart, name="update_chart")
+add_lifecycle_routes(RESOURCE, activate=service.activate_chart, activate_summary=APPROVE, stop=service.retire_chart,
+                     stops=(DEPRECATE, ARCHIVE))
 
 
 def _wanted(fmt: str | None, accept: str | None) -> str:

@@ -11,6 +11,16 @@ from pydantic import BaseModel, Field
 from orchestration.api.deps import Conn, CurrentPrincipal, RequestId
 from orchestration.api.problems import RESPONSES
 from orchestration.api.routers.runs import RunPublic, public
+from orchestration.api.versioned_routes import (
+    APPROVE,
+    ARCHIVE,
+    DEPRECATE,
+    Resource,
+    add_lifecycle_routes,
+    add_update_route,
+    next_link,
+    tag,
+)
 from orchestration.catalog.definitions import (
     DefinitionCreate,
     DefinitionSpec,
@@ -19,7 +29,6 @@ from orchestration.catalog.definitions import (
     RunParameters,
     SecurityContext,
 )
-from orchestration.governance.versioned import Retirement
 from orchestration.services import definition_runs
 from orchestration.services import definitions as service
 
@@ -91,8 +100,7 @@ def _json_value(value: Any) -> Any:
 
 def _public(view: service.DefinitionView, response: Response | None = None) -> DefinitionPublic:
     d, v = view.definition, view.version
-    if response is not None:
-        response.headers["ETag"] = d.etag
+    tag(response, d.etag)
     return DefinitionPublic(
         report_definition_id=d.definition_id, report_name=v.spec.report_name, description=v.spec.description,
         status=d.status, version_id=v.version, active_version_id=d.active_version, validation_hash=v.validation_hash,
@@ -115,8 +123,7 @@ def list_definitions(
 ) -> DefinitionPage:
     views, next_cursor = service.list_definitions(conn, caller, status=status_, vertical=vertical_id, cursor=cursor,
                                                   limit=limit)
-    if next_cursor:
-        response.headers["Link"] = f'<{request.url.include_query_params(cursor=next_cursor)}>; rel="next"'
+    next_link(request, response, next_cursor)
     return DefinitionPage(items=[_public(v) for v in views], next=next_cursor)
 
 
@@ -134,34 +141,10 @@ def get_definition(report_definition_id: str, response: Response, conn: Conn, ca
     return _public(service.get_definition(conn, caller, report_definition_id, version), response)
 
 
-@router.patch("/{report_definition_id}", response_model=DefinitionPublic, summary="Change it: a new version")
-def update_definition(
-    report_definition_id: str, body: DefinitionUpdate, response: Response, conn: Conn, caller: CurrentPrincipal,
-    rid: RequestId, if_match: Annotated[str | None, Header(description="the ETag the change is based on")] = None,
-) -> DefinitionPublic:
-    view = service.update_definition(conn, caller, report_definition_id, body, if_match=if_match, correlation_id=rid)
-    return _public(view, response)
-
-
-@router.post("/{report_definition_id}/activate", response_model=DefinitionPublic,
-             summary="Approve the newest version (a second person with the approver role)")
-def activate(report_definition_id: str, response: Response, conn: Conn, caller: CurrentPrincipal,
-             rid: RequestId) -> DefinitionPublic:
-    return _public(service.activate_definition(conn, caller, report_definition_id, correlation_id=rid), response)
-
-
-@router.post("/{report_definition_id}/deprecate", response_model=DefinitionPublic, summary="Deprecate, with a reason")
-def deprecate(report_definition_id: str, body: Retirement, response: Response, conn: Conn, caller: CurrentPrincipal,
-              rid: RequestId) -> DefinitionPublic:
-    view = service.retire_definition(conn, caller, report_definition_id, "deprecated", body, correlation_id=rid)
-    return _public(view, response)
-
-
-@router.post("/{report_definition_id}/archive", response_model=DefinitionPublic, summary="Archive, with a reason (final)")
-def archive(report_definition_id: str, body: Retirement, response: Response, conn: Conn, caller: CurrentPrincipal,
-            rid: RequestId) -> DefinitionPublic:
-    view = service.retire_definition(conn, caller, report_definition_id, "archived", body, correlation_id=rid)
-    return _public(view, response)
+RESOURCE = Resource(router, "report_definition_id", _public, DefinitionPublic)
+add_update_route(RESOURCE, DefinitionUpdate, service.update_definition, name="update_definition")
+add_lifecycle_routes(RESOURCE, activate=service.activate_definition, activate_summary=APPROVE,
+                     stop=service.retire_definition, stops=(DEPRECATE, ARCHIVE))
 
 
 @router.post("/{report_definition_id}/validate", response_model=ValidationPublic, summary="Validate against the registry now")

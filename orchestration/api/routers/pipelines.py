@@ -15,7 +15,15 @@ from pydantic import BaseModel, Field
 
 from orchestration.api.deps import Conn, CurrentPrincipal, RequestId
 from orchestration.api.problems import RESPONSES
-from orchestration.governance.versioned import Retirement
+from orchestration.api.versioned_routes import (
+    ARCHIVE,
+    Resource,
+    StopRoute,
+    add_lifecycle_routes,
+    add_update_route,
+    next_link,
+    tag,
+)
 from orchestration.pipelines.models import (
     BatchStatus,
     DeliveryState,
@@ -87,8 +95,7 @@ class PipelineRunPage(BaseModel):
 
 def _public(view: service.PipelineView, response: Response | None = None) -> PipelinePublic:
     p, v = view.pipeline, view.version
-    if response is not None:
-        response.headers["ETag"] = p.etag
+    tag(response, p.etag)
     return PipelinePublic(
         pipeline_id=p.pipeline_id, pipeline_name=v.spec.pipeline_name, status=p.status, version_id=v.version,
         active_version_id=p.active_version, pipeline=v.spec, created_by=v.created_by, created_at=p.created_at,
@@ -106,11 +113,6 @@ def _run_public(batch: PipelineRun) -> PipelineRunPublic:
         failed_members=[m.member for m in batch.failed])
 
 
-def _next_link(request: Request, response: Response, cursor: str | None) -> None:
-    if cursor:
-        response.headers["Link"] = f'<{request.url.include_query_params(cursor=cursor)}>; rel="next"'
-
-
 @router.get("", response_model=PipelinePage, summary="Pipelines of the caller's tenants")
 def list_pipelines(
     request: Request, response: Response, conn: Conn, caller: CurrentPrincipal,
@@ -119,7 +121,7 @@ def list_pipelines(
     limit: Annotated[int, Query(ge=1, le=service.PAGE_MAX)] = 50,
 ) -> PipelinePage:
     views, next_cursor = service.list_pipelines(conn, caller, status=status_, cursor=cursor, limit=limit)
-    _next_link(request, response, next_cursor)
+    next_link(request, response, next_cursor)
     return PipelinePage(items=[_public(v) for v in views], next=next_cursor)
 
 
@@ -138,32 +140,11 @@ def get_pipeline(pipeline_id: str, response: Response, conn: Conn, caller: Curre
     return _public(service.get_pipeline(conn, caller, pipeline_id, version), response)
 
 
-@router.patch("/{pipeline_id}", response_model=PipelinePublic, summary="Change it: a new version")
-def update_pipeline(
-    pipeline_id: str, body: PipelineUpdate, response: Response, conn: Conn, caller: CurrentPrincipal, rid: RequestId,
-    if_match: Annotated[str | None, Header(description="the ETag the change is based on")] = None,
-) -> PipelinePublic:
-    return _public(service.update_pipeline(conn, caller, pipeline_id, body, if_match=if_match, correlation_id=rid),
-                   response)
-
-
-@router.post("/{pipeline_id}/activate", response_model=PipelinePublic,
-             summary="Activate the newest version, or resume a paused pipeline (an approver, a second person)")
-def activate(pipeline_id: str, response: Response, conn: Conn, caller: CurrentPrincipal,
-             rid: RequestId) -> PipelinePublic:
-    return _public(service.activate_pipeline(conn, caller, pipeline_id, correlation_id=rid), response)
-
-
-@router.post("/{pipeline_id}/pause", response_model=PipelinePublic, summary="Pause, with a reason")
-def pause(pipeline_id: str, body: Retirement, response: Response, conn: Conn, caller: CurrentPrincipal,
-          rid: RequestId) -> PipelinePublic:
-    return _public(service.stop_pipeline(conn, caller, pipeline_id, "paused", body, correlation_id=rid), response)
-
-
-@router.post("/{pipeline_id}/archive", response_model=PipelinePublic, summary="Archive, with a reason (final)")
-def archive(pipeline_id: str, body: Retirement, response: Response, conn: Conn, caller: CurrentPrincipal,
-            rid: RequestId) -> PipelinePublic:
-    return _public(service.stop_pipeline(conn, caller, pipeline_id, "archived", body, correlation_id=rid), response)
+RESOURCE = Resource(router, "pipeline_id", _public, PipelinePublic)
+add_update_route(RESOURCE, PipelineUpdate, service.update_pipeline, name="update_pipeline")
+add_lifecycle_routes(RESOURCE, activate=service.activate_pipeline,
+                     activate_summary="Activate the newest version, or resume a paused pipeline (an approver, a second person)",
+                     stop=service.stop_pipeline, stops=(StopRoute("pause", "paused", "Pause, with a reason"), ARCHIVE))
 
 
 @router.post("/{pipeline_id}/run", response_model=PipelineRunPublic, status_code=status.HTTP_202_ACCEPTED,
@@ -183,7 +164,7 @@ def list_runs(pipeline_id: str, request: Request, response: Response, conn: Conn
               cursor: Annotated[str | None, Query(max_length=64)] = None,
               limit: Annotated[int, Query(ge=1, le=pipeline_runs.PAGE_MAX)] = 20) -> PipelineRunPage:
     batches, next_cursor = pipeline_runs.list_pipeline_runs(conn, caller, pipeline_id, cursor=cursor, limit=limit)
-    _next_link(request, response, next_cursor)
+    next_link(request, response, next_cursor)
     return PipelineRunPage(items=[_run_public(b) for b in batches], next=next_cursor)
 
 
