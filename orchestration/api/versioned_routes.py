@@ -17,7 +17,7 @@ import inspect
 from collections.abc import Callable
 from typing import Annotated, Any, NamedTuple
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import BaseModel
 
 from orchestration.api.deps import Conn, CurrentPrincipal, RequestId
@@ -68,9 +68,35 @@ class Resource(NamedTuple):
     public: Callable[[Any, Response], BaseModel]  # a service view as the response model, with its ETag
     response_model: type[BaseModel]
 
-    def add_route(self, suffix: str, endpoint: Callable[..., Any], method: str, summary: str, name: str) -> None:
-        self.router.add_api_route(f"/{{{self.id_name}}}{suffix}", endpoint, methods=[method], name=name,
+    def add_route(self, suffix: str | None, endpoint: Callable[..., Any], method: str, summary: str, name: str,
+                  status_code: int = 200) -> None:
+        """A route at /{id}<suffix>, or at the collection itself when suffix is None."""
+        path = "" if suffix is None else f"/{{{self.id_name}}}{suffix}"
+        self.router.add_api_route(path, endpoint, methods=[method], name=name, status_code=status_code,
                                   response_model=self.response_model, summary=summary)
+
+
+def add_create_route(resource: Resource, body_model: type[BaseModel], create: Callable[..., Any], *, summary: str,
+                     name: str) -> None:
+    """POST the collection: `create(conn, caller, body, correlation_id=...)` saves draft v1 (201, Location)."""
+
+    def endpoint(body: body_model, response: Response, conn: Conn, caller: CurrentPrincipal, rid: RequestId) -> Any:
+        created = resource.public(create(conn, caller, body, correlation_id=rid), response)
+        response.headers["Location"] = f"{resource.router.prefix}/{getattr(created, resource.id_name)}"
+        return created
+
+    resource.add_route(None, endpoint, "POST", summary, name, status_code=201)
+
+
+def add_get_route(resource: Resource, get: Callable[..., Any], *, summary: str, name: str) -> None:
+    """GET /{id}: `get(conn, caller, id, version)`, the newest version unless ?version= names one."""
+    ObjectId = Annotated[str, path_id(resource.id_name)]
+
+    def endpoint(object_id: ObjectId, response: Response, conn: Conn, caller: CurrentPrincipal,
+                 version: Annotated[int | None, Query(ge=1)] = None) -> Any:
+        return resource.public(get(conn, caller, object_id, version), response)
+
+    resource.add_route("", endpoint, "GET", summary, name)
 
 
 def add_update_route(resource: Resource, body_model: type[BaseModel], update: Callable[..., Any], *,

@@ -1,36 +1,19 @@
-"""The only SQL on control.report_definitions and their versions (the shared versioned-object
-statements of governance/versioned_store.py, and the query of who uses what). Runs in the
-caller's transaction."""
+"""The only SQL on control.report_definitions and their versions: the tables described for the
+shared versioned-object statements (governance/versioned_store.py), and the query of which
+definitions use what. Runs in the caller's transaction."""
 
 from __future__ import annotations
 
-import datetime as dt
-
-from orchestration.catalog.definitions import Definition, DefinitionSpec, DefinitionVersion, SecurityContext
+from orchestration.catalog.definitions import Definition, DefinitionVersion
 from orchestration.governance.versioned_store import VersionedTable
 
 TABLE = VersionedTable(header_table="report_definitions", version_table="report_definition_versions",
-                       id_column="definition_id", id_prefix="rdef_", header_model=Definition,
-                       version_model=DefinitionVersion)
+                       id_prefix="rdef_", header_model=Definition, version_model=DefinitionVersion)
 INVALID = "invalid"  # a list filter beside the lifecycle statuses: definitions marked invalid
-
-create = TABLE.create
+# what runs, schedules, charts and validity read and mark (services/definitions.py has the rest)
 get = TABLE.get
 get_version = TABLE.get_version
 update = TABLE.update
-mark_version_active = TABLE.mark_version_active
-
-
-def add_version(conn, definition_id: str, version: int, spec: DefinitionSpec, *, validation_hash: str,
-                context: SecurityContext, created_by: str, now: dt.datetime) -> DefinitionVersion:
-    return TABLE.add_version(conn, definition_id, version, spec, validation_hash=validation_hash,
-                             security_context=context, created_by=created_by, now=now)
-
-
-def list_for(conn, tenant_ids: list[str] | None, *, statuses: list[str], after: str | None, limit: int,
-             invalid_only: bool = False) -> list[Definition]:
-    return TABLE.list_for(conn, tenant_ids, statuses=statuses, after=after, limit=limit,
-                          only_set="invalid_since" if invalid_only else None)
 
 
 def ids_using(conn, *, entity_ids: list[str] | None = None, created_by: str | None = None) -> list[str]:

@@ -18,8 +18,10 @@ from typing import Generic, TypeVar
 from psycopg2 import sql
 from pydantic import BaseModel
 
-H = TypeVar("H", bound=BaseModel)  # the header row's model
-V = TypeVar("V", bound=BaseModel)  # a version row's model
+from orchestration.governance.versioned import Version, VersionedObject
+
+H = TypeVar("H", bound=VersionedObject)  # the header row's model
+V = TypeVar("V", bound=Version)  # a version row's model
 
 # Header columns set at creation and never changed by update(); updated_at is set by every update.
 _FIXED = frozenset({"tenant_id", "created_by", "created_at", "updated_at"})
@@ -34,14 +36,18 @@ def _ids(names: tuple[str, ...]) -> sql.Composable:
 @dataclass(frozen=True)
 class VersionedTable(Generic[H, V]):
     """Two tables in the control schema, described by their models: the header model's fields are
-    the header table's columns, the version model's fields the version table's."""
+    the header table's columns, the version model's fields the version table's, and the header
+    model's id field is the id column of both."""
 
     header_table: str  # e.g. "report_definitions"
     version_table: str  # e.g. "report_definition_versions"
-    id_column: str  # the id, in both tables
     id_prefix: str  # new ids are this plus 16 hex digits
     header_model: type[H]
     version_model: type[V]
+
+    @property
+    def id_column(self) -> str:
+        return self.header_model.id_field
 
     @property
     def header_columns(self) -> tuple[str, ...]:
@@ -54,9 +60,6 @@ class VersionedTable(Generic[H, V]):
     @property
     def updatable(self) -> frozenset[str]:
         return frozenset(self.header_columns) - _FIXED - {self.id_column}
-
-    def id_of(self, header: H) -> str:
-        return getattr(header, self.id_column)
 
     # ------------------------------------------------------------------ statements
 

@@ -10,24 +10,13 @@ from typing import Any
 
 from orchestration.db.warehouse import dict_rows
 from orchestration.governance.versioned_store import VersionedTable
-from orchestration.pipelines.models import MemberRun, Pipeline, PipelineRun, PipelineSpec, PipelineVersion
+from orchestration.pipelines.models import MemberRun, Pipeline, PipelineRun, PipelineVersion
 
-TABLE = VersionedTable(header_table="pipelines", version_table="pipeline_versions", id_column="pipeline_id",
-                       id_prefix="pipe_", header_model=Pipeline, version_model=PipelineVersion)
-_RUN_UPDATABLE = frozenset({"status", "settled_at"})
-
-# the pipeline and its versions: the shared versioned-object statements
-create = TABLE.create
-get = TABLE.get
+# the pipeline and its versions: the shared versioned-object statements (services/pipelines.py)
+TABLE = VersionedTable(header_table="pipelines", version_table="pipeline_versions", id_prefix="pipe_",
+                       header_model=Pipeline, version_model=PipelineVersion)
 get_version = TABLE.get_version
-list_for = TABLE.list_for
-update = TABLE.update
-mark_version_active = TABLE.mark_version_active
-
-
-def add_version(conn, pipeline_id: str, version: int, spec: PipelineSpec, *, created_by: str,
-                now: dt.datetime) -> PipelineVersion:
-    return TABLE.add_version(conn, pipeline_id, version, spec, created_by=created_by, now=now)
+_RUN_UPDATABLE = frozenset({"status", "settled_at"})
 
 
 # ---------------------------------------------------------------- batch runs

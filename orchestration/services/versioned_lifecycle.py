@@ -119,15 +119,15 @@ def page(conn, kind: Kind[H, V], principal: policy.Principal, *, status: str | N
     while len(found) <= limit:
         batch = kind.table.list_for(conn, tenants, statuses=statuses, after=after, limit=limit + 1, only_set=only_set)
         for header in batch:
-            version = kind.table.get_version(conn, kind.table.id_of(header), header.current_version)
+            version = kind.table.get_version(conn, header.object_id, header.current_version)
             if keep is None or keep(version):
                 found.append((header, version))
         if len(batch) <= limit:
             break
-        after = kind.table.id_of(batch[-1])
+        after = batch[-1].object_id
     more = len(found) > limit
     found = found[:limit]
-    return found, (kind.table.id_of(found[-1][0]) if more and found else None)
+    return found, (found[-1][0].object_id if more and found else None)
 
 
 def create(conn, caller: Authenticated, kind: Kind[H, V], tenant_id: str, draft: Callable[[], Draft], *,
@@ -136,16 +136,16 @@ def create(conn, caller: Authenticated, kind: Kind[H, V], tenant_id: str, draft:
     with conn:
         new = draft()
         header = kind.table.create(conn, tenant_id=tenant_id, created_by=checks.who(caller), now=now)
-        version = kind.table.add_version(conn, kind.table.id_of(header), 1, new.spec, created_by=checks.who(caller),
+        version = kind.table.add_version(conn, header.object_id, 1, new.spec, created_by=checks.who(caller),
                                          now=now, **new.columns)
-        record(conn, caller, kind, "create", kind.table.id_of(header), tenant_id, correlation_id, **new.details)
+        record(conn, caller, kind, "create", header.object_id, tenant_id, correlation_id, **new.details)
     return header, version
 
 
 def append_version(conn, caller: Authenticated, kind: Kind[H, V], header: H, new: Draft,
                    now: dt.datetime) -> tuple[H, V]:
     """The next version, made the newest (the active one, if any, stays until an approver activates)."""
-    object_id, number = kind.table.id_of(header), header.current_version + 1
+    object_id, number = header.object_id, header.current_version + 1
     version = kind.table.add_version(conn, object_id, number, new.spec, created_by=checks.who(caller), now=now,
                                      **new.columns)
     return kind.table.update(conn, object_id, {"current_version": number}, now=now), version

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Header, Query, Request, Response, status
+from fastapi import APIRouter, Body, Header, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from orchestration.api.deps import Conn, CurrentPrincipal, RequestId
@@ -16,6 +16,8 @@ from orchestration.api.versioned_routes import (
     ARCHIVE,
     DEPRECATE,
     Resource,
+    add_create_route,
+    add_get_route,
     add_lifecycle_routes,
     add_update_route,
     next_link,
@@ -116,18 +118,11 @@ def list_charts(
     return ChartPage(items=[_public(v) for v in views], next=next_cursor)
 
 
-@router.post("", response_model=ChartPublic, status_code=status.HTTP_201_CREATED, summary="Save a chart (draft v1)")
-def create_chart(body: ChartCreate, response: Response, conn: Conn, caller: CurrentPrincipal,
-                 rid: RequestId) -> ChartPublic:
-    view = service.create_chart(conn, caller, body, correlation_id=rid)
-    response.headers["Location"] = f"{router.prefix}/{view.chart.chart_id}"
-    return _public(view, response)
-
-
-@router.get("/{chart_id}", response_model=ChartPublic, summary="One chart definition (newest or a given version)")
-def get_chart(chart_id: str, response: Response, conn: Conn, caller: CurrentPrincipal,
-              version: Annotated[int | None, Query(ge=1)] = None) -> ChartPublic:
-    return _public(service.get_chart(conn, caller, chart_id, version), response)
+# save, show, change (If-Match), activate and stop: the endpoints every versioned resource has
+RESOURCE = Resource(router, "chart_id", _public, ChartPublic)
+add_create_route(RESOURCE, ChartCreate, service.create_chart, summary="Save a chart (draft v1)", name="create_chart")
+add_get_route(RESOURCE, service.get_chart, summary="One chart definition (newest or a given version)", name="get_chart")
+add_update_route(RESOURCE, ChartUpdate, service.update_chart, name="update_chart")
 
 
 @router.post("/{chart_id}/validate", response_model=ChartValidationPublic,
@@ -139,8 +134,6 @@ def validate(chart_id: str, response: Response, conn: Conn, caller: CurrentPrinc
                                  chart=_public(result.view, response))
 
 
-RESOURCE = Resource(router, "chart_id", _public, ChartPublic)
-add_update_route(RESOURCE, ChartUpdate, service.update_chart, name="update_chart")
 add_lifecycle_routes(RESOURCE, activate=service.activate_chart, activate_summary=APPROVE, stop=service.retire_chart,
                      stops=(DEPRECATE, ARCHIVE))
 

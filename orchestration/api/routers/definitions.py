@@ -16,6 +16,8 @@ from orchestration.api.versioned_routes import (
     ARCHIVE,
     DEPRECATE,
     Resource,
+    add_create_route,
+    add_get_route,
     add_lifecycle_routes,
     add_update_route,
     next_link,
@@ -127,21 +129,12 @@ def list_definitions(
     return DefinitionPage(items=[_public(v) for v in views], next=next_cursor)
 
 
-@router.post("", response_model=DefinitionPublic, status_code=status.HTTP_201_CREATED, summary="Save a definition (draft v1)")
-def create_definition(body: DefinitionCreate, response: Response, conn: Conn, caller: CurrentPrincipal,
-                      rid: RequestId) -> DefinitionPublic:
-    view = service.create_definition(conn, caller, body, correlation_id=rid)
-    response.headers["Location"] = f"{router.prefix}/{view.definition.definition_id}"
-    return _public(view, response)
-
-
-@router.get("/{report_definition_id}", response_model=DefinitionPublic, summary="One definition (newest or a given version)")
-def get_definition(report_definition_id: str, response: Response, conn: Conn, caller: CurrentPrincipal,
-                   version: Annotated[int | None, Query(ge=1)] = None) -> DefinitionPublic:
-    return _public(service.get_definition(conn, caller, report_definition_id, version), response)
-
-
+# save, show, change (If-Match), activate and stop: the endpoints every versioned resource has
 RESOURCE = Resource(router, "report_definition_id", _public, DefinitionPublic)
+add_create_route(RESOURCE, DefinitionCreate, service.create_definition, summary="Save a definition (draft v1)",
+                 name="create_definition")
+add_get_route(RESOURCE, service.get_definition, summary="One definition (newest or a given version)",
+              name="get_definition")
 add_update_route(RESOURCE, DefinitionUpdate, service.update_definition, name="update_definition")
 add_lifecycle_routes(RESOURCE, activate=service.activate_definition, activate_summary=APPROVE,
                      stop=service.retire_definition, stops=(DEPRECATE, ARCHIVE))

@@ -19,6 +19,8 @@ from orchestration.api.versioned_routes import (
     ARCHIVE,
     Resource,
     StopRoute,
+    add_create_route,
+    add_get_route,
     add_lifecycle_routes,
     add_update_route,
     next_link,
@@ -125,22 +127,11 @@ def list_pipelines(
     return PipelinePage(items=[_public(v) for v in views], next=next_cursor)
 
 
-@router.post("", response_model=PipelinePublic, status_code=status.HTTP_201_CREATED,
-             summary="Create a pipeline (draft v1): members, one destination, a format")
-def create_pipeline(body: PipelineCreate, response: Response, conn: Conn, caller: CurrentPrincipal,
-                    rid: RequestId) -> PipelinePublic:
-    view = service.create_pipeline(conn, caller, body, correlation_id=rid)
-    response.headers["Location"] = f"{PREFIX}/{view.pipeline.pipeline_id}"
-    return _public(view, response)
-
-
-@router.get("/{pipeline_id}", response_model=PipelinePublic, summary="One pipeline (newest or a given version)")
-def get_pipeline(pipeline_id: str, response: Response, conn: Conn, caller: CurrentPrincipal,
-                 version: Annotated[int | None, Query(ge=1)] = None) -> PipelinePublic:
-    return _public(service.get_pipeline(conn, caller, pipeline_id, version), response)
-
-
+# save, show, change (If-Match), activate and stop: the endpoints every versioned resource has
 RESOURCE = Resource(router, "pipeline_id", _public, PipelinePublic)
+add_create_route(RESOURCE, PipelineCreate, service.create_pipeline,
+                 summary="Create a pipeline (draft v1): members, one destination, a format", name="create_pipeline")
+add_get_route(RESOURCE, service.get_pipeline, summary="One pipeline (newest or a given version)", name="get_pipeline")
 add_update_route(RESOURCE, PipelineUpdate, service.update_pipeline, name="update_pipeline")
 add_lifecycle_routes(RESOURCE, activate=service.activate_pipeline,
                      activate_summary="Activate the newest version, or resume a paused pipeline (an approver, a second person)",
