@@ -9,20 +9,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Header, Query, Request, Response
 from pydantic import BaseModel, Field
 
+from orchestration.api import versioned_routes as routes
 from orchestration.api.deps import Conn, CurrentPrincipal, RequestId
 from orchestration.api.problems import RESPONSES
-from orchestration.api.versioned_routes import (
-    APPROVE,
-    ARCHIVE,
-    DEPRECATE,
-    Resource,
-    add_create_route,
-    add_get_route,
-    add_lifecycle_routes,
-    add_update_route,
-    next_link,
-    tag,
-)
 from orchestration.catalog.chart_definitions import ChartCreate, ChartSpec, ChartUpdate
 from orchestration.catalog.definitions import RunParameters
 from orchestration.exports import charts
@@ -96,7 +85,7 @@ class RenderPublic(BaseModel):
 
 def _public(view: service.ChartView, response: Response | None = None) -> ChartPublic:
     c, v = view.chart, view.version
-    tag(response, c.etag)
+    routes.tag(response, c.etag)
     drifted = view.drift is not None and c.status in ("active", "deprecated")
     return ChartPublic(
         chart_id=c.chart_id, chart_name=v.spec.chart_name, status="drift" if drifted else c.status,
@@ -114,15 +103,17 @@ def list_charts(
     limit: Annotated[int, Query(ge=1, le=service.PAGE_MAX)] = 50,
 ) -> ChartPage:
     views, next_cursor = service.list_charts(conn, caller, status=status_, cursor=cursor, limit=limit)
-    next_link(request, response, next_cursor)
+    routes.next_link(request, response, next_cursor)
     return ChartPage(items=[_public(v) for v in views], next=next_cursor)
 
 
 # save, show, change (If-Match), activate and stop: the endpoints every versioned resource has
-RESOURCE = Resource(router, "chart_id", _public, ChartPublic)
-add_create_route(RESOURCE, ChartCreate, service.create_chart, summary="Save a chart (draft v1)", name="create_chart")
-add_get_route(RESOURCE, service.get_chart, summary="One chart definition (newest or a given version)", name="get_chart")
-add_update_route(RESOURCE, ChartUpdate, service.update_chart, name="update_chart")
+RESOURCE = routes.Resource(router, "chart_id", _public, ChartPublic)
+routes.add_create_route(RESOURCE, ChartCreate, service.create_chart, name="create_chart",
+                        summary="Save a chart (draft v1)")
+routes.add_get_route(RESOURCE, service.get_chart, name="get_chart",
+                     summary="One chart definition (newest or a given version)")
+routes.add_update_route(RESOURCE, ChartUpdate, service.update_chart, name="update_chart")
 
 
 @router.post("/{chart_id}/validate", response_model=ChartValidationPublic,
@@ -134,8 +125,8 @@ def validate(chart_id: str, response: Response, conn: Conn, caller: CurrentPrinc
                                  chart=_public(result.view, response))
 
 
-add_lifecycle_routes(RESOURCE, activate=service.activate_chart, activate_summary=APPROVE, stop=service.retire_chart,
-                     stops=(DEPRECATE, ARCHIVE))
+routes.add_lifecycle_routes(RESOURCE, activate=service.activate_chart, activate_summary=routes.APPROVE,
+                            stop=service.retire_chart, stops=(routes.DEPRECATE, routes.ARCHIVE))
 
 
 def _wanted(fmt: str | None, accept: str | None) -> str:

@@ -8,21 +8,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Header, Query, Request, Response, status
 from pydantic import BaseModel, Field
 
+from orchestration.api import versioned_routes as routes
 from orchestration.api.deps import Conn, CurrentPrincipal, RequestId
 from orchestration.api.problems import RESPONSES
 from orchestration.api.routers.runs import RunPublic, public
-from orchestration.api.versioned_routes import (
-    APPROVE,
-    ARCHIVE,
-    DEPRECATE,
-    Resource,
-    add_create_route,
-    add_get_route,
-    add_lifecycle_routes,
-    add_update_route,
-    next_link,
-    tag,
-)
 from orchestration.catalog.definitions import (
     DefinitionCreate,
     DefinitionSpec,
@@ -102,7 +91,7 @@ def _json_value(value: Any) -> Any:
 
 def _public(view: service.DefinitionView, response: Response | None = None) -> DefinitionPublic:
     d, v = view.definition, view.version
-    tag(response, d.etag)
+    routes.tag(response, d.etag)
     return DefinitionPublic(
         report_definition_id=d.definition_id, report_name=v.spec.report_name, description=v.spec.description,
         status=d.status, version_id=v.version, active_version_id=d.active_version, validation_hash=v.validation_hash,
@@ -125,19 +114,19 @@ def list_definitions(
 ) -> DefinitionPage:
     views, next_cursor = service.list_definitions(conn, caller, status=status_, vertical=vertical_id, cursor=cursor,
                                                   limit=limit)
-    next_link(request, response, next_cursor)
+    routes.next_link(request, response, next_cursor)
     return DefinitionPage(items=[_public(v) for v in views], next=next_cursor)
 
 
 # save, show, change (If-Match), activate and stop: the endpoints every versioned resource has
-RESOURCE = Resource(router, "report_definition_id", _public, DefinitionPublic)
-add_create_route(RESOURCE, DefinitionCreate, service.create_definition, summary="Save a definition (draft v1)",
-                 name="create_definition")
-add_get_route(RESOURCE, service.get_definition, summary="One definition (newest or a given version)",
-              name="get_definition")
-add_update_route(RESOURCE, DefinitionUpdate, service.update_definition, name="update_definition")
-add_lifecycle_routes(RESOURCE, activate=service.activate_definition, activate_summary=APPROVE,
-                     stop=service.retire_definition, stops=(DEPRECATE, ARCHIVE))
+RESOURCE = routes.Resource(router, "report_definition_id", _public, DefinitionPublic)
+routes.add_create_route(RESOURCE, DefinitionCreate, service.create_definition, name="create_definition",
+                        summary="Save a definition (draft v1)")
+routes.add_get_route(RESOURCE, service.get_definition, name="get_definition",
+                     summary="One definition (newest or a given version)")
+routes.add_update_route(RESOURCE, DefinitionUpdate, service.update_definition, name="update_definition")
+routes.add_lifecycle_routes(RESOURCE, activate=service.activate_definition, activate_summary=routes.APPROVE,
+                            stop=service.retire_definition, stops=(routes.DEPRECATE, routes.ARCHIVE))
 
 
 @router.post("/{report_definition_id}/validate", response_model=ValidationPublic, summary="Validate against the registry now")

@@ -13,19 +13,9 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Header, Query, Request, Response, status
 from pydantic import BaseModel, Field
 
+from orchestration.api import versioned_routes as routes
 from orchestration.api.deps import Conn, CurrentPrincipal, RequestId
 from orchestration.api.problems import RESPONSES
-from orchestration.api.versioned_routes import (
-    ARCHIVE,
-    Resource,
-    StopRoute,
-    add_create_route,
-    add_get_route,
-    add_lifecycle_routes,
-    add_update_route,
-    next_link,
-    tag,
-)
 from orchestration.pipelines.models import (
     BatchStatus,
     DeliveryState,
@@ -97,7 +87,7 @@ class PipelineRunPage(BaseModel):
 
 def _public(view: service.PipelineView, response: Response | None = None) -> PipelinePublic:
     p, v = view.pipeline, view.version
-    tag(response, p.etag)
+    routes.tag(response, p.etag)
     return PipelinePublic(
         pipeline_id=p.pipeline_id, pipeline_name=v.spec.pipeline_name, status=p.status, version_id=v.version,
         active_version_id=p.active_version, pipeline=v.spec, created_by=v.created_by, created_at=p.created_at,
@@ -123,19 +113,21 @@ def list_pipelines(
     limit: Annotated[int, Query(ge=1, le=service.PAGE_MAX)] = 50,
 ) -> PipelinePage:
     views, next_cursor = service.list_pipelines(conn, caller, status=status_, cursor=cursor, limit=limit)
-    next_link(request, response, next_cursor)
+    routes.next_link(request, response, next_cursor)
     return PipelinePage(items=[_public(v) for v in views], next=next_cursor)
 
 
 # save, show, change (If-Match), activate and stop: the endpoints every versioned resource has
-RESOURCE = Resource(router, "pipeline_id", _public, PipelinePublic)
-add_create_route(RESOURCE, PipelineCreate, service.create_pipeline,
-                 summary="Create a pipeline (draft v1): members, one destination, a format", name="create_pipeline")
-add_get_route(RESOURCE, service.get_pipeline, summary="One pipeline (newest or a given version)", name="get_pipeline")
-add_update_route(RESOURCE, PipelineUpdate, service.update_pipeline, name="update_pipeline")
-add_lifecycle_routes(RESOURCE, activate=service.activate_pipeline,
-                     activate_summary="Activate the newest version, or resume a paused pipeline (an approver, a second person)",
-                     stop=service.stop_pipeline, stops=(StopRoute("pause", "paused", "Pause, with a reason"), ARCHIVE))
+RESOURCE = routes.Resource(router, "pipeline_id", _public, PipelinePublic)
+routes.add_create_route(RESOURCE, PipelineCreate, service.create_pipeline, name="create_pipeline",
+                        summary="Create a pipeline (draft v1): members, one destination, a format")
+routes.add_get_route(RESOURCE, service.get_pipeline, name="get_pipeline",
+                     summary="One pipeline (newest or a given version)")
+routes.add_update_route(RESOURCE, PipelineUpdate, service.update_pipeline, name="update_pipeline")
+routes.add_lifecycle_routes(
+    RESOURCE, activate=service.activate_pipeline, stop=service.stop_pipeline,
+    activate_summary="Activate the newest version, or resume a paused pipeline (an approver, a second person)",
+    stops=(routes.StopRoute("pause", "paused", "Pause, with a reason"), routes.ARCHIVE))
 
 
 @router.post("/{pipeline_id}/run", response_model=PipelineRunPublic, status_code=status.HTTP_202_ACCEPTED,
@@ -155,7 +147,7 @@ def list_runs(pipeline_id: str, request: Request, response: Response, conn: Conn
               cursor: Annotated[str | None, Query(max_length=64)] = None,
               limit: Annotated[int, Query(ge=1, le=pipeline_runs.PAGE_MAX)] = 20) -> PipelineRunPage:
     batches, next_cursor = pipeline_runs.list_pipeline_runs(conn, caller, pipeline_id, cursor=cursor, limit=limit)
-    next_link(request, response, next_cursor)
+    routes.next_link(request, response, next_cursor)
     return PipelineRunPage(items=[_run_public(b) for b in batches], next=next_cursor)
 
 
