@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from orchestration.catalog import definition_template
 from orchestration.delivery.recipients import Recipient, RecipientError
-from orchestration.governance import versioned
+from orchestration.governance.versioned import Version, VersionedObject
 
 PipelineStatus = Literal["draft", "active", "paused", "archived"]
 BatchStatus = Literal["running", "completed", "partially_failed", "failed"]
@@ -90,12 +90,10 @@ def is_definition(member: str) -> bool:
     return definition_template.is_definition_key(member)
 
 
-class Pipeline(_Frozen):
+class Pipeline(VersionedObject):
+    id_field: ClassVar[str] = "pipeline_id"
     pipeline_id: str
-    tenant_id: str
     status: PipelineStatus
-    current_version: int
-    active_version: int | None
     created_by: str
     created_at: dt.datetime
     updated_at: dt.datetime
@@ -105,19 +103,10 @@ class Pipeline(_Frozen):
     reason_code: str | None = None
     reason_text: str | None = None
 
-    @property
-    def etag(self) -> str:
-        return versioned.etag(self.pipeline_id, self.current_version)
 
-
-class PipelineVersion(_Frozen):
+class PipelineVersion(Version):
     pipeline_id: str
-    version: int
     spec: PipelineSpec
-    created_by: str
-    created_at: dt.datetime
-    activated_by: str | None = None
-    activated_at: dt.datetime | None = None
 
 
 class MemberRun(_Frozen):

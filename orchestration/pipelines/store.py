@@ -1,5 +1,5 @@
-"""The only SQL on control.pipelines, pipeline_versions, pipeline_runs and pipeline_run_members.
-Runs in the caller's transaction."""
+"""The only SQL on control.pipelines, pipeline_versions (the shared versioned-object statements of
+governance/versioned_store.py), pipeline_runs and pipeline_run_members. Runs in the caller's transaction."""
 
 from __future__ import annotations
 
@@ -9,71 +9,14 @@ import secrets
 from typing import Any
 
 from orchestration.db.warehouse import dict_rows
-from orchestration.pipelines.models import MemberRun, Pipeline, PipelineRun, PipelineSpec, PipelineVersion
+from orchestration.governance.versioned_store import VersionedTable
+from orchestration.pipelines.models import MemberRun, Pipeline, PipelineRun, PipelineVersion
 
-_UPDATABLE = frozenset({"status", "current_version", "active_version", "activated_at", "paused_at", "archived_at",
-                        "reason_code", "reason_text"})
+# the pipeline and its versions: the shared versioned-object statements (services/pipelines.py)
+TABLE = VersionedTable(header_table="pipelines", version_table="pipeline_versions", id_prefix="pipe_",
+                       header_model=Pipeline, version_model=PipelineVersion)
+get_version = TABLE.get_version
 _RUN_UPDATABLE = frozenset({"status", "settled_at"})
-
-
-def create(conn, *, tenant_id: str, created_by: str, now: dt.datetime) -> Pipeline:
-    with conn.cursor() as cur:
-        cur.execute("""insert into control.pipelines (pipeline_id, tenant_id, created_by, created_at, updated_at)
-                       values (%s, %s, %s, %s, %s) returning *""",
-                    ("pipe_" + secrets.token_hex(8), tenant_id, created_by, now, now))
-        return Pipeline.model_validate(dict_rows(cur)[0])
-
-
-def add_version(conn, pipeline_id: str, version: int, spec: PipelineSpec, *, created_by: str,
-                now: dt.datetime) -> PipelineVersion:
-    with conn.cursor() as cur:
-        cur.execute("""insert into control.pipeline_versions (pipeline_id, version, spec, created_by, created_at)
-                       values (%s, %s, %s, %s, %s) returning *""",
-                    (pipeline_id, version, spec.model_dump_json(), created_by, now))
-        return PipelineVersion.model_validate(dict_rows(cur)[0])
-
-
-def get(conn, pipeline_id: str, *, for_update: bool = False) -> Pipeline | None:
-    with conn.cursor() as cur:
-        cur.execute("select * from control.pipelines where pipeline_id = %s" + (" for update" if for_update else ""),
-                    (pipeline_id,))
-        rows = dict_rows(cur)
-    return Pipeline.model_validate(rows[0]) if rows else None
-
-
-def get_version(conn, pipeline_id: str, version: int) -> PipelineVersion:
-    with conn.cursor() as cur:
-        cur.execute("select * from control.pipeline_versions where pipeline_id = %s and version = %s",
-                    (pipeline_id, version))
-        return PipelineVersion.model_validate(dict_rows(cur)[0])
-
-
-def list_for(conn, tenants: list[str] | None, *, statuses: list[str], after: str | None, limit: int) -> list[Pipeline]:
-    """Pipelines of these tenants (None: all) in id order after a cursor."""
-    with conn.cursor() as cur:
-        cur.execute("""select * from control.pipelines
-                        where (%(tenants)s::text[] is null or tenant_id = any(%(tenants)s))
-                          and status = any(%(statuses)s) and (%(after)s::text is null or pipeline_id > %(after)s)
-                        order by pipeline_id limit %(limit)s""",
-                    {"tenants": tenants, "statuses": statuses, "after": after, "limit": limit})
-        return [Pipeline.model_validate(r) for r in dict_rows(cur)]
-
-
-def update(conn, pipeline_id: str, changes: dict[str, Any], *, now: dt.datetime) -> Pipeline:
-    unknown = set(changes) - _UPDATABLE
-    if unknown:
-        raise ValueError(f"not updatable: {sorted(unknown)}")
-    sets = ", ".join(f"{k} = %({k})s" for k in changes)
-    with conn.cursor() as cur:
-        cur.execute(f"update control.pipelines set {sets}, updated_at = %(now)s where pipeline_id = %(id)s returning *",
-                    {**changes, "now": now, "id": pipeline_id})
-        return Pipeline.model_validate(dict_rows(cur)[0])
-
-
-def mark_version_active(conn, pipeline_id: str, version: int, *, by: str, now: dt.datetime) -> None:
-    with conn.cursor() as cur:
-        cur.execute("update control.pipeline_versions set activated_by = %s, activated_at = %s "
-                    "where pipeline_id = %s and version = %s", (by, now, pipeline_id, version))
 
 
 # ---------------------------------------------------------------- batch runs

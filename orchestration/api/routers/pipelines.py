@@ -13,9 +13,9 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Header, Query, Request, Response, status
 from pydantic import BaseModel, Field
 
+from orchestration.api import versioned_routes as routes
 from orchestration.api.deps import Conn, CurrentPrincipal, RequestId
 from orchestration.api.problems import RESPONSES
-from orchestration.governance.versioned import Retirement
 from orchestration.pipelines.models import (
     BatchStatus,
     DeliveryState,
@@ -87,8 +87,7 @@ class PipelineRunPage(BaseModel):
 
 def _public(view: service.PipelineView, response: Response | None = None) -> PipelinePublic:
     p, v = view.pipeline, view.version
-    if response is not None:
-        response.headers["ETag"] = p.etag
+    routes.tag(response, p.etag)
     return PipelinePublic(
         pipeline_id=p.pipeline_id, pipeline_name=v.spec.pipeline_name, status=p.status, version_id=v.version,
         active_version_id=p.active_version, pipeline=v.spec, created_by=v.created_by, created_at=p.created_at,
@@ -106,11 +105,6 @@ def _run_public(batch: PipelineRun) -> PipelineRunPublic:
         failed_members=[m.member for m in batch.failed])
 
 
-def _next_link(request: Request, response: Response, cursor: str | None) -> None:
-    if cursor:
-        response.headers["Link"] = f'<{request.url.include_query_params(cursor=cursor)}>; rel="next"'
-
-
 @router.get("", response_model=PipelinePage, summary="Pipelines of the caller's tenants")
 def list_pipelines(
     request: Request, response: Response, conn: Conn, caller: CurrentPrincipal,
@@ -119,51 +113,21 @@ def list_pipelines(
     limit: Annotated[int, Query(ge=1, le=service.PAGE_MAX)] = 50,
 ) -> PipelinePage:
     views, next_cursor = service.list_pipelines(conn, caller, status=status_, cursor=cursor, limit=limit)
-    _next_link(request, response, next_cursor)
+    routes.next_link(request, response, next_cursor)
     return PipelinePage(items=[_public(v) for v in views], next=next_cursor)
 
 
-@router.post("", response_model=PipelinePublic, status_code=status.HTTP_201_CREATED,
-             summary="Create a pipeline (draft v1): members, one destination, a format")
-def create_pipeline(body: PipelineCreate, response: Response, conn: Conn, caller: CurrentPrincipal,
-                    rid: RequestId) -> PipelinePublic:
-    view = service.create_pipeline(conn, caller, body, correlation_id=rid)
-    response.headers["Location"] = f"{PREFIX}/{view.pipeline.pipeline_id}"
-    return _public(view, response)
-
-
-@router.get("/{pipeline_id}", response_model=PipelinePublic, summary="One pipeline (newest or a given version)")
-def get_pipeline(pipeline_id: str, response: Response, conn: Conn, caller: CurrentPrincipal,
-                 version: Annotated[int | None, Query(ge=1)] = None) -> PipelinePublic:
-    return _public(service.get_pipeline(conn, caller, pipeline_id, version), response)
-
-
-@router.patch("/{pipeline_id}", response_model=PipelinePublic, summary="Change it: a new version")
-def update_pipeline(
-    pipeline_id: str, body: PipelineUpdate, response: Response, conn: Conn, caller: CurrentPrincipal, rid: RequestId,
-    if_match: Annotated[str | None, Header(description="the ETag the change is based on")] = None,
-) -> PipelinePublic:
-    return _public(service.update_pipeline(conn, caller, pipeline_id, body, if_match=if_match, correlation_id=rid),
-                   response)
-
-
-@router.post("/{pipeline_id}/activate", response_model=PipelinePublic,
-             summary="Activate the newest version, or resume a paused pipeline (an approver, a second person)")
-def activate(pipeline_id: str, response: Response, conn: Conn, caller: CurrentPrincipal,
-             rid: RequestId) -> PipelinePublic:
-    return _public(service.activate_pipeline(conn, caller, pipeline_id, correlation_id=rid), response)
-
-
-@router.post("/{pipeline_id}/pause", response_model=PipelinePublic, summary="Pause, with a reason")
-def pause(pipeline_id: str, body: Retirement, response: Response, conn: Conn, caller: CurrentPrincipal,
-          rid: RequestId) -> PipelinePublic:
-    return _public(service.stop_pipeline(conn, caller, pipeline_id, "paused", body, correlation_id=rid), response)
-
-
-@router.post("/{pipeline_id}/archive", response_model=PipelinePublic, summary="Archive, with a reason (final)")
-def archive(pipeline_id: str, body: Retirement, response: Response, conn: Conn, caller: CurrentPrincipal,
-            rid: RequestId) -> PipelinePublic:
-    return _public(service.stop_pipeline(conn, caller, pipeline_id, "archived", body, correlation_id=rid), response)
+# save, show, change (If-Match), activate and stop: the endpoints every versioned resource has
+RESOURCE = routes.Resource(router, "pipeline_id", _public, PipelinePublic)
+routes.add_create_route(RESOURCE, PipelineCreate, service.create_pipeline, name="create_pipeline",
+                        summary="Create a pipeline (draft v1): members, one destination, a format")
+routes.add_get_route(RESOURCE, service.get_pipeline, name="get_pipeline",
+                     summary="One pipeline (newest or a given version)")
+routes.add_update_route(RESOURCE, PipelineUpdate, service.update_pipeline, name="update_pipeline")
+routes.add_lifecycle_routes(
+    RESOURCE, activate=service.activate_pipeline, stop=service.stop_pipeline,
+    activate_summary="Activate the newest version, or resume a paused pipeline (an approver, a second person)",
+    stops=(routes.StopRoute("pause", "paused", "Pause, with a reason"), routes.ARCHIVE))
 
 
 @router.post("/{pipeline_id}/run", response_model=PipelineRunPublic, status_code=status.HTTP_202_ACCEPTED,
@@ -183,7 +147,7 @@ def list_runs(pipeline_id: str, request: Request, response: Response, conn: Conn
               cursor: Annotated[str | None, Query(max_length=64)] = None,
               limit: Annotated[int, Query(ge=1, le=pipeline_runs.PAGE_MAX)] = 20) -> PipelineRunPage:
     batches, next_cursor = pipeline_runs.list_pipeline_runs(conn, caller, pipeline_id, cursor=cursor, limit=limit)
-    _next_link(request, response, next_cursor)
+    routes.next_link(request, response, next_cursor)
     return PipelineRunPage(items=[_run_public(b) for b in batches], next=next_cursor)
 
 
