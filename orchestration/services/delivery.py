@@ -51,7 +51,7 @@ def approve_pipeline(conn, pipeline_id: str, *, approver: str, recipients: Itera
     version's, or the newest version's about to be activated) over its channel."""
     recipients = list(recipients)
     with conn:
-        pipeline = pipeline_store.get(conn, pipeline_id)
+        pipeline = pipeline_store.TABLE.get(conn, pipeline_id)
         if pipeline is None:
             raise delivery.ApprovalError(f"no pipeline {pipeline_id}")
         destinations = {pipeline_store.get_version(conn, pipeline_id, v).spec.destination.recipient(None).identity

@@ -58,7 +58,7 @@ def tick_refusal(conn, schedule: dict[str, Any]) -> str | None:
     reason = policy.decide(policy.get_principal(conn, owner), "run", tenant_id=tenant)
     if reason:
         return f"schedule owner {owner}: {reason}"
-    pipeline = pipeline_store.get(conn, pipeline_id)
+    pipeline = pipeline_store.TABLE.get(conn, pipeline_id)
     if pipeline is None or pipeline.tenant_id != tenant:
         return f"pipeline {pipeline_id} no longer exists in tenant {tenant}"
     return _not_runnable(pipeline)

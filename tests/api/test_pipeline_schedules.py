@@ -148,7 +148,7 @@ def test_a_batch_interrupted_while_submitting_is_finished_with_the_members_it_ha
     pipeline_id = _active_pipeline(client, token_for, [first, second], _hook(receiver, "interrupted"))
     started = dt.datetime.now(dt.UTC) - pipeline_runs.SUBMIT_GRACE - dt.timedelta(minutes=1)
     with conn:  # what a process that died after its first member leaves: the batch, one member refused
-        pipeline = pipeline_store.get(conn, pipeline_id)
+        pipeline = pipeline_store.TABLE.get(conn, pipeline_id)
         batch_id = pipeline_store.insert_run(conn, pipeline, requester=ANALYST, trigger="manual", correlation_id="cut-1",
                                              idempotency_key=None, fingerprint="f", now=started)
         pipeline_store.insert_member(conn, batch_id, MemberRun(position=0, member=first, run_id=None, state="failed",
