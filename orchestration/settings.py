@@ -7,6 +7,9 @@ the repository, so a fresh clone needs nothing configured.
 `REPORTS_S3_BUCKET` (with `REPORTS_S3_ENDPOINT` for any S3-compatible server, and optionally
 `REPORTS_S3_PREFIX`) publishes artifacts to S3 instead of the local folder `$NEXUS_HOME/artifacts`;
 credentials come from the usual AWS environment variables.
+
+`REPORTS_DAGSTER_DATABASE` names the database of Dagster's storage on the warehouse's server
+(default: the warehouse database's name with `_dagster`).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ class Settings:
     s3_prefix: str = ""
     # Files at least this big are uploaded in parts (multipart upload, aborted on failure).
     s3_multipart_threshold: int = 8 * 1024 * 1024
+    dagster_database: str | None = None
 
     @property
     def pgdata(self) -> Path:
@@ -60,4 +64,5 @@ def get_settings() -> Settings:
         s3_bucket=os.environ.get("REPORTS_S3_BUCKET") or None,
         s3_prefix=(os.environ.get("REPORTS_S3_PREFIX") or "").strip("/"),
         s3_multipart_threshold=int(os.environ.get("REPORTS_S3_MULTIPART_THRESHOLD") or 8 * 1024 * 1024),
+        dagster_database=os.environ.get("REPORTS_DAGSTER_DATABASE") or None,
     )

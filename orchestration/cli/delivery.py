@@ -20,20 +20,29 @@ def _split(values) -> list[str]:
     return [v.strip() for value in values for v in value.split(",") if v.strip()]
 
 
-@group.command("approve", help="Approve a schedule's distribution: exactly these recipients over these channels. "
-               "Adding a recipient or a channel later voids the approval.")
-@click.argument("schedule_id", type=params.ID_NUMBER)
-@params.actor("the approver (approver role, not the schedule's owner)")
+@group.command("approve", help="Approve the distribution of a schedule (SCHEDULE_ID) or of an export pipeline "
+               "(--pipeline): exactly these recipients over these channels. Adding a recipient or a channel later "
+               "voids the approval.")
+@click.argument("schedule_id", type=params.ID_NUMBER, required=False)
+@click.option("--pipeline", "pipeline_id", metavar="PIPELINE_ID",
+              help="approve an export pipeline's destination instead of a schedule's recipients")
+@params.actor("the approver (approver role, not the schedule's or pipeline's owner)")
 @click.option("--recipients", "recipients", multiple=True, required=True,
               help="kind:address[;external][;principal=ID], comma-separated or repeated")
 @click.option("--channels", "channels", multiple=True, required=True, help="email, webhook, bucket (comma-separated)")
-def approve_cmd(schedule_id, actor, recipients, channels) -> None:
+def approve_cmd(schedule_id, pipeline_id, actor, recipients, channels) -> None:
     from orchestration.services import delivery
 
+    if (schedule_id is None) == (pipeline_id is None):
+        raise click.UsageError("give either a SCHEDULE_ID or --pipeline PIPELINE_ID")
     with warehouse.connection() as conn:
-        approval_id = delivery.approve(conn, schedule_id, approver=actor, recipients=_split(recipients),
-                                       channels=_split(channels))
-    click.echo(f"approval {approval_id} recorded for schedule {schedule_id}")
+        if pipeline_id:
+            approval_id = delivery.approve_pipeline(conn, pipeline_id, approver=actor, recipients=_split(recipients),
+                                                    channels=_split(channels))
+        else:
+            approval_id = delivery.approve(conn, schedule_id, approver=actor, recipients=_split(recipients),
+                                           channels=_split(channels))
+    click.echo(f"approval {approval_id} recorded for {f'pipeline {pipeline_id}' if pipeline_id else f'schedule {schedule_id}'}")
 
 
 @group.command("allow-domain", help="Allow a tenant's reports to be e-mailed to addresses in DOMAIN.")

@@ -1,5 +1,5 @@
-"""`nexus-reports schedules`: a template for a tenant, or a report definition, on a cron in a time zone
-or every interval, run by a sensor."""
+"""`nexus-reports schedules`: a template for a tenant, a report definition, or an export pipeline, on
+a cron in a time zone or every interval, run by a sensor."""
 
 from __future__ import annotations
 
@@ -17,11 +17,14 @@ def group() -> None:
     pass
 
 
-@group.command("create", help="Schedule an approved template version for a tenant, or a report definition "
-               "(--definition rdef_...), on a cron in a time zone or every ISO-8601 interval (--every PT6H).")
+@group.command("create", help="Schedule an approved template version for a tenant, a report definition "
+               "(--definition rdef_...) or an export pipeline (--pipeline pipe_...), on a cron in a time zone or "
+               "every ISO-8601 interval (--every PT6H).")
 @click.argument("template", required=False)
 @click.option("--definition", default=None, help="a report definition (rdef_...) instead of a template: its active "
               "version runs at each tick, re-validated then; the tenant is the definition's")
+@click.option("--pipeline", default=None, help="an export pipeline (pipe_...) instead of a template: one batch of its "
+              "active version per tick, to its own destination in its own format; the tenant is the pipeline's")
 @click.option("--tenant", default=None, help="the tenant the reports are for (templates)")
 @click.option("--cron", default=None, help='5-field cron expression, e.g. "0 6 * * 1"')
 @click.option("--every", default=None, help="an ISO-8601 interval instead of a cron, e.g. PT6H, P1D, P1W")
@@ -35,19 +38,26 @@ def group() -> None:
               help="after downtime: skip missed ticks, or run the latest one")
 @params.actor("the schedule's owner")
 @params.reason()
-def create_cmd(template: str | None, definition: str | None, tenant: str | None, cron: str | None, every: str | None,
-               timezone: str, version: int | None, formats: str | None, recipients, allow_overlap: bool,
-               catch_up: str, actor: str, reason: str) -> None:
+def create_cmd(template: str | None, definition: str | None, pipeline: str | None, tenant: str | None,
+               cron: str | None, every: str | None, timezone: str, version: int | None, formats: str | None,
+               recipients, allow_overlap: bool, catch_up: str, actor: str, reason: str) -> None:
     from orchestration.services import definition_schedules, schedules
 
-    if bool(template) == bool(definition):
-        raise click.UsageError("give a TEMPLATE or --definition rdef_..., not both")
+    if sum(bool(t) for t in (template, definition, pipeline)) != 1:
+        raise click.UsageError("give one of TEMPLATE, --definition rdef_... or --pipeline pipe_...")
     if bool(cron) == bool(every):
         raise click.UsageError("give either --cron or --every")
     chosen = tuple(f.strip() for f in formats.split(",") if f.strip()) if formats else ()
     bootstrap.ready()
     with warehouse.connection() as conn:
-        if definition:
+        if pipeline:
+            if version is not None or chosen or recipients or tenant:
+                raise click.UsageError("a pipeline schedule runs the pipeline's active version, to its destination "
+                                       "in its format: leave out --version, --format, --recipient and --tenant")
+            new = schedules.NewPipelineSchedule(pipeline_id=pipeline, schedule=cron or every, timezone=timezone,
+                                                reason=reason, allow_overlap=allow_overlap, catch_up=catch_up)
+            s = schedules.create_for_pipeline(conn, definition_schedules.as_principal(conn, actor), new)
+        elif definition:
             if version is not None or len(chosen) > 1:
                 raise click.UsageError("a definition schedule runs the active version, in one format")
             new = schedules.NewDefinitionSchedule(

@@ -51,7 +51,10 @@ def create_database_if_missing(dsn: str, name: str) -> None:
         with conn.cursor() as cur:
             cur.execute("select 1 from pg_database where datname = %s", (name,))
             if cur.fetchone() is None:
-                with contextlib.suppress(psycopg2.errors.DuplicateDatabase):  # another process created it first
+                # Another process created it first: DuplicateDatabase when its CREATE had committed,
+                # UniqueViolation on pg_database when both were creating it at the same moment (two
+                # workers started together on a fresh server: the loser exited before its run started).
+                with contextlib.suppress(psycopg2.errors.DuplicateDatabase, psycopg2.errors.UniqueViolation):
                     cur.execute(f'create database "{name}"')
     finally:
         conn.close()

@@ -20,7 +20,7 @@ import psycopg2.extras
 
 from orchestration.db import report_context
 from orchestration.db.server import create_database_if_missing, database_url
-from orchestration.settings import Settings
+from orchestration.settings import Settings, get_settings
 
 READER_ROLE = "report_reader"
 # rls holds the report-context function the row-level policies call (migration 0010)
@@ -54,10 +54,36 @@ def sqlalchemy_url(dbname: str | None = None, settings: Settings | None = None) 
     return f"postgresql+psycopg2://{auth}@{p['host']}:{p['port']}/{db}"
 
 
+def dagster_database(settings: Settings | None = None) -> str:
+    """The database of Dagster's own storage, beside the warehouse on the same server."""
+    return (settings or get_settings()).dagster_database or f"{connection_params(settings)['dbname']}_dagster"
+
+
+def dagster_storage_connection(settings: Settings | None = None) -> psycopg2.extensions.connection:
+    """An autocommit connection to Dagster's storage database (defs/dagster_home.py prepares it with it)."""
+    conn = psycopg2.connect(database_url(settings), dbname=dagster_database(settings),
+                            application_name="nexus-reports dagster storage")
+    conn.autocommit = True
+    return conn
+
+
+def missing_tables(conn, names: tuple[str, ...], schema: str = "public") -> list[str]:
+    """Which of these tables do not exist (yet) in the connection's database."""
+    with conn.cursor() as cur:
+        cur.execute("select t from unnest(%s::text[]) t where to_regclass(quote_ident(%s) || '.' || quote_ident(t)) is null",
+                    (list(names), schema))
+        return [r[0] for r in cur.fetchall()]
+
+
+def advisory_lock(conn, key: int) -> None:
+    """Wait for a session-level advisory lock (released when the session ends)."""
+    with conn.cursor() as cur:
+        cur.execute("select pg_advisory_lock(%s)", (key,))
+
+
 def dagster_storage_url(settings: Settings | None = None) -> str:
     """Dagster's own storage: a database beside the warehouse on the same server."""
-    p = connection_params(settings)
-    name = f"{p['dbname']}_dagster"
+    name = dagster_database(settings)
     create_database_if_missing(database_url(settings), name)
     return sqlalchemy_url(name, settings)
 

@@ -1,4 +1,13 @@
-"""Dagster's instance for this product: its storage is Postgres on the warehouse's server."""
+"""Dagster's instance for this product: its storage is Postgres on the warehouse's server.
+
+The storage's tables are created once, under a lock. Dagster creates them when an instance is
+first built on an empty database; processes that build one at the same moment (the workers of a
+batch's members, started together on a fresh deployment) race to create the same tables.
+dagster-postgres retries a few times, then gives up, and a worker that gives up exits before its
+run starts (its run stayed queued: issue 12). So `prepare` builds the instance once while holding
+a Postgres advisory lock, on the storage's own server, so workers on other hosts wait too; once
+the tables are there, no lock is taken.
+"""
 
 from __future__ import annotations
 
@@ -47,4 +56,30 @@ def prepare(settings: Settings | None = None) -> Path:
     os.environ["NEXUS_HOME"] = str(settings.home)
     os.environ[STORAGE_URL_ENV] = warehouse.dagster_storage_url(settings)
     os.environ.update(warehouse.dbt_env(settings))
+    ensure_storage(settings)
     return home
+
+
+# What an instance's first build leaves (run, event log and schedule storage, and the stamp).
+STORAGE_TABLES = ("runs", "instance_info", "event_logs", "jobs", "alembic_version")
+# pg_advisory_lock key: "nexus-reports dagster storage", any fixed number unique to this use
+STORAGE_LOCK = 0x6E657875_5F646167
+
+
+def ensure_storage(settings: Settings | None = None) -> bool:
+    """Create Dagster's storage tables unless they exist, one process at a time; True when this
+    call created them. Needs `prepare`'s environment (DAGSTER_HOME, the storage URL)."""
+    conn = warehouse.dagster_storage_connection(settings or get_settings())
+    try:
+        if not warehouse.missing_tables(conn, STORAGE_TABLES):
+            return False
+        warehouse.advisory_lock(conn, STORAGE_LOCK)  # released when this session ends
+        if not warehouse.missing_tables(conn, STORAGE_TABLES):  # another process created them while we waited
+            return False
+        import dagster as dg
+
+        with dg.DagsterInstance.get() as instance:  # building it creates the tables
+            instance.get_runs(limit=1)
+        return True
+    finally:
+        conn.close()

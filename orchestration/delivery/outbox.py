@@ -102,13 +102,14 @@ def _recipient_refusal(conn, run: RunRecord, manifest: dict[str, Any], r: Recipi
 
 
 def _enqueue(conn, result: DeliveryResult, run: RunRecord, accepted: list[Recipient], *, sensitivity: str,
-             digest: str, now: dt.datetime, actor: str) -> None:
+             digest: str, now: dt.datetime, actor: str, pipeline_id: str | None) -> None:
     """One row per accepted recipient (an existing idempotency key enqueues nothing), audited."""
     with conn.cursor() as cur:
         for r in accepted:
             key = idempotency_key(run.run_id, r)
             if rows.insert(cur, key, run, r, sensitivity=sensitivity, schedule_id=_schedule_id(run),
-                           distribution_hash=digest if sensitivity in SENSITIVE else None, now=now):
+                           pipeline_id=pipeline_id, distribution_hash=digest if sensitivity in SENSITIVE else None,
+                           now=now):
                 result.enqueued.append(key)
     if result.enqueued:
         audit.record(conn, actor=actor, action="delivery.enqueue", target=f"run {run.run_id}", outcome="succeeded",
@@ -117,9 +118,11 @@ def _enqueue(conn, result: DeliveryResult, run: RunRecord, accepted: list[Recipi
 
 
 def enqueue_run(conn, run_id: str, recipients: Iterable[Recipient | str], *, now: dt.datetime,
-                actor: str = access.SCHEDULER) -> DeliveryResult:
+                actor: str = access.SCHEDULER, pipeline_id: str | None = None) -> DeliveryResult:
     """Gate C, allow-list and variant checks, and one row per accepted recipient, in the caller's
-    transaction (services/delivery.deliver_run sends them next, unless `stopped`).
+    transaction (services/delivery.deliver_run sends them next, unless `stopped`). With
+    `pipeline_id` (a member run of an export pipeline's batch), Gate C asks for the pipeline's
+    distribution approval instead of the run's schedule's.
 
     Refused recipients are audited and listed in the result; nothing is raised for them, so a
     refusal of one recipient does not stop the others (a Gate C refusal stops them all).
@@ -140,11 +143,12 @@ def enqueue_run(conn, run_id: str, recipients: Iterable[Recipient | str], *, now
     sensitivity = manifest.get("template", {}).get("sensitivity", "restricted")
     digest = distribution_hash(recipients, {r.kind for r in recipients})
     if sensitivity in SENSITIVE:  # Gate C: the whole set is approved, or nothing goes out
-        reason = approvals.approval_refusal(conn, _schedule_id(run), digest)
+        reason = approvals.approval_refusal(conn, _schedule_id(run), digest, pipeline_id=pipeline_id)
         if reason:
+            of = {"pipeline_id": pipeline_id} if pipeline_id else {"schedule_id": _schedule_id(run)}
             for r in recipients:
                 _refuse(conn, result, run, r.identity, f"Gate C: {reason}", actor=actor,
-                        details={"sensitivity": sensitivity, "schedule_id": _schedule_id(run), "distribution_hash": digest})
+                        details={"sensitivity": sensitivity, **of, "distribution_hash": digest})
             result.stopped = True
             return result
     accepted = []
@@ -154,7 +158,8 @@ def enqueue_run(conn, run_id: str, recipients: Iterable[Recipient | str], *, now
             _refuse(conn, result, run, r.identity, reason, actor=actor)
         else:
             accepted.append(r)
-    _enqueue(conn, result, run, accepted, sensitivity=sensitivity, digest=digest, now=now, actor=actor)
+    _enqueue(conn, result, run, accepted, sensitivity=sensitivity, digest=digest, now=now, actor=actor,
+             pipeline_id=pipeline_id)
     return result
 
 

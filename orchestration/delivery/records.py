@@ -57,6 +57,7 @@ class Delivery:
     template_key: str | None = None
     sensitivity: str | None = None
     schedule_id: int | None = None
+    pipeline_id: str | None = None  # the export pipeline it delivers for: Gate C asks for its approval
     principal_id: str | None = None
     config: dict[str, Any] = dataclasses.field(default_factory=dict)
     distribution_hash: str | None = None
@@ -83,16 +84,16 @@ def backoff(attempts: int) -> dt.timedelta:
 
 
 def insert(cur, key: str, run, recipient: Recipient, *, sensitivity: str, schedule_id: int | None,
-           distribution_hash: str | None, now: dt.datetime) -> bool:
+           distribution_hash: str | None, now: dt.datetime, pipeline_id: str | None = None) -> bool:
     """Enqueue one row in the caller's transaction; False when its idempotency key exists."""
     cur.execute(
         """insert into control.deliveries
-               (idempotency_key, run_id, tenant_id, template_key, sensitivity, schedule_id, channel,
+               (idempotency_key, run_id, tenant_id, template_key, sensitivity, schedule_id, pipeline_id, channel,
                 address, principal_id, external, variant, config, distribution_hash,
                 next_attempt_at, created_at, updated_at)
-           values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+           values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
            on conflict (idempotency_key) do nothing returning idempotency_key""",
-        (key, run.run_id, run.tenant_id, run.template_key, sensitivity, schedule_id, recipient.kind,
+        (key, run.run_id, run.tenant_id, run.template_key, sensitivity, schedule_id, pipeline_id, recipient.kind,
          recipient.address, recipient.principal_id, recipient.external, recipient.variant,
          json.dumps(recipient.config), distribution_hash, now, now, now),
     )

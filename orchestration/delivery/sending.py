@@ -128,7 +128,8 @@ def _send(conn, row: rows.Delivery, make_link, tmp: Path) -> tuple[str | None, i
 def _gate_refusal(conn, row: rows.Delivery) -> str | None:
     """Gate C and the allow-list again at send time: an approval may have been replaced since."""
     if row.sensitivity in SENSITIVE:
-        reason = approvals.approval_refusal(conn, row.schedule_id, row.distribution_hash or "")
+        reason = approvals.approval_refusal(conn, row.schedule_id, row.distribution_hash or "",
+                                            pipeline_id=row.pipeline_id)
         if reason:
             return f"Gate C: {reason}"
     if row.channel == "email":

@@ -48,11 +48,13 @@ def insert_run(conn, pipeline: Pipeline, *, requester: str, trigger: str, correl
     return row[0] if row else None
 
 
-def insert_member(conn, pipeline_run_id: str, member: MemberRun) -> None:
+def insert_member(conn, pipeline_run_id: str, member: MemberRun) -> bool:
+    """False when the position is recorded already (an interrupted batch closed by settle)."""
     with conn.cursor() as cur:
         cur.execute("""insert into control.pipeline_run_members (pipeline_run_id, position, member, run_id, state, error)
-                       values (%s, %s, %s, %s, %s, %s)""",
+                       values (%s, %s, %s, %s, %s, %s) on conflict do nothing returning 1""",
                     (pipeline_run_id, member.position, member.member, member.run_id, member.state, member.error))
+        return cur.fetchone() is not None
 
 
 def update_member(conn, pipeline_run_id: str, member: MemberRun) -> None:

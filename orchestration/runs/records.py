@@ -251,6 +251,20 @@ def active_run_of_schedule(conn, schedule_id: str) -> str | None:
     return row[0] if row else None
 
 
+def note_worker(conn, run_id: str, pid: int, host: str) -> None:
+    """The worker process started for a queued run (before it marks the run running), so the
+    reaper can tell a worker that died before starting the run."""
+    with _write(conn) as cur:
+        cur.execute("""update control.report_runs set worker_pid = %s, worker_host = %s
+                        where run_id = %s and state = 'queued'""", (pid, host, run_id))
+
+
+def queued_runs(conn) -> list[RunRecord]:
+    with _read(conn) as cur:
+        cur.execute("select * from control.report_runs where state = 'queued'")
+        return [RunRecord.from_row(r) for r in dict_rows(cur)]
+
+
 def running_runs(conn) -> list[RunRecord]:
     with _read(conn) as cur:
         cur.execute("select * from control.report_runs where state = 'running'")

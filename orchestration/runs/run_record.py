@@ -10,6 +10,7 @@ import datetime as dt
 import os
 import socket
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from orchestration.db.rows import from_row
@@ -128,7 +129,17 @@ def worker_alive(record: RunRecord) -> bool | None:
         return False
     except PermissionError:
         return True
-    return True
+    return not _zombie(record.worker_pid)
+
+
+def _zombie(pid: int) -> bool:
+    """An exited child its parent has not waited for yet (the API server spawned it) still answers
+    kill(pid, 0); /proc says it is dead."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False  # no /proc here, or gone just now: kill() said it was there
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 def run_config_of(record: RunRecord, **overrides: Any) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import datetime as dt
 import shutil
 import signal
 import threading
+from pathlib import Path
 
 import psycopg2
 
@@ -170,11 +171,18 @@ def interruptible(conn, run_id: str):
         signal.signal(signal.SIGALRM, old_alarm)
 
 
-def reap(conn, settings: Settings | None = None) -> list[str]:
+# A queued run whose worker is elsewhere (or was never noted) and has not started it within this
+# long never will: a worker starts its run within seconds of being spawned.
+QUEUED_GRACE = dt.timedelta(minutes=10)
+
+
+def reap(conn, settings: Settings | None = None, *, now: dt.datetime | None = None) -> list[str]:
     """Runs whose worker died (killed, crashed machine) end as failed with the class of the stage
-    they died in, and are cleaned up. Checked on this host by pid, elsewhere by heartbeat age."""
+    they died in, and are cleaned up. Checked on this host by pid, elsewhere by heartbeat age.
+    A queued run whose worker exited before starting it, or that no worker started within
+    QUEUED_GRACE, ends as failed too, with the worker's last words as diagnosis."""
     reaped = []
-    now = dt.datetime.now(dt.UTC)
+    now = now or dt.datetime.now(dt.UTC)
     for record in records.running_runs(conn):
         alive = worker_alive(record)
         stale = bool(record.heartbeat_at and record.timeout_seconds
@@ -185,4 +193,41 @@ def reap(conn, settings: Settings | None = None) -> list[str]:
             end_unsuccessfully(conn, record.run_id, cls, f"{how} during {record.stage}; nothing was published",
                                settings=settings)
             reaped.append(record.run_id)
+    reaped += [r.run_id for r in records.queued_runs(conn) if reap_queued(conn, r, settings=settings, now=now)]
     return reaped
+
+
+def reap_queued(conn, record: RunRecord, *, settings: Settings | None = None, now: dt.datetime | None = None) -> bool:
+    """End one queued run that will never start (its worker exited first, or none came within
+    QUEUED_GRACE); True when it was ended here. A batch settling its members calls it too."""
+    why = _never_started(record, now or dt.datetime.now(dt.UTC), settings)
+    if not why or records.get_run(conn, record.run_id).state != "queued":  # started meanwhile
+        return False
+    end_unsuccessfully(conn, record.run_id, "query_failure", why, settings=settings)
+    return True
+
+
+def _never_started(record: RunRecord, now: dt.datetime, settings: Settings | None) -> str | None:
+    """Why a queued run will never start (None: it may still)."""
+    if record.worker_pid and worker_alive(record) is False:
+        return (f"worker process {record.worker_pid} exited before it started the run; nothing ran"
+                + _last_words(record.run_id, settings))
+    if not record.dagster_run_id and worker_alive(record) is None and now - record.created_at > QUEUED_GRACE:
+        return (f"no worker started the run within {int(QUEUED_GRACE.total_seconds() // 60)} minutes of its "
+                "admission; nothing ran" + _last_words(record.run_id, settings))
+    return None
+
+
+def worker_log(run_id: str, settings: Settings | None = None) -> Path:
+    """Where a spawned worker's output goes (runs/worker.spawn; kept: the reaper quotes it, an operator reads it)."""
+    return (settings or get_settings()).home / "logs" / "workers" / f"{run_id}.log"
+
+
+def _last_words(run_id: str, settings: Settings | None) -> str:
+    """The last line the run's worker wrote, if any."""
+    path = worker_log(run_id, settings)
+    try:
+        lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return ""
+    return f" (its log {path}: {lines[-1].strip()[:300]})" if lines else ""

@@ -3,28 +3,40 @@
 `nexus-reports run` admits the run, then starts `nexus-reports runs execute RUN` as a detached
 child that executes the `report_run` job on the Dagster instance (the UI shows it with its
 logs); the CLI returns at once or follows with --wait, and a cancel reaches the worker by pid.
+
+The worker's pid and host are on the queued run as soon as it is spawned, and what it prints
+goes to $NEXUS_HOME/logs/workers/RUN.log: a worker that exits before it starts its run is seen
+by the reaper (runs/supervisor.reap), which ends the run with the log's last line as diagnosis.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from orchestration.db import warehouse
 from orchestration.runs import records, supervisor
 from orchestration.runs.run_record import RunRecord, worker_alive
 
 
 def spawn(run_id: str) -> subprocess.Popen:
-    """Execute a queued run in a detached child process that outlives this command."""
+    """Execute a queued run in a detached child process that outlives this command; its pid is
+    noted on the queued run at once."""
     cli = Path(sys.executable).parent / "nexus-reports"
-    log = open(os.devnull, "wb")  # noqa: SIM115 - handed to the child, which outlives this process
-    return subprocess.Popen([str(cli), "runs", "execute", run_id], stdout=log, stderr=log,
-                            start_new_session=True, env=os.environ.copy())
+    path = supervisor.worker_log(run_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("ab") as log:  # the child holds its own descriptor; ours closes here
+        child = subprocess.Popen([str(cli), "runs", "execute", run_id], stdout=log, stderr=subprocess.STDOUT,
+                                 stdin=subprocess.DEVNULL, start_new_session=True, env=os.environ.copy())
+    with warehouse.connection() as conn:
+        records.note_worker(conn, run_id, child.pid, socket.gethostname())
+    return child
 
 
 def follow(conn, run_id: str, echo: Callable[[str], None], *, poll: float = 0.3,

@@ -20,11 +20,14 @@ Rules a user can rely on:
 - At every tick the tenant context is checked again: the tenant exists, the owner is active,
   a member of the tenant and holds a role that may schedule, the template version may still
   run on a schedule; for a definition schedule, what services/schedules.py checks of the
-  definition (active version, fields still allowed for the owner). Otherwise the tick is
-  refused, recorded and audited, and nothing runs.
+  definition (active version, fields still allowed for the owner); for a pipeline schedule, that
+  the pipeline is still active in the tenant and its owner may still run reports there.
+  Otherwise the tick is refused, recorded and audited, and nothing runs.
 - A template tick becomes a run request for the template's partitioned job (the sensor hands it
   to Dagster); a definition tick becomes a `DefinitionTick` that services/schedules.py submits
-  as a definition run, as the schedule's owner, exactly as the API does.
+  as a definition run, as the schedule's owner, exactly as the API does; a pipeline tick becomes
+  a `PipelineTick`, one batch of the pipeline started under the tick's run key as its
+  idempotency key (so even a repeated submission of the tick starts one batch).
 - Ticks while a schedule is paused are never run, not even after resume; archived is final.
 - The period a tick runs is the last complete period of the template's cadence as of the tick,
   in the partitions' time zone (UTC); the tick instant is in the run's tags (nexus/tick_at),
@@ -55,6 +58,8 @@ from orchestration.schedules.timing import (
 )
 
 ON_TIME = dt.timedelta(minutes=2)
+# Targets the service layer submits itself at a tick (a template tick is a Dagster run request).
+SUBMITTED_KINDS = ("definition", "pipeline")
 ACTIVE_RUN_STATUSES = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")
 
 
@@ -92,19 +97,40 @@ class DefinitionTick:
     run_key: str
 
 
+@dataclass(frozen=True)
+class PipelineTick:
+    """One batch of an export pipeline to start for a recorded tick (services/schedules.py starts it)."""
+
+    schedule_id: int
+    tick_at: dt.datetime
+    pipeline_id: str
+    tenant_id: str
+    owner: str
+    run_key: str
+
+
 @dataclass
 class Evaluation:
     requests: list[TickRequest] = field(default_factory=list)
     recorded: list[TickRecord] = field(default_factory=list)
     definition_ticks: list[DefinitionTick] = field(default_factory=list)
-    submitted: dict[str, str] = field(default_factory=dict)  # run key -> definition run id
+    pipeline_ticks: list[PipelineTick] = field(default_factory=list)
+    submitted: dict[str, str] = field(default_factory=dict)  # run key -> definition run id or pipeline run id
 
 
 ActiveRunLookup = Callable[[int], bool]
 PeriodFor = Callable[[Template, dt.datetime], str]
-# Why a definition schedule's target no longer runs (None: it does); services/schedules.py
-# supplies it, since only the service layer may re-validate a definition for its owner.
+# Why a definition or pipeline schedule's target no longer runs (None: it does); services/schedules.py
+# supplies it, since only the service layer may re-validate a definition or a pipeline for its owner.
 TargetRefusal = Callable[[object, dict[str, Any]], "str | None"]
+
+
+def _target_label(schedule: dict[str, Any]) -> str:
+    if schedule.get("target_kind") == "pipeline":
+        return f"pipeline {schedule['pipeline_id']}"
+    if schedule.get("target_kind") == "definition":
+        return f"report definition {schedule['definition_id']}"
+    return f"template {schedule['template_key']} v{schedule['template_version']}"
 
 
 def _default_period(template: Template, tick_at: dt.datetime) -> str:
@@ -120,9 +146,9 @@ def tick_refusal(conn, schedule: dict[str, Any], known_tenants: Iterable[str],
     reason = access.decide(access.get_principal(conn, schedule["owner"]), "schedule", tenant_id=tenant)
     if reason:
         return f"schedule owner {schedule['owner']}: {reason}"
-    if schedule.get("target_kind") == "definition":
+    if schedule.get("target_kind") in SUBMITTED_KINDS:
         if target_refusal is None:
-            return f"no check of report definition {schedule['definition_id']} was given: refused (fail closed)"
+            return f"no check of {_target_label(schedule)} was given: refused (fail closed)"
         return target_refusal(conn, schedule)
     try:
         template = catalog.load(schedule["template_key"], schedule["template_version"])
@@ -174,7 +200,7 @@ def record_refusal(conn, schedule: dict[str, Any], tick_at: dt.datetime, reason:
         audit.record(conn, actor=access.SCHEDULER, action="schedule.tick_refused", target=f"schedule {sid}",
                      outcome="denied", tenant_id=schedule["tenant_id"],
                      details={"tick_at": tick_iso(tick_at), "reason": reason,
-                              **({"definition_id": schedule["definition_id"]} if schedule.get("definition_id") else {})})
+                              **{k: schedule[k] for k in ("definition_id", "pipeline_id") if schedule.get(k)}})
     return recorded
 
 
@@ -183,6 +209,21 @@ def note_run(conn, schedule_id: int, tick_at: dt.datetime, run_id: str) -> None:
     with conn.cursor() as cur:
         cur.execute("update control.schedule_ticks set run_id = %s where schedule_id = %s and tick_at = %s",
                     (run_id, schedule_id, tick_at))
+
+
+def note_batch(conn, schedule_id: int, tick_at: dt.datetime, pipeline_run_id: str) -> None:
+    """The pipeline batch a requested tick started."""
+    with conn.cursor() as cur:
+        cur.execute("update control.schedule_ticks set pipeline_run_id = %s where schedule_id = %s and tick_at = %s",
+                    (pipeline_run_id, schedule_id, tick_at))
+
+
+def batch_running(conn, schedule_id: int) -> bool:
+    """A batch a tick of this pipeline schedule started is still running (its overlap rule)."""
+    with conn.cursor() as cur:
+        cur.execute("""select 1 from control.schedule_ticks t join control.pipeline_runs r using (pipeline_run_id)
+                        where t.schedule_id = %s and r.status = 'running' limit 1""", (schedule_id,))
+        return cur.fetchone() is not None
 
 
 def _record(conn, schedule_id: int, tick_at: dt.datetime, outcome: str, reason: str | None,
@@ -245,11 +286,46 @@ def _definition_tick(schedule: dict[str, Any], tick_at: dt.datetime) -> Definiti
                           run_key=run_key(sid, tick_at))
 
 
+def unsubmitted_pipeline_ticks(conn, within: dt.timedelta = dt.timedelta(minutes=10),
+                               settle: dt.timedelta = dt.timedelta(minutes=1)) -> list[PipelineTick]:
+    """Pipeline ticks recorded as requested whose batch was never started (the evaluating process
+    died in between), recorded more than `settle` and less than `within` ago: to submit again.
+    Safe even while another evaluation is still submitting one: the tick's run key is the
+    batch's Idempotency-Key, so both find the same batch."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """select t.tick_at, s.* from control.schedule_ticks t join control.schedules s using (schedule_id)
+               where t.outcome = 'requested' and t.pipeline_run_id is null and s.target_kind = 'pipeline'
+                 and s.state = 'active' and t.created_at between now() - %s and now() - %s
+               order by t.schedule_id, t.tick_at""",
+            (within, settle),
+        )
+        rows = dict_rows(cur)
+    return [_pipeline_tick(r, r["tick_at"].astimezone(dt.UTC)) for r in rows]
+
+
+def _pipeline_tick(schedule: dict[str, Any], tick_at: dt.datetime) -> PipelineTick:
+    sid = schedule["schedule_id"]
+    return PipelineTick(schedule_id=sid, tick_at=tick_at, pipeline_id=schedule["pipeline_id"],
+                        tenant_id=schedule["tenant_id"], owner=schedule["owner"], run_key=run_key(sid, tick_at))
+
+
+def _active(conn, schedule: dict[str, Any], active_run_lookup: ActiveRunLookup) -> bool | None:
+    """A run (or batch) of this schedule still going, as Dagster sees it or as its record says (a
+    definition run is recorded when it is submitted, before Dagster knows it); None: overlap allowed."""
+    sid = schedule["schedule_id"]
+    if schedule["allow_overlap"]:
+        return None
+    if schedule.get("target_kind") == "pipeline":
+        return batch_running(conn, sid)
+    return active_run_lookup(sid) or records.active_run_of_schedule(conn, str(sid)) is not None
+
+
 def evaluate_schedule(conn, schedule: dict[str, Any], now: dt.datetime, active_run_lookup: ActiveRunLookup,
                       known_tenants: Iterable[str], into: Evaluation, *, period_for: PeriodFor = _default_period,
                       on_time: dt.timedelta = ON_TIME, target_refusal: TargetRefusal | None = None) -> None:
     """Record every due tick of one active schedule (in the caller's transaction) and add the runs
-    to request (template) or submit (definition) to `into`.
+    to request (template) or submit (definition, pipeline) to `into`.
 
     Safe to call repeatedly and concurrently: a tick already recorded is neither recorded nor
     requested again.
@@ -261,13 +337,10 @@ def evaluate_schedule(conn, schedule: dict[str, Any], now: dt.datetime, active_r
     if not due:
         return
     refusal = tick_refusal(conn, schedule, known_tenants, target_refusal)
-    # A run of this schedule still going, as Dagster sees it or as its run record says (a
-    # definition run is recorded when it is submitted, before Dagster knows it).
-    active = None if schedule["allow_overlap"] else (
-        active_run_lookup(sid) or records.active_run_of_schedule(conn, str(sid)) is not None)
-    is_definition = schedule.get("target_kind") == "definition"
+    active = _active(conn, schedule, active_run_lookup)
+    kind = schedule.get("target_kind", "template")
     template = None
-    if refusal is None and not is_definition:
+    if refusal is None and kind == "template":
         template = catalog.load(schedule["template_key"], schedule["template_version"])
     for tick_at, skip_reason in _classify(schedule, due, now, truncated, on_time):
         if skip_reason:
@@ -286,13 +359,15 @@ def evaluate_schedule(conn, schedule: dict[str, Any], now: dt.datetime, active_r
             if _record(conn, sid, tick_at, outcome, reason):
                 into.recorded.append(TickRecord(sid, tick_at, outcome, reason))
             continue
-        period = None if is_definition else period_for(template, tick_at)
+        period = None if kind != "template" else period_for(template, tick_at)
         key = run_key(sid, tick_at)
         if not _record(conn, sid, tick_at, "requested", None, key, period):
             continue  # another evaluation got there first
         into.recorded.append(TickRecord(sid, tick_at, "requested"))
-        if is_definition:
+        if kind == "definition":
             into.definition_ticks.append(_definition_tick(schedule, tick_at))
+        elif kind == "pipeline":
+            into.pipeline_ticks.append(_pipeline_tick(schedule, tick_at))
         else:
             into.requests.append(_tick_request(schedule, tick_at, period))
         # The run just requested is active from now on: a later tick in this batch overlaps it.

@@ -1,7 +1,8 @@
 """The schedule store: report schedules defined at runtime, in control.schedules, and their lifecycle.
 
-One model for two targets: an approved template version, or a report definition (whose active
-version each tick runs, re-validated then by services/schedules.py). A schedule ticks on a cron
+One model for three targets: an approved template version, a report definition (whose active
+version each tick runs, re-validated then by services/schedules.py), or an export pipeline (each
+tick one batch of its active version, to its own destination). A schedule ticks on a cron
 expression in an IANA time zone, or every ISO-8601 interval (`PT6H`) from its creation. Creating
 one checks what the store can (tenant, the owner's right to schedule, the template's approval,
 the formats, the timing); services/schedules.py checks a definition before it calls here. Pause,
@@ -38,7 +39,7 @@ from orchestration.schedules.timing import (
 
 STATES = ("active", "paused", "archived")
 CATCH_UP = ("skip", "latest")
-TARGETS = ("template", "definition")
+TARGETS = ("template", "definition", "pipeline")
 DEFINITION_FORMATS = ("csv", "xlsx")
 
 
@@ -127,6 +128,24 @@ def create_for_definition(
                           "recipients": _recipients(recipients), "allow_overlap": allow_overlap,
                           "catch_up": catch_up, "owner": actor},
                    reason=reason, label=definition_id, now=now, correlation_id=correlation_id)
+
+
+def create_for_pipeline(
+    conn, pipeline_id: str, *, tenant_id: str, cron: str | None, every: str | None, timezone: str, actor: str,
+    reason: str, fmt: str, allow_overlap: bool = False, catch_up: str = "skip", now: dt.datetime | None = None,
+    correlation_id: str | None = None,
+) -> int:
+    """Store a schedule of an export pipeline (active), audited; the caller has checked the
+    pipeline (services/pipeline_schedules.py). Its files go to the pipeline's destination, so it
+    has no recipients of its own; `fmt` is the pipeline's format, shown with the schedule."""
+    cron, every = _common_checks(conn, tenant_id, reason=reason, cron=cron, every=every, timezone=timezone,
+                                 catch_up=catch_up)
+    access.authorize(conn, actor, "schedule", target=f"schedule of {pipeline_id}", tenant_id=tenant_id,
+                     correlation_id=correlation_id)
+    return _insert(conn, {"target_kind": "pipeline", "pipeline_id": pipeline_id, "tenant_id": tenant_id,
+                          "cron": cron, "every": every, "timezone": timezone, "formats": [fmt], "recipients": [],
+                          "allow_overlap": allow_overlap, "catch_up": catch_up, "owner": actor},
+                   reason=reason, label=pipeline_id, now=now, correlation_id=correlation_id)
 
 
 def _common_checks(conn, tenant_id: str, *, reason: str, cron: str | None, every: str | None, timezone: str,

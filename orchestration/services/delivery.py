@@ -1,4 +1,4 @@
-"""Delivery use cases: approve a distribution (Gate C), allow an e-mail domain, register a
+"""Delivery use cases: approve a distribution of a schedule or an export pipeline (Gate C), allow an e-mail domain, register a
 webhook, deliver a run (to given recipients or its schedule's), send what is due, read the
 outbox, retry failed deliveries. Typed in and out.
 
@@ -16,9 +16,11 @@ from typing import Any
 
 from orchestration import delivery
 from orchestration.access import policy as access
+from orchestration.delivery import approvals
 from orchestration.delivery.recipients import Recipient
 from orchestration.delivery.records import Delivery
 from orchestration.delivery.sending import utc
+from orchestration.pipelines import store as pipeline_store
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,30 @@ def approve(conn, schedule_id: int, *, approver: str, recipients: Iterable[str],
                                 channels=list(channels))
 
 
+def approve_pipeline(conn, pipeline_id: str, *, approver: str, recipients: Iterable[str], channels: Iterable[str],
+                     correlation_id: str | None = None) -> int:
+    """Record a distribution approval of an export pipeline: exactly its destination (the active
+    version's, or the newest version's about to be activated) over its channel."""
+    recipients = list(recipients)
+    with conn:
+        pipeline = pipeline_store.TABLE.get(conn, pipeline_id)
+        if pipeline is None:
+            raise delivery.ApprovalError(f"no pipeline {pipeline_id}")
+        destinations = {pipeline_store.get_version(conn, pipeline_id, v).spec.destination.recipient(None).identity
+                        for v in {pipeline.active_version, pipeline.current_version} if v is not None}
+        try:
+            approved = {Recipient.parse(r).identity for r in recipients}
+        except delivery.RecipientError as exc:
+            raise delivery.ApprovalError(str(exc)) from exc
+        if len(approved) != 1 or not approved <= destinations:
+            raise delivery.ApprovalError(
+                f"pipeline {pipeline_id} delivers to {' or '.join(sorted(destinations))}: approve exactly that "
+                f"destination, not {', '.join(sorted(approved)) or 'nothing'}")
+        of = approvals.Distribution(tenant_id=pipeline.tenant_id, owner=pipeline.created_by, pipeline_id=pipeline_id)
+        return approvals.approve_distribution(conn, of, approver=approver, recipients=recipients,
+                                              channels=list(channels), correlation_id=correlation_id)
+
+
 def allow_domain(conn, tenant_id: str, domain: str, *, actor: str) -> str:
     """Allow e-mail to a domain for a tenant; returns the normalized domain."""
     with conn:
@@ -56,12 +82,13 @@ def register_webhook(conn, tenant_id: str, url: str, *, actor: str) -> str:
 
 
 def deliver_run(conn, run_id: str, recipients: Iterable[Recipient | str], *, make_link=None,
-                now: dt.datetime | None = None, actor: str = access.SCHEDULER) -> delivery.DeliveryResult:
-    """Gate C, allow-list and variant checks, one outbox row per accepted recipient (committed
-    together), then send what is due for the run."""
+                now: dt.datetime | None = None, actor: str = access.SCHEDULER,
+                pipeline_id: str | None = None) -> delivery.DeliveryResult:
+    """Gate C (of the pipeline, when the run is a member of its batch), allow-list and variant
+    checks, one outbox row per accepted recipient (committed together), then send what is due for the run."""
     now = utc(now)
     with conn:
-        result = delivery.enqueue_run(conn, run_id, recipients, now=now, actor=actor)
+        result = delivery.enqueue_run(conn, run_id, recipients, now=now, actor=actor, pipeline_id=pipeline_id)
     if not result.stopped:
         result.attempts = send_due(conn, now, make_link=make_link, run_id=run_id)
     return result

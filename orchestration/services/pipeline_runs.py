@@ -17,6 +17,11 @@ asking for the batch again, delivers nothing twice.
 Settling: member runs execute in workers. `settle` looks at them and delivers the published ones;
 it is idempotent and is called by whoever looks first: the batch's readers (GET of its runs, the
 CLI's `pipelines run --wait`) and the Dagster sensor `pipeline_runs_sensor` for unattended batches.
+
+Interrupted: a batch whose members are still not all recorded SUBMIT_GRACE after it started was
+cut short while submitting them (the process starting it ended). `settle` then records each
+missing member as failed (never submitted) and finishes the batch with the members it has; the
+member runs that did start end on their own (a run whose worker never started it is reaped).
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from orchestration.errors import Conflict, Invalid, NotFound, ServiceError
 from orchestration.governance.lifecycle import GovernanceError
 from orchestration.pipelines import store
 from orchestration.pipelines.models import MemberRun, Pipeline, PipelineRun, is_definition
-from orchestration.runs import idempotency, records, worker
+from orchestration.runs import idempotency, records, supervisor, worker
 from orchestration.runs.failures import AlreadyActive
 from orchestration.runs.periods import RequestError, utc_today
 from orchestration.runs.run_record import END_STATES, RunOrigin
@@ -45,6 +50,10 @@ from orchestration.services import delivery as delivery_service
 from orchestration.services import runs as run_service
 
 PAGE_MAX = 100
+# Submitting a batch's members takes seconds; a batch still short of members after this was interrupted.
+SUBMIT_GRACE = dt.timedelta(minutes=10)
+NEVER_SUBMITTED = ("never submitted: the batch was interrupted while submitting its members "
+                   "(the process that started it ended)")
 
 
 class PipelineRunOrder(BaseModel):
@@ -58,11 +67,12 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _window(order: PipelineRunOrder) -> RunParameters:
-    """One explicit window for every member of the batch, fixed when the batch starts."""
+def _window(order: PipelineRunOrder, today: dt.date | None = None) -> RunParameters:
+    """One explicit window for every member of the batch, fixed when the batch starts (a
+    scheduled batch's `today` is its tick's day, as a definition schedule's run)."""
     if order.parameters.half_open():
         return order.parameters
-    today = utc_today()
+    today = today or utc_today()
     return RunParameters(date_from=today - dt.timedelta(days=definition_runs.DEFAULT_WINDOW_DAYS),
                          date_to=today - dt.timedelta(days=1))
 
@@ -105,7 +115,7 @@ def _known(conn, pipeline_id: str, who: str, key: str, fingerprint: str) -> Pipe
 def run_pipeline(conn, caller: Authenticated, pipeline_id: str, order: PipelineRunOrder = PipelineRunOrder(), *,
                  idempotency_key: str | None = None, correlation_id: str | None = None, trigger: str = "manual",
                  launch: Callable[[str], object] = worker.spawn,
-                 now: dt.datetime | None = None) -> tuple[PipelineRun, bool]:
+                 now: dt.datetime | None = None, today: dt.date | None = None) -> tuple[PipelineRun, bool]:
     """Start a batch of the pipeline's active version: (the batch, whether it is new). The same
     principal's Idempotency-Key on the same pipeline returns the same batch and starts nothing."""
     now = now or _utcnow()
@@ -125,7 +135,7 @@ def run_pipeline(conn, caller: Authenticated, pipeline_id: str, order: PipelineR
                          tenant_id=pipeline.tenant_id, correlation_id=correlation_id, details={"reason": reason})
         raise Conflict(reason)
     spec = store.get_version(conn, pipeline_id, pipeline.active_version).spec
-    window = _window(order)
+    window = _window(order, today)
     with conn:  # the batch is on record before its first member starts
         batch_id = store.insert_run(conn, pipeline, requester=who, trigger=trigger, correlation_id=correlation_id,
                                     idempotency_key=idempotency_key, fingerprint=fingerprint, now=now)
@@ -151,9 +161,11 @@ def run_pipeline(conn, caller: Authenticated, pipeline_id: str, order: PipelineR
 # ---------------------------------------------------------------- settling a batch
 
 
-def _delivery(conn, run_id: str, recipient: Recipient, actor: str, make_link) -> tuple[str, dict]:
-    """Deliver one published member (the outbox dedupes); its delivery state, or 'none' while it is still going."""
-    result = delivery_service.deliver_run(conn, run_id, [recipient], make_link=make_link, actor=actor)
+def _delivery(conn, run_id: str, recipient: Recipient, actor: str, make_link, pipeline_id: str) -> tuple[str, dict]:
+    """Deliver one published member (the outbox dedupes; Gate C asks for the pipeline's approval);
+    its delivery state, or 'none' while it is still going."""
+    result = delivery_service.deliver_run(conn, run_id, [recipient], make_link=make_link, actor=actor,
+                                          pipeline_id=pipeline_id)
     if result.refused:
         return "refused", {"reason": result.refused[0][1]}
     key = idempotency_key(run_id, recipient)
@@ -170,13 +182,15 @@ def _settle_member(conn, batch: PipelineRun, member: MemberRun, recipient: Recip
     if member.settled or member.run_id is None:
         return member
     record = records.get_run(conn, member.run_id)
+    if record is not None and record.state == "queued" and supervisor.reap_queued(conn, record):
+        record = records.get_run(conn, member.run_id)  # its worker exited before starting it: failed now
     if record is None or record.state not in END_STATES:
         return member
     if record.state != "completed":
         why = f"run {record.run_id} {record.state}" + (f" ({record.failure_class}): {record.diagnosis}"
                                                        if record.failure_class else "")
         return member.model_copy(update={"state": "failed", "error": why})
-    delivery, detail = _delivery(conn, record.run_id, recipient, batch.requester, make_link)
+    delivery, detail = _delivery(conn, record.run_id, recipient, batch.requester, make_link, batch.pipeline_id)
     return member.model_copy(update={"state": "published", "delivery": delivery, "delivery_detail": detail})
 
 
@@ -211,8 +225,10 @@ def settle(conn, pipeline_run_id: str, *, make_link=None, now: dt.datetime | Non
     if batch.status != "running":
         return batch
     spec = _spec(conn, batch)
-    if len(batch.members) < len(spec.members):  # still being submitted
-        return batch
+    if len(batch.members) < len(spec.members):
+        if now - batch.created_at < SUBMIT_GRACE:  # still being submitted
+            return batch
+        batch = _close_submission(conn, batch, spec.members)
     recipient = spec.destination.recipient(batch.requester)
     after = [_settle_member(conn, batch, m, recipient, make_link) for m in batch.members]
     with conn:
@@ -227,6 +243,22 @@ def settle(conn, pipeline_run_id: str, *, make_link=None, now: dt.datetime | Non
                          correlation_id=batch.correlation_id,
                          details={"pipeline_run_id": pipeline_run_id, "status": status, "failed": failed})
         return store.get_run(conn, pipeline_run_id)
+
+
+def _close_submission(conn, batch: PipelineRun, members: tuple[str, ...]) -> PipelineRun:
+    """Record every member an interrupted batch never submitted as failed (audited); the batch now."""
+    recorded = {m.position for m in batch.members}
+    with conn:
+        for position, member in enumerate(members):
+            if position in recorded or not store.insert_member(
+                    conn, batch.pipeline_run_id, MemberRun(position=position, member=member, run_id=None,
+                                                           state="failed", error=NEVER_SUBMITTED)):
+                continue
+            audit.record(conn, actor=batch.requester, action="pipeline.export", target=member, outcome="failed",
+                         tenant_id=batch.tenant_id, correlation_id=batch.correlation_id,
+                         details={"pipeline_run_id": batch.pipeline_run_id, "state": "failed",
+                                  "error": NEVER_SUBMITTED})
+        return store.get_run(conn, batch.pipeline_run_id)
 
 
 def _spec(conn, batch: PipelineRun):

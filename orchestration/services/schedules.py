@@ -1,9 +1,9 @@
-"""Runtime schedule use cases: create (of a template or a report definition), list, show, pause,
-resume, archive, evaluate. Typed in and out; the CLI, the API and the Dagster sensor call these.
+"""Runtime schedule use cases: create (of a template, a report definition or an export pipeline),
+list, show, pause, resume, archive, evaluate. Typed in and out; the CLI, the API and the Dagster sensor call these.
 
 The schedule store (schedules/store.py) validates, authorizes and audits each change in the
-transaction these functions own; a definition target is checked here first
-(services/definition_schedules.py), and re-validated at every tick.
+transaction these functions own; a definition or pipeline target is checked here first
+(services/definition_schedules.py, services/pipeline_schedules.py), and re-validated at every tick.
 """
 
 from __future__ import annotations
@@ -20,10 +20,17 @@ from orchestration.delivery.recipients import Recipient, RecipientError
 from orchestration.errors import Invalid, ServiceError
 from orchestration.runs import worker
 from orchestration.schedules import evaluation, store
-from orchestration.schedules.evaluation import ON_TIME, ActiveRunLookup, DefinitionTick, Evaluation, PeriodFor
+from orchestration.schedules.evaluation import (
+    ON_TIME,
+    ActiveRunLookup,
+    DefinitionTick,
+    Evaluation,
+    PeriodFor,
+    PipelineTick,
+)
 from orchestration.schedules.timing import ScheduleNotFound
 from orchestration.services import definition_checks as checks
-from orchestration.services import definition_schedules
+from orchestration.services import definition_schedules, pipeline_schedules
 
 PAGE_MAX = 200
 
@@ -35,7 +42,7 @@ def _utcnow() -> dt.datetime:
 @dataclass(frozen=True)
 class Schedule:
     schedule_id: int
-    target_kind: str  # template or definition
+    target_kind: str  # template, definition or pipeline
     template_key: str | None
     template_version: int | None
     definition_id: str | None
@@ -56,9 +63,12 @@ class Schedule:
     archived_at: dt.datetime | None = None
     reason_code: str | None = None
     reason_text: str | None = None
+    pipeline_id: str | None = None
 
     @property
     def label(self) -> str:
+        if self.target_kind == "pipeline":
+            return self.pipeline_id
         return self.definition_id if self.target_kind == "definition" else f"{self.template_key} v{self.template_version}"
 
     @property
@@ -99,6 +109,18 @@ class NewDefinitionSchedule:
     catch_up: str = "skip"
 
 
+@dataclass(frozen=True)
+class NewPipelineSchedule:
+    """A pipeline's schedule: its files go to the pipeline's destination, in its format."""
+
+    pipeline_id: str
+    schedule: str  # a cron expression, or an ISO-8601 interval such as PT6H
+    timezone: str = "UTC"
+    reason: str = "scheduled export pipeline"
+    allow_overlap: bool = False
+    catch_up: str = "skip"
+
+
 def _parsed_recipients(recipients: Iterable[str]) -> tuple[str, ...]:
     """Each recipient in delivery's form (kind:address[;options]), checked before it is stored."""
     for r in recipients:
@@ -131,6 +153,20 @@ def create_for_definition(conn, caller: Authenticated, new: NewDefinitionSchedul
             conn, definition.definition_id, tenant_id=definition.tenant_id, cron=cron, every=every,
             timezone=new.timezone, actor=checks.who(caller), reason=new.reason, fmt=new.fmt, recipients=recipients,
             allow_overlap=new.allow_overlap, catch_up=new.catch_up, now=now, correlation_id=correlation_id)
+        return Schedule.of(store.get(conn, schedule_id), now)
+
+
+def create_for_pipeline(conn, caller: Authenticated, new: NewPipelineSchedule, *,
+                        correlation_id: str | None = None, now: dt.datetime | None = None) -> Schedule:
+    """Schedule batches of an active pipeline for its tenant, owned by the caller."""
+    now = now or _utcnow()
+    cron, every = store.timing(new.schedule, timezone=new.timezone)
+    pipeline, fmt = pipeline_schedules.check_target(conn, caller, new.pipeline_id, correlation_id)
+    with conn:
+        schedule_id = store.create_for_pipeline(
+            conn, pipeline.pipeline_id, tenant_id=pipeline.tenant_id, cron=cron, every=every, timezone=new.timezone,
+            actor=checks.who(caller), reason=new.reason, fmt=fmt, allow_overlap=new.allow_overlap,
+            catch_up=new.catch_up, now=now, correlation_id=correlation_id)
         return Schedule.of(store.get(conn, schedule_id), now)
 
 
@@ -178,18 +214,29 @@ def change(conn, schedule_id: int, change: str, *, actor: str, reason: str, reas
         return Schedule.of(row, now)
 
 
-def _submit(conn, schedule: dict[str, Any], tick: DefinitionTick, launch: Callable[[str], object],
+def _submit(conn, schedule: dict[str, Any], tick: DefinitionTick | PipelineTick, launch: Callable[[str], object],
             into: Evaluation) -> None:
-    """A definition tick's run, submitted now; a refusal turns the tick into a refused one (audited)."""
+    """A definition tick's run, or a pipeline tick's batch, submitted now; a refusal turns the tick
+    into a refused one (audited)."""
+    is_pipeline = isinstance(tick, PipelineTick)
     try:
-        run_id = definition_schedules.submit(conn, tick, launch=launch)
+        submitted = (pipeline_schedules.submit(conn, tick, launch=launch) if is_pipeline
+                     else definition_schedules.submit(conn, tick, launch=launch))
     except ServiceError as exc:
         with conn:
             evaluation.record_refusal(conn, schedule, tick.tick_at, f"submission refused: {exc}", replace=True)
         return
     with conn:
-        evaluation.note_run(conn, tick.schedule_id, tick.tick_at, run_id)
-    into.submitted[tick.run_key] = run_id
+        note = evaluation.note_batch if is_pipeline else evaluation.note_run
+        note(conn, tick.schedule_id, tick.tick_at, submitted)
+    into.submitted[tick.run_key] = submitted
+
+
+def _target_refusal(conn, schedule: dict[str, Any]) -> str | None:
+    """The service layer's re-validation of a definition or pipeline target at a tick."""
+    if schedule.get("target_kind") == "pipeline":
+        return pipeline_schedules.tick_refusal(conn, schedule)
+    return definition_schedules.tick_refusal(conn, schedule)
 
 
 def evaluate(conn, now: dt.datetime, active_run_lookup: ActiveRunLookup, *,
@@ -198,18 +245,25 @@ def evaluate(conn, now: dt.datetime, active_run_lookup: ActiveRunLookup, *,
     """Record every due tick of every active schedule, and say which template runs to request:
     one transaction per schedule, so a tick recorded is committed with its audit row before the
     next schedule is looked at (the Dagster sensor calls this every 30 s). A definition tick is
-    submitted here, after its tick is committed, and `launch` starts it (as the API does)."""
+    submitted here, after its tick is committed, and `launch` starts it (as the API does); a
+    pipeline tick starts its batch here the same way."""
     now = now.astimezone(dt.UTC)
     result = Evaluation()
     with conn:
         known_tenants = tenants.list_tenant_ids(conn)
         schedules = store.list_schedules(conn, states=["active"])
-    options = {"on_time": on_time, "target_refusal": definition_schedules.tick_refusal} | (
+    options = {"on_time": on_time, "target_refusal": _target_refusal} | (
         {"period_for": period_for} if period_for else {})
     for schedule in schedules:
-        seen = len(result.definition_ticks)
+        seen = len(result.definition_ticks), len(result.pipeline_ticks)
         with conn:
             evaluation.evaluate_schedule(conn, schedule, now, active_run_lookup, known_tenants, result, **options)
-        for tick in result.definition_ticks[seen:]:
+        for tick in [*result.definition_ticks[seen[0]:], *result.pipeline_ticks[seen[1]:]]:
             _submit(conn, schedule, tick, launch, result)
+    with conn:
+        lost = evaluation.unsubmitted_pipeline_ticks(conn)
+    for tick in lost:  # recorded by an evaluation that died before it started the batch
+        with conn:
+            schedule = store.get(conn, tick.schedule_id)
+        _submit(conn, schedule, tick, launch, result)
     return result

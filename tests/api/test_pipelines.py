@@ -34,20 +34,6 @@ def receiver():
     server.shutdown()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def dagster_storage(built):
-    """The Dagster instance's storage exists, as on any deployment that ran Dagster once. On a
-    fresh instance, workers started together (a batch's members) race to create its tables and
-    the loser exits before its run starts (seen here: one member stayed queued)."""
-    import dagster as dg
-
-    from orchestration.defs import dagster_home
-
-    dagster_home.prepare()
-    with dg.DagsterInstance.get() as instance:
-        instance.get_runs(limit=1)
-
-
 @pytest.fixture(autouse=True)
 def loopback_webhooks(monkeypatch):
     # The receiver is plain http on loopback: the outbound checker's development switch.

@@ -26,7 +26,8 @@ def delivery_outbox_sensor(context: dg.SensorEvaluationContext, warehouse: Wareh
 
 @dg.sensor(minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
            description="Settles export pipeline batches nobody is watching: records each member run "
-           "that ended and delivers the published ones once to the pipeline's destination.")
+           "that ended and delivers the published ones once to the pipeline's destination; finishes a batch "
+           "interrupted while submitting its members with the members it has.")
 def pipeline_runs_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
     with warehouse.connection() as conn:
         ended = pipeline_runs.settle_pending(conn)

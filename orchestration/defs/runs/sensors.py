@@ -37,7 +37,8 @@ def report_runs_on_failure(context: dg.RunFailureSensorContext, warehouse: Wareh
 
 
 @dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Ends runs whose worker process died, and removes what they left behind.")
+           description="Ends runs whose worker process died, and queued runs no worker started "
+           "(the worker exited first, or none came within the grace period), and removes what they left behind.")
 def reap_dead_workers(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
     with warehouse.connection() as conn:
         reaped = supervisor.reap(conn)
