@@ -7,6 +7,7 @@ logs); the CLI returns at once or follows with --wait, and a cancel reaches the 
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import subprocess
@@ -25,6 +26,14 @@ def spawn(run_id: str) -> subprocess.Popen:
     log = open(os.devnull, "wb")  # noqa: SIM115 - handed to the child, which outlives this process
     return subprocess.Popen([str(cli), "runs", "execute", run_id], stdout=log, stderr=log,
                             start_new_session=True, env=os.environ.copy())
+
+
+def settle_imports() -> None:
+    """Take what a worker has imported and built so far (Dagster, GX, WeasyPrint: some 400,000
+    objects that live as long as the process) out of the garbage collector's walks: every full
+    collection during a run would traverse them again, about a fifth of a small run's CPU."""
+    gc.collect()
+    gc.freeze()
 
 
 def follow(conn, run_id: str, echo: Callable[[str], None], *, poll: float = 0.3,
