@@ -201,6 +201,9 @@ def print_runs(label: str, runs: Sequence[TimedRun], echo: Echo) -> None:
 
 def bench_run(*, template: str, tenant: str, period: str, requester: str, repetitions: int = 5,
               api_day: dt.date | None = None, echo: Echo = print) -> dict[str, list[TimedRun]]:
+    from orchestration.defs import dagster_home
+
+    dagster_home.prepare()  # the instance whose event log holds the workers' stage lines
     with warehouse.connection() as conn:
         cli = [cli_run(conn, template, tenant, period, requester) for _ in range(repetitions)]
         print_runs(f"CLI ({template} for {tenant}, {period})", cli, echo)
@@ -255,14 +258,18 @@ def fire_month_end(instance, templates: Sequence[str], tick: dt.datetime) -> lis
     return requests
 
 
-def fanout(templates: Sequence[str], *, tick: dt.datetime | None = None, echo: Echo = print) -> FanoutResult:
-    """Fire the month-end tick for `templates` and execute every run request in this process."""
+def fanout(templates: Sequence[str], *, tick: dt.datetime | None = None, only_tenants: Sequence[str] | None = None,
+           instance=None, echo: Echo = print) -> FanoutResult:
+    """Fire the month-end tick for `templates` and execute every run request in this process
+    (`only_tenants`: just the requests for those tenants, to measure a part of a tick)."""
     import dagster as dg
 
     from orchestration.definitions import defs
 
-    instance = dg.DagsterInstance.get()
+    instance = instance or dg.DagsterInstance.get()
     requests = fire_month_end(instance, templates, tick or month_end_tick())
+    if only_tenants is not None:
+        requests = [(k, j, r) for k, j, r in requests if request_tenant(defs, j, r) in only_tenants]
     fired = dt.datetime.now(dt.UTC)
     tags_fired = {run_tags.TICK_AT: fired.isoformat()}
     echo(f"fired the month-end tick: {len(requests)} run requests ({len(templates)} templates)")
@@ -275,16 +282,22 @@ def fanout(templates: Sequence[str], *, tick: dt.datetime | None = None, echo: E
                                             tags={**request.tags, **tags_fired}, raise_on_error=False,
                                             run_config=QUIET)
             seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-            runs.append(_fanout_run(conn, key, request, result.run_id, seconds, cpu))
+            runs.append(_fanout_run(conn, key, request_tenant(defs, name, request), result.run_id, seconds, cpu))
             if i == 0:
                 worker.settle_imports()  # a warm worker: what the first run imported stays out of GC walks
     return FanoutResult(runs=tuple(runs), seconds=time.perf_counter() - started, peak_rss_mb=peak_rss_mb(),
                         templates=tuple(templates))
 
 
-def _fanout_run(conn, key: str, request, dagster_run_id: str, seconds: float, cpu: float) -> FanoutRun:
+def request_tenant(defs, job_name: str, request) -> str:
+    """The tenant of a run request's tenant x period partition."""
+    key = defs.resolve_job_def(job_name).partitions_def.get_partition_key_from_str(request.partition_key)
+    return key.keys_by_dimension["tenant"]
+
+
+def _fanout_run(conn, key: str, tenant: str, dagster_run_id: str, seconds: float, cpu: float) -> FanoutRun:
     record = records.run_for_dagster_run(conn, dagster_run_id, key)
-    tenant = request.partition_key.split("|")[-1] if request.partition_key else "?"
+    conn.commit()
     if record is None:
         return FanoutRun(key, tenant, "", False, seconds, cpu, None, "no run record (see the Dagster run)")
     lag = (record.published_at - record.tick_at).total_seconds() if record.published_at and record.tick_at else None
