@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestration.db import warehouse
-from orchestration.dev.bench import _peak_rss_mb as peak_rss_mb
+from orchestration.dev.bench import peak_rss_mb
 from orchestration.kpis.compute import percentile
 from orchestration.runs import records, run_tags, worker
 from orchestration.runs.run_record import RunRecord
