@@ -6,7 +6,8 @@ import dagster as dg
 
 from orchestration.catalog import templates as catalog
 from orchestration.defs.dbt.assets import dbt_resource, nexus_dbt_models
-from orchestration.defs.delivery.sensors import delivery_outbox_sensor
+from orchestration.defs.delivery.sensors import delivery_outbox_sensor, pipeline_runs_sensor
+from orchestration.defs.kpis.assets import kpis_daily_job, kpis_daily_schedule, platform_kpis_daily
 from orchestration.defs.reports.assets import build_report_assets
 from orchestration.defs.reports.checks import build_gate_b_check
 from orchestration.defs.reports.schedules import build_job, build_schedule
@@ -35,11 +36,11 @@ dbt_build_job = dg.define_asset_job(
 )
 
 defs = dg.Definitions(
-    assets=[nexus_dbt_models, *report_assets],
+    assets=[nexus_dbt_models, *report_assets, platform_kpis_daily],
     asset_checks=gate_b_checks,
-    jobs=[dbt_build_job, report_run, retention_job, *report_jobs.values()],
-    schedules=[*report_schedules, retention_schedule],
+    jobs=[dbt_build_job, report_run, retention_job, kpis_daily_job, *report_jobs.values()],
+    schedules=[*report_schedules, retention_schedule, kpis_daily_schedule],
     sensors=[tenant_partitions_sensor, runtime_schedules_sensor, report_runs_on_cancel, report_runs_on_failure,
-             reap_dead_workers, corrections_sensor, delivery_outbox_sensor],
+             reap_dead_workers, corrections_sensor, delivery_outbox_sensor, pipeline_runs_sensor],
     resources={"dbt": dbt_resource, **RESOURCES},
 )

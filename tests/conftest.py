@@ -65,6 +65,16 @@ def built(fresh_warehouse, manifest_path):
     return counts
 
 
+@pytest.fixture(scope="session")
+def kpi_world(built):
+    """Control rows the KPI models are checked on, and the KPI models rebuilt over them (one dbt
+    build for the KPI tests and the isolation tests): tests/helpers/kpi_world.py."""
+    from orchestration.dev import seed
+    from tests.helpers import kpi_world as world
+
+    return world.build(seed.tenant_ids(TENANTS))
+
+
 def analyst(tenant: str) -> str:
     """The sample analyst principal of a tenant (created by seed_sample_principals)."""
     return f"analyst@{tenant}.example"

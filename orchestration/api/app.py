@@ -18,7 +18,7 @@ from orchestration.access import oidc
 from orchestration.api import link_routes as link_web
 from orchestration.api import metrics, problems
 from orchestration.api.requests import RequestAudit
-from orchestration.api.routers import audit, charts, definitions, registry, runs, schedules
+from orchestration.api.routers import audit, charts, definitions, pipelines, registry, runs, schedules
 from orchestration.db import warehouse
 from orchestration.runs import worker
 
@@ -60,6 +60,9 @@ def create_app(*, clock: Callable[[], dt.datetime] | None = None, connect: Calla
     app.include_router(schedules.router)
     app.include_router(charts.router)
     app.include_router(audit.router)
+    app.include_router(pipelines.router)
+    # The specification's remapped alias: the same handlers under /exports/pipelines, deprecated.
+    app.include_router(pipelines.router, prefix=pipelines.ALIAS_PREFIX, deprecated=True)
     app.include_router(metrics.router)
     # The link service's routes read app.state.clock / app.state.connect, which this app provides;
     # create_app also keeps link tokens out of uvicorn's access log.

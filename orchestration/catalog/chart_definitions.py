@@ -8,15 +8,13 @@ exist, and whether the requester may see them, is asked of the source at every s
 
 from __future__ import annotations
 
-import datetime as dt
 import re
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from orchestration.catalog.definitions import Filter
-from orchestration.governance import versioned
-from orchestration.governance.versioned import LifecycleStamps, Status
+from orchestration.governance.versioned import LifecycleStamps, Status, Version, VersionedObject
 
 ChartType = Literal["bar", "stacked_bar", "line", "area", "pie"]
 SourceKind = Literal["definition", "template"]
@@ -86,28 +84,17 @@ class ChartUpdate(_Spec):
     group_by: tuple[str, ...] | None = Field(default=None, max_length=4)
 
 
-class ChartVersion(_Spec):
+class ChartVersion(Version):
     chart_id: str
-    version: int
     spec: ChartSpec
     source_kind: SourceKind
     source_id: str
     source_version: int
     source_hash: str | None
-    created_by: str
-    created_at: dt.datetime
-    activated_by: str | None = None
-    activated_at: dt.datetime | None = None
 
 
-class ChartDefinition(LifecycleStamps):
+class ChartDefinition(LifecycleStamps, VersionedObject):
+    id_field: ClassVar[str] = "chart_id"
     chart_id: str
-    tenant_id: str
     status: Status
-    current_version: int
-    active_version: int | None
-
-    @property
-    def etag(self) -> str:
-        return versioned.etag(self.chart_id, self.current_version)
 

@@ -9,12 +9,11 @@ the builder's question, asked against the registry at every compile.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from orchestration.governance import versioned
-from orchestration.governance.versioned import LifecycleStamps, Status
+from orchestration.governance.versioned import LifecycleStamps, Status, Version, VersionedObject
 
 QUALIFIED = r"^[a-z][a-z0-9_]{0,62}\.[a-z][a-z0-9_]{0,62}$"
 ALIAS = r"^[a-z][a-z0-9_]{0,62}$"
@@ -123,26 +122,19 @@ class SecurityContext(_Spec):
     geo_scopes: tuple[str, ...] = ()
 
 
-class DefinitionVersion(_Spec):
+class DefinitionVersion(Version):
     definition_id: str
-    version: int
     spec: DefinitionSpec
     validation_hash: str
     security_context: SecurityContext
-    created_by: str
-    created_at: dt.datetime
-    activated_by: str | None = None
-    activated_at: dt.datetime | None = None
 
 
-class Definition(LifecycleStamps):
+class Definition(LifecycleStamps, VersionedObject):
     """A saved report: its lifecycle, its newest version and the version runs use."""
 
+    id_field: ClassVar[str] = "definition_id"
     definition_id: str
-    tenant_id: str
     status: DefinitionStatus
-    current_version: int
-    active_version: int | None
     # Set by a registry or policy change that leaves the version runs use unable to run for its
     # owner (services.definition_validity): which fields and why. Runs and schedules refuse it.
     invalid_since: dt.datetime | None = None
@@ -152,10 +144,6 @@ class Definition(LifecycleStamps):
     @property
     def invalid(self) -> bool:
         return self.invalid_since is not None
-
-    @property
-    def etag(self) -> str:
-        return versioned.etag(self.definition_id, self.current_version)
 
 
 class DefinitionCreate(DefinitionSpec):

@@ -151,6 +151,9 @@ class Template(_Strict):
     description: str = ""
     owner: str
     cadence: Literal["daily", "weekly", "monthly"]
+    # tenant: run for one tenant's partition; platform: only for the platform partition
+    # (access.tenants.PLATFORM), whose rows span every tenant.
+    scope: Literal["tenant", "platform"] = "tenant"
     formats: tuple[FormatName, ...] = Field(min_length=1)
     sensitivity: Literal["internal", "confidential", "restricted"]
     roles: RolesDef

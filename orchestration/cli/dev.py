@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import sys
@@ -26,6 +27,7 @@ def demo_cmd(tenants: int, incidents: int, period: str | None) -> None:
     from orchestration.dev.demo import build_evidence, print_summary, print_table, run_demo, verify_runs
     from orchestration.dev.demo_api import run_definition
 
+    started = dt.datetime.now(dt.UTC)
     results = run_demo(tenant_count=tenants, incidents=incidents, period=period, echo=click.echo)
     print_table(results, click.echo)
     if any(not r.ok for r in results):
@@ -35,7 +37,19 @@ def demo_cmd(tenants: int, incidents: int, period: str | None) -> None:
     if not verify_runs(results, click.echo):
         raise UserError("a published run does not verify; see the provenance verify lines above")
     print_summary(results, click.echo)
-    build_evidence(click.echo)
+    _print_kpis(since=started)
+    build_evidence(click.echo)  # last: the path of the pack is the demo's last line
+
+
+def _print_kpis(since: dt.datetime) -> None:
+    """The KPIs of the demo's runs, as `nexus-reports kpis --as <platform admin>` prints them."""
+    from orchestration.access.policy import PLATFORM_ADMIN
+    from orchestration.cli.kpis import echo_kpis
+    from orchestration.services import kpis
+
+    click.echo("")
+    with warehouse.connection() as conn:
+        echo_kpis(kpis.kpis(conn, actor=PLATFORM_ADMIN, since=since), click.echo)
 
 
 @click.command("dev", cls=Command, help="Start the Dagster UI (webserver and daemon) and the Reporting API "

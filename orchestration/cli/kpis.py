@@ -8,6 +8,7 @@ from orchestration.cli import params
 from orchestration.cli.base import Command
 from orchestration.cli.tables import Column, echo_table
 from orchestration.db import warehouse
+from orchestration.kpis.compute import KpiSet
 from orchestration.kpis.table import rows
 
 
@@ -24,6 +25,11 @@ def kpis_cmd(tenant: str | None, since, actor: str) -> None:
 
     with warehouse.connection() as conn:
         result = kpis.kpis(conn, actor=actor, tenant_id=tenant, since=since.date() if since else None)
-    click.echo(f"KPIs of {result.tenant_id or 'the platform'}, {result.since:%Y-%m-%d %H:%MZ} .. "
-               f"{result.until:%Y-%m-%d %H:%MZ}")
-    echo_table([Column("#", right=True), Column("kpi"), Column("value")], rows(result), click.echo)
+    echo_kpis(result, click.echo)
+
+
+def echo_kpis(result: KpiSet, echo) -> None:
+    """The table with its window (also the end of `make demo`)."""
+    echo(f"KPIs of {result.tenant_id or 'the platform'}, {result.since:%Y-%m-%d %H:%MZ} .. "
+         f"{result.until:%Y-%m-%d %H:%MZ}")
+    echo_table([Column("#", right=True), Column("kpi"), Column("value")], rows(result), echo)

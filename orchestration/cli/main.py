@@ -18,6 +18,7 @@ from orchestration.cli import (
     kpis,
     links,
     metrics,
+    pipelines,
     principals,
     provenance,
     runs,
@@ -38,7 +39,7 @@ def main() -> None:
 for command in (*setup.COMMANDS, *dev.COMMANDS, runs.run_cmd, kpis.kpis_cmd):
     main.add_command(command)
 for module in (templates, principals, tokens, runs, links, schedules, artifacts, delivery, audit, metrics,
-               provenance, evidence):
+               provenance, evidence, pipelines):
     main.add_command(module.group)
 
 

@@ -39,7 +39,10 @@ def prepare(settings: Settings | None = None) -> Path:
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists() or config.read_text() != DAGSTER_YAML:
-        config.write_text(DAGSTER_YAML)
+        # Atomically: workers started together (a pipeline's members) must never read a half-written file.
+        partial = config.with_name(f".dagster.yaml.{os.getpid()}")
+        partial.write_text(DAGSTER_YAML)
+        os.replace(partial, config)
     os.environ["DAGSTER_HOME"] = str(home)
     os.environ["NEXUS_HOME"] = str(settings.home)
     os.environ[STORAGE_URL_ENV] = warehouse.dagster_storage_url(settings)

@@ -18,11 +18,12 @@ from collections.abc import Callable
 import httpx
 
 from orchestration.access import clearance, policy, tenants
+from orchestration.access.policy import PLATFORM_ADMIN
 from orchestration.api.app import create_app
 from orchestration.api.serving import serving
 from orchestration.catalog import definition_store
 from orchestration.db import warehouse
-from orchestration.dev.demo_api import PLATFORM_ADMIN, caller_with_token, sample_definition
+from orchestration.dev.demo_api import caller_with_token, sample_definition
 from orchestration.kpis.compute import percentile
 from orchestration.services import definition_checks, registry
 

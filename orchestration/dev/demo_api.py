@@ -16,7 +16,6 @@ from orchestration.services import definition_runs, definitions, registry, runs
 from orchestration.services import tokens as token_service
 
 API = "http://127.0.0.1:8088"
-PLATFORM_ADMIN = "platform@nexus.example"
 
 
 def caller_with_token(conn, principal_id: str) -> tuple[tokens.Authenticated, str]:
@@ -43,7 +42,7 @@ def run_definition(echo: Callable[[str], None]) -> RunRecord:
     """Register the system entities, save and approve one definition for the first sample tenant,
     run it through Dagster and print how to do the same over HTTP."""
     with warehouse.connection() as conn:
-        entities = registry.register_system_entities(conn, actor=PLATFORM_ADMIN)
+        entities = registry.register_system_entities(conn, actor=policy.PLATFORM_ADMIN)
         tenant = tenants.list_tenant_ids(conn)[0]
         analyst, secret = caller_with_token(conn, f"analyst@{tenant}.example")
         approver, _ = caller_with_token(conn, policy.APPROVERS[0])

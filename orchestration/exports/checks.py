@@ -61,7 +61,8 @@ def check_xlsx(path: Path, sections: Sequence[SectionSnapshot], context: ReportC
     book = openpyxl.load_workbook(path, read_only=True)
     try:
         data_sheets = book.worksheets[1:]  # the first sheet is About
-        # The dimension xlsxwriter records: rows written, header rows included, without reading every row.
+        # The dimension the writer records once a sheet is complete: rows written, header rows
+        # included, without reading every row.
         written = sum(max((ws.max_row or HEADER_ROWS) - HEADER_ROWS, 0) for ws in data_sheets)
     finally:
         book.close()

@@ -1,4 +1,4 @@
-"""XLSX: one sheet per section, streamed with xlsxwriter's constant-memory mode.
+"""XLSX: an About sheet, then one sheet per section, streamed (exports/xlsx_package.py).
 
 Text is always written as text (never a formula or a URL, whatever it starts with). What XLSX
 cannot hold is changed visibly, never silently: XML-illegal control characters become U+FFFD,
@@ -8,72 +8,30 @@ continue on numbered sheets.
 
 from __future__ import annotations
 
-import datetime as dt
+import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 
 import openpyxl
-import xlsxwriter
 
+from orchestration.exports import xlsx_cells as xc
+from orchestration.exports import xlsx_package as xp
 from orchestration.exports.numbers import column_unit
 from orchestration.exports.rows import stream_rows
 from orchestration.exports.sections import Column, ReportContext, SectionSnapshot
+from orchestration.exports.xlsx_cells import MAX_CELL_CHARS, TRUNCATION_MARKER, clean_text
+from orchestration.exports.xlsx_styles import STYLE
 
-MAX_CELL_CHARS = 32_767
+__all__ = ["HEADER_ROWS", "MAX_CELL_CHARS", "MAX_DATA_ROWS", "TRUNCATION_MARKER", "clean_text", "sheet_name", "write_xlsx"]
+
 HEADER_ROWS = 2  # the marking row and the column header row, above every table
 MAX_DATA_ROWS = 1_048_576 - HEADER_ROWS  # Excel's row limit less the header rows
 # Number formats per kind of value: counts whole, everything measured to one decimal.
 NUMBER_FORMATS = {"count": "#,##0", "%": "0.0", "ms": "#,##0", "": "#,##0.0", "min": "#,##0.0", "h": "#,##0.0",
                   "days": "#,##0.0"}
-TRUNCATION_MARKER = "…[truncated]"
-_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _SHEET_FORBIDDEN = re.compile(r"[\[\]:*?/\\]")
-
-
-def clean_text(value: str) -> str:
-    if _ILLEGAL.search(value):
-        value = _ILLEGAL.sub("\ufffd", value)
-    if len(value) > MAX_CELL_CHARS:
-        value = value[: MAX_CELL_CHARS - len(TRUNCATION_MARKER)] + TRUNCATION_MARKER
-    return value
-
-
-def _cell_writers(sheet, columns, fmt: _Formats, widths: _Widths):
-    """One writer per column, chosen once from the declared type (the hot loop does no type
-    dispatch); a value of another type than declared still goes through _write_cell."""
-    def text(row, col, value):
-        if value.__class__ is str:
-            value = clean_text(value)
-            sheet.write_string(row, col, value)
-            widths.see(row, col, len(value))
-        else:
-            _write_cell(sheet, row, col, value, fmt)
-
-    def number_writer(col_fmt):
-        def number(row, col, value):
-            if value.__class__ is bool:
-                sheet.write_boolean(row, col, value)
-            elif isinstance(value, (int, float, Decimal)):
-                sheet.write_number(row, col, float(value), col_fmt)
-                widths.see(row, col, len(f"{value:,.1f}"))
-            else:
-                _write_cell(sheet, row, col, value, fmt)
-        return number
-
-    def other(row, col, value):
-        _write_cell(sheet, row, col, value, fmt)
-
-    writers = []
-    for c in columns:
-        if c.type == "text":
-            writers.append(text)
-        elif c.type in ("integer", "bigint", "numeric"):
-            writers.append(number_writer(fmt.for_column(c)))
-        else:
-            writers.append(other)
-    return writers
 
 
 def sheet_name(title: str, taken: set[str]) -> str:
@@ -97,29 +55,33 @@ def _short(text: str, limit: int) -> str:
     return cut.rstrip(" -–—,;:.(")
 
 
-class _Formats:
-    def __init__(self, book: xlsxwriter.Workbook):
-        self.header = book.add_format({"bold": True, "bg_color": "#1F2A44", "font_color": "#FFFFFF",
-                                       "text_wrap": True, "valign": "top"})
-        self.marking = book.add_format({"bold": True, "font_color": "#B00020"})
-        self.date = book.add_format({"num_format": "yyyy-mm-dd"})
-        self.datetime = book.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
-        self.label = book.add_format({"bold": True})
-        self.title = book.add_format({"bold": True, "font_size": 14})
-        self.warning = book.add_format({"bold": True, "font_color": "#B00020"})
-        self.wrap = book.add_format({"text_wrap": True, "valign": "top"})
-        self.numbers = {pattern: book.add_format({"num_format": pattern}) for pattern in set(NUMBER_FORMATS.values())}
+def _column_style(column: Column) -> int | None:
+    """Whole numbers for counts, one decimal for shares, durations and other measures."""
+    if column.type in ("integer", "bigint"):
+        return STYLE[NUMBER_FORMATS["count"]]
+    if column.type == "numeric":
+        return STYLE[NUMBER_FORMATS.get(column_unit(column), NUMBER_FORMATS[""])]
+    return {"date": STYLE["date"], "timestamptz": STYLE["datetime"]}.get(column.type)
 
-    def for_column(self, column: Column):
-        """Whole numbers for counts, one decimal for shares, durations and other measures."""
-        if column.type in ("integer", "bigint"):
-            return self.numbers[NUMBER_FORMATS["count"]]
-        return self.numbers[NUMBER_FORMATS.get(column_unit(column), NUMBER_FORMATS[""])]
 
-    def for_unit(self, unit: str, value) -> object:
-        if isinstance(value, int):
-            return self.numbers[NUMBER_FORMATS["count"]]
-        return self.numbers[NUMBER_FORMATS.get(unit, NUMBER_FORMATS[""])]
+def _unit_style(unit: str, value) -> int:
+    if isinstance(value, int):
+        return STYLE[NUMBER_FORMATS["count"]]
+    return STYLE[NUMBER_FORMATS.get(unit, NUMBER_FORMATS[""])]
+
+
+def _encoder(column: Column) -> xc.Encoder:
+    """One encoder per column, chosen once from the declared type (the hot loop does no type
+    dispatch); a value of another type than declared still goes through the general encoder."""
+    if column.type == "text":
+        return xc.text_encoder()
+    if column.type in ("integer", "bigint", "numeric"):
+        return xc.number_encoder(_column_style(column))
+    if column.type in ("date", "timestamptz"):
+        return xc.date_encoder(_column_style(column))
+    if column.type == "boolean":
+        return xc.boolean_encoder()
+    return xc.any_cell
 
 
 class _Widths:
@@ -128,39 +90,26 @@ class _Widths:
     SAMPLE_ROWS = 1000
     MIN, MAX = 8, 60
 
-    def __init__(self, headers: list[str]):
-        self.chars = [min(max(len(w) for w in h.split()) if h.split() else 0, 24) for h in headers]
+    def __init__(self, columns: Sequence[Column]):
+        self.columns = columns
+        self.chars = [min(max(len(w) for w in c.header.split()) if c.header.split() else 0, 24) for c in columns]
 
-    def see(self, row: int, col: int, chars: int) -> None:
-        if row <= self.SAMPLE_ROWS and chars > self.chars[col]:
-            self.chars[col] = chars
+    def see(self, rows: Sequence[Sequence]) -> None:
+        for values in rows:
+            for col, value in enumerate(values):
+                if value.__class__ is str:
+                    chars = min(len(value), MAX_CELL_CHARS)
+                elif isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
+                    chars = len(f"{value:,.1f}")
+                else:
+                    continue
+                if chars > self.chars[col]:
+                    self.chars[col] = chars
 
-    def apply(self, sheet, columns, fmt: _Formats) -> None:
+    def columns_xml(self) -> list[tuple[float, int | None]]:
         least = {"date": 11, "timestamptz": 20}  # written as dates, not tracked as text
-        for col, column in enumerate(columns):
-            width = max(self.MIN, least.get(column.type, 0), min(self.MAX, self.chars[col] + 2))
-            sheet.set_column(col, col, width, _column_format(column, fmt))
-
-
-def _column_format(column: Column, fmt: _Formats):
-    if column.type in ("integer", "bigint", "numeric"):
-        return fmt.for_column(column)
-    return {"date": fmt.date, "timestamptz": fmt.datetime}.get(column.type)
-
-
-def _write_cell(sheet, row: int, col: int, value, fmt: _Formats) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool):
-        sheet.write_boolean(row, col, value)
-    elif isinstance(value, (int, float, Decimal)):
-        sheet.write_number(row, col, float(value))
-    elif isinstance(value, dt.datetime):
-        sheet.write_datetime(row, col, value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo else value, fmt.datetime)
-    elif isinstance(value, dt.date):
-        sheet.write_datetime(row, col, dt.datetime(value.year, value.month, value.day), fmt.date)
-    else:
-        sheet.write_string(row, col, clean_text(str(value)))
+        return [(max(self.MIN, least.get(c.type, 0), min(self.MAX, self.chars[i] + 2)), _column_style(c))
+                for i, c in enumerate(self.columns)]
 
 
 def _marking_line(report: ReportContext) -> str:
@@ -168,19 +117,17 @@ def _marking_line(report: ReportContext) -> str:
     return f"{report.marking}{variant} · {report.title} · {report.tenant_name} · {report.period_label}"
 
 
-def _mark_sheet(sheet, report: ReportContext) -> None:
+def _new_sheet(book: xp.Workbook, report: ReportContext, name: str, frozen_rows: int = 0) -> xp.Sheet:
     """Printed pages carry the marking too, in the page header and footer."""
-    sheet.set_header(f"&C&B{report.marking}")
-    sheet.set_footer(f"&L{report.marking}&RPage &P of &N")
+    return book.sheet(name, header=f"&C&B{report.marking}", footer=f"&L{report.marking}&RPage &P of &N",
+                      frozen_rows=frozen_rows)
 
 
-def _about_sheet(book, fmt: _Formats, report: ReportContext, taken: set[str]) -> None:
-    sheet = book.add_worksheet(sheet_name("About", taken))
-    _mark_sheet(sheet, report)
-    sheet.set_column(0, 0, 28)
-    sheet.set_column(1, 1, 90)
-    sheet.write_string(0, 0, _marking_line(report), fmt.marking)
-    sheet.write_string(1, 0, clean_text(report.title), fmt.title)
+def _about_sheet(book: xp.Workbook, report: ReportContext, taken: set[str]) -> None:
+    sheet = _new_sheet(book, report, sheet_name("About", taken))
+    sheet.write_cells([(0, clean_text(_marking_line(report)), STYLE["marking"])])
+    sheet.write_cells([(0, clean_text(report.title), STYLE["title"])])
+    sheet.write_cells([])
     facts = [
         ("Classification", report.marking),
         ("Variant", "external (redacted)" if report.redacted else "internal (complete)"),
@@ -192,56 +139,36 @@ def _about_sheet(book, fmt: _Formats, report: ReportContext, taken: set[str]) ->
         ("Input hash", report.input_hash),
         ("Generated at", report.generated_at.isoformat()),
     ]
-    row = 3
     if report.degraded:
-        sheet.write_string(row, 0, "DEGRADED", fmt.warning)
-        sheet.write_string(row, 1, clean_text(report.degraded_reason or "source data incomplete"), fmt.warning)
-        row += 1
+        sheet.write_cells([(0, "DEGRADED", STYLE["marking"]),
+                           (1, clean_text(report.degraded_reason or "source data incomplete"), STYLE["marking"])])
     if report.redacted:
-        sheet.write_string(row, 0, "Redactions", fmt.warning)
-        sheet.write_string(row, 1, clean_text(report.variant_statement), fmt.wrap)
-        row += 1
+        sheet.write_cells([(0, "Redactions", STYLE["marking"]), (1, clean_text(report.variant_statement), STYLE["wrap"])])
     for label, value in facts:
-        sheet.write_string(row, 0, label, fmt.label)
-        sheet.write_string(row, 1, clean_text(value))
-        row += 1
+        sheet.write_cells([(0, label, STYLE["label"]), (1, clean_text(value), 0)])
     if report.key_figures:
-        row += 1
-        sheet.write_string(row, 0, "Key figures", fmt.title)
-        sheet.write_string(row, 1, "value (unit)", fmt.label)
-        row += 1
+        sheet.write_cells([])
+        sheet.write_cells([(0, "Key figures", STYLE["title"]), (1, "value (unit)", STYLE["label"])])
         for figure in report.key_figures:
-            sheet.write_string(row, 0, clean_text(figure.label), fmt.label)
+            label = (0, clean_text(figure.label), STYLE["label"])
             if figure.value is None:
-                sheet.write_string(row, 1, "no value in this period")
+                sheet.write_cells([label, (1, "no value in this period", 0)])
             else:  # a number with its number format; the unit beside it
-                sheet.write_number(row, 1, float(figure.value), fmt.for_unit(figure.unit, figure.value))
-                if figure.unit:
-                    sheet.write_string(row, 2, figure.unit)
-            row += 1
+                unit = [(2, figure.unit, 0)] if figure.unit else []
+                sheet.write_cells([label, (1, float(figure.value), _unit_style(figure.unit, figure.value)), *unit])
+    sheet.close(widths=[(28, None), (90, None)])
 
 
 def write_xlsx(conn, report: ReportContext, sections: Sequence[SectionSnapshot], path: Path) -> int:
-    book = xlsxwriter.Workbook(
-        str(path),
-        {
-            "constant_memory": True,
-            "strings_to_formulas": False,
-            "strings_to_urls": False,
-            "strings_to_numbers": False,
-            "default_date_format": "yyyy-mm-dd",
-        },
-    )
-    # The document's created/modified dates are the run's generation time, not the clock's, so a
-    # rerun with that time writes the same bytes (xlsxwriter already fixes the zip members' times).
-    book.set_properties({"created": report.generated_at})
-    fmt = _Formats(book)
+    # The generation time, never the clock, dates the zip members and the document properties:
+    # a rerun with that time writes the same bytes.
+    book = xp.Workbook(path, report.generated_at, title=report.title)
     taken: set[str] = set()
     total = 0
     try:
-        _about_sheet(book, fmt, report, taken)
+        _about_sheet(book, report, taken)
         for section in sections:
-            total += _write_section(book, fmt, report, section, taken, stream_rows(conn, section))
+            total += _write_section(book, report, section, taken, stream_rows(conn, section))
     finally:
         book.close()
     return total
@@ -258,49 +185,33 @@ def data_sheets(path: Path) -> list[str]:
         book.close()
 
 
-def _write_section(book, fmt: _Formats, report: ReportContext, section: SectionSnapshot, taken: set[str], rows) -> int:
-    """One section on its sheet (continued on numbered sheets past Excel's row limit)."""
-    table: _Table | None = None
+def _write_section(book: xp.Workbook, report: ReportContext, section: SectionSnapshot, taken: set[str],
+                   rows: Iterator[Sequence]) -> int:
+    """One section on its sheet, continued on numbered sheets past Excel's row limit (an empty
+    section still gets its sheet and header)."""
+    rows = iter(rows)
+    row_xml = xc.row_formatter([_encoder(c) for c in section.columns])
     part, total = 1, 0
-    for values in rows:
-        if table is None or table.row >= HEADER_ROWS + MAX_DATA_ROWS:
-            if table:
-                table.close()
-            title = section.title if part == 1 else f"{section.title} ({part})"
-            table = _Table(book, fmt, report, section, title, taken)
-            part += 1
-        table.write(values)
-        total += 1
-    if table is None:  # an empty section still gets its sheet and header
-        table = _Table(book, fmt, report, section, section.title, taken)
-    table.close()
-    return total
+    while True:
+        title = section.title if part == 1 else f"{section.title} ({part})"
+        total += _write_table(book, report, section, sheet_name(title, taken), itertools.islice(rows, MAX_DATA_ROWS), row_xml)
+        following = next(rows, None)
+        if following is None:
+            return total
+        rows = itertools.chain([following], rows)
+        part += 1
 
 
-class _Table:
+def _write_table(book: xp.Workbook, report: ReportContext, section: SectionSnapshot, name: str, rows, row_xml) -> int:
     """A section's sheet: the marking row, the header row, the data, an autofilter and widths."""
-
-    def __init__(self, book, fmt: _Formats, report: ReportContext, section: SectionSnapshot, title: str,
-                 taken: set[str]):
-        self.sheet = sheet = book.add_worksheet(sheet_name(title, taken))
-        self.columns, self.fmt = section.columns, fmt
-        _mark_sheet(sheet, report)
-        sheet.write_string(0, 0, clean_text(f"{_marking_line(report)} · {section.title}"), fmt.marking)
-        headers = [c.header for c in section.columns]
-        for col, header in enumerate(headers):
-            sheet.write_string(1, col, header, fmt.header)
-        sheet.freeze_panes(HEADER_ROWS, 0)
-        self.widths = _Widths(headers)
-        self.writers = _cell_writers(sheet, section.columns, fmt, self.widths)
-        self.row = HEADER_ROWS
-
-    def write(self, values) -> None:
-        for col, value in enumerate(values):
-            if value is not None:
-                self.writers[col](self.row, col, value)
-        self.row += 1
-
-    def close(self) -> None:
-        last_col = max(len(self.columns) - 1, 0)
-        self.sheet.autofilter(1, 0, max(self.row - 1, 1), last_col)
-        self.widths.apply(self.sheet, self.columns, self.fmt)
+    sheet = _new_sheet(book, report, name, frozen_rows=HEADER_ROWS)
+    sheet.write_cells([(0, clean_text(f"{_marking_line(report)} · {section.title}"), STYLE["marking"])])
+    sheet.write_cells([(col, clean_text(c.header), STYLE["header"]) for col, c in enumerate(section.columns)])
+    widths = _Widths(section.columns)
+    sample = list(itertools.islice(rows, _Widths.SAMPLE_ROWS - HEADER_ROWS))  # bounded: a thousand rows
+    widths.see(sample)
+    width = len(section.columns)
+    written = sheet.write_rows(sample, row_xml, width) + sheet.write_rows(rows, row_xml, width)
+    last_col = xc.column_letter(max(width - 1, 0))
+    sheet.close(widths=widths.columns_xml(), autofilter=f"A{HEADER_ROWS}:{last_col}{max(sheet.rows, HEADER_ROWS)}")
+    return written

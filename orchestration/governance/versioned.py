@@ -1,14 +1,15 @@
 """What the Reporting API's versioned resources share: lifecycle stamps, retirement reasons, and
 the check that a change names the current version of something that may still change.
 
-Registry entities and report definitions both move draft -> active -> deprecated -> archived,
-carry an ETag per version and refuse a stale If-Match with StaleVersion (412).
+Registry entities, report definitions and chart definitions move draft -> active -> deprecated ->
+archived (export pipelines pause instead of deprecating), carry an ETag per version and refuse a
+stale If-Match with StaleVersion (412).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -56,6 +57,43 @@ class LifecycleStamps(BaseModel):
     archived_at: dt.datetime | None = None
     reason_code: ReasonCode | None = None
     reason_text: str | None = None
+
+
+class VersionedObject(BaseModel):
+    """The header of an object whose content lives in numbered versions (report definitions, chart
+    definitions, export pipelines): its tenant, its status, the newest version (what a change is
+    based on, its ETag) and the version in use (None until an approver activates one). Each
+    subclass names its id field in `id_field` and narrows `status`; governance/versioned_store.py
+    reads and writes the rows."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id_field: ClassVar[str]
+    tenant_id: str
+    status: str
+    current_version: int
+    active_version: int | None
+
+    @property
+    def object_id(self) -> str:
+        return getattr(self, self.id_field)
+
+    @property
+    def etag(self) -> str:
+        return etag(self.object_id, self.current_version)
+
+
+class Version(BaseModel):
+    """One immutable version of such an object: its number, who wrote it and who activated it
+    (subclasses add the id field, the spec and what was checked when it was saved)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: int
+    created_by: str
+    created_at: dt.datetime
+    activated_by: str | None = None
+    activated_at: dt.datetime | None = None
 
 
 def etag(object_id: str, version: int) -> str:

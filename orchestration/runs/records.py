@@ -306,6 +306,17 @@ def latest_published(conn) -> list[RunRecord]:
         return [RunRecord.from_row(r) for r in dict_rows(cur)]
 
 
+def newest_completed(conn, template_key: str, tenant_id: str, period: str) -> RunRecord | None:
+    """The newest completed, not superseded run of a template for a tenant and period."""
+    with _read(conn) as cur:
+        cur.execute(
+            """select * from control.report_runs
+                where template_key = %s and tenant_id = %s and period_key = %s and state = 'completed'
+                  and superseded_by is null
+                order by ended_at desc limit 1""", (template_key, tenant_id, period))
+        return _one(cur)
+
+
 def mark_late_data(conn, run_id: str) -> None:
     update_run(conn, run_id, late_data_at=dt.datetime.now(dt.UTC))
 

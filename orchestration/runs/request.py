@@ -12,6 +12,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from orchestration.access.tenants import PLATFORM
 from orchestration.catalog.templates import Template
 from orchestration.db.report_context import ReaderScope
 from orchestration.db.warehouse import WarehouseError, validate_tenant_id
@@ -69,6 +70,7 @@ class ReportRequest:
             validate_tenant_id(self.tenant_id)
         except WarehouseError as exc:
             raise RequestError(str(exc)) from exc
+        self._check_partition(template)
         check_window(self.window_start, self.window_end, today=today or utc_today(),
                      max_days=template.max_window_days)
         unknown = sorted(set(self.formats) - set(template.formats))
@@ -82,6 +84,15 @@ class ReportRequest:
         if not self.requester.strip():
             raise RequestError("a run needs a requester")
         return self
+
+    def _check_partition(self, template: Template) -> None:
+        """A platform-wide template runs only in the platform partition, and nothing else does."""
+        if template.scope == "platform" and self.tenant_id != PLATFORM:
+            raise RequestError(f"{template.label} is platform-wide: run it for the platform partition "
+                               f"{PLATFORM!r}, not for tenant {self.tenant_id!r}")
+        if template.scope == "tenant" and self.tenant_id == PLATFORM:
+            raise RequestError(f"the platform partition {PLATFORM!r} is for platform-wide templates; "
+                               f"{template.label} runs for one tenant")
 
     def _check_filters(self, template: Template) -> None:
         declared = {f.name: f for f in template.filters}

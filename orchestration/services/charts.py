@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from orchestration.access import audit, policy
+from orchestration.access import audit
 from orchestration.access.tokens import Authenticated
 from orchestration.catalog import chart_store as store
 from orchestration.catalog.chart_definitions import ChartCreate, ChartDefinition, ChartSpec, ChartUpdate, ChartVersion
@@ -25,13 +25,14 @@ from orchestration.errors import Conflict, Denied, Invalid, NotFound
 from orchestration.exports import charts as drawing
 from orchestration.exports.chart_data import ChartData, pivot
 from orchestration.exports.sections import ChartSpec as DrawnChart
-from orchestration.governance import versioned
 from orchestration.governance.versioned import Retirement
 from orchestration.services import chart_sources as sources
 from orchestration.services import definition_checks as checks
+from orchestration.services import versioned_lifecycle as lifecycle
 from orchestration.services.definition_runs import ConsentOverride
+from orchestration.services.versioned_lifecycle import RETIREMENTS, Draft, Kind
 
-PAGE_MAX = 200
+PAGE_MAX = lifecycle.PAGE_MAX
 
 
 @dataclass(frozen=True)
@@ -59,15 +60,7 @@ class ChartValidation:
     view: ChartView
 
 
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def _visible(conn, principal: policy.Principal, chart_id: str) -> ChartDefinition:
-    chart = store.get(conn, chart_id)
-    if chart is None or not principal.member_of(chart.tenant_id):
-        raise NotFound(f"no chart definition {chart_id}")
-    return chart
+KIND = Kind(table=store.TABLE, noun="chart definition", target="chart", audit_name="chart", stops=RETIREMENTS)
 
 
 def _view(conn, caller: Authenticated, chart: ChartDefinition, version: ChartVersion | None = None) -> ChartView:
@@ -80,93 +73,61 @@ def _view(conn, caller: Authenticated, chart: ChartDefinition, version: ChartVer
     return ChartView(chart, version, drift)
 
 
-def _audit(conn, caller: Authenticated, action: str, chart: ChartDefinition, correlation_id: str | None, *,
-           outcome: str = "succeeded", **details) -> None:
-    audit.record(conn, actor=checks.who(caller), action=action, target=chart.chart_id, outcome=outcome,
-                 tenant_id=chart.tenant_id, correlation_id=correlation_id, details=details)
+def _draft(spec: ChartSpec, bound: sources.Bound, **details: object) -> Draft:
+    """A version of `spec` bound to the source version it was validated against."""
+    return Draft(spec, {"source_kind": spec.source_kind, "source_id": spec.source_id, "source_version": bound.version,
+                        "source_hash": bound.validation_hash}, details)
+
+
+def _source(spec: ChartSpec, bound: sources.Bound) -> str:
+    return f"{spec.source_kind} {spec.source_id} v{bound.version}"
 
 
 def create_chart(conn, caller: Authenticated, body: ChartCreate, *, correlation_id: str | None = None,
                  now: dt.datetime | None = None) -> ChartView:
-    now = now or _utcnow()
     spec = ChartSpec.model_validate(body.model_dump(exclude={"tenant_id"}))
     tenant_id = body.tenant_id or sources.tenant_of(conn, caller, spec) or checks.tenant_for_new(caller, None, "chart")
     if not caller.principal.member_of(tenant_id):
         raise NotFound(f"no tenant {tenant_id!r} for {caller.principal.principal_id}")
     checks.authorize(conn, caller, "define", tenant_id, f"chart {spec.chart_name!r}", correlation_id)
-    with conn:
+
+    def draft() -> Draft:
         bound = sources.bind(conn, caller, spec, tenant_id, correlation_id)
-        chart = store.create(conn, tenant_id=tenant_id, created_by=checks.who(caller), now=now)
-        version = store.add_version(conn, chart.chart_id, 1, spec, source_version=bound.version,
-                                    source_hash=bound.validation_hash, created_by=checks.who(caller), now=now)
-        _audit(conn, caller, "chart.create", chart, correlation_id, chart_name=spec.chart_name,
-               source=f"{spec.source_kind} {spec.source_id} v{bound.version}")
+        return _draft(spec, bound, chart_name=spec.chart_name, source=_source(spec, bound))
+
+    chart, version = lifecycle.create(conn, caller, KIND, tenant_id, draft, correlation_id=correlation_id,
+                                      now=now or lifecycle.utcnow())
     return ChartView(chart, version, None)
 
 
 def list_charts(conn, caller: Authenticated, *, status: str | None = None, cursor: str | None = None,
                 limit: int = 50) -> tuple[list[ChartView], str | None]:
-    if not 1 <= limit <= PAGE_MAX:
-        raise Invalid(f"limit must be between 1 and {PAGE_MAX}")
-    principal = caller.principal
-    tenants = None if policy.ALL_TENANTS in principal.tenants else sorted(principal.tenants)
-    statuses = [status] if status else ["draft", "active", "deprecated"]
     with conn:
-        batch = store.list_for(conn, tenants, statuses=statuses, after=cursor, limit=limit + 1)
-        views = [_view(conn, caller, c) for c in batch[:limit]]
-    return views, (batch[limit - 1].chart_id if len(batch) > limit else None)
+        found, next_cursor = lifecycle.page(conn, KIND, caller.principal, status=status, cursor=cursor, limit=limit)
+        return [_view(conn, caller, c, v) for c, v in found], next_cursor
 
 
 def get_chart(conn, caller: Authenticated, chart_id: str, version: int | None = None) -> ChartView:
     with conn:
-        chart = _visible(conn, caller.principal, chart_id)
-        wanted = version or chart.current_version
-        if not 1 <= wanted <= chart.current_version:
-            raise NotFound(f"chart definition {chart_id} has no version {wanted}")
-        return _view(conn, caller, chart, store.get_version(conn, chart_id, wanted))
-
-
-def _changeable(conn, caller: Authenticated, chart_id: str, action: str, correlation_id: str | None) -> ChartDefinition:
-    chart = _visible(conn, caller.principal, chart_id)
-    checks.authorize(conn, caller, action, chart.tenant_id, f"chart {chart_id}", correlation_id)
-    return chart
-
-
-def _locked(conn, chart_id: str, if_match: str | None) -> ChartDefinition:
-    chart = store.get(conn, chart_id, for_update=True)
-    versioned.ensure_changeable(f"chart definition {chart_id}", status=chart.status, version=chart.current_version,
-                                current_etag=chart.etag, if_match=if_match)
-    return chart
-
-
-def _new_version(conn, caller: Authenticated, chart: ChartDefinition, spec: ChartSpec, bound: sources.Bound,
-                 now: dt.datetime) -> tuple[ChartDefinition, ChartVersion]:
-    number = chart.current_version + 1
-    version = store.add_version(conn, chart.chart_id, number, spec, source_version=bound.version,
-                                source_hash=bound.validation_hash, created_by=checks.who(caller), now=now)
-    return store.update(conn, chart.chart_id, {"current_version": number}, now=now), version
+        return _view(conn, caller, *lifecycle.shown(conn, KIND, caller.principal, chart_id, version))
 
 
 def update_chart(conn, caller: Authenticated, chart_id: str, changes: ChartUpdate, *, if_match: str | None = None,
                  correlation_id: str | None = None, now: dt.datetime | None = None) -> ChartView:
     """A new version, validated against the source as it is now; the active one renders until it is activated."""
-    now = now or _utcnow()
-    _changeable(conn, caller, chart_id, "define", correlation_id)
-    given = changes.model_dump(exclude_unset=True)
-    if not given:
-        raise Invalid("nothing to change")
-    with conn:
-        chart = _locked(conn, chart_id, if_match)
-        current = store.get_version(conn, chart_id, chart.current_version)
+    given = changes.model_dump(exclude_unset=True)  # unset, not None: `series: null` drops the series
+
+    def revise(chart: ChartDefinition, current: ChartVersion) -> Draft:
         try:
             spec = ChartSpec.model_validate({**current.spec.model_dump(), **given})
         except ValidationError as exc:  # the change breaks a rule of the whole chart (e.g. a pie with series)
             first = exc.errors()[0]
             raise Invalid(f"{'.'.join(str(p) for p in first['loc']) or 'chart'}: {first['msg']}") from None
         bound = sources.bind(conn, caller, spec, chart.tenant_id, correlation_id)
-        chart, version = _new_version(conn, caller, chart, spec, bound, now)
-        _audit(conn, caller, "chart.update", chart, correlation_id, version=version.version, changed=sorted(given),
-               source=f"{spec.source_kind} {spec.source_id} v{bound.version}")
+        return _draft(spec, bound, source=_source(spec, bound))
+
+    chart, version = lifecycle.update(conn, caller, KIND, chart_id, given, revise, if_match=if_match,
+                                      correlation_id=correlation_id, now=now or lifecycle.utcnow())
     return ChartView(chart, version, None)
 
 
@@ -174,10 +135,10 @@ def validate_chart(conn, caller: Authenticated, chart_id: str, *, correlation_id
                    now: dt.datetime | None = None) -> ChartValidation:
     """Check the newest version against the source as it is now. When it fits a source that has
     moved on, it is saved as a new version bound to that source version (activate it to render)."""
-    now = now or _utcnow()
-    _changeable(conn, caller, chart_id, "define", correlation_id)
+    now = now or lifecycle.utcnow()
+    lifecycle.changeable(conn, caller, KIND, chart_id, "define", correlation_id)
     with conn:
-        chart = _locked(conn, chart_id, None)
+        chart = lifecycle.locked(conn, KIND, chart_id, None)
         current = store.get_version(conn, chart_id, chart.current_version)
         try:
             bound = sources.bind(conn, caller, current.spec, chart.tenant_id, correlation_id)
@@ -186,9 +147,9 @@ def validate_chart(conn, caller: Authenticated, chart_id: str, *, correlation_id
         else:
             errors = ()
             if (bound.version, bound.validation_hash) != (current.source_version, current.source_hash):
-                chart, current = _new_version(conn, caller, chart, current.spec, bound, now)
-        _audit(conn, caller, "chart.validate", chart, correlation_id, outcome="failed" if errors else "succeeded",
-               version=current.version, errors=list(errors))
+                chart, current = lifecycle.append_version(conn, caller, KIND, chart, _draft(current.spec, bound), now)
+        lifecycle.record(conn, caller, KIND, "validate", chart_id, chart.tenant_id, correlation_id,
+                         outcome="failed" if errors else "succeeded", version=current.version, errors=list(errors))
     with conn:
         view = _view(conn, caller, chart, current)
     return ChartValidation(not errors, errors, view)
@@ -197,46 +158,22 @@ def validate_chart(conn, caller: Authenticated, chart_id: str, *, correlation_id
 def activate_chart(conn, caller: Authenticated, chart_id: str, *, correlation_id: str | None = None,
                    now: dt.datetime | None = None) -> ChartView:
     """An approver who did not write the newest version, and a version that fits its source now."""
-    now = now or _utcnow()
-    chart = _changeable(conn, caller, chart_id, "approve", correlation_id)
-    author = store.get_version(conn, chart_id, chart.current_version).created_by
-    if author == checks.who(caller):
-        reason = f"{author} wrote version {chart.current_version}: activation needs a second person"
-        audit.record_now(conn, actor=author, action="approve.denied", target=chart_id, outcome="denied",
-                         tenant_id=chart.tenant_id, correlation_id=correlation_id, details={"reason": reason})
-        raise Denied(reason)
-    with conn:
-        chart = _locked(conn, chart_id, None)
-        version = store.get_version(conn, chart_id, chart.current_version)
-        if chart.status == "active" and chart.active_version == version.version:
-            raise Conflict(f"version {version.version} of {chart_id} is active already")
+
+    def fits_source(chart: ChartDefinition, version: ChartVersion) -> None:
         drift = sources.drift(conn, caller, version.spec, chart.tenant_id, version.source_version, version.source_hash)
         if drift:
             raise Conflict(f"chart {chart_id} v{version.version} does not fit its source: {drift}; "
                            "validate it (POST .../validate) or PATCH it first")
-        store.mark_version_active(conn, chart_id, version.version, by=checks.who(caller), now=now)
-        chart = store.update(conn, chart_id, {"status": "active", "active_version": version.version,
-                                              "activated_at": now}, now=now)
-        _audit(conn, caller, "chart.activate", chart, correlation_id, version=version.version,
-               author=version.created_by)
-    return ChartView(chart, store.get_version(conn, chart_id, version.version), None)
 
-
-_RETIRE = {"deprecated": ({"active"}, "deprecated_at"), "archived": ({"draft", "active", "deprecated"}, "archived_at")}
+    chart, version = lifecycle.activate(conn, caller, KIND, chart_id, fits_source, correlation_id=correlation_id,
+                                        now=now or lifecycle.utcnow())
+    return ChartView(chart, version, None)
 
 
 def retire_chart(conn, caller: Authenticated, chart_id: str, status: str, reason: Retirement, *,
                  correlation_id: str | None = None, now: dt.datetime | None = None) -> ChartView:
-    now = now or _utcnow()
-    _changeable(conn, caller, chart_id, "define", correlation_id)
-    with conn:
-        chart = _locked(conn, chart_id, None)
-        allowed, stamp = _RETIRE[status]
-        if chart.status not in allowed:
-            raise Conflict(f"chart definition {chart_id} is {chart.status}; it cannot become {status}")
-        chart = store.update(conn, chart_id, {"status": status, stamp: now, "reason_code": reason.reason_code,
-                                              "reason_text": reason.reason_text}, now=now)
-        _audit(conn, caller, f"chart.{status}", chart, correlation_id, **reason.model_dump())
+    chart = lifecycle.stop(conn, caller, KIND, chart_id, status, reason, correlation_id=correlation_id,
+                           now=now or lifecycle.utcnow())
     with conn:
         return _view(conn, caller, chart)
 
@@ -247,7 +184,7 @@ def render_chart(conn, caller: Authenticated, chart_id: str, parameters: RunPara
     """The active version's data and SVG, its source read under the requester's rules as a run
     reads it. A drifted chart is refused (409) with the reason. `fmt` names what the adapter
     sends (json, svg): anything but json is an export and audited as one."""
-    chart = _visible(conn, caller.principal, chart_id)
+    chart = lifecycle.visible(conn, KIND, caller.principal, chart_id)
     checks.authorize(conn, caller, "run", chart.tenant_id, f"chart {chart_id}", correlation_id)
     try:
         if chart.active_version is None or chart.status not in ("active", "deprecated"):
@@ -275,7 +212,7 @@ def render_chart(conn, caller: Authenticated, chart_id: str, parameters: RunPara
     drawn = DrawnChart(section="chart", kind=spec.chart_type, x="x", y=tuple(c.name for c in data.columns(x_type)[1:]),
                        title=spec.chart_name)
     svg = drawing.render_svg(drawn, data.columns(x_type), data.rows())
-    generated_at = now or _utcnow()
+    generated_at = now or lifecycle.utcnow()
     audit.record_now(conn, actor=checks.who(caller), action="chart.render" if fmt == "json" else "chart.export",
                      target=chart_id, outcome="succeeded", tenant_id=chart.tenant_id, correlation_id=correlation_id,
                      details={"version": version.version, "format": fmt, "rows": len(read.rows),

@@ -16,7 +16,9 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestration.access import audit, policy
+from orchestration.access import audit, policy, tenants
+from orchestration.artifacts import which_store
+from orchestration.artifacts.store import StorageError
 from orchestration.catalog import templates as catalog
 from orchestration.errors import Invalid
 from orchestration.evidence import (
@@ -35,7 +37,7 @@ from orchestration.evidence.document import Document
 from orchestration.evidence.pdf import write_pdf
 from orchestration.evidence.signoff import Item, PackFile
 from orchestration.governance import lifecycle
-from orchestration.runs import periods
+from orchestration.runs import periods, records
 from orchestration.services import kpis
 
 PDF_NAME = "evidence_pack.pdf"
@@ -72,11 +74,25 @@ def _window(period: str, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
     return since, min(dt.datetime.combine(end, dt.time(), tzinfo=dt.UTC), now)
 
 
+KPI_TEMPLATE = "reporting_kpis"
+
+
 def reporting_kpis_pdf(conn, period: str) -> tuple[str, bytes] | None:
-    """HOOK for the `reporting_kpis` template (branch h13kpi): the file name and bytes of the PDF of
-    its newest published platform run for `period`, to include in item 8. None until that
-    template exists; item 8 then holds the KPI table alone."""
-    return None
+    """The file name and bytes of the PDF of the newest published platform run of the
+    `reporting_kpis` template for `period`, for item 8; None when there is none (item 8 then holds
+    the KPI table alone, and says so)."""
+    with conn:
+        record = records.newest_completed(conn, KPI_TEMPLATE, tenants.PLATFORM, period)
+    if record is None or not record.artifact_location:
+        return None
+    try:
+        store, key = which_store.for_location(record.artifact_location)
+        name = next(f["name"] for f in store.read_manifest(key)["files"]
+                    if f["format"] == "pdf" and f.get("variant", "internal") == "internal")
+        with store.open(key, name) as stream:
+            return name, stream.read()
+    except (StopIteration, StorageError, OSError, KeyError, ValueError):
+        return None  # published without a PDF, or its files are gone: the table stands alone
 
 
 def _documents(conn, request: PackRequest, period: str, now: dt.datetime) -> tuple[list[Document], dict[int, list]]:

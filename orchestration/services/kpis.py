@@ -55,16 +55,29 @@ def kpis(conn, *, actor: str, tenant_id: str | None = None, since: dt.date | dt.
     target = f"KPIs of {tenant_id or 'the platform'}"
     # the platform view spans every tenant: only a principal of every tenant ('*') may see it
     policy.authorize(conn, actor, "kpis", target=target, tenant_id=tenant_id or policy.ALL_TENANTS)
+    return _computed(conn, tenant_id, start, now)
+
+
+def platform_day(conn, day: dt.date) -> KpiSet:
+    """The platform's KPIs of one UTC day, for the platform's own daily job (the Dagster KPI
+    asset): no principal asks, as for the retention sweep; what it yields is seen by operators
+    of the orchestrator, who see every run already."""
+    start = window_start(day, dt.datetime.now(dt.UTC))
+    return _computed(conn, None, start, start + dt.timedelta(days=1))
+
+
+def _computed(conn, tenant_id: str | None, start: dt.datetime, until: dt.datetime) -> KpiSet:
     with conn:
-        runs = records.runs_created(conn, start, now, tenant_id=tenant_id)
+        runs = records.runs_created(conn, start, until, tenant_id=tenant_id)
         gathered = Facts(
             runs=runs,
-            deliveries=facts.deliveries(conn, start, now, tenant_id),
-            denials=facts.link_denials(conn, start, now, tenant_id),
-            violations=facts.violations(conn, start, now, tenant_id),
+            deliveries=facts.deliveries(conn, start, until, tenant_id),
+            denials=facts.link_denials(conn, start, until, tenant_id),
+            violations=facts.violations(conn, start, until, tenant_id),
             template_versions=facts.template_versions(conn, tenant_id),
             provenance_gaps={},
         )
     published = {r.run_id: provenance_gaps(conn, r) for r in runs
                  if r.state == "completed" and r.published_at is not None and r.artifact_location}
-    return compute(dataclasses.replace(gathered, provenance_gaps=published), tenant_id=tenant_id, since=start, until=now)
+    return compute(dataclasses.replace(gathered, provenance_gaps=published), tenant_id=tenant_id, since=start,
+                   until=until)

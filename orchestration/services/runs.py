@@ -94,7 +94,7 @@ def _check_tenant_exists(conn, tenant_id: str) -> None:
     if not isinstance(tenant_id, str) or not _TENANT_ID.fullmatch(tenant_id):
         return  # malformed ids get the contract's own, more specific message
     known = tenants.list_tenant_ids(conn)
-    if tenant_id not in known:
+    if tenant_id not in known and tenant_id != tenants.PLATFORM:
         near = difflib.get_close_matches(tenant_id, known, n=3, cutoff=0.6)
         raise NotFound(f"unknown tenant {tenant_id}" + (f"; did you mean {', '.join(near)}?" if near else ""))
 

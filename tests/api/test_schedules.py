@@ -84,6 +84,15 @@ def _sent_or_refused(conn, run_ids: list[str], timeout: float = 240) -> float:
     raise AssertionError(f"runs {run_ids} were not delivered within {timeout}s")
 
 
+def _eventually(read, timeout: float = 60):
+    """What `read` returns once it is not empty: the worker delivers (or refuses) just after it
+    ends the run, so a refusal can follow the run's end by a moment."""
+    deadline = time.monotonic() + timeout
+    while not (found := read()) and time.monotonic() < deadline:
+        time.sleep(0.25)
+    return found
+
+
 def test_a_definition_schedule_ticks_runs_and_delivers_once(client, token_for, entity, conn, api_clock, smtp_env):
     api_clock.now = CREATED
     delivery_service.allow_domain(conn, "acme", "acme.example", actor="tenant_admin@acme.example")
@@ -119,7 +128,8 @@ def test_a_definition_schedule_ticks_runs_and_delivers_once(client, token_for, e
 
     # Gate C: the confidential definition ran, but nothing went out without a distribution approval
     assert smtp_env.to("sched-ciso@acme.example") == []
-    refusal = [r for r in audit_rows(conn, "email:sched-ciso@acme.example") if r[1] == "delivery.refused"]
+    refusal = _eventually(lambda: [r for r in audit_rows(conn, "email:sched-ciso@acme.example")
+                                   if r[1] == "delivery.refused"])
     assert refusal and "Gate C" in refusal[-1][4]["reason"] and refusal[-1][4]["sensitivity"] == "confidential"
     # an approval of exactly its recipients and channels lets it go out (as links, never the file)
     delivery_service.approve(conn, secret["schedule_id"], approver=APPROVER, recipients=["email:sched-ciso@acme.example"],

@@ -52,7 +52,7 @@ def test_file_name_must_match_key_and_version(tmp_path):
 
 def test_unknown_template_lists_known_ones():
     known = ("analyst_throughput, attack_coverage, compliance_evidence_summary, connector_health, incident_summary, "
-             "sla_performance")
+             "reporting_kpis, sla_performance")
     with pytest.raises(catalog.TemplateError, match=f"known templates: {known}"):
         catalog.load("sla_dashboard")
 

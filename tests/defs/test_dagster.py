@@ -129,7 +129,8 @@ def test_owners_and_schedule_descriptions(defs):
         for part in ("snapshot", "published"):
             assert graph.get(dg.AssetKey([template.key, part])).owners == [template.owner]
         schedule = defs.resolve_schedule_def(f"{template.key}_{template.cadence}_schedule")
-        assert template.key in schedule.description and "every tenant" in schedule.description
+        where = "the platform partition" if template.scope == "platform" else "every tenant"
+        assert template.key in schedule.description and where in schedule.description
     metric = dbt_manifest.model("metric_incident_status", 1)
     owner = dbt_manifest.load_manifest()["nodes"][metric.unique_id]["config"]["meta"]["owner"]
     assert graph.get(dg.AssetKey([metric.schema, metric.alias])).owners == [owner]

@@ -7,10 +7,8 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
-import http.server
 import json
 import threading
-import time
 import uuid
 
 import pytest
@@ -29,7 +27,7 @@ from orchestration.services import delivery as delivery_service
 from tests.helpers.audit import audit_outcomes as audit_rows
 from tests.helpers.dagster import sensor_context
 
-from ..servers import SmtpHandler
+from ..servers import Receiver, SmtpHandler
 
 PERIOD = "2026-06"
 APPROVER = "approver@nexus.example"
@@ -47,39 +45,6 @@ def unique(local: str, domain: str = "acme.example") -> str:
 
 
 # ---------------------------------------------------------------- real servers
-
-
-class Receiver(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self):
-        super().__init__(("127.0.0.1", 0), ReceiverHandler)
-        self.requests: list[dict] = []
-        self.plan: list = []  # statuses (int) or "hang" for the next requests; then 200
-
-    @property
-    def url(self):
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-
-class ReceiverHandler(http.server.BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers["content-length"]))
-        answer = self.server.plan.pop(0) if self.server.plan else 200
-        self.server.requests.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
-                                     "body": body.decode(), "status": answer})
-        if answer == "hang":
-            time.sleep(2.5)  # longer than the sender's timeout
-            answer = 200
-        try:
-            self.send_response(answer)
-            self.end_headers()
-            self.wfile.write(b"ok")
-        except OSError:
-            pass
 
 
 @pytest.fixture(scope="module")

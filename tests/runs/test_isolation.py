@@ -25,8 +25,9 @@ IN_QUERY = [a for a in ATTACKS if a.name in ("set_config_in_cte", "set_config_in
 
 
 @pytest.fixture(scope="module")
-def readers(built):
-    """Two report_reader backends: the attacker's, and a sibling holding another tenant's context."""
+def readers(built, kpi_world):
+    """Two report_reader backends: the attacker's, and a sibling holding another tenant's context.
+    (kpi_world: the KPI models hold rows of every tenant, so they are attacked like the others.)"""
     with warehouse.reader_connection() as mine, warehouse.reader_connection() as sibling:
         yield mine, sibling
 

@@ -6,15 +6,16 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Header, Query, Request, Response, status
+from fastapi import APIRouter, Body, Header, Query, Request, Response
 from pydantic import BaseModel, Field
 
+from orchestration.api import versioned_routes as routes
 from orchestration.api.deps import Conn, CurrentPrincipal, RequestId
 from orchestration.api.problems import RESPONSES
 from orchestration.catalog.chart_definitions import ChartCreate, ChartSpec, ChartUpdate
 from orchestration.catalog.definitions import RunParameters
 from orchestration.exports import charts
-from orchestration.governance.versioned import Retirement, Status
+from orchestration.governance.versioned import Status
 from orchestration.services import charts as service
 from orchestration.services.definition_runs import ConsentOverride
 
@@ -84,8 +85,7 @@ class RenderPublic(BaseModel):
 
 def _public(view: service.ChartView, response: Response | None = None) -> ChartPublic:
     c, v = view.chart, view.version
-    if response is not None:
-        response.headers["ETag"] = c.etag
+    routes.tag(response, c.etag)
     drifted = view.drift is not None and c.status in ("active", "deprecated")
     return ChartPublic(
         chart_id=c.chart_id, chart_name=v.spec.chart_name, status="drift" if drifted else c.status,
@@ -103,31 +103,17 @@ def list_charts(
     limit: Annotated[int, Query(ge=1, le=service.PAGE_MAX)] = 50,
 ) -> ChartPage:
     views, next_cursor = service.list_charts(conn, caller, status=status_, cursor=cursor, limit=limit)
-    if next_cursor:
-        response.headers["Link"] = f'<{request.url.include_query_params(cursor=next_cursor)}>; rel="next"'
+    routes.next_link(request, response, next_cursor)
     return ChartPage(items=[_public(v) for v in views], next=next_cursor)
 
 
-@router.post("", response_model=ChartPublic, status_code=status.HTTP_201_CREATED, summary="Save a chart (draft v1)")
-def create_chart(body: ChartCreate, response: Response, conn: Conn, caller: CurrentPrincipal,
-                 rid: RequestId) -> ChartPublic:
-    view = service.create_chart(conn, caller, body, correlation_id=rid)
-    response.headers["Location"] = f"{router.prefix}/{view.chart.chart_id}"
-    return _public(view, response)
-
-
-@router.get("/{chart_id}", response_model=ChartPublic, summary="One chart definition (newest or a given version)")
-def get_chart(chart_id: str, response: Response, conn: Conn, caller: CurrentPrincipal,
-              version: Annotated[int | None, Query(ge=1)] = None) -> ChartPublic:
-    return _public(service.get_chart(conn, caller, chart_id, version), response)
-
-
-@router.patch("/{chart_id}", response_model=ChartPublic, summary="Change it: a new version")
-def update_chart(
-    chart_id: str, body: ChartUpdate, response: Response, conn: Conn, caller: CurrentPrincipal, rid: RequestId,
-    if_match: Annotated[str | None, Header(description="the ETag the change is based on")] = None,
-) -> ChartPublic:
-    return _public(service.update_chart(conn, caller, chart_id, body, if_match=if_match, correlation_id=rid), response)
+# save, show, change (If-Match), activate and stop: the endpoints every versioned resource has
+RESOURCE = routes.Resource(router, "chart_id", _public, ChartPublic)
+routes.add_create_route(RESOURCE, ChartCreate, service.create_chart, name="create_chart",
+                        summary="Save a chart (draft v1)")
+routes.add_get_route(RESOURCE, service.get_chart, name="get_chart",
+                     summary="One chart definition (newest or a given version)")
+routes.add_update_route(RESOURCE, ChartUpdate, service.update_chart, name="update_chart")
 
 
 @router.post("/{chart_id}/validate", response_model=ChartValidationPublic,
@@ -139,22 +125,8 @@ def validate(chart_id: str, response: Response, conn: Conn, caller: CurrentPrinc
                                  chart=_public(result.view, response))
 
 
-@router.post("/{chart_id}/activate", response_model=ChartPublic,
-             summary="Approve the newest version (a second person with the approver role)")
-def activate(chart_id: str, response: Response, conn: Conn, caller: CurrentPrincipal, rid: RequestId) -> ChartPublic:
-    return _public(service.activate_chart(conn, caller, chart_id, correlation_id=rid), response)
-
-
-@router.post("/{chart_id}/deprecate", response_model=ChartPublic, summary="Deprecate, with a reason")
-def deprecate(chart_id: str, body: Retirement, response: Response, conn: Conn, caller: CurrentPrincipal,
-              rid: RequestId) -> ChartPublic:
-    return _public(service.retire_chart(conn, caller, chart_id, "deprecated", body, correlation_id=rid), response)
-
-
-@router.post("/{chart_id}/archive", response_model=ChartPublic, summary="Archive, with a reason (final)")
-def archive(chart_id: str, body: Retirement, response: Response, conn: Conn, caller: CurrentPrincipal,
-            rid: RequestId) -> ChartPublic:
-    return _public(service.retire_chart(conn, caller, chart_id, "archived", body, correlation_id=rid), response)
+routes.add_lifecycle_routes(RESOURCE, activate=service.activate_chart, activate_summary=routes.APPROVE,
+                            stop=service.retire_chart, stops=(routes.DEPRECATE, routes.ARCHIVE))
 
 
 def _wanted(fmt: str | None, accept: str | None) -> str:

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Header, Query, Request, Response, status
 from pydantic import BaseModel, Field
 
+from orchestration.api import versioned_routes as routes
 from orchestration.api.deps import Conn, CurrentPrincipal, RequestId
 from orchestration.api.problems import RESPONSES
 from orchestration.api.routers.runs import RunPublic, public
@@ -19,7 +20,6 @@ from orchestration.catalog.definitions import (
     RunParameters,
     SecurityContext,
 )
-from orchestration.governance.versioned import Retirement
 from orchestration.services import definition_runs
 from orchestration.services import definitions as service
 
@@ -91,8 +91,7 @@ def _json_value(value: Any) -> Any:
 
 def _public(view: service.DefinitionView, response: Response | None = None) -> DefinitionPublic:
     d, v = view.definition, view.version
-    if response is not None:
-        response.headers["ETag"] = d.etag
+    routes.tag(response, d.etag)
     return DefinitionPublic(
         report_definition_id=d.definition_id, report_name=v.spec.report_name, description=v.spec.description,
         status=d.status, version_id=v.version, active_version_id=d.active_version, validation_hash=v.validation_hash,
@@ -115,53 +114,19 @@ def list_definitions(
 ) -> DefinitionPage:
     views, next_cursor = service.list_definitions(conn, caller, status=status_, vertical=vertical_id, cursor=cursor,
                                                   limit=limit)
-    if next_cursor:
-        response.headers["Link"] = f'<{request.url.include_query_params(cursor=next_cursor)}>; rel="next"'
+    routes.next_link(request, response, next_cursor)
     return DefinitionPage(items=[_public(v) for v in views], next=next_cursor)
 
 
-@router.post("", response_model=DefinitionPublic, status_code=status.HTTP_201_CREATED, summary="Save a definition (draft v1)")
-def create_definition(body: DefinitionCreate, response: Response, conn: Conn, caller: CurrentPrincipal,
-                      rid: RequestId) -> DefinitionPublic:
-    view = service.create_definition(conn, caller, body, correlation_id=rid)
-    response.headers["Location"] = f"{router.prefix}/{view.definition.definition_id}"
-    return _public(view, response)
-
-
-@router.get("/{report_definition_id}", response_model=DefinitionPublic, summary="One definition (newest or a given version)")
-def get_definition(report_definition_id: str, response: Response, conn: Conn, caller: CurrentPrincipal,
-                   version: Annotated[int | None, Query(ge=1)] = None) -> DefinitionPublic:
-    return _public(service.get_definition(conn, caller, report_definition_id, version), response)
-
-
-@router.patch("/{report_definition_id}", response_model=DefinitionPublic, summary="Change it: a new version")
-def update_definition(
-    report_definition_id: str, body: DefinitionUpdate, response: Response, conn: Conn, caller: CurrentPrincipal,
-    rid: RequestId, if_match: Annotated[str | None, Header(description="the ETag the change is based on")] = None,
-) -> DefinitionPublic:
-    view = service.update_definition(conn, caller, report_definition_id, body, if_match=if_match, correlation_id=rid)
-    return _public(view, response)
-
-
-@router.post("/{report_definition_id}/activate", response_model=DefinitionPublic,
-             summary="Approve the newest version (a second person with the approver role)")
-def activate(report_definition_id: str, response: Response, conn: Conn, caller: CurrentPrincipal,
-             rid: RequestId) -> DefinitionPublic:
-    return _public(service.activate_definition(conn, caller, report_definition_id, correlation_id=rid), response)
-
-
-@router.post("/{report_definition_id}/deprecate", response_model=DefinitionPublic, summary="Deprecate, with a reason")
-def deprecate(report_definition_id: str, body: Retirement, response: Response, conn: Conn, caller: CurrentPrincipal,
-              rid: RequestId) -> DefinitionPublic:
-    view = service.retire_definition(conn, caller, report_definition_id, "deprecated", body, correlation_id=rid)
-    return _public(view, response)
-
-
-@router.post("/{report_definition_id}/archive", response_model=DefinitionPublic, summary="Archive, with a reason (final)")
-def archive(report_definition_id: str, body: Retirement, response: Response, conn: Conn, caller: CurrentPrincipal,
-            rid: RequestId) -> DefinitionPublic:
-    view = service.retire_definition(conn, caller, report_definition_id, "archived", body, correlation_id=rid)
-    return _public(view, response)
+# save, show, change (If-Match), activate and stop: the endpoints every versioned resource has
+RESOURCE = routes.Resource(router, "report_definition_id", _public, DefinitionPublic)
+routes.add_create_route(RESOURCE, DefinitionCreate, service.create_definition, name="create_definition",
+                        summary="Save a definition (draft v1)")
+routes.add_get_route(RESOURCE, service.get_definition, name="get_definition",
+                     summary="One definition (newest or a given version)")
+routes.add_update_route(RESOURCE, DefinitionUpdate, service.update_definition, name="update_definition")
+routes.add_lifecycle_routes(RESOURCE, activate=service.activate_definition, activate_summary=routes.APPROVE,
+                            stop=service.retire_definition, stops=(routes.DEPRECATE, routes.ARCHIVE))
 
 
 @router.post("/{report_definition_id}/validate", response_model=ValidationPublic, summary="Validate against the registry now")

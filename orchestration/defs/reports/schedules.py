@@ -34,8 +34,10 @@ PERIOD = {"monthly": "month", "weekly": "ISO week (Monday to Sunday)", "daily": 
 def schedule_description(template: Template) -> str:
     """What the schedule does, in the words of the Schedules page: template, cadence, which tenants."""
     return (f"{template.title} (template {template.key} v{template.version}): {WHEN[template.cadence]} at "
-            f"{_HOUR:02d}:00 UTC, the last complete {PERIOD[template.cadence]} for every tenant in the tenants "
-            f"partition (synced from the tenants table), run as {SCHEDULER}."
+            f"{_HOUR:02d}:00 UTC, the last complete {PERIOD[template.cadence]} "
+            + ("for the platform partition (platform-wide)" if template.scope == "platform" else
+               "for every tenant in the tenants partition (synced from the tenants table)")
+            + f", run as {SCHEDULER}."
             + (" Partitions are keyed by the month's first day: 2026-11-01 is the CLI's --period 2026-11 "
                "(the CLI accepts both)." if template.cadence == "monthly" else ""))
 
