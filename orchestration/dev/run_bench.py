@@ -153,10 +153,11 @@ def api_runs(conn, repetitions: int, day: dt.date) -> list[TimedRun]:
     import httpx
 
     from orchestration.access import policy, tenants
+    from orchestration.access.policy import PLATFORM_ADMIN
     from orchestration.api.app import create_app
     from orchestration.api.serving import serving
     from orchestration.dev.api_bench import DEFINITIONS, RUNS
-    from orchestration.dev.demo_api import PLATFORM_ADMIN, caller_with_token, sample_definition
+    from orchestration.dev.demo_api import caller_with_token, sample_definition
     from orchestration.services import registry
 
     entities = registry.register_system_entities(conn, actor=PLATFORM_ADMIN)
