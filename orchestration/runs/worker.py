@@ -31,7 +31,11 @@ def spawn(run_id: str) -> subprocess.Popen:
 def settle_imports() -> None:
     """Take what a worker has imported and built so far (Dagster, GX, WeasyPrint: some 400,000
     objects that live as long as the process) out of the garbage collector's walks: every full
-    collection during a run would traverse them again, about a fifth of a small run's CPU."""
+    collection during a run would traverse them again, about a fifth of a small run's CPU.
+    For worker processes only, once: what is frozen is never collected, so a long-lived process
+    that froze again and again would keep each run's garbage cycles."""
+    if gc.get_freeze_count():
+        return
     gc.collect()
     gc.freeze()
 

@@ -31,3 +31,14 @@ def test_commands_that_render_nothing_do_not_import_the_renderers():
             f"print(sorted(m for m in {heavy!r} if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "[]", proc.stdout + proc.stderr
+
+
+def test_a_worker_takes_its_imports_out_of_the_collectors_walks_once():
+    """In a process of its own: a freeze is for the process's whole life."""
+    import subprocess
+
+    code = ("import gc; from orchestration.runs import worker; junk = [[] for _ in range(1000)]; "
+            "worker.settle_imports(); frozen = gc.get_freeze_count(); worker.settle_imports(); "
+            "print(frozen > 1000, gc.get_freeze_count() == frozen)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.split() == ["True", "True"], proc.stdout + proc.stderr

@@ -18,9 +18,7 @@ def execute_admitted(run_id: str) -> bool:
     import dagster as dg
 
     from orchestration.definitions import defs
-    from orchestration.runs import worker
 
-    worker.settle_imports()
     dagster_home.prepare()
     with warehouse.connection() as conn:
         record = run_service.show(conn, run_id).record
