@@ -134,4 +134,58 @@ def bench_api_cmd(previews: int, runs: int) -> None:
     click.echo(f"saved to {recorder.save('api', f'nexus-reports bench api --previews {previews} --runs {runs}')}")
 
 
+@bench_group.command("run", help="One small report, trigger to published, from the CLI (`nexus-reports run --wait` "
+                     "as a process) and from the Reporting API (POST a definition's run, poll): min/median/max and "
+                     "where the time went, stage by stage. Needs seeded, built data (`nexus-reports demo` first).")
+@click.option("--template", default="sla_performance", show_default=True, help="a monthly system template")
+@click.option("--tenant", default=None, help="the tenant [default: the first one]")
+@click.option("--period", default=None, help="YYYY-MM [default: the last complete month]")
+@click.option("--repetitions", default=5, show_default=True, type=click.IntRange(1, 100), help="runs per path")
+def bench_run_cmd(template: str, tenant: str | None, period: str | None, repetitions: int) -> None:
+    from orchestration.access import tenants
+    from orchestration.dev import run_bench
+    from orchestration.evidence.sources import BenchRecorder
+    from orchestration.runs import periods
+
+    bootstrap.ready()
+    with warehouse.connection() as conn:
+        tenant = tenant or next(iter(tenants.list_tenant_ids(conn)), None)
+    if tenant is None:
+        raise UserError("no tenants: seed sample data first (nexus-reports demo)")
+    period = period or periods.last_complete_month()
+    recorder = BenchRecorder(click.echo)  # the evidence pack includes the latest output
+    run_bench.bench_run(template=template, tenant=tenant, period=period, requester=f"analyst@{tenant}.example",
+                        repetitions=repetitions, echo=recorder)
+    click.echo(f"saved to {recorder.save('run', f'nexus-reports bench run --repetitions {repetitions}')}")
+
+
+@bench_group.command("fanout", help="Seed N tenants (replacing the sample data), fire the month-end schedules as the "
+                     "daemon would (one run per tenant and template) and execute every run, one after another, in "
+                     "this warm process: runs/s, schedule lag, failures, peak RSS.")
+@click.option("--tenants", "tenant_count", default=5, show_default=True, type=click.IntRange(1, 1000),
+              help="tenants to seed")
+@click.option("--templates", default=None, help="comma-separated template keys [default: every system template]")
+@click.option("--incidents-per-tenant", default=2_000, show_default=True, type=click.IntRange(1, 1_000_000),
+              help="sample incidents per tenant")
+def bench_fanout_cmd(tenant_count: int, templates: str | None, incidents_per_tenant: int) -> None:
+    from orchestration.catalog import templates as catalog
+    from orchestration.dev import run_bench
+    from orchestration.evidence.sources import BenchRecorder
+
+    known = [t.key for t in catalog.load_all()]
+    chosen = [t.strip() for t in templates.split(",") if t.strip()] if templates else known
+    unknown = sorted(set(chosen) - set(known))
+    if unknown:
+        raise click.BadParameter(f"unknown template {', '.join(unknown)}; known: {', '.join(known)}",
+                                 param_hint="--templates")
+    bootstrap.database()
+    recorder = BenchRecorder(click.echo)
+    run_bench.prepare_tenants(tenant_count, tenant_count * incidents_per_tenant, recorder)
+    result = run_bench.fanout(chosen, echo=recorder)
+    run_bench.print_fanout(result, recorder)
+    recorder.save("fanout", f"nexus-reports bench fanout --tenants {tenant_count}")
+    if any(not r.ok for r in result.runs):
+        raise UserError(f"{sum(1 for r in result.runs if not r.ok)} of {len(result.runs)} runs failed; see above")
+
+
 COMMANDS = (demo_cmd, dev_cmd, serve_cmd, bench_group)

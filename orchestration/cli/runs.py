@@ -177,6 +177,9 @@ def cancel_cmd(run_id, actor, wait) -> None:
 @group.command("execute", hidden=True, help="Execute an admitted run (the worker `run` starts).")
 @click.argument("run_id")
 def execute_cmd(run_id) -> None:
+    import orchestration.definitions  # noqa: F401 - the run loads them anyway: loaded before the freeze
     from orchestration.defs.runs.execution import execute_admitted
+    from orchestration.runs import worker
 
+    worker.settle_imports()  # this process is a worker: what it imported lives as long as it does
     sys.exit(0 if execute_admitted(run_id) else 1)

@@ -127,10 +127,10 @@ def _worker(kind: str, table: str, rows: int, out: str) -> dict:
         else:
             formats.get(kind).write(conn, context, [section], path)
         seconds = time.perf_counter() - started
-    return {"kind": kind, "seconds": seconds, "bytes": path.stat().st_size, "peak_rss_mb": _peak_rss_mb()}
+    return {"kind": kind, "seconds": seconds, "bytes": path.stat().st_size, "peak_rss_mb": peak_rss_mb()}
 
 
-def _peak_rss_mb() -> float:
+def peak_rss_mb() -> float:
     """This process's high-water RSS. Not getrusage: its ru_maxrss keeps the forking parent's
     peak across exec, which would hide the exporter's own."""
     with open("/proc/self/status") as fh:

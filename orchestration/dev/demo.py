@@ -56,14 +56,14 @@ def run_demo(*, tenant_count: int = 3, incidents: int = 20_000, period: str | No
 
     if period:
         periods.month_window(period)  # validates the period before any work
-    _prepare(echo)
-    _seed(tenant_count, incidents, echo)
+    prepare(echo)
+    seed_tenants(tenant_count, incidents, echo)
     dbt_manifest.parse()
     from orchestration.definitions import defs, report_jobs
 
     instance = dg.DagsterInstance.get()
     _build_models(defs, instance, echo)
-    tenant_ids = _govern(instance, echo)
+    tenant_ids = govern(instance, echo)
     partitions = {key: _partitions(templates.load(key), tenant_ids) for key in report_jobs}
     total = sum(len(p) for p in partitions.values())
     echo(f"running {total} reports ({len(report_jobs)} templates x {len(tenant_ids)} tenants, "
@@ -98,7 +98,7 @@ def _dbt_output_to(path: Path) -> Iterator[None]:
             os.environ["DBT_USE_COLORS"] = previous
 
 
-def _prepare(echo: Callable[[str], None]) -> None:
+def prepare(echo: Callable[[str], None]) -> None:
     """The warehouse, Dagster's home and the artifact store (its bucket created when missing)."""
     warehouse.ensure_database()
     home = dagster_home.prepare()
@@ -114,7 +114,7 @@ def _prepare(echo: Callable[[str], None]) -> None:
     echo(f"signing key {key.keyid} ({'created' if key.created else 'present'}; `nexus-reports provenance key` prints it)")
 
 
-def _seed(tenant_count: int, incidents: int, echo: Callable[[str], None]) -> None:
+def seed_tenants(tenant_count: int, incidents: int, echo: Callable[[str], None]) -> None:
     from orchestration.dev import seed as seeding
 
     started = time.perf_counter()
@@ -135,7 +135,7 @@ def _build_models(defs, instance, echo: Callable[[str], None]) -> None:
     echo(f"dbt build (as Dagster assets) in {time.perf_counter() - started:.1f}s; dbt's log: {log}")
 
 
-def _govern(instance, echo: Callable[[str], None]) -> list[str]:
+def govern(instance, echo: Callable[[str], None]) -> list[str]:
     """Sample principals, the system templates approved after Gate A, a partition per tenant."""
     with warehouse.connection() as conn:
         tenant_ids = tenants.list_tenant_ids(conn)

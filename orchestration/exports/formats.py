@@ -7,17 +7,14 @@ its check) and no other module lists format names, extensions or content types.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from orchestration.exports import checks
 from orchestration.exports.csv_export import write_csv
-from orchestration.exports.json_export import write_json
-from orchestration.exports.pdf_export import write_pdf
 from orchestration.exports.sections import ReportContext, SectionSnapshot
-from orchestration.exports.xlsx_export import write_xlsx
 
 FormatName = Literal["csv", "json", "xlsx", "pdf"]
 # (connection, report context, the sections the file holds, target path) -> rows written
@@ -55,12 +52,28 @@ def _write_csv(conn, context: ReportContext, sections: Sequence[SectionSnapshot]
     return write_csv(conn, section, path, status_note=note)
 
 
+def _on_first_call(module: str, name: str) -> Callable[..., Any]:
+    """`module.name`, imported when first called. The writers and checks pull in WeasyPrint,
+    openpyxl, pypdf and jsonschema (about two seconds of imports), which every process that
+    only needs the format names (the CLI loading templates, say) would otherwise pay."""
+
+    def call(*args: Any) -> Any:
+        return getattr(importlib.import_module(module), name)(*args)
+
+    call.__name__ = call.__qualname__ = name
+    return call
+
+
+_CHECKS = "orchestration.exports.checks"
 _RECORDS = (
-    ExportFormat("csv", "csv", "text/csv; charset=utf-8", "csv", False, _write_csv, checks.check_csv),
-    ExportFormat("json", "json", "application/json", "json", True, write_json, checks.check_json),
+    ExportFormat("csv", "csv", "text/csv; charset=utf-8", "csv", False, _write_csv,
+                 _on_first_call(_CHECKS, "check_csv")),
+    ExportFormat("json", "json", "application/json", "json", True,
+                 _on_first_call("orchestration.exports.json_export", "write_json"), _on_first_call(_CHECKS, "check_json")),
     ExportFormat("xlsx", "xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx", True,
-                 write_xlsx, checks.check_xlsx),
-    ExportFormat("pdf", "pdf", "application/pdf", "pdf", True, write_pdf, checks.check_pdf),
+                 _on_first_call("orchestration.exports.xlsx_export", "write_xlsx"), _on_first_call(_CHECKS, "check_xlsx")),
+    ExportFormat("pdf", "pdf", "application/pdf", "pdf", True,
+                 _on_first_call("orchestration.exports.pdf_export", "write_pdf"), _on_first_call(_CHECKS, "check_pdf")),
 )
 FORMATS: dict[str, ExportFormat] = {f.name: f for f in _RECORDS}
 NAMES: tuple[str, ...] = tuple(FORMATS)

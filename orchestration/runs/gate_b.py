@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
+import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,15 +134,31 @@ def run_gate_b(
     warnings.filterwarnings("ignore", message=".*generic SQLDatasource.*")
     suites = [load_suite(SHARED_SUITE, suites_root), load_suite(template.expectation_suite, suites_root)]
     result = GateResult(outcomes=_missing_sections(template, sections))
-    datasource = _snapshot_datasource(connection_string)
-    for name, snap in sections.items():
-        schema, table = (part.strip('"') for part in snap.table.split(".", 1))
-        asset = datasource.add_table_asset(name, table_name=table, schema_name=schema)
+    with _datasource_lock:
+        datasource = _snapshot_datasource(connection_string)
+        try:
+            for name, snap in sections.items():
+                result.outcomes += _validate_section(datasource, template, request, name, snap, suites)
+        except Exception:
+            _datasources.pop(connection_string, None)  # a broken engine is not handed to the next run
+            raise
+    return result
+
+
+def _validate_section(datasource, template: Template, request: ReportRequest, name: str, snap: SectionSnapshot,
+                      suites: list[dict[str, Any]]) -> list[Outcome]:
+    schema, table = (part.strip('"') for part in snap.table.split(".", 1))
+    # The asset is this run's and this section's only: added, validated, removed, so a reused
+    # datasource holds no asset between runs and two runs never share one.
+    asset_name = f"{name}-{uuid.uuid4().hex}"
+    asset = datasource.add_table_asset(asset_name, table_name=table, schema_name=schema)
+    try:
         batch = asset.add_batch_definition_whole_table("whole").get_batch()
         suite = _section_suite(f"{template.key}.{name}", _expectations_for(name, suites))
         validation = batch.validate(suite, expectation_parameters=parameters_for(template, request, name))
-        result.outcomes += [_outcome(name, res) for res in validation.results]
-    return result
+    finally:
+        datasource.delete_asset(asset_name)
+    return [_outcome(name, res) for res in validation.results]
 
 
 def _missing_sections(template: Template, sections: dict[str, SectionSnapshot]) -> list[Outcome]:
@@ -152,7 +170,21 @@ def _missing_sections(template: Template, sections: dict[str, SectionSnapshot]) 
     ]
 
 
+# One ephemeral GX context and SQL datasource per process and database, built by the first gate
+# and reused by every later one: building them (and the engine's first connection) is per-process
+# work, not per-run work. GX contexts are not thread-safe: gates in one process take turns.
+_datasources: dict[str, Any] = {}
+_datasource_lock = threading.Lock()
+
+
 def _snapshot_datasource(connection_string: str):
+    found = _datasources.get(connection_string)
+    if found is None:
+        found = _datasources[connection_string] = _new_datasource(connection_string)
+    return found
+
+
+def _new_datasource(connection_string: str):
     # Great Expectations is imported when a gate runs, not whenever the run engine is imported.
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
