@@ -116,6 +116,20 @@ def inject(monkeypatch):
 
 
 @pytest.fixture(scope="module")
+def receiver():
+    """A real HTTP webhook receiver on a loopback port (tests/servers.Receiver), for a module."""
+    import threading
+
+    from .servers import Receiver
+
+    server = Receiver()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
 def smtp():
     """A real SMTP server (aiosmtpd) on a loopback port: (handler recording the mail, port)."""
     from aiosmtpd.controller import Controller

@@ -9,7 +9,6 @@ members is finished by settle with the members it has."""
 from __future__ import annotations
 
 import datetime as dt
-import threading
 
 import pytest
 
@@ -22,20 +21,10 @@ from orchestration.services import schedules as schedule_service
 from tests.helpers.audit import audit_log, audit_rows
 from tests.helpers.cli import invoke, one_line_error
 
-from ..servers import Receiver
 from .conftest import auth
 from .test_definitions import APPROVER
 from .test_pipelines import ANALYST, PIPES, _active_pipeline, _hook, _posts, _settled
 from .test_schedules import CREATED, MANAGER, SCHEDULES, TICK, _definition, _no_dagster_runs
-
-
-@pytest.fixture(scope="module")
-def receiver():
-    server = Receiver()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
 
 
 @pytest.fixture(autouse=True)

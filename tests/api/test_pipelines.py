@@ -6,7 +6,6 @@ cannot run is named and nothing of it is delivered; another tenant sees nothing.
 from __future__ import annotations
 
 import json
-import threading
 import time
 
 import pytest
@@ -16,22 +15,12 @@ from orchestration.services import delivery as delivery_service
 from tests.helpers.audit import audit_log
 from tests.helpers.cli import invoke, one_line_error
 
-from ..servers import Receiver
 from .conftest import auth
 from .test_definitions import APPROVER, DEFS, JUNE
 from .test_runs import _active_definition
 
 PIPES, ALIAS = "/pipelines", "/exports/pipelines"
 ANALYST = "analyst@acme.example"
-
-
-@pytest.fixture(scope="module")
-def receiver():
-    server = Receiver()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,6 @@ import datetime as dt
 import hashlib
 import hmac
 import json
-import threading
 import uuid
 
 import pytest
@@ -27,7 +26,7 @@ from orchestration.services import delivery as delivery_service
 from tests.helpers.audit import audit_outcomes as audit_rows
 from tests.helpers.dagster import sensor_context
 
-from ..servers import Receiver, SmtpHandler
+from ..servers import SmtpHandler
 
 PERIOD = "2026-06"
 APPROVER = "approver@nexus.example"
@@ -45,15 +44,6 @@ def unique(local: str, domain: str = "acme.example") -> str:
 
 
 # ---------------------------------------------------------------- real servers
-
-
-@pytest.fixture(scope="module")
-def receiver():
-    server = Receiver()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
 
 
 @pytest.fixture(autouse=True)
