@@ -28,7 +28,7 @@ ACTOR = ["--as", "manager@acme.example", "--reason", "x"]
     (["links", "revoke", "--link", "-3", *ACTOR], "'--link'"),
     (["schedules", "pause", "0", *ACTOR], "'SCHEDULE_ID'"),
     (["delivery", "approve", "--as", "a@b.example", "--recipients", "email:x@acme.example", "--channels", "email",
-      "--", "-1"], "'SCHEDULE_ID'"),
+      "--", "-1"], "'[SCHEDULE_ID]'"),  # optional: --pipeline instead
     (["templates", "show", "incident_summary", "--version", "0"], "'--version'"),
     (["templates", "diff", "incident_summary", "1", "--", "-2"], "'V2'"),
     (["run", "incident_summary", "--tenant", "acme", "--period", "2026-06", "--version", "-1", "--as", "a@b.example"],
