@@ -142,14 +142,19 @@ def bench_api_cmd(previews: int, runs: int) -> None:
 @click.option("--period", default=None, help="YYYY-MM [default: the last complete month]")
 @click.option("--repetitions", default=5, show_default=True, type=click.IntRange(1, 100), help="runs per path")
 def bench_run_cmd(template: str, tenant: str | None, period: str | None, repetitions: int) -> None:
+    import psycopg2.errors
+
     from orchestration.access import tenants
     from orchestration.dev import run_bench
     from orchestration.evidence.sources import BenchRecorder
     from orchestration.runs import periods
 
     bootstrap.ready()
-    with warehouse.connection() as conn:
-        tenant = tenant or next(iter(tenants.list_tenant_ids(conn)), None)
+    try:
+        with warehouse.connection() as conn:
+            tenant = tenant or next(iter(tenants.list_tenant_ids(conn)), None)
+    except psycopg2.errors.UndefinedTable:  # a fresh instance: no sample data loaded yet
+        tenant = None
     if tenant is None:
         raise UserError("no tenants: seed sample data first (nexus-reports demo)")
     period = period or periods.last_complete_month()
