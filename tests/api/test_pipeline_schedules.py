@@ -20,6 +20,7 @@ from orchestration.services import pipeline_runs
 from orchestration.services import schedules as schedule_service
 from tests.helpers.audit import audit_log, audit_rows
 from tests.helpers.cli import invoke, one_line_error
+from tests.helpers.schedules import retire_all
 
 from .conftest import auth
 from .test_definitions import APPROVER
@@ -33,14 +34,9 @@ def only_this_tests_schedules(built, conn, monkeypatch):
     receiver is plain http on loopback: the outbound checker's development switch."""
     monkeypatch.setenv("REPORTS_ALLOW_INSECURE_OUTBOUND", "1")
     monkeypatch.setenv("REPORTS_WEBHOOK_TIMEOUT", "5")
-
-    def retire():
-        with conn, conn.cursor() as cur:
-            cur.execute("update control.schedules set state = 'archived' where state <> 'archived'")
-
-    retire()
+    retire_all(conn)
     yield
-    retire()
+    retire_all(conn)
 
 
 def _confidential(client, token_for, entity) -> str:

@@ -17,6 +17,7 @@ from orchestration.services import delivery as delivery_service
 from orchestration.services import schedules as schedule_service
 from tests.helpers.audit import audit_rows
 from tests.helpers.cli import invoke
+from tests.helpers.schedules import retire_all
 
 from .conftest import auth
 from .test_definitions import APPROVER, DEFS, _by_severity, _raw_opened
@@ -29,15 +30,9 @@ MANAGER = "manager@acme.example"
 
 @pytest.fixture(autouse=True)
 def only_this_tests_schedules(built, conn):
-    """evaluate() looks at every active schedule: retire the ones other tests left active."""
-
-    def retire():
-        with conn, conn.cursor() as cur:
-            cur.execute("update control.schedules set state = 'archived' where state <> 'archived'")
-
-    retire()
+    retire_all(conn)
     yield
-    retire()
+    retire_all(conn)
 
 
 @pytest.fixture()

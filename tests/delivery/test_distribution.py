@@ -26,6 +26,7 @@ from orchestration.schedules import store as schedule_store
 from orchestration.services import delivery as delivery_service
 from tests.helpers import principals
 from tests.helpers.dagster import sensor_context
+from tests.helpers.schedules import retire_all
 
 TEMPLATE = "compliance_evidence_summary"  # restricted; its policy makes an external variant
 AUDITOR = "auditor@partner.example"
@@ -71,8 +72,7 @@ def test_restricted_report_reaches_the_inbox_as_links_to_the_redacted_variant(bu
                             actor="tenant_admin@acme.example")
     delivery_service.allow_domain(conn, "acme", "partner.example", actor="tenant_admin@acme.example")
     recipient = f"email:{AUDITOR};external;principal={AUDITOR}"
-    with conn, conn.cursor() as cur:
-        cur.execute("update control.schedules set state = 'archived' where state <> 'archived'")
+    retire_all(conn)
     with conn:
         schedule_id = schedule_store.create(
             conn, TEMPLATE, tenant_id="acme", cron="0 6 1 * *", timezone="UTC", actor="manager@acme.example",

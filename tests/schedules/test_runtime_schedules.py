@@ -19,6 +19,7 @@ from tests.helpers import principals
 from tests.helpers.audit import audit_rows
 from tests.helpers.cli import invoke
 from tests.helpers.dagster import sensor_context
+from tests.helpers.schedules import retire_all
 
 UTC = dt.UTC
 T0 = dt.datetime(2026, 7, 1, 0, 0, tzinfo=UTC)
@@ -43,15 +44,9 @@ def manager(tenant: str) -> str:
 
 @pytest.fixture(autouse=True)
 def only_this_tests_schedules(built, conn):
-    """evaluate() looks at every active schedule: retire the ones other tests left active."""
-
-    def retire():
-        with conn, conn.cursor() as cur:
-            cur.execute("update control.schedules set state = 'archived' where state <> 'archived'")
-
-    retire()
+    retire_all(conn)
     yield
-    retire()
+    retire_all(conn)
 
 
 def make(conn, tenant="acme", *, cron="0 6 * * *", timezone="UTC", actor=None, now=T0, **kwargs) -> int:
