@@ -43,4 +43,7 @@ defs = dg.Definitions(
     sensors=[tenant_partitions_sensor, runtime_schedules_sensor, report_runs_on_cancel, report_runs_on_failure,
              reap_dead_workers, corrections_sensor, delivery_outbox_sensor, pipeline_runs_sensor],
     resources={"dbt": dbt_resource, **RESOURCES},
+    # A run's steps in the process that runs it (a warm pool worker, or the launched process):
+    # Dagster's default would start a process per step, each importing everything again.
+    executor=dg.in_process_executor,
 )

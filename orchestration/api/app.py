@@ -47,7 +47,7 @@ def create_app(*, clock: Callable[[], dt.datetime] | None = None, connect: Calla
     )
     app.state.clock = clock or _utcnow
     app.state.connect = connect or warehouse.connect
-    app.state.launch = launch or worker.spawn
+    app.state.launch = launch or worker.launch
     config = oidc_config or oidc.OidcConfig.from_env()
     app.state.oidc = oidc.Verifier(config) if config else None
     app.state.metrics = metrics.ApiMetrics(app.state.connect)

@@ -1,4 +1,4 @@
-"""Developer commands: `demo`, `dev` (Dagster UI and link service), `serve`, `bench`."""
+"""Developer commands: `demo`, `dev` (Dagster UI, worker pool and link service), `serve`, `workers`, `bench`."""
 
 from __future__ import annotations
 
@@ -74,6 +74,8 @@ def dev_cmd(port: int, host: str, links_port: int) -> None:
     click.echo(f"Reporting API and link service on http://{host}:{links_port} (docs: /docs)")
     link_service = subprocess.Popen(
         [os.path.join(bindir, "nexus-reports"), "serve", "--host", host, "--port", str(links_port)], cwd=REPO_ROOT)
+    # The warm worker pool the run launcher hands dequeued runs to (and CLI/API runs reach the queue through).
+    pool = subprocess.Popen([os.path.join(bindir, "nexus-reports"), "workers"], cwd=REPO_ROOT)
     try:
         # This process holds the embedded server for as long as Dagster runs.
         proc = subprocess.run(
@@ -81,13 +83,14 @@ def dev_cmd(port: int, host: str, links_port: int) -> None:
             cwd=REPO_ROOT,
         )
     finally:
-        # Ctrl-C reached it too (same process group); otherwise ask it to stop, then insist.
-        if link_service.poll() is None:
-            link_service.terminate()
-        try:
-            link_service.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            link_service.kill()
+        # Ctrl-C reached them too (same process group); otherwise ask them to stop, then insist.
+        for child in (link_service, pool):
+            if child.poll() is None:
+                child.terminate()
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
     sys.exit(proc.returncode)
 
 
@@ -101,6 +104,22 @@ def serve_cmd(host: str, port: int) -> None:
     bootstrap.database()
     click.echo(f"Reporting API and link service on http://{host}:{port} (docs: /docs); Ctrl-C stops it")
     app.serve(host=host, port=port)
+
+
+@click.command("workers", cls=Command, help="Run the warm worker pool: processes with Dagster, Great Expectations and "
+               "WeasyPrint loaded that execute the runs Dagster's queue dequeues, and submit CLI and API runs to "
+               "that queue. Needs Dagster's daemon (nexus-reports dev starts both). Ctrl-C stops it.")
+@click.option("--processes", default=2, show_default=True, type=click.IntRange(1, 64),
+              help="worker processes (runs executing at once); one per core is right")
+@click.option("--max-runs", default=200, show_default=True, type=click.IntRange(1, 100_000),
+              help="a worker is replaced by a fresh one after this many runs")
+@click.option("--max-rss-mb", default=600, show_default=True, type=click.IntRange(100, 100_000),
+              help="a worker holding more memory than this after a run is replaced")
+def workers_cmd(processes: int, max_runs: int, max_rss_mb: int) -> None:
+    from orchestration.defs.runs import pool
+
+    bootstrap.database()
+    pool.serve(pool.PoolConfig(processes=processes, max_runs=max_runs, max_rss_mb=max_rss_mb), echo=click.echo)
 
 
 @click.group("bench", cls=Group, help="Benchmarks that print numbers (throughput, wall time, peak memory).")
@@ -165,14 +184,18 @@ def bench_run_cmd(template: str, tenant: str | None, period: str | None, repetit
 
 
 @bench_group.command("fanout", help="Seed N tenants (replacing the sample data), fire the month-end schedules as the "
-                     "daemon would (one run per tenant and template) and execute every run, one after another, in "
-                     "this warm process: runs/s, schedule lag, failures, peak RSS.")
+                     "scheduler would (one Dagster run per tenant and template) into Dagster's run queue, served by "
+                     "the daemon and the warm worker pool started here, and wait for the drain: runs/s, schedule "
+                     "lag, failures, peak RSS of a worker.")
 @click.option("--tenants", "tenant_count", default=5, show_default=True, type=click.IntRange(1, 1000),
               help="tenants to seed")
 @click.option("--templates", default=None, help="comma-separated template keys [default: every system template]")
 @click.option("--incidents-per-tenant", default=2_000, show_default=True, type=click.IntRange(1, 1_000_000),
               help="sample incidents per tenant")
-def bench_fanout_cmd(tenant_count: int, templates: str | None, incidents_per_tenant: int) -> None:
+@click.option("--processes", default=2, show_default=True, type=click.IntRange(1, 64), help="pool worker processes")
+@click.option("--in-process", is_flag=True, help="the baseline instead: every run one after another in this process")
+def bench_fanout_cmd(tenant_count: int, templates: str | None, incidents_per_tenant: int, processes: int,
+                     in_process: bool) -> None:
     from orchestration.catalog import templates as catalog
     from orchestration.dev import run_bench
     from orchestration.evidence.sources import BenchRecorder
@@ -186,11 +209,13 @@ def bench_fanout_cmd(tenant_count: int, templates: str | None, incidents_per_ten
     bootstrap.database()
     recorder = BenchRecorder(click.echo)
     run_bench.prepare_tenants(tenant_count, tenant_count * incidents_per_tenant, recorder)
-    result = run_bench.fanout(chosen, echo=recorder)
+    result = (run_bench.fanout(chosen, echo=recorder) if in_process
+              else run_bench.fanout_queued(chosen, processes=processes, echo=recorder))
     run_bench.print_fanout(result, recorder)
-    recorder.save("fanout", f"nexus-reports bench fanout --tenants {tenant_count}")
+    recorder.save("fanout", f"nexus-reports bench fanout --tenants {tenant_count}"
+                  + (" --in-process" if in_process else f" --processes {processes}"))
     if any(not r.ok for r in result.runs):
         raise UserError(f"{sum(1 for r in result.runs if not r.ok)} of {len(result.runs)} runs failed; see above")
 
 
-COMMANDS = (demo_cmd, dev_cmd, serve_cmd, bench_group)
+COMMANDS = (demo_cmd, dev_cmd, serve_cmd, workers_cmd, bench_group)

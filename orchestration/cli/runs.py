@@ -44,7 +44,7 @@ def run_cmd(template, tenant, period, date_from, date_to, filters, formats, vers
     bootstrap.ready()
     with warehouse.connection() as conn:
         try:
-            run_id = run_service.submit_and_spawn(conn, submission)
+            run_id = run_service.submit_and_launch(conn, submission)
             record = run_service.show(conn, run_id).record
             click.echo(f"run {run_id} queued: {record.template_key} v{record.template_version} for {tenant}, "
                        f"{record.window_start}..{record.window_end}")

@@ -221,6 +221,8 @@ def ensure_database(settings: Settings | None = None) -> None:
     """Schemas, the reporting role and the control tables; safe to call on every start."""
     from orchestration.db import migrations
 
+    if not os.environ.get(READER_PASSWORD_ENV) and _at_head(settings, migrations.head()):
+        return  # done before (schemas, role and grants come before the migrations)
     with cursor(settings) as cur:
         cur.execute("select pg_advisory_xact_lock(hashtext('nexus-reports:ensure'))")
         for schema in SCHEMAS:
@@ -242,6 +244,17 @@ def ensure_database(settings: Settings | None = None) -> None:
             cur.execute(f"revoke all on schema {schema} from {READER_ROLE}")
             cur.execute(f"revoke all on schema {schema} from public")
     migrations.upgrade(sqlalchemy_url(settings=settings))
+
+
+def _at_head(settings: Settings | None, head: str) -> bool:
+    """The control schema is at the newest revision and the reporting role exists."""
+    with cursor(settings) as cur:
+        cur.execute("select to_regclass('control.alembic_version') is not null")
+        if not cur.fetchone()[0]:
+            return False
+        cur.execute("select (select version_num from control.alembic_version) = %s "
+                    "and exists (select 1 from pg_roles where rolname = %s)", (head, READER_ROLE))
+        return bool(cur.fetchone()[0])
 
 
 def dict_rows(cur: psycopg2.extensions.cursor) -> list[dict[str, Any]]:

@@ -27,13 +27,28 @@ storage:
     postgres_url:
       env: NEXUS_DAGSTER_STORAGE_URL
 # The queued coordinator, checking a report launch (requester, template, tenant, window) before
-# the run starts: a refused launch fails with one line and no step runs.
+# the run starts: a refused launch fails with one line and no step runs. The queue is looked at
+# every second (Dagster's default is 5), so an ad-hoc run waits a second at most to be dequeued.
 run_coordinator:
   module: orchestration.defs.runs.coordinator
   class: NexusRunCoordinator
+  config:
+    dequeue_interval_seconds: 1
+# Dequeued runs go to the warm worker pool (`nexus-reports workers`) when one is running, else
+# to a process of their own as with Dagster's default launcher.
+run_launcher:
+  module: orchestration.defs.runs.launcher
+  class: WarmPoolRunLauncher
+# Eight runs in progress (the pool's workers run two at a time and hold the next ones ready);
+# scheduled runs take at most six of them, so a month-end fan-out never starves ad-hoc runs,
+# which also go first in the queue (dagster/priority) and in the pool.
 concurrency:
   runs:
-    max_concurrent_runs: 4
+    max_concurrent_runs: 8
+    tag_concurrency_limits:
+      - key: nexus/trigger
+        value: schedule
+        limit: 6
   pools:
     default_limit: 4
 telemetry:

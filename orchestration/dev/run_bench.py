@@ -9,15 +9,18 @@ snapshot, Gate B, render, publish), each stage taking the time since the line be
 
 `bench fanout`: the month-end schedules evaluated the way the daemon evaluates a tick (each
 template's schedule asked for its run requests at the 1st of this month, 03:00 UTC: one run per
-tenant partition), then every request executed as its own Dagster run of the template's job, one
-after another in this one warm process (the first measured baseline; not yet the daemon's queue
-and launcher). Every run keeps its own run record, snapshot, Gate B, manifest and audit. The
-schedule lag of a run is its publication minus the moment the tick was fired (tagged
-nexus/tick_at, so the run record keeps it).
+tenant partition), every request created and submitted as its own Dagster run of the template's
+job, as the scheduler creates it; Dagster's daemon dequeues them within the instance's limits
+and the run launcher hands them to the warm worker pool (`nexus-reports workers`), both started
+here as they run in production. `--in-process` measures the baseline instead: every request
+executed one after another in this one process. Every run keeps its own run record, snapshot,
+Gate B, manifest and audit. The schedule lag of a run is its publication minus the moment the
+tick was fired (tagged nexus/tick_at, so the run record keeps it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import re
@@ -290,6 +293,111 @@ def fanout(templates: Sequence[str], *, tick: dt.datetime | None = None, only_te
                         templates=tuple(templates))
 
 
+def fanout_queued(templates: Sequence[str], *, processes: int = 2, tick: dt.datetime | None = None,
+                  echo: Echo = print) -> FanoutResult:
+    """Fire the month-end tick for `templates` into Dagster's run queue and wait for the drain:
+    the daemon and the warm worker pool run as processes of their own, as in production."""
+    import dagster as dg
+
+    from orchestration.definitions import defs
+    from orchestration.defs.runs import pool
+
+    instance = dg.DagsterInstance.get()
+    requests = fire_month_end(instance, templates, tick or month_end_tick())
+    with pool_and_daemon(processes, echo) as watch:
+        location = pool.code_location(instance)
+        fired = dt.datetime.now(dt.UTC)
+        started = time.perf_counter()
+        submitted = []
+        for key, name, request in requests:
+            run = pool.create_run(instance, location, name, {}, {**request.tags, run_tags.TICK_AT: fired.isoformat()},
+                                  partition_key=request.partition_key,
+                                  partitions_def=defs.resolve_job_def(name).partitions_def)
+            instance.submit_run(run.run_id, workspace=None)
+            submitted.append((key, request_tenant(defs, name, request), run.run_id))
+        echo(f"fired the month-end tick: {len(submitted)} runs submitted to the queue in "
+             f"{time.perf_counter() - started:.1f} s ({len(templates)} templates, {processes} pool workers)")
+        pending = {run_id for _, _, run_id in submitted}
+        last_report = time.perf_counter()
+        while pending:
+            finished = {r.run_id for r in instance.get_runs(dg.RunsFilter(run_ids=list(pending)))
+                        if r.is_finished}
+            pending -= finished
+            watch.sample()
+            if time.perf_counter() - last_report > 30:
+                echo(f"  {time.perf_counter() - started:6.0f} s: {len(submitted) - len(pending)} of {len(submitted)} "
+                     f"runs ended")
+                last_report = time.perf_counter()
+            time.sleep(1.0)
+        seconds = time.perf_counter() - started
+        peak = watch.peak_mb
+    runs = []
+    with warehouse.connection() as conn:
+        for key, tenant, run_id in submitted:
+            runs.append(_fanout_run(conn, key, tenant, run_id, 0.0, 0.0))
+    return FanoutResult(runs=tuple(runs), seconds=seconds, peak_rss_mb=peak, templates=tuple(templates))
+
+
+class PoolWatch:
+    """The pool workers' peak RSS (VmHWM), sampled from /proc while they live (a recycled
+    worker's peak is seen before it leaves, at one-second resolution)."""
+
+    def __init__(self) -> None:
+        self.peak_mb = 0.0
+
+    def sample(self) -> None:
+        with warehouse.connection() as conn, conn.cursor() as cur:
+            cur.execute("select pid from control.pool_processes where role = 'worker'")
+            pids = [r[0] for r in cur.fetchall()]
+        for pid in pids:
+            try:
+                with open(f"/proc/{pid}/status") as fh:
+                    for line in fh:
+                        if line.startswith("VmHWM:"):
+                            self.peak_mb = max(self.peak_mb, int(line.split()[1]) / 1024)
+            except OSError:
+                continue
+
+
+@contextlib.contextmanager
+def pool_and_daemon(processes: int, echo: Echo = print):
+    """`nexus-reports workers` and `dagster-daemon run` as child processes, until the pool is ready
+    and the daemon serves the queue; both stopped at the end."""
+    from orchestration.runs import launches
+    from orchestration.settings import REPO_ROOT
+
+    bindir = Path(sys.executable).parent
+    logs = Path(os.environ.get("NEXUS_HOME") or REPO_ROOT / ".nexus") / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    children = [
+        subprocess.Popen([str(bindir / "nexus-reports"), "workers", "--processes", str(processes)],
+                         stdout=(logs / "bench-pool.log").open("w"), stderr=subprocess.STDOUT, cwd=REPO_ROOT),
+        subprocess.Popen([str(bindir / "dagster-daemon"), "run", "-w", str(REPO_ROOT / "workspace.yaml")],
+                         stdout=(logs / "bench-daemon.log").open("w"), stderr=subprocess.STDOUT, cwd=REPO_ROOT),
+    ]
+    try:
+        started = time.perf_counter()
+        while True:
+            with warehouse.connection() as conn:
+                state = launches.pool_state(conn)
+            if state.ready and state.workers >= processes:
+                break
+            if any(c.poll() is not None for c in children) or time.perf_counter() - started > 300:
+                raise RuntimeError(f"the worker pool or the daemon did not come up; see {logs}/bench-pool.log "
+                                   f"and bench-daemon.log")
+            time.sleep(1.0)
+        echo(f"worker pool ({processes} workers) and Dagster daemon ready in {time.perf_counter() - started:.0f} s")
+        yield PoolWatch()
+    finally:
+        for child in children:
+            child.terminate()
+        for child in children:
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+
 def request_tenant(defs, job_name: str, request) -> str:
     """The tenant of a run request's tenant x period partition."""
     key = defs.resolve_job_def(job_name).partitions_def.get_partition_key_from_str(request.partition_key)
@@ -307,19 +415,20 @@ def _fanout_run(conn, key: str, tenant: str, dagster_run_id: str, seconds: float
 
 
 def print_fanout(result: FanoutResult, echo: Echo = print) -> None:
+    cpu = any(r.cpu for r in result.runs)  # measured in process only
     echo(f"{'template':<28} {'runs':>5} {'seconds':>8} {'runs/s':>7} {'lag p50':>8} {'lag p95':>8} {'lag max':>8} "
-         f"{'failures':>8} {'CPU s/run':>9}")
+         f"{'failures':>8}" + (f" {'CPU s/run':>9}" if cpu else ""))
     groups = [(key, [r for r in result.runs if r.template == key]) for key in result.templates]
     for key, runs in [*groups, ("all", list(result.runs))]:
         if not runs:
             continue
-        seconds = result.seconds if key == "all" else sum(r.seconds for r in runs)
+        seconds = result.seconds if key == "all" or not cpu else sum(r.seconds for r in runs)
         lagged = lags(runs)
         echo(f"{key:<28} {len(runs):>5} {seconds:>8.1f} {rate(len(runs), seconds):>7.2f} {_p(lagged, 50):>8.1f} "
-             f"{_p(lagged, 95):>8.1f} {max(lagged, default=0.0):>8.1f} {sum(1 for r in runs if not r.ok):>8} "
-             f"{statistics.mean(r.cpu for r in runs):>9.2f}")
+             f"{_p(lagged, 95):>8.1f} {max(lagged, default=0.0):>8.1f} {sum(1 for r in runs if not r.ok):>8}"
+             + (f" {statistics.mean(r.cpu for r in runs):>9.2f}" if cpu else ""))
     for r in result.runs:
         if not r.ok:
             echo(f"  failed: {r.template} for {r.tenant} {r.run_id}: {r.diagnosis}")
-    echo(f"peak RSS of this worker {result.peak_rss_mb:.0f} MB")
+    echo(f"peak RSS of a worker {result.peak_rss_mb:.0f} MB")
     echo(result.line())

@@ -259,6 +259,14 @@ def note_worker(conn, run_id: str, pid: int, host: str) -> None:
                         where run_id = %s and state = 'queued'""", (pid, host, run_id))
 
 
+def note_dagster_run(conn, run_id: str, dagster_run_id: str) -> None:
+    """The Dagster run a queued run was submitted as (the pool's submitter), before it starts:
+    a terminate or a cancelled queue entry in Dagster finds the record by it."""
+    with _write(conn) as cur:
+        cur.execute("""update control.report_runs set dagster_run_id = %s where run_id = %s and state = 'queued'""",
+                    (dagster_run_id, run_id))
+
+
 def queued_runs(conn) -> list[RunRecord]:
     with _read(conn) as cur:
         cur.execute("select * from control.report_runs where state = 'queued'")

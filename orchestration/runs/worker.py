@@ -22,8 +22,27 @@ from collections.abc import Callable
 from pathlib import Path
 
 from orchestration.db import warehouse
-from orchestration.runs import records, supervisor
+from orchestration.runs import launches, records, supervisor
 from orchestration.runs.run_record import RunRecord, worker_alive
+
+
+def launch(run_id: str, *, priority: int = launches.AD_HOC_PRIORITY) -> None:
+    """Start an admitted run. With a warm worker pool running (`nexus-reports workers`) and
+    Dagster's daemon serving the run queue, the run goes through the queue: the pool's submitter
+    submits it as a Dagster run (ad-hoc priority), the daemon dequeues it within its limits, a
+    warm worker executes it. Otherwise a detached worker process of its own executes it at once,
+    outside the queue (a machine with no daemon: the demo, the tests, a bare CLI). A schedule's
+    runs pass priority 0, so ad-hoc runs go first."""
+    with warehouse.connection() as conn:
+        if launches.pool_state(conn).ready:
+            launches.enqueue(conn, "submit", report_run_id=run_id, priority=priority)
+            return
+    spawn(run_id)
+
+
+def launch_scheduled(run_id: str) -> None:
+    """`launch` for a schedule's tick: behind ad-hoc runs in the queue."""
+    launch(run_id, priority=0)
 
 
 def spawn(run_id: str) -> subprocess.Popen:

@@ -146,7 +146,7 @@ def _runnable_version(conn, definition: Definition) -> DefinitionVersion:
 
 def submit_run(conn, caller: Authenticated, definition_id: str, order: RunOrder, *,
                idempotency_key: str | None = None, correlation_id: str | None = None,
-               launch: Callable[[str], object] = worker.spawn, trigger: str = "manual",
+               launch: Callable[[str], object] = worker.launch, trigger: str = "manual",
                origin: RunOrigin = RunOrigin(), today: dt.date | None = None) -> tuple[RunRecord, bool]:
     """Admit a run of the definition's active version and hand it to a worker.
     Returns (the run, whether it is new): the same Idempotency-Key, or the same request while its

@@ -114,7 +114,7 @@ def _known(conn, pipeline_id: str, who: str, key: str, fingerprint: str) -> Pipe
 
 def run_pipeline(conn, caller: Authenticated, pipeline_id: str, order: PipelineRunOrder = PipelineRunOrder(), *,
                  idempotency_key: str | None = None, correlation_id: str | None = None, trigger: str = "manual",
-                 launch: Callable[[str], object] = worker.spawn,
+                 launch: Callable[[str], object] = worker.launch,
                  now: dt.datetime | None = None, today: dt.date | None = None) -> tuple[PipelineRun, bool]:
     """Start a batch of the pipeline's active version: (the batch, whether it is new). The same
     principal's Idempotency-Key on the same pipeline returns the same batch and starts nothing."""

@@ -163,10 +163,11 @@ def submit(conn, submission: RunSubmission, origin: RunOrigin = RunOrigin()) -> 
     return admission.admit(conn, template, request, origin)
 
 
-def submit_and_spawn(conn, submission: RunSubmission) -> str:
-    """The CLI's `run`: admitted here, executed by a detached worker process."""
+def submit_and_launch(conn, submission: RunSubmission) -> str:
+    """The CLI's `run`: admitted here, then launched (runs/worker.launch: through Dagster's run
+    queue to the warm pool when one is running, else a detached worker process)."""
     run_id = submit(conn, submission)
-    worker.spawn(run_id)
+    worker.launch(run_id)
     return run_id
 
 

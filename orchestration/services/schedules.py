@@ -241,7 +241,7 @@ def _target_refusal(conn, schedule: dict[str, Any]) -> str | None:
 
 def evaluate(conn, now: dt.datetime, active_run_lookup: ActiveRunLookup, *,
              period_for: PeriodFor | None = None, on_time: dt.timedelta = ON_TIME,
-             launch: Callable[[str], object] = worker.spawn) -> Evaluation:
+             launch: Callable[[str], object] = worker.launch_scheduled) -> Evaluation:
     """Record every due tick of every active schedule, and say which template runs to request:
     one transaction per schedule, so a tick recorded is committed with its audit row before the
     next schedule is looked at (the Dagster sensor calls this every 30 s). A definition tick is

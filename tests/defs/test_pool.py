@@ -1,0 +1,156 @@
+"""The warm worker pool and Dagster's run queue (issue 15).
+
+With `nexus-reports workers` and Dagster's daemon running, a CLI run goes through the queue: the
+pool's submitter submits it as a Dagster `report_run` run with ad-hoc priority, the daemon
+dequeues it, the run launcher hands it to a warm worker, which executes one run after another in
+the same process. Without a pool, a run still starts (a detached worker), and the launch queue
+serves higher priority first and gives a dead worker's claims back.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from orchestration.catalog import templates as catalog
+from orchestration.db import migrations, warehouse
+from orchestration.defs import dagster_home
+from orchestration.runs import launches, records
+from orchestration.settings import REPO_ROOT
+from tests.helpers import cli
+
+from ..conftest import analyst
+
+BIN = Path(sys.executable).parent
+
+
+def test_migration_head_from_file_names_is_alembics_head():
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(migrations._config(warehouse.sqlalchemy_url()))
+    assert migrations.head() == script.get_current_head()
+
+
+@pytest.fixture
+def clean_launches():
+    def wipe():
+        with warehouse.connection() as conn, conn.cursor() as cur:
+            cur.execute("delete from control.run_launches; delete from control.pool_processes")
+            conn.commit()
+    wipe()
+    yield
+    wipe()
+
+
+def test_launches_are_claimed_by_priority_then_age_and_a_dead_claim_returns(fresh_warehouse, clean_launches):
+    with warehouse.connection() as conn:
+        first = launches.enqueue(conn, "execute", dagster_run_id="scheduled-1")
+        launches.enqueue(conn, "execute", dagster_run_id="scheduled-2")
+        adhoc = launches.enqueue(conn, "execute", dagster_run_id="ad-hoc", priority=launches.AD_HOC_PRIORITY)
+        launches.enqueue(conn, "submit", report_run_id="another-kind")
+        assert launches.claim(conn, "execute").launch_id == adhoc
+        claimed = launches.claim(conn, "execute")
+        assert claimed.launch_id == first
+        # the claiming process (this one, as far as the table knows) is gone before finishing it
+        assert launches.release_claims_of_dead(conn, socket.gethostname(), live_pids={os.getpid() + 1}) == 2
+        assert launches.claim(conn, "execute").launch_id == adhoc  # back in the queue, first again
+        launches.finish(conn, adhoc, "success")
+        assert launches.claim(conn, "execute").launch_id == first
+        assert launches.claim(conn, "execute").dagster_run_id == "scheduled-2"
+        assert launches.claim(conn, "execute") is None
+
+
+def test_pool_is_ready_only_with_a_live_worker_and_a_submitter_that_sees_the_queue(fresh_warehouse, clean_launches):
+    with warehouse.connection() as conn:
+        assert not launches.pool_state(conn).ready
+        launches.beat(conn, "worker")
+        assert launches.pool_state(conn) == launches.PoolState(submitters=0, workers=1)
+        with conn.cursor() as cur:  # a submitter whose daemon is down does not count
+            cur.execute("insert into control.pool_processes (pid, host, role, queue_ok) values (1, 'elsewhere', 'submitter', false)")
+        conn.commit()
+        assert not launches.pool_state(conn).ready
+        with conn.cursor() as cur:  # nor one that stopped beating
+            cur.execute("update control.pool_processes set queue_ok = true, heartbeat_at = now() - interval '1 minute' "
+                        "where role = 'submitter'")
+        conn.commit()
+        assert not launches.pool_state(conn).ready
+        with conn.cursor() as cur:
+            cur.execute("update control.pool_processes set heartbeat_at = now() where role = 'submitter'")
+        conn.commit()
+        assert launches.pool_state(conn).ready
+
+
+# ---------------------------------------------------------------- end to end: daemon, pool, CLI
+
+@pytest.fixture(scope="module")
+def pool_and_daemon(built):
+    """`nexus-reports workers --processes 1` and `dagster-daemon run`, as `nexus-reports dev` starts them."""
+    dagster_home.prepare()
+    logs = Path(os.environ["NEXUS_HOME"]) / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    children = [
+        subprocess.Popen([str(BIN / "nexus-reports"), "workers", "--processes", "1"], cwd=REPO_ROOT,
+                         stdout=(logs / "test-pool.log").open("w"), stderr=subprocess.STDOUT),
+        subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-w", str(REPO_ROOT / "workspace.yaml")], cwd=REPO_ROOT,
+                         stdout=(logs / "test-daemon.log").open("w"), stderr=subprocess.STDOUT),
+    ]
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            with warehouse.connection() as conn:
+                if launches.pool_state(conn).ready:
+                    break
+            assert time.monotonic() < deadline, (logs / "test-pool.log").read_text()[-2000:]
+            assert all(c.poll() is None for c in children), (logs / "test-pool.log").read_text()[-2000:]
+            time.sleep(1)
+        yield children[0]
+    finally:
+        for child in children:
+            child.terminate()
+        for child in children:
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        with warehouse.connection() as conn, conn.cursor() as cur:  # no other test may see a pool
+            cur.execute("delete from control.pool_processes")
+            conn.commit()
+
+
+def _pool_worker_pids() -> set[int]:
+    with warehouse.connection() as conn, conn.cursor() as cur:
+        cur.execute("select pid from control.pool_processes where role = 'worker'")
+        return {r[0] for r in cur.fetchall()}
+
+
+def test_cli_runs_go_through_the_queue_to_one_warm_worker(pool_and_daemon):
+    import dagster as dg
+
+    version = str(catalog.load("incident_summary").version)
+    ended = []
+    for period in ("2026-04", "2026-05"):
+        done = cli.run("run", "incident_summary", "--version", version, "--tenant", "acme", "--period", period,
+                       "--format", "csv", "--as", analyst("acme"), "--wait")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "completed in" in done.stdout
+        run_id = done.stdout.split()[1]
+        with warehouse.connection() as conn:
+            ended.append(records.get_run(conn, run_id))
+    assert [r.state for r in ended] == ["completed", "completed"]
+    # executed by the pool's worker, the same process both times (warm: nothing imported again)
+    assert {r.worker_pid for r in ended} <= _pool_worker_pids() and len({r.worker_pid for r in ended}) == 1
+    instance = dg.DagsterInstance.get()
+    for record in ended:
+        run = instance.get_run_by_id(record.dagster_run_id)
+        assert run.status == dg.DagsterRunStatus.SUCCESS
+        assert run.job_name == "report_run"
+        assert run.tags["dagster/priority"] == str(launches.AD_HOC_PRIORITY)  # before a fan-out's runs
+        assert "nexus/pool" in run.tags  # handed over by the run launcher
+        events = [e.dagster_event.event_type_value for e in instance.all_logs(run.run_id) if e.dagster_event]
+        assert "PIPELINE_ENQUEUED" in events  # it waited in Dagster's queue, under its limits
