@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from orchestration.catalog import templates as catalog
+from orchestration.defs import cluster
 from orchestration.defs.dbt.assets import dbt_resource, nexus_dbt_models
 from orchestration.defs.delivery.sensors import delivery_outbox_sensor, pipeline_runs_sensor
 from orchestration.defs.kpis.assets import kpis_daily_job, kpis_daily_schedule, platform_kpis_daily
@@ -43,4 +44,5 @@ defs = dg.Definitions(
     sensors=[tenant_partitions_sensor, runtime_schedules_sensor, report_runs_on_cancel, report_runs_on_failure,
              reap_dead_workers, corrections_sensor, delivery_outbox_sensor, pipeline_runs_sensor],
     resources={"dbt": dbt_resource, **RESOURCES},
+    executor=cluster.executor_from_env() or dg.in_process_executor,
 )
