@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from orchestration.catalog import templates as catalog
+from orchestration.defs import cluster
 from orchestration.defs.dbt.assets import dbt_resource, nexus_dbt_models
 from orchestration.defs.delivery.sensors import delivery_outbox_sensor, pipeline_runs_sensor
 from orchestration.defs.kpis.assets import kpis_daily_job, kpis_daily_schedule, platform_kpis_daily
@@ -44,6 +45,7 @@ defs = dg.Definitions(
              reap_dead_workers, corrections_sensor, delivery_outbox_sensor, pipeline_runs_sensor],
     resources={"dbt": dbt_resource, **RESOURCES},
     # A run's steps in the process that runs it (a warm pool worker, or the launched process):
-    # Dagster's default would start a process per step, each importing everything again.
-    executor=dg.in_process_executor,
+    # Dagster's default would start a process per step, each importing everything again. On a
+    # cluster, REPORTS_EXECUTOR=k8s runs each step as a Kubernetes Job (defs/cluster.py).
+    executor=cluster.executor_from_env() or dg.in_process_executor,
 )
