@@ -1,8 +1,9 @@
 """`nexus-reports bench run` and `bench fanout`: what one small run and a month-end fan-out cost.
 
 `bench run`: trigger to published for one small report, N repetitions, from the CLI (`nexus-reports
-run ... --wait` as its own process: admission, a detached worker that executes Dagster's
-`report_run` job) and from the Reporting API (POST a definition's run over HTTP, poll its status).
+run ... --wait` as its own process: admission, then Dagster's run queue, served by the daemon and
+the warm worker pool started here) and from the Reporting API (POST a definition's run over HTTP,
+poll its status), through the same queue.
 Each run's time is split by what its records say: the run record's timestamps (admitted,
 running, published) and the stage log lines the worker wrote to Dagster's event log (freshness,
 snapshot, Gate B, render, publish), each stage taking the time since the line before it.
@@ -99,7 +100,7 @@ def stage_breakdown(record: RunRecord, triggered: dt.datetime, noticed: dt.datet
     Dagster's run start) -> each stage-log line -> published -> noticed by whoever waited."""
     marks: list[tuple[str, dt.datetime]] = [("trigger to admitted", record.created_at)]
     if record.started_at:
-        marks.append(("admitted to running (worker start, imports, Dagster run)", record.started_at))
+        marks.append(("admitted to running (queue, launch, Dagster run start)", record.started_at))
     last_per_stage: dict[str, dt.datetime] = {}
     for stage, at in stage_times:  # render logs a line per file: the stage ends at its last line
         last_per_stage[stage] = at
@@ -208,7 +209,7 @@ def bench_run(*, template: str, tenant: str, period: str, requester: str, repeti
     from orchestration.defs import dagster_home
 
     dagster_home.prepare()  # the instance whose event log holds the workers' stage lines
-    with warehouse.connection() as conn:
+    with pool_and_daemon(2, echo), warehouse.connection() as conn:  # through the queue, as in production
         cli = [cli_run(conn, template, tenant, period, requester) for _ in range(repetitions)]
         print_runs(f"CLI ({template} for {tenant}, {period})", cli, echo)
         api = api_runs(conn, repetitions, api_day or dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1))

@@ -34,7 +34,7 @@ from orchestration.catalog.definition_template import is_definition_key
 from orchestration.catalog.templates import Template
 from orchestration.db import warehouse
 from orchestration.db.warehouse import reader_connection, reader_transaction
-from orchestration.exports import formats, numbers, redaction, xlsx_export
+from orchestration.exports import formats, numbers, redaction
 from orchestration.exports.sections import KeyFigure, RedactionNote, ReportContext
 from orchestration.metrics import dbt_manifest
 from orchestration.provenance import approval, envelope, keys
@@ -269,6 +269,8 @@ def _render(conn, template, request, sections, context, staging: Path, *, varian
             continue
         entry = file_entry(path, fmt, rows)
         if fmt == "xlsx":
+            from orchestration.exports import xlsx_export  # with its writer: not for every importer of publish
+
             entry["sheets"] = xlsx_export.data_sheets(path)
         entry["variant"] = variant
         entry["classification"] = context.marking

@@ -71,7 +71,7 @@ def settle_imports() -> None:
     gc.freeze()
 
 
-def follow(conn, run_id: str, echo: Callable[[str], None], *, poll: float = 0.3,
+def follow(conn, run_id: str, echo: Callable[[str], None], *, poll: float = 0.1,
            timeout: float | None = None) -> RunRecord:
     """Print each stage as the run reaches it; return the ended record."""
     seen = None

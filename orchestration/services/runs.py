@@ -22,7 +22,7 @@ from orchestration.catalog import definition_template
 from orchestration.catalog.templates import Template
 from orchestration.errors import Denied, Invalid, NotFound
 from orchestration.governance import versions
-from orchestration.runs import admission, engine, records, worker
+from orchestration.runs import admission, records, worker
 from orchestration.runs.periods import RequestError, parse_day
 from orchestration.runs.publish import Published
 from orchestration.runs.request import ReportRequest
@@ -181,6 +181,8 @@ def execute(conn, submission: RunSubmission, origin: RunOrigin = RunOrigin()) ->
         template, request = definition_runs.prepare_execution(conn, origin.run_id)
     else:
         template, request = prepare(conn, submission)
+    from orchestration.runs import engine  # Gate B, rendering: only where a run executes, not in every CLI
+
     return engine.run_report(template, request, origin, conn=conn)
 
 

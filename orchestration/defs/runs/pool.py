@@ -68,7 +68,7 @@ def warm_up() -> None:
     from orchestration.runs import gate_b  # noqa: F401 - Great Expectations
 
     # The writers and checks formats.py imports on first use (WeasyPrint, openpyxl, pypdf).
-    for module in ("orchestration.exports.checks", "orchestration.exports.json_export",
+    for module in ("orchestration.runs.engine", "orchestration.exports.checks", "orchestration.exports.json_export",
                    "orchestration.exports.xlsx_export", "orchestration.exports.pdf_export"):
         importlib.import_module(module)
     worker.settle_imports()
