@@ -91,12 +91,15 @@ def test_pool_is_ready_only_with_a_live_worker_and_a_submitter_that_sees_the_que
 
 @pytest.fixture(scope="module")
 def pool_and_daemon(built):
-    """`nexus-reports workers --processes 1` and `dagster-daemon run`, as `nexus-reports dev` starts them."""
+    """`nexus-reports workers --processes 1` and `dagster-daemon run`, as `nexus-reports dev` starts them.
+    The pool's workers sleep 30 s in the render stage of their first run (NEXUS_FAULTS, once per
+    process): time to cancel it."""
     dagster_home.prepare()
+    faulty = {**os.environ, "NEXUS_FAULTS": "render:sleep=30"}
     logs = Path(os.environ["NEXUS_HOME"]) / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     children = [
-        subprocess.Popen([str(BIN / "nexus-reports"), "workers", "--processes", "1"], cwd=REPO_ROOT,
+        subprocess.Popen([str(BIN / "nexus-reports"), "workers", "--processes", "1"], cwd=REPO_ROOT, env=faulty,
                          stdout=(logs / "test-pool.log").open("w"), stderr=subprocess.STDOUT),
         subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-w", str(REPO_ROOT / "workspace.yaml")], cwd=REPO_ROOT,
                          stdout=(logs / "test-daemon.log").open("w"), stderr=subprocess.STDOUT),
@@ -130,23 +133,46 @@ def _pool_worker_pids() -> set[int]:
         return {r[0] for r in cur.fetchall()}
 
 
-def test_cli_runs_go_through_the_queue_to_one_warm_worker(pool_and_daemon):
+def _cli_run(period: str, *extra: str):
+    version = str(catalog.load("incident_summary").version)
+    return cli.run("run", "incident_summary", "--version", version, "--tenant", "acme", "--period", period,
+                   "--format", "csv", "--as", analyst("acme"), *extra)
+
+
+def _record(run_id: str):
+    with warehouse.connection() as conn:
+        return records.get_run(conn, run_id)
+
+
+def test_cli_runs_go_through_the_queue_to_one_warm_worker_that_survives_a_cancel(pool_and_daemon):
     import dagster as dg
 
-    version = str(catalog.load("incident_summary").version)
+    # the worker's first run sleeps in render: cancel it there
+    started = _cli_run("2026-03")
+    assert started.returncode == 0, started.stdout + started.stderr
+    cancelled_id = started.stdout.split()[1]
+    deadline = time.monotonic() + 120
+    while _record(cancelled_id).stage != "render":
+        assert time.monotonic() < deadline, _record(cancelled_id)
+        time.sleep(0.2)
+    cancel = cli.run("runs", "cancel", cancelled_id, "--as", analyst("acme"), "--wait")
+    assert cancel.returncode == 0 and f"run {cancelled_id}: cancelled" in cancel.stdout, cancel.stdout + cancel.stderr
+    cancelled = _record(cancelled_id)
+    assert cancelled.state == "cancelled" and cancelled.artifact_location is None
+
     ended = []
     for period in ("2026-04", "2026-05"):
-        done = cli.run("run", "incident_summary", "--version", version, "--tenant", "acme", "--period", period,
-                       "--format", "csv", "--as", analyst("acme"), "--wait")
+        done = _cli_run(period, "--wait")
         assert done.returncode == 0, done.stdout + done.stderr
         assert "completed in" in done.stdout
-        run_id = done.stdout.split()[1]
-        with warehouse.connection() as conn:
-            ended.append(records.get_run(conn, run_id))
+        ended.append(_record(done.stdout.split()[1]))
     assert [r.state for r in ended] == ["completed", "completed"]
-    # executed by the pool's worker, the same process both times (warm: nothing imported again)
-    assert {r.worker_pid for r in ended} <= _pool_worker_pids() and len({r.worker_pid for r in ended}) == 1
+    # executed by the pool's worker, the same process every time (warm: nothing imported again),
+    # which the cancel did not end
+    assert {r.worker_pid for r in ended} <= _pool_worker_pids()
+    assert {r.worker_pid for r in ended} == {cancelled.worker_pid}
     instance = dg.DagsterInstance.get()
+    assert instance.get_run_by_id(cancelled.dagster_run_id).is_finished
     for record in ended:
         run = instance.get_run_by_id(record.dagster_run_id)
         assert run.status == dg.DagsterRunStatus.SUCCESS

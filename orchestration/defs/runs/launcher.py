@@ -57,6 +57,8 @@ class WarmPoolRunLauncher(DefaultRunLauncher):
         self._instance.report_run_canceling(run)
         with warehouse.connection() as conn:
             for report_run_id in records.active_runs_of_dagster_run(conn, run_id):
+                if records.get_run(conn, report_run_id).cancel_requested:
+                    continue  # `runs cancel` asked first and reached the worker itself
                 record = records.request_cancel(conn, report_run_id)
                 if record and record.worker_pid and record.worker_host == socket.gethostname():
                     with contextlib.suppress(ProcessLookupError):
