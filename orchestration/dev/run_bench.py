@@ -332,6 +332,8 @@ def fanout_queued(templates: Sequence[str], *, processes: int = 2, tick: dt.date
             time.sleep(1.0)
         seconds = time.perf_counter() - started
         peak = watch.peak_mb
+        echo(f"pool workers: peak RSS {watch.peak_mb:.0f} MB, of it private (not shared with the warm parent) "
+             f"at most {watch.private_mb:.0f} MB")
     runs = []
     with warehouse.connection() as conn:
         for key, tenant, run_id in submitted:
@@ -340,24 +342,31 @@ def fanout_queued(templates: Sequence[str], *, processes: int = 2, tick: dt.date
 
 
 class PoolWatch:
-    """The pool workers' peak RSS (VmHWM), sampled from /proc while they live (a recycled
-    worker's peak is seen before it leaves, at one-second resolution)."""
+    """The pool workers' peak RSS (VmHWM) and their largest private memory (USS: what a worker
+    holds that is not shared with the pool's warm parent and its siblings), sampled from /proc
+    while they live (a recycled worker's peak is seen before it leaves, at one-second resolution)."""
 
     def __init__(self) -> None:
         self.peak_mb = 0.0
+        self.private_mb = 0.0
 
     def sample(self) -> None:
         with warehouse.connection() as conn, conn.cursor() as cur:
             cur.execute("select pid from control.pool_processes where role = 'worker'")
             pids = [r[0] for r in cur.fetchall()]
         for pid in pids:
-            try:
-                with open(f"/proc/{pid}/status") as fh:
-                    for line in fh:
-                        if line.startswith("VmHWM:"):
-                            self.peak_mb = max(self.peak_mb, int(line.split()[1]) / 1024)
-            except OSError:
-                continue
+            self.peak_mb = max(self.peak_mb, _proc_kb(f"/proc/{pid}/status", ("VmHWM:",)) / 1024)
+            self.private_mb = max(self.private_mb,
+                                  _proc_kb(f"/proc/{pid}/smaps_rollup", ("Private_Clean:", "Private_Dirty:")) / 1024)
+
+
+def _proc_kb(path: str, fields: tuple[str, ...]) -> int:
+    """The sum of these kB fields of a /proc file (0 when the process is gone)."""
+    try:
+        with open(path) as fh:
+            return sum(int(line.split()[1]) for line in fh if line.startswith(fields))
+    except OSError:
+        return 0
 
 
 @contextlib.contextmanager
@@ -367,6 +376,11 @@ def pool_and_daemon(processes: int, echo: Echo = print):
     from orchestration.runs import launches
     from orchestration.settings import REPO_ROOT
 
+    with warehouse.connection() as conn:
+        if launches.pool_state(conn).workers >= processes and launches.pool_state(conn).ready:
+            echo("a worker pool and Dagster's daemon are running already (nexus-reports dev): using them")
+            yield PoolWatch()
+            return
     bindir = Path(sys.executable).parent
     logs = Path(os.environ.get("NEXUS_HOME") or REPO_ROOT / ".nexus") / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -397,6 +411,8 @@ def pool_and_daemon(processes: int, echo: Echo = print):
                 child.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 child.kill()
+        with warehouse.connection() as conn:  # whatever the pool could not say on its way out: it is gone
+            launches.forget_pool(conn, children[0].pid)
 
 
 def request_tenant(defs, job_name: str, request) -> str:

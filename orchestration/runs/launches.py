@@ -80,16 +80,27 @@ def release_claims_of_dead(conn, host: str, live_pids: set[int]) -> int:
 def beat(conn, role: str, *, runs_done: int = 0, queue_ok: bool = False) -> None:
     with conn.cursor() as cur:
         cur.execute(
-            """insert into control.pool_processes (pid, host, role, runs_done, queue_ok) values (%s, %s, %s, %s, %s)
+            """insert into control.pool_processes (pid, host, parent_pid, role, runs_done, queue_ok)
+               values (%s, %s, %s, %s, %s, %s)
                on conflict (host, pid) do update set heartbeat_at = now(), role = excluded.role,
-                   runs_done = excluded.runs_done, queue_ok = excluded.queue_ok""",
-            (os.getpid(), socket.gethostname(), role, runs_done, queue_ok))
+                   parent_pid = excluded.parent_pid, runs_done = excluded.runs_done, queue_ok = excluded.queue_ok""",
+            (os.getpid(), socket.gethostname(), os.getppid(), role, runs_done, queue_ok))
     conn.commit()
 
 
-def leave(conn) -> None:
+def leave(conn, pid: int | None = None) -> None:
+    """A pool process of this host (default: this one) is gone."""
     with conn.cursor() as cur:
-        cur.execute("delete from control.pool_processes where host = %s and pid = %s", (socket.gethostname(), os.getpid()))
+        cur.execute("delete from control.pool_processes where host = %s and pid = %s",
+                    (socket.gethostname(), pid or os.getpid()))
+    conn.commit()
+
+
+def forget_pool(conn, parent_pid: int) -> None:
+    """A stopped pool's processes (the children of `parent_pid` on this host) are no pool any more."""
+    with conn.cursor() as cur:
+        cur.execute("delete from control.pool_processes where host = %s and parent_pid = %s",
+                    (socket.gethostname(), parent_pid))
     conn.commit()
 
 

@@ -72,8 +72,8 @@ def test_pool_is_ready_only_with_a_live_worker_and_a_submitter_that_sees_the_que
         launches.beat(conn, "worker")
         assert launches.pool_state(conn) == launches.PoolState(submitters=0, workers=1)
         with conn.cursor() as cur:  # a submitter whose daemon is down does not count
-            cur.execute("insert into control.pool_processes (pid, host, role, queue_ok) "
-                        "values (1, 'elsewhere', 'submitter', false)")
+            cur.execute("insert into control.pool_processes (pid, host, parent_pid, role, queue_ok) "
+                        "values (1, 'elsewhere', 0, 'submitter', false)")
         conn.commit()
         assert not launches.pool_state(conn).ready
         with conn.cursor() as cur:  # nor one that stopped beating

@@ -118,7 +118,7 @@ def serve(config: PoolConfig, echo: Echo = print) -> None:
             role, started = children.pop(pid)
             with warehouse.connection() as conn:
                 launches.release_claims_of_dead(conn, socket.gethostname(), set(children))
-                _forget(conn, pid)
+                launches.leave(conn, pid)
             if not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0:
                 echo(f"pool {role} {pid} ended abnormally (status {status}); starting another")
                 if time.monotonic() - started < CRASH_PAUSE:  # failing at once: do not spin
@@ -132,15 +132,8 @@ def serve(config: PoolConfig, echo: Echo = print) -> None:
     for pid in list(children):
         os.waitpid(pid, 0)
     with warehouse.connection() as conn:
-        for pid in children:
-            _forget(conn, pid)
+        launches.forget_pool(conn, os.getpid())
     echo("worker pool stopped")
-
-
-def _forget(conn, pid: int) -> None:
-    with conn.cursor() as cur:
-        cur.execute("delete from control.pool_processes where host = %s and pid = %s", (socket.gethostname(), pid))
-    conn.commit()
 
 
 def _listening():

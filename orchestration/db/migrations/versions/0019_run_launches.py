@@ -40,6 +40,7 @@ def upgrade() -> None:
         create table control.pool_processes (
             pid           integer not null,
             host          text not null,
+            parent_pid    integer not null,  -- the pool (`nexus-reports workers`) it was forked from
             role          text not null check (role in ('submitter', 'worker')),
             started_at    timestamptz not null default now(),
             heartbeat_at  timestamptz not null default now(),
