@@ -22,11 +22,12 @@ from weasyprint import HTML
 from weasyprint.formatting_structure import boxes
 from weasyprint.urls import URLFetcher
 
-from orchestration.exports import numbers
+from orchestration.exports import numbers, pdf_fonts
 from orchestration.exports.charts import duration_axis, render_svg
 from orchestration.exports.rows import first_rows
 from orchestration.exports.sections import REDACTION_MASK, Column, ReportContext, SectionSnapshot
 
+pdf_fonts.install()  # font subsets made once per process, not per font of every PDF
 CHART_POINTS = 400
 _env = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent),
