@@ -179,6 +179,17 @@ def _layout(html):
     return document
 
 
+def warm_up() -> None:
+    """Render a small page in the report's style once, so this process has loaded the fonts and
+    made their subsets (pdf_fonts' cache): the worker pool's parent calls it before it forks, and
+    every worker it forks starts with them."""
+    style = (Path(__file__).with_name("base_style.css")).read_text()
+    html = (f"<html><head><style>{style}</style></head><body><h1>Nexus Reports</h1><p>warm-up 0123456789</p>"
+            "<table><tr><th>field</th><td>value</td></tr></table><p><b>bold</b> <i>italic</i></p></body></html>")
+    with font_timestamps(dt.datetime(2000, 1, 1, tzinfo=dt.UTC)):
+        HTML(string=html, base_url=None, url_fetcher=safe_url_fetcher()).write_pdf()
+
+
 def last_page_fill(document) -> float:
     """How much of the last page's content area is used (0 to 1)."""
     page = document.pages[-1]._page_box

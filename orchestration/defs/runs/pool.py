@@ -71,6 +71,9 @@ def warm_up() -> None:
     for module in ("orchestration.runs.engine", "orchestration.exports.checks", "orchestration.exports.json_export",
                    "orchestration.exports.xlsx_export", "orchestration.exports.pdf_export"):
         importlib.import_module(module)
+    from orchestration.exports import pdf_export
+
+    pdf_export.warm_up()  # fonts loaded and subset once, here: every forked worker has them
     worker.settle_imports()
 
 
