@@ -53,6 +53,8 @@ class GxSession:
 
         logging.getLogger("great_expectations").setLevel(logging.ERROR)
         warnings.filterwarnings("ignore", message=".*generic SQLDatasource.*")
+        # pandas on GX's regex metric (str.contains with a pattern that has groups): noise, the match is what counts
+        warnings.filterwarnings("ignore", message="This pattern is interpreted as a regular expression")
         context = gx.get_context(mode="ephemeral")
         context.variables.progress_bars = ProgressBarsConfig(globally=False)
         # The generic SQL datasource: the Postgres one insists on a TCP host, the embedded server has a socket.
