@@ -1,10 +1,11 @@
 """`nexus-reports bench gate`: what Gate B costs per section and per run, in CPU seconds.
 
 Gate B runs again, in this one warm process, on the frozen snapshots of published runs (the
-demo's, for instance): one round to warm up (GX's session, the suite cache), then N rounds timed. CPU time is this process's (`time.process_time`), the figure that
-says how many runs two cores can gate in a month-end window; the database's share is small
-(the quick pass reads each snapshot once). `--profile FILE` writes cProfile's stats of the timed
-rounds (read them with `python -m pstats FILE`).
+demo's, for instance): one round to warm up (GX's session, the suite cache), then N rounds
+timed. CPU time is this process's (`time.process_time`), the figure that says how many runs two
+cores can gate in a month-end window; the database's share is small (the quick pass reads each
+snapshot once). `--profile FILE` writes cProfile's stats of the timed rounds (read them with
+`python -m pstats FILE`).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from typing import Any
 
 from orchestration.catalog.templates import Template
 from orchestration.exports import SectionSnapshot
-from orchestration.runs.gate_b_gx import GxSession, named_columns
+from orchestration.runs.gate_b_gx import IN_MEMORY_TYPES, GxSession, named_columns
 from orchestration.runs.request import ReportRequest
 from orchestration.settings import EXPECTATIONS_DIR
 
@@ -163,7 +163,7 @@ def _validate_section(session: GxSession, suite: SectionSuite, parameters: dict[
                       snap: SectionSnapshot) -> list[Outcome]:
     """The quick pass; a section with anything unmet is validated again the full way, whose
     results are the ones recorded (gate_b_gx explains both)."""
-    quick = session.validate_quick(snap, suite.gx, parameters, columns=suite.columns)
+    quick = session.validate_quick(snap, suite.gx, parameters, columns=suite.columns, in_memory=suite.in_memory)
     if all(res.success for res in quick):
         return [_outcome(snap.name, res, suite) for res in quick]
     return [_outcome(snap.name, res, suite) for res in session.validate_table(snap, suite.gx, parameters)]
@@ -200,6 +200,7 @@ class SectionSuite:
     gx: Any
     columns: frozenset[str] | None
     checks: tuple[str, ...]
+    in_memory: bool  # every expectation is of a type the in-memory quick pass may decide
 
     def check_of(self, config) -> str:
         return self.checks[config.meta["i"]] if config.meta and "i" in config.meta else ""
@@ -213,7 +214,8 @@ def _section_suite(template_key: str, section: str, files: tuple[_SuiteFile, ...
     suites = [_parse_suite(f) for f in files]
     configs = _expectations_for(section, suites)
     return SectionSuite(_gx_suite(f"{template_key}.{section}", configs), named_columns(configs),
-                        tuple(e.get("meta", {}).get("check", "") for e in configs))
+                        tuple(e.get("meta", {}).get("check", "") for e in configs),
+                        all(e["type"] in IN_MEMORY_TYPES for e in configs))
 
 
 def _gx_suite(name: str, configs: list[dict[str, Any]]):

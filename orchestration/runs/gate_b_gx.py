@@ -35,6 +35,17 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 # Beyond this many rows a snapshot is validated in the database: the quick pass reads the frame
 # into memory, and a definition's export may hold millions of rows.
 IN_MEMORY_ROWS = 50_000
+# The expectation types the in-memory quick pass may decide; each one has a test that a snapshot
+# it rejects in the database is rejected in memory too (tests/runs/test_gate_b_quick.py). A
+# section whose suite has any other type is validated in the database only, where Gate B always
+# validated it (pandas and Postgres can differ: row order, regex dialects, what raises).
+IN_MEMORY_TYPES = frozenset({
+    "expect_column_values_to_not_be_null", "expect_column_values_to_be_in_set",
+    "expect_column_values_to_not_be_in_set", "expect_column_values_to_be_between",
+    "expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique",
+    "expect_column_values_to_match_regex", "expect_table_row_count_to_be_between",
+    "expect_table_row_count_to_equal",
+})
 # Table-level expectations that read no column: the frame for a suite of only these and of
 # column expectations needs only the columns they name.
 _COLUMNLESS = frozenset({"expect_table_row_count_to_be_between", "expect_table_row_count_to_equal"})
@@ -64,9 +75,10 @@ class GxSession:
         self.frame_batches = frames.add_dataframe_asset("snapshot").add_batch_definition_whole_dataframe("whole")
 
     def validate_quick(self, snap: SectionSnapshot, suite, parameters: dict[str, Any], *,
-                       columns: frozenset[str] | None = None) -> list:
-        """Whether each expectation holds, without details (see the module's docstring)."""
-        if snap.row_count > IN_MEMORY_ROWS:
+                       columns: frozenset[str] | None = None, in_memory: bool = True) -> list:
+        """Whether each expectation holds, without details (see the module's docstring); in the
+        database when the snapshot is big or `in_memory` is false (see IN_MEMORY_TYPES)."""
+        if not in_memory or snap.row_count > IN_MEMORY_ROWS:
             return self.validate_table(snap, suite, parameters, result_format="BOOLEAN_ONLY")
         from great_expectations.validator.v1_validator import Validator
 

@@ -152,7 +152,7 @@ def _as_before(template, snap, suites_root) -> dict:
     validation = batch.validate(suite, expectation_parameters=gate_b.parameters_for(template, request, SECTION))
     outcomes = []
     for res in validation.results:
-        outcome = gate_b._outcome(SECTION, res, gate_b.SectionSuite(None, None, ()))
+        outcome = gate_b._outcome(SECTION, res, gate_b.SectionSuite(None, None, (), in_memory=False))
         outcome.check = (res.expectation_config.meta or {}).get("check", "")
         outcomes.append(outcome)
     return gate_b.GateResult(outcomes).summary()
@@ -233,3 +233,20 @@ def test_the_frame_holds_only_the_columns_the_suite_names(template, snapshot, su
     assert list(session.read_frame(snap, tenant_only).columns) == ["tenant_id"]
     # an expectation that may read columns it does not name gets them all
     assert gate_b_gx.named_columns([{"type": "expect_table_columns_to_match_set", "kwargs": {"column_set": []}}]) is None
+
+
+def test_the_parity_cases_cover_every_type_the_quick_pass_decides_in_memory():
+    shared = {e["type"] for e in gate_b.load_suite("shared")["expectations"]}
+    assert {t for t, *_ in SUITE} | shared == gate_b_gx.IN_MEMORY_TYPES
+
+
+def test_a_section_with_another_expectation_type_is_validated_in_the_database(template, snapshot, suites_root):
+    """Postgres cannot tell whether values increase (no row order): Gate B says so, as before,
+    although pandas would find the column increasing."""
+    _write_suite(suites_root, [*SUITE, ("expect_column_values_to_be_increasing", {"column": "opened"}, "critical",
+                                        "cumulative")])
+    snap = snapshot(_good_rows())
+    result = _gate(template, snap, suites_root)
+    assert not result.passed and _unmet(result) == {("expect_column_values_to_be_increasing", "opened")}
+    assert result.summary() == _as_before(template, snap, suites_root)
+
