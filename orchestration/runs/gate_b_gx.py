@@ -32,9 +32,12 @@ if TYPE_CHECKING:  # GX and pandas are imported when a gate runs, not whenever t
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
-# Beyond this many rows a snapshot is validated in the database: the quick pass reads the frame
-# into memory, and a definition's export may hold millions of rows.
-IN_MEMORY_ROWS = 50_000
+# Beyond this many rows a snapshot's quick pass runs in the database: pandas works on the
+# frame's Python objects (Decimal, date, str) row by row, Postgres does not. CPU of one section
+# of 12 expectations (this process + Postgres), in memory against in the database: 1,000 rows
+# 0.06 against 0.09 s, 2,000 about even, 10,000 0.29 against 0.21 s (200,000: 2.3 s in memory,
+# 1.5 s wall in the database).
+IN_MEMORY_ROWS = 2_000
 # The expectation types the in-memory quick pass may decide; each one has a test that a snapshot
 # it rejects in the database is rejected in memory too (tests/runs/test_gate_b_quick.py). A
 # section whose suite has any other type is validated in the database only, where Gate B always
