@@ -6,6 +6,7 @@ import datetime as dt
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 
@@ -181,6 +182,25 @@ def bench_run_cmd(template: str, tenant: str | None, period: str | None, repetit
     run_bench.bench_run(template=template, tenant=tenant, period=period, requester=f"analyst@{tenant}.example",
                         repetitions=repetitions, echo=recorder)
     click.echo(f"saved to {recorder.save('run', f'nexus-reports bench run --repetitions {repetitions}')}")
+
+
+@bench_group.command("gate", help="Gate B again on the frozen snapshots of published runs (the demo's), in this warm "
+                     "process: CPU milliseconds per section and per run.")
+@click.option("--rounds", default=3, show_default=True, type=click.IntRange(1, 100), help="timed rounds over every run")
+@click.option("--profile", "profile_to", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help="write cProfile stats of the timed rounds to this file")
+def bench_gate_cmd(rounds: int, profile_to: Path | None) -> None:
+    from orchestration.dev import gate_bench
+    from orchestration.evidence.sources import BenchRecorder
+
+    bootstrap.ready()
+    recorder = BenchRecorder(click.echo)
+    try:
+        with warehouse.connection() as conn:
+            gate_bench.bench_gate(conn, rounds=rounds, echo=recorder, profile_to=profile_to)
+    except LookupError as exc:
+        raise UserError(str(exc)) from exc
+    click.echo(f"saved to {recorder.save('gate', f'nexus-reports bench gate --rounds {rounds}')}")
 
 
 @bench_group.command("fanout", help="Seed N tenants (replacing the sample data), fire the month-end schedules as the "

@@ -7,28 +7,33 @@ warning too, so the gate result is derived here from the critical expectations o
 
 from __future__ import annotations
 
+import functools
 import json
-import logging
-import os
 import threading
-import uuid
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from orchestration.catalog.templates import Template
 from orchestration.exports import SectionSnapshot
+from orchestration.runs.gate_b_gx import IN_MEMORY_TYPES, GxSession, named_columns
 from orchestration.runs.request import ReportRequest
 from orchestration.settings import EXPECTATIONS_DIR
 
 SHARED_SUITE = "shared"
 
-os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-
 
 class SuiteError(ValueError):
     """A suite file that is missing or invalid."""
+
+
+@dataclass(frozen=True)
+class _SuiteFile:
+    """A suite file as one gate read it; its text is part of the cache key of the suites built from it."""
+
+    name: str
+    path: Path
+    text: str
 
 
 @dataclass
@@ -83,11 +88,21 @@ class GateResult:
 
 
 def load_suite(name: str, root: Path = EXPECTATIONS_DIR) -> dict[str, Any]:
+    return _parse_suite(_read_suite(name, root))
+
+
+def _read_suite(name: str, root: Path) -> _SuiteFile:
     path = root / f"{name}.json"
     try:
-        suite = json.loads(path.read_text())
+        return _SuiteFile(name, path, path.read_text())
     except FileNotFoundError as exc:
         raise SuiteError(f"Gate B suite {name!r} not found at {path}") from exc
+
+
+def _parse_suite(file: _SuiteFile) -> dict[str, Any]:
+    name, path = file.name, file.path
+    try:
+        suite = json.loads(file.text)
     except json.JSONDecodeError as exc:
         raise SuiteError(f"Gate B suite {path} is not valid JSON: {exc}") from exc
     if suite.get("name") != name or not isinstance(suite.get("expectations"), list):
@@ -130,35 +145,28 @@ def run_gate_b(
     suites_root: Path = EXPECTATIONS_DIR,
 ) -> GateResult:
     """Validate every section snapshot; returns outcomes of every expectation evaluated."""
-    logging.getLogger("great_expectations").setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", message=".*generic SQLDatasource.*")
-    suites = [load_suite(SHARED_SUITE, suites_root), load_suite(template.expectation_suite, suites_root)]
+    files = (_read_suite(SHARED_SUITE, suites_root), _read_suite(template.expectation_suite, suites_root))
     result = GateResult(outcomes=_missing_sections(template, sections))
-    with _datasource_lock:
-        datasource = _snapshot_datasource(connection_string)
+    with _session_lock:
+        session = _session(connection_string)
         try:
             for name, snap in sections.items():
-                result.outcomes += _validate_section(datasource, template, request, name, snap, suites)
+                suite = _section_suite(template.key, name, files)
+                result.outcomes += _validate_section(session, suite, parameters_for(template, request, name), snap)
         except Exception:
-            _datasources.pop(connection_string, None)  # a broken engine is not handed to the next run
+            _sessions.pop(connection_string, None)  # a broken engine is not handed to the next run
             raise
     return result
 
 
-def _validate_section(datasource, template: Template, request: ReportRequest, name: str, snap: SectionSnapshot,
-                      suites: list[dict[str, Any]]) -> list[Outcome]:
-    schema, table = (part.strip('"') for part in snap.table.split(".", 1))
-    # The asset is this run's and this section's only: added, validated, removed, so a reused
-    # datasource holds no asset between runs and two runs never share one.
-    asset_name = f"{name}-{uuid.uuid4().hex}"
-    asset = datasource.add_table_asset(asset_name, table_name=table, schema_name=schema)
-    try:
-        batch = asset.add_batch_definition_whole_table("whole").get_batch()
-        suite = _section_suite(f"{template.key}.{name}", _expectations_for(name, suites))
-        validation = batch.validate(suite, expectation_parameters=parameters_for(template, request, name))
-    finally:
-        datasource.delete_asset(asset_name)
-    return [_outcome(name, res) for res in validation.results]
+def _validate_section(session: GxSession, suite: SectionSuite, parameters: dict[str, Any],
+                      snap: SectionSnapshot) -> list[Outcome]:
+    """The quick pass; a section with anything unmet is validated again the full way, whose
+    results are the ones recorded (gate_b_gx explains both)."""
+    quick = session.validate_quick(snap, suite.gx, parameters, columns=suite.columns, in_memory=suite.in_memory)
+    if all(res.success for res in quick):
+        return [_outcome(snap.name, res, suite) for res in quick]
+    return [_outcome(snap.name, res, suite) for res in session.validate_table(snap, suite.gx, parameters)]
 
 
 def _missing_sections(template: Template, sections: dict[str, SectionSnapshot]) -> list[Outcome]:
@@ -170,32 +178,50 @@ def _missing_sections(template: Template, sections: dict[str, SectionSnapshot]) 
     ]
 
 
-# One ephemeral GX context and SQL datasource per process and database, built by the first gate
-# and reused by every later one: building them (and the engine's first connection) is per-process
-# work, not per-run work. GX contexts are not thread-safe: gates in one process take turns.
-_datasources: dict[str, Any] = {}
-_datasource_lock = threading.Lock()
+# One GX session (context, SQL datasource, dataframe asset) per process and database, built by
+# the first gate and reused by every later one. GX contexts are not thread-safe: gates in one
+# process take turns.
+_sessions: dict[str, GxSession] = {}
+_session_lock = threading.Lock()
 
 
-def _snapshot_datasource(connection_string: str):
-    found = _datasources.get(connection_string)
+def _session(connection_string: str) -> GxSession:
+    found = _sessions.get(connection_string)
     if found is None:
-        found = _datasources[connection_string] = _new_datasource(connection_string)
+        found = _sessions[connection_string] = GxSession(connection_string)
     return found
 
 
-def _new_datasource(connection_string: str):
-    # Great Expectations is imported when a gate runs, not whenever the run engine is imported.
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
+@dataclass(frozen=True)
+class SectionSuite:
+    """The expectations that apply to one section, as a GX suite, the columns they read, and the
+    check text of each (its `meta.check`, by the position GX's expectation carries)."""
 
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    # The generic SQL datasource: the Postgres one insists on a TCP host, the embedded server has a socket.
-    return context.data_sources.add_sql("snapshot", connection_string=connection_string)
+    gx: Any
+    columns: frozenset[str] | None
+    checks: tuple[str, ...]
+    in_memory: bool  # every expectation is of a type the in-memory quick pass may decide
+
+    def check_of(self, config) -> str:
+        return self.checks[config.meta["i"]] if config.meta and "i" in config.meta else ""
 
 
-def _section_suite(name: str, configs: list[dict[str, Any]]):
+@functools.lru_cache(maxsize=1024)
+def _section_suite(template_key: str, section: str, files: tuple[_SuiteFile, ...]) -> SectionSuite:
+    """Built once per section and per content of its suite files: the files are read by every
+    gate (cheap) and are part of the key, so a suite file that changes is parsed again; parsing
+    and building GX objects per section is what is saved."""
+    suites = [_parse_suite(f) for f in files]
+    configs = _expectations_for(section, suites)
+    return SectionSuite(_gx_suite(f"{template_key}.{section}", configs), named_columns(configs),
+                        tuple(e.get("meta", {}).get("check", "") for e in configs),
+                        all(e["type"] in IN_MEMORY_TYPES for e in configs))
+
+
+def _gx_suite(name: str, configs: list[dict[str, Any]]):
+    """GX's expectations carry only their position in `configs` as meta (`i`, to find their meta
+    again): GX rebuilds every expectation's configuration dozens of times per validation, and
+    copying the whole meta each time was a sixth of a section's CPU time."""
     import great_expectations as gx
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
@@ -203,14 +229,14 @@ def _section_suite(name: str, configs: list[dict[str, Any]]):
         name=name,
         expectations=[
             ExpectationConfiguration(
-                type=e["type"], kwargs=e["kwargs"], meta=e.get("meta", {}), severity=e["severity"]
+                type=e["type"], kwargs=e["kwargs"], severity=e["severity"], meta={"i": i}
             ).to_domain_obj()
-            for e in configs
+            for i, e in enumerate(configs)
         ],
     )
 
 
-def _outcome(section: str, res) -> Outcome:
+def _outcome(section: str, res, suite: SectionSuite) -> Outcome:
     """One expectation's result as the run records it: what was checked and what was observed."""
     config = res.expectation_config
     observed = res.result.get("observed_value")
@@ -225,7 +251,7 @@ def _outcome(section: str, res) -> Outcome:
         column=config.kwargs.get("column"),
         severity=str(severity),
         success=bool(res.success),
-        check=(config.meta or {}).get("check", ""),
+        check=suite.check_of(config),
         observed=_jsonable(observed),
     )
 

@@ -1,4 +1,4 @@
-"""Gate B with one GX context per process: a gate after a passing one still fails a bad snapshot,
+"""Gate B with one GX session (context and datasources) per process: a gate after a passing one still fails a bad snapshot,
 a gate after a failing one still passes a good one, and no run's assets stay behind."""
 
 from __future__ import annotations
@@ -26,11 +26,13 @@ def test_the_reused_context_still_fails_a_bad_snapshot_and_passes_a_good_one(bui
             run_id = failed.run_id
         outcomes.append(records.get_run(conn, run_id).gate_passed)
         if len(outcomes) == 1:
-            (datasource,) = gate_b._datasources.values()
+            (session,) = gate_b._sessions.values()
     assert outcomes == [True, False, True]
-    # the same context and datasource served all three, and holds none of their tables
-    assert list(gate_b._datasources.values()) == [datasource]
-    assert datasource.assets == []
+    # the same context and datasources served all three: the SQL one holds none of their tables,
+    # the frames one only its one dataframe asset
+    assert list(gate_b._sessions.values()) == [session]
+    assert session.sql.assets == []
+    assert [asset.name for asset in session.frames.assets] == ["snapshot"]
 
 
 def test_a_gate_that_raises_leaves_no_datasource_for_the_next_run(built, conn, monkeypatch):
@@ -45,7 +47,7 @@ def test_a_gate_that_raises_leaves_no_datasource_for_the_next_run(built, conn, m
     monkeypatch.setattr(gate_b, "_validate_section", broken)
     with pytest.raises(failures.RunFailed, match="the engine's connection is gone"):
         engine.run_report(template, request, retries=False)
-    assert gate_b._datasources == {}
+    assert gate_b._sessions == {}
     monkeypatch.setattr(gate_b, "_validate_section", passing)
     published = engine.run_report(template, request, retries=False)
-    assert records.get_run(conn, published.run_id).gate_passed is True and len(gate_b._datasources) == 1
+    assert records.get_run(conn, published.run_id).gate_passed is True and len(gate_b._sessions) == 1
