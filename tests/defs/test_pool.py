@@ -181,3 +181,45 @@ def test_cli_runs_go_through_the_queue_to_one_warm_worker_that_survives_a_cancel
         assert "nexus/pool" in run.tags  # handed over by the run launcher
         events = [e.dagster_event.event_type_value for e in instance.all_logs(run.run_id) if e.dagster_event]
         assert "PIPELINE_ENQUEUED" in events  # it waited in Dagster's queue, under its limits
+
+
+def test_a_month_end_fan_out_does_not_starve_an_ad_hoc_run(pool_and_daemon, tenant_ids):
+    """Nineteen scheduled runs in the queue, then one ad-hoc run: it goes before most of them
+    (its priority in the queue and in the pool, and the slots the tag limit keeps for it)."""
+    import datetime as dt
+
+    import dagster as dg
+
+    from orchestration.definitions import defs
+    from orchestration.defs.runs import pool
+    from orchestration.dev import run_bench
+    from tests.conftest import SEED_END
+
+    instance = dg.DagsterInstance.get()
+    instance.add_dynamic_partitions("tenants", [t for t in tenant_ids if not instance.has_dynamic_partition("tenants", t)])
+    keys = [t.key for t in catalog.load_all()]
+    requests = run_bench.fire_month_end(instance, keys, dt.datetime.combine(SEED_END, dt.time(3), dt.UTC))
+    location = pool.code_location(instance)
+    scheduled = []
+    for _, name, request in requests:
+        run = pool.create_run(instance, location, name, {}, request.tags, partition_key=request.partition_key,
+                              partitions_def=defs.resolve_job_def(name).partitions_def)
+        instance.submit_run(run.run_id, workspace=None)
+        scheduled.append(run.run_id)
+    assert len(scheduled) >= 10
+    done = _cli_run("2026-02", "--wait")
+    assert done.returncode == 0, done.stdout + done.stderr
+    ad_hoc = instance.get_run_by_id(_record(done.stdout.split()[1]).dagster_run_id)
+    deadline = time.monotonic() + 300
+    while not all(r.is_finished for r in instance.get_runs(dg.RunsFilter(run_ids=scheduled))):
+        assert time.monotonic() < deadline
+        time.sleep(1)
+    runs = instance.get_runs(dg.RunsFilter(run_ids=scheduled))
+    assert all(r.tags.get("nexus/trigger") == "schedule" for r in runs)
+    records_by_start = sorted(instance.get_run_records(dg.RunsFilter(run_ids=[*scheduled, ad_hoc.run_id])),
+                              key=lambda r: r.start_time)
+    order = [r.dagster_run.run_id for r in records_by_start]
+    # one worker: the ad-hoc run waits for the run it is executing and at most the next few
+    # already handed over, never for the whole fan-out
+    assert order.index(ad_hoc.run_id) <= 6, order.index(ad_hoc.run_id)
+    assert len(order) - order.index(ad_hoc.run_id) - 1 >= len(scheduled) - 6
