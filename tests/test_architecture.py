@@ -39,6 +39,9 @@ COMMITTING_PACKAGES = ("orchestration/services/", "orchestration/db/", "orchestr
 COMMITS_ON_ITS_OWN = {
     # a refusal's audit row must survive the rollback of the refused work
     "orchestration/access/audit.py",
+    # the worker pool's queue: a launch is claimed (committed) before its run starts, so no other
+    # worker takes it, and a heartbeat is seen by other processes at once
+    "orchestration/runs/launches.py",
     # a run's progress must be visible to other processes (CLI, cancel, reaper) while it runs
     "orchestration/runs/records.py",
     # the run engine's steps, run by a worker for minutes: each step's tables and rows are visible

@@ -15,7 +15,7 @@ Who commits (tests/test_architecture.py checks it):
   - runs/records.py: a run's progress is visible to other processes (the CLI following a
     worker, a cancel, the reaper) while the run is still going;
   - delivery/records.py: the outbox claims a row (committed) before its channel is called and
-    records the outcome right after;
+    records the outcome right after; runs/launches.py does the same for the worker pool's queue;
   - the run engine's steps (runs/snapshot.py, publish.py, admission.py's security events) and
     exports/redaction.py's tenant key: see
     COMMITS_ON_ITS_OWN in tests/test_architecture.py, which names each with why.
