@@ -15,13 +15,14 @@ from __future__ import annotations
 import csv
 import json
 import re
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import openpyxl
-from pypdf import PdfReader
+import pypdfium2
 
 from orchestration.exports import numbers
 from orchestration.exports.csv_export import STATUS_COLUMN
@@ -113,20 +114,37 @@ def check_json(path: Path, sections: Sequence[SectionSnapshot], context: ReportC
     return problems
 
 
+_pdfium_lock = threading.Lock()
+
+
+def _page_text(document, index: int) -> str:
+    page = document[index]
+    try:
+        text = page.get_textpage()
+        try:
+            return text.get_text_range()
+        finally:
+            text.close()
+    finally:
+        page.close()
+
+
 def check_pdf(path: Path, sections: Sequence[SectionSnapshot], context: ReportContext) -> list[str]:
-    """The file parses as a PDF with pages (the page tree, not every page's text), and the text
-    read back from its first two pages and its last shows the marking in header and footer and
-    every key figure. Reading those pages is enough for the marking: it comes from the one @page
-    rule of report.html.j2 (no page selectors), so every page gets the same header and footer or
-    none does, and a lost or broken rule shows on the first page; a document cut short shows on
-    the last. Key figures are drawn at the top of the first page. Extracting the text of every
-    page cost about a sixth of a run's PDF CPU (pypdf parses each content stream in Python)."""
-    reader = PdfReader(path)
-    count = len(reader.pages)
-    if not count:
+    """The file opens as a PDF with pages, the text read back from every page shows the marking in
+    header and footer, and the first pages show every key figure (drawn at the top of page one).
+    Read with PDFium (pypdfium2): a real reader, about 40 times cheaper than pypdf's
+    pure-Python text extraction, so every page is read, not a sample."""
+    with _pdfium_lock:  # PDFium is not thread-safe
+        try:
+            document = pypdfium2.PdfDocument(path)
+        except pypdfium2.PdfiumError as exc:
+            return [f"not a readable PDF: {exc}"]
+        try:
+            pages = {i + 1: re.sub(r"\s+", "", _page_text(document, i).replace("\x00", "")) for i in range(len(document))}
+        finally:
+            document.close()
+    if not pages:
         return ["no pages"]
-    read = sorted({0, min(1, count - 1), count - 1})
-    pages = {i + 1: re.sub(r"\s+", "", (reader.pages[i].extract_text() or "").replace("\x00", "")) for i in read}
     problems = []
     unmarked = [str(i) for i, text in pages.items() if text.count(context.marking) < 2]
     if unmarked:

@@ -54,7 +54,7 @@ def _write_csv(conn, context: ReportContext, sections: Sequence[SectionSnapshot]
 
 def _on_first_call(module: str, name: str) -> Callable[..., Any]:
     """`module.name`, imported when first called. The writers and checks pull in WeasyPrint,
-    openpyxl, pypdf and jsonschema (about two seconds of imports), which every process that
+    openpyxl, PDFium and jsonschema (about two seconds of imports), which every process that
     only needs the format names (the CLI loading templates, say) would otherwise pay."""
 
     def call(*args: Any) -> Any:

@@ -111,6 +111,17 @@ def test_every_pdf_page_carries_the_marking_in_header_and_footer(conn, controls,
     assert problems and "CONFIDENTIAL marking" in problems[0]
 
 
+def test_the_pdf_check_refuses_a_file_cut_short_or_not_a_pdf(conn, controls, tmp_path):
+    path = tmp_path / "cut.pdf"
+    write_pdf(conn, context(), [controls], path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])  # a write that stopped a third of the way
+    problems = checks.check_pdf(path, [controls], context())
+    assert problems, "a PDF cut short passed the check"
+    path.write_bytes(b"%PDF-1.7\nnot really\n")
+    assert checks.check_pdf(path, [controls], context())[0].startswith("not a readable PDF")
+
+
 def test_external_pdf_says_it_is_redacted_under_which_policy_and_never_splits_a_marker(conn, controls, tmp_path):
     path = tmp_path / "external.pdf"
     write_pdf(conn, context(**EXTERNAL), [controls], path)

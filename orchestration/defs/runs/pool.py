@@ -67,7 +67,7 @@ def warm_up() -> None:
     import orchestration.definitions  # noqa: F401
     from orchestration.runs import gate_b  # noqa: F401 - Great Expectations
 
-    # The writers and checks formats.py imports on first use (WeasyPrint, openpyxl, pypdf).
+    # The writers and checks formats.py imports on first use (WeasyPrint, openpyxl, PDFium).
     for module in ("orchestration.runs.engine", "orchestration.exports.checks", "orchestration.exports.json_export",
                    "orchestration.exports.xlsx_export", "orchestration.exports.pdf_export"):
         importlib.import_module(module)
