@@ -75,7 +75,25 @@ def section_lineage(template: Template, section_name: str, manifest=None) -> dic
     return _lineage(sql, section.columns, manifest)
 
 
+# (manifest id, SQL, columns) -> (that manifest, lineage): a template version's lineage is worked
+# out once per process, not for every run (sqlglot's lineage of a section is tens of ms; a
+# month-end fan-out runs each template hundreds of times). Keyed by the manifest object, which
+# dbt_manifest replaces when the file changes; the stored reference keeps its id from being reused.
+_lineage_cache: dict[tuple, tuple[dict, dict[str, frozenset[str]]]] = {}
+_LINEAGE_CACHE_SIZE = 256
+
+
 def _lineage(sql: str, columns, manifest) -> dict[str, set[str]]:
+    key = (id(manifest), sql, tuple(c.name for c in columns))
+    hit = _lineage_cache.get(key)
+    if hit is None or hit[0] is not manifest:
+        if len(_lineage_cache) >= _LINEAGE_CACHE_SIZE:
+            _lineage_cache.clear()
+        hit = _lineage_cache[key] = (manifest, {c: frozenset(f) for c, f in _compute_lineage(sql, columns, manifest).items()})
+    return {column: set(fields) for column, fields in hit[1].items()}
+
+
+def _compute_lineage(sql: str, columns, manifest) -> dict[str, set[str]]:
     schema, relations = _schema(manifest), _relations(manifest)
     parsed = sqlglot.parse_one(sql, dialect="postgres")
     result = {}

@@ -148,6 +148,22 @@ def test_a_renamed_field_cannot_slip_past_the_policy(built, conn):
         template_service.submit_template(conn, uncovered, actor=access.PLATFORM_OWNER)
 
 
+def test_lineage_is_worked_out_once_per_template_version_and_again_for_a_new_manifest(built, monkeypatch):
+    import copy
+
+    from orchestration.metrics import dbt_manifest
+
+    calls = []
+    compute = redaction._compute_lineage
+    monkeypatch.setattr(redaction, "_compute_lineage", lambda *a: calls.append(a[0]) or compute(*a))
+    monkeypatch.setattr(redaction, "_lineage_cache", {})
+    template = templates.load("analyst_throughput")
+    first = redaction.plan(template)
+    assert redaction.plan(template) == first and len(calls) == len(template.sections)  # the second run: cached
+    changed = copy.deepcopy(dbt_manifest.load_manifest())  # as after `dbt parse` wrote a new manifest
+    assert redaction.plan(template, changed) == first and len(calls) == 2 * len(template.sections)
+
+
 def test_gate_a_refuses_a_rule_on_a_field_that_does_not_exist(built, conn):
     template = templates.load("analyst_throughput")
     bad_rule = templates.RedactionRule(field="dim_analysts.shoe_size", action="mask", rationale="nobody asked")
