@@ -236,7 +236,17 @@ def prepare_tenants(tenant_count: int, incidents: int, echo: Echo = print) -> li
     echo(f"dbt build in {time.perf_counter() - started:.1f}s")
     import dagster as dg
 
-    return demo.govern(dg.DagsterInstance.get(), echo)
+    from orchestration.access import tenants
+
+    instance = dg.DagsterInstance.get()
+    seeded = demo.govern(instance, echo)
+    # The seed replaced the tenants: partitions of an earlier, larger seed go too (as the tenants
+    # sensor would remove them, later), or the tick would fire runs for tenants that are gone.
+    _, gone = tenants.partition_changes(seeded, instance.get_dynamic_partitions("tenants"))
+    for key in gone:
+        if key != tenants.PLATFORM:  # the platform partition (reporting_kpis) is not a seeded tenant
+            instance.delete_dynamic_partition("tenants", key)
+    return seeded
 
 
 def month_end_tick(now: dt.datetime | None = None) -> dt.datetime:
