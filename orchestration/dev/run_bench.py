@@ -313,7 +313,7 @@ def fanout_queued(templates: Sequence[str], *, processes: int = 2, tick: dt.date
     from orchestration.definitions import defs
     from orchestration.defs.runs import pool
 
-    instance = dg.DagsterInstance.get()
+    instance = pool.pooled_instance()  # the submissions below, as the scheduler's long-lived process
     requests = fire_month_end(instance, templates, tick or month_end_tick())
     with pool_and_daemon(processes, echo) as watch:
         location = pool.code_location(instance)

@@ -36,6 +36,7 @@ from orchestration.runs.run_record import run_config_of
 Echo = Callable[[str], None]
 BEAT_SECONDS = 5.0
 CRASH_PAUSE = 5.0  # a child that fails this soon after its start is restarted after this pause
+STORAGE_STATEMENT_TIMEOUT_MS = 300_000  # Dagster storage statements of a pool process (a run's events)
 LOCATION_NAME = "nexus_reports"  # as workspace.yaml names the code location
 QUIET_LOGGERS = {"console": {"config": {"log_level": "WARNING"}}}
 
@@ -158,11 +159,21 @@ def _wait(conn, seconds: float) -> None:
 
 # ---------------------------------------------------------------- a worker
 
-def work(config: PoolConfig) -> None:
-    """Execute handed-over Dagster runs until recycled."""
+def pooled_instance():
+    """This long-lived process's Dagster instance, its storage connections kept open: by default
+    dagster-postgres opens a new connection for every statement (about twenty per run, each a new
+    server process), which suits short-lived run processes, not a warm one. The same switch the
+    webserver makes for itself."""
     import dagster as dg
 
     instance = dg.DagsterInstance.get()
+    instance.optimize_for_webserver(statement_timeout=STORAGE_STATEMENT_TIMEOUT_MS, pool_recycle=3600, max_overflow=4)
+    return instance
+
+
+def work(config: PoolConfig) -> None:
+    """Execute handed-over Dagster runs until recycled."""
+    instance = pooled_instance()
     conn = _listening()
     done, beaten = 0, 0.0
     while True:
@@ -210,9 +221,7 @@ def execute(instance, dagster_run_id: str) -> str:
 
 def submitter(config: PoolConfig) -> None:
     """Submit admitted runs to Dagster's run queue; beat with whether the queue is served."""
-    import dagster as dg
-
-    instance = dg.DagsterInstance.get()
+    instance = pooled_instance()
     location = code_location(instance)
     conn = _listening()
     beaten = 0.0
