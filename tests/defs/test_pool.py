@@ -223,3 +223,23 @@ def test_a_month_end_fan_out_does_not_starve_an_ad_hoc_run(pool_and_daemon, tena
     # already handed over, never for the whole fan-out
     assert order.index(ad_hoc.run_id) <= 6, order.index(ad_hoc.run_id)
     assert len(order) - order.index(ad_hoc.run_id) - 1 >= len(scheduled) - 6
+
+
+def test_a_run_whose_pool_worker_died_ends_failed_when_its_launch_comes_back(built):
+    """A worker that dies mid-run gives its claim back (the parent releases it); the next worker
+    finds the run started by nobody alive and ends it failed, instead of executing it twice."""
+    import dagster as dg
+    from dagster._core.events import DagsterEvent, DagsterEventType
+
+    from orchestration.defs.runs import pool
+
+    dagster_home.prepare()
+    instance = dg.DagsterInstance.get()
+    config = {"ops": {"execute_report_run": {"config": {"template": "incident_summary", "tenant": "acme"}}}}
+    run = pool.create_run(instance, pool.code_location(instance), "report_run", config, {})
+    instance.report_dagster_event(DagsterEvent(DagsterEventType.PIPELINE_STARTING.value, job_name="report_run"),
+                                  run_id=run.run_id)
+    instance.report_dagster_event(DagsterEvent(DagsterEventType.PIPELINE_START.value, job_name="report_run"),
+                                  run_id=run.run_id)
+    assert pool.execute(instance, run.run_id) == "failed: its pool worker died"
+    assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE

@@ -204,6 +204,11 @@ def execute(instance, dagster_run_id: str) -> str:
     if run.status == dg.DagsterRunStatus.CANCELING:
         instance.report_run_canceled(run, message="terminated before a pool worker started it")
         return "cancelled before it started"
+    if run.status == dg.DagsterRunStatus.STARTED:
+        # Only a launch whose worker died after starting it comes back to the queue with its run
+        # started: the run ends failed in Dagster (its report run is ended by the reaper, by pid).
+        instance.report_run_failed(run, message="its pool worker died while executing it")
+        return "failed: its pool worker died"
     if run.status != dg.DagsterRunStatus.STARTING:
         return f"not started: the run is {run.status.value}"
     instance.report_engine_event(f"executing in pool worker {os.getpid()} on {socket.gethostname()}", run)
