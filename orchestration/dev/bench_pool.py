@@ -46,9 +46,10 @@ def _proc_kb(path: str, fields: tuple[str, ...]) -> int:
 
 
 @contextlib.contextmanager
-def pool_and_daemon(processes: int, echo: Echo = print):
+def pool_and_daemon(processes: int, echo: Echo = print, *, pool_env: dict[str, str] | None = None):
     """`nexus-reports workers` and `dagster-daemon run` as child processes, until the pool is ready
-    and the daemon serves the queue; both stopped at the end."""
+    and the daemon serves the queue; both stopped at the end (`pool_env`: the pool's environment,
+    e.g. with injected faults for a test)."""
     from orchestration.runs import launches
     from orchestration.settings import REPO_ROOT
 
@@ -61,7 +62,7 @@ def pool_and_daemon(processes: int, echo: Echo = print):
     logs = Path(os.environ.get("NEXUS_HOME") or REPO_ROOT / ".nexus") / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     children = [
-        subprocess.Popen([str(bindir / "nexus-reports"), "workers", "--processes", str(processes)],
+        subprocess.Popen([str(bindir / "nexus-reports"), "workers", "--processes", str(processes)], env=pool_env,
                          stdout=(logs / "bench-pool.log").open("w"), stderr=subprocess.STDOUT, cwd=REPO_ROOT),
         subprocess.Popen([str(bindir / "dagster-daemon"), "run", "-w", str(REPO_ROOT / "workspace.yaml")],
                          stdout=(logs / "bench-daemon.log").open("w"), stderr=subprocess.STDOUT, cwd=REPO_ROOT),
@@ -75,7 +76,7 @@ def pool_and_daemon(processes: int, echo: Echo = print):
                 break
             if any(c.poll() is not None for c in children) or time.perf_counter() - started > 300:
                 raise RuntimeError(f"the worker pool or the daemon did not come up; see {logs}/bench-pool.log "
-                                   f"and bench-daemon.log")
+                                   f"and bench-daemon.log: {(logs / 'bench-pool.log').read_text()[-1500:]}")
             time.sleep(1.0)
         echo(f"worker pool ({processes} workers) and Dagster daemon ready in {time.perf_counter() - started:.0f} s")
         yield PoolWatch()

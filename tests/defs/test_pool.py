@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -22,12 +19,9 @@ from orchestration.catalog import templates as catalog
 from orchestration.db import migrations, warehouse
 from orchestration.defs import dagster_home
 from orchestration.runs import launches, records
-from orchestration.settings import REPO_ROOT
 from tests.helpers import cli
 
 from ..conftest import analyst
-
-BIN = Path(sys.executable).parent
 
 
 def test_migration_head_from_file_names_is_alembics_head():
@@ -94,37 +88,11 @@ def pool_and_daemon(built):
     """`nexus-reports workers --processes 1` and `dagster-daemon run`, as `nexus-reports dev` starts them.
     The pool's workers sleep 30 s in the render stage of their first run (NEXUS_FAULTS, once per
     process): time to cancel it."""
+    from orchestration.dev.bench_pool import pool_and_daemon
+
     dagster_home.prepare()
-    faulty = {**os.environ, "NEXUS_FAULTS": "render:sleep=30"}
-    logs = Path(os.environ["NEXUS_HOME"]) / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    children = [
-        subprocess.Popen([str(BIN / "nexus-reports"), "workers", "--processes", "1"], cwd=REPO_ROOT, env=faulty,
-                         stdout=(logs / "test-pool.log").open("w"), stderr=subprocess.STDOUT),
-        subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-w", str(REPO_ROOT / "workspace.yaml")], cwd=REPO_ROOT,
-                         stdout=(logs / "test-daemon.log").open("w"), stderr=subprocess.STDOUT),
-    ]
-    try:
-        deadline = time.monotonic() + 240
-        while True:
-            with warehouse.connection() as conn:
-                if launches.pool_state(conn).ready:
-                    break
-            assert time.monotonic() < deadline, (logs / "test-pool.log").read_text()[-2000:]
-            assert all(c.poll() is None for c in children), (logs / "test-pool.log").read_text()[-2000:]
-            time.sleep(1)
-        yield children[0]
-    finally:
-        for child in children:
-            child.terminate()
-        for child in children:
-            try:
-                child.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                child.kill()
-        with warehouse.connection() as conn, conn.cursor() as cur:  # no other test may see a pool
-            cur.execute("delete from control.pool_processes")
-            conn.commit()
+    with pool_and_daemon(1, lambda _: None, pool_env={**os.environ, "NEXUS_FAULTS": "render:sleep=30"}):
+        yield
 
 
 def _pool_worker_pids() -> set[int]:
