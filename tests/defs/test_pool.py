@@ -175,6 +175,17 @@ def test_a_month_end_fan_out_does_not_starve_an_ad_hoc_run(pool_and_daemon, tena
         instance.submit_run(run.run_id, workspace=None)
         scheduled.append(run.run_id)
     assert len(scheduled) >= 10
+    try:
+        _ad_hoc_goes_first(instance, scheduled)
+    finally:  # a failure leaves no queued runs behind for the next daemon of this session
+        for run in instance.get_runs(dg.RunsFilter(run_ids=scheduled)):
+            if not run.is_finished:
+                instance.report_run_canceled(run)
+
+
+def _ad_hoc_goes_first(instance, scheduled: list[str]) -> None:
+    import dagster as dg
+
     done = _cli_run("2026-02", "--wait")
     assert done.returncode == 0, done.stdout + done.stderr
     ad_hoc = instance.get_run_by_id(_record(done.stdout.split()[1]).dagster_run_id)
@@ -211,3 +222,26 @@ def test_a_run_whose_pool_worker_died_ends_failed_when_its_launch_comes_back(bui
                                   run_id=run.run_id)
     assert pool.execute(instance, run.run_id) == "failed: its pool worker died"
     assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
+
+
+def test_the_code_location_loads_whatever_instance_this_process_used_before(fresh_warehouse):
+    """An instance used as a context manager and dropped leaves Dagster's current
+    definitions-state storage pointing at it; loading the location with another still works."""
+    import gc
+
+    import dagster as dg
+    from dagster._core.storage.defs_state.base import set_defs_state_storage
+
+    from orchestration.defs.runs import pool
+
+    dagster_home.prepare()
+    gone = dg.DagsterInstance.get()
+    left = set_defs_state_storage(gone.defs_state_storage)
+    left.__enter__()  # as a `with instance:` block that never exited would leave it
+    try:
+        del gone
+        gc.collect()
+        location = pool.code_location(dg.DagsterInstance.get())
+        assert next(iter(location.get_repositories().values())).has_job("report_run")
+    finally:
+        left.__exit__(None, None, None)

@@ -263,6 +263,7 @@ def code_location(instance):
     """This process's code location (loaded in process), named as workspace.yaml names it, so runs
     submitted from here show up in the UI under their job."""
     from dagster._core.remote_origin import InProcessCodeLocationOrigin
+    from dagster._core.storage.defs_state.base import set_defs_state_storage
     from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
     root = Path(__file__).resolve().parents[3]
@@ -270,7 +271,11 @@ def code_location(instance):
         loadable_target_origin=LoadableTargetOrigin(executable_path=sys.executable, module_name="orchestration.definitions",
                                                     working_directory=str(root)),
         location_name=LOCATION_NAME)
-    return origin.create_location(instance)
+    # Loading reads Dagster's "current" definitions-state storage (a context variable an instance
+    # sets while used as a context manager): make it this instance's, whatever another instance
+    # of this process left there.
+    with set_defs_state_storage(instance.defs_state_storage):
+        return origin.create_location(instance)
 
 
 def submit_admitted(instance, location, conn, report_run_id: str, priority: int) -> str:
