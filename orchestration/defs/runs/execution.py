@@ -7,7 +7,7 @@ from __future__ import annotations
 from orchestration.db import warehouse
 from orchestration.defs import dagster_home
 from orchestration.runs import run_tags
-from orchestration.runs.run_record import run_config_of
+from orchestration.runs.run_record import RunRecord, run_config_of
 from orchestration.services import runs as run_service
 
 QUIET_LOGGERS = {"console": {"config": {"log_level": "WARNING"}}}
@@ -22,14 +22,24 @@ def execute_admitted(run_id: str) -> bool:
     dagster_home.prepare()
     with warehouse.connection() as conn:
         record = run_service.show(conn, run_id).record
-    tags = {run_tags.REQUESTER: record.requester, run_tags.TRIGGER: record.trigger, run_tags.REPORT_RUN: run_id}
+    result = defs.resolve_job_def("report_run").execute_in_process(
+        run_config=admitted_run_config(record), instance=dg.DagsterInstance.get(), tags=admitted_run_tags(record),
+        raise_on_error=False,
+    )
+    return result.success
+
+
+def admitted_run_tags(record: RunRecord) -> dict[str, str]:
+    """The Dagster tags of an admitted run's `report_run` run (here, or submitted by the pool)."""
+    tags = {run_tags.REQUESTER: record.requester, run_tags.TRIGGER: record.trigger, run_tags.REPORT_RUN: record.run_id}
     if record.correlation_id:
         tags[run_tags.CORRELATION] = record.correlation_id
     if record.schedule_id:  # a definition schedule's tick: the Dagster UI shows which
         tags[run_tags.SCHEDULE] = record.schedule_id
-    result = defs.resolve_job_def("report_run").execute_in_process(
-        run_config={"ops": {"execute_report_run": {"config": run_config_of(record, run_id=run_id)}},
-                    "loggers": QUIET_LOGGERS},
-        instance=dg.DagsterInstance.get(), tags=tags, raise_on_error=False,
-    )
-    return result.success
+    return tags
+
+
+def admitted_run_config(record: RunRecord) -> dict:
+    """The `report_run` config that executes the admitted record (config run_id)."""
+    return {"ops": {"execute_report_run": {"config": run_config_of(record, run_id=record.run_id)}},
+            "loggers": QUIET_LOGGERS}

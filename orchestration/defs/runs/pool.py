@@ -30,15 +30,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orchestration.db import warehouse
-from orchestration.runs import launches, records, run_tags, worker
-from orchestration.runs.run_record import run_config_of
+from orchestration.defs.runs.execution import admitted_run_config, admitted_run_tags
+from orchestration.runs import launches, records, worker
 
 Echo = Callable[[str], None]
 BEAT_SECONDS = 5.0
 CRASH_PAUSE = 5.0  # a child that fails this soon after its start is restarted after this pause
 STORAGE_STATEMENT_TIMEOUT_MS = 300_000  # Dagster storage statements of a pool process (a run's events)
 LOCATION_NAME = "nexus_reports"  # as workspace.yaml names the code location
-QUIET_LOGGERS = {"console": {"config": {"log_level": "WARNING"}}}
 
 
 @dataclass(frozen=True)
@@ -283,15 +282,8 @@ def submit_admitted(instance, location, conn, report_run_id: str, priority: int)
     the admitted record, as the detached worker does)."""
     record = records.get_run(conn, report_run_id)
     conn.commit()
-    tags = {run_tags.REQUESTER: record.requester, run_tags.TRIGGER: record.trigger, run_tags.REPORT_RUN: report_run_id,
-            "dagster/priority": str(priority)}
-    if record.correlation_id:
-        tags[run_tags.CORRELATION] = record.correlation_id
-    if record.schedule_id:
-        tags[run_tags.SCHEDULE] = record.schedule_id
-    run_config = {"ops": {"execute_report_run": {"config": run_config_of(record, run_id=report_run_id)}},
-                  "loggers": QUIET_LOGGERS}
-    run = create_run(instance, location, "report_run", run_config, tags)
+    run = create_run(instance, location, "report_run", admitted_run_config(record),
+                     {**admitted_run_tags(record), "dagster/priority": str(priority)})
     with warehouse.connection() as own:  # the run record names its Dagster run at once
         records.note_dagster_run(own, report_run_id, run.run_id)
     instance.submit_run(run.run_id, workspace=None)
