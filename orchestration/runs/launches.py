@@ -65,13 +65,13 @@ def finish(conn, launch_id: int, outcome: str) -> None:
     conn.commit()
 
 
-def release_claims_of_dead(conn, host: str, live_pids: set[int]) -> int:
-    """Launches claimed by a pool process of this host that is gone and never finished them go
-    back to the queue (a worker recycled or killed between claiming and starting)."""
+def release_claims_of(conn, host: str, pid: int) -> int:
+    """Launches claimed by a pool process that is gone and never finished them go back to the
+    queue (a worker recycled or killed between claiming and finishing; see pool.execute for a
+    run it had started)."""
     with conn.cursor() as cur:
         cur.execute("""update control.run_launches set claimed_at = null, claimed_pid = null, claimed_host = null
-                        where claimed_host = %s and done_at is null and claimed_at is not null
-                          and not (claimed_pid = any(%s))""", (host, list(live_pids)))
+                        where claimed_host = %s and claimed_pid = %s and done_at is null""", (host, pid))
         count = cur.rowcount
     conn.commit()
     return count

@@ -51,8 +51,10 @@ def test_launches_are_claimed_by_priority_then_age_and_a_dead_claim_returns(fres
         assert launches.claim(conn, "execute").launch_id == adhoc
         claimed = launches.claim(conn, "execute")
         assert claimed.launch_id == first
+        # another process of this host that is gone claims nothing back of this one's
+        assert launches.release_claims_of(conn, socket.gethostname(), os.getpid() + 1) == 0
         # the claiming process (this one, as far as the table knows) is gone before finishing it
-        assert launches.release_claims_of_dead(conn, socket.gethostname(), live_pids={os.getpid() + 1}) == 2
+        assert launches.release_claims_of(conn, socket.gethostname(), os.getpid()) == 2
         assert launches.claim(conn, "execute").launch_id == adhoc  # back in the queue, first again
         launches.finish(conn, adhoc, "success")
         assert launches.claim(conn, "execute").launch_id == first

@@ -71,7 +71,7 @@ def warm_up() -> None:
     for module in ("orchestration.runs.engine", "orchestration.exports.checks", "orchestration.exports.json_export",
                    "orchestration.exports.xlsx_export", "orchestration.exports.pdf_export"):
         importlib.import_module(module)
-    from orchestration.exports import pdf_export
+    from orchestration.exports import pdf_export  # imported just above
 
     pdf_export.warm_up()  # fonts loaded and subset once, here: every forked worker has them
     worker.settle_imports()
@@ -120,7 +120,7 @@ def serve(config: PoolConfig, echo: Echo = print) -> None:
         if pid and pid in children:
             role, started = children.pop(pid)
             with warehouse.connection() as conn:
-                launches.release_claims_of_dead(conn, socket.gethostname(), set(children))
+                launches.release_claims_of(conn, socket.gethostname(), pid)
                 launches.leave(conn, pid)
             if not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0:
                 echo(f"pool {role} {pid} ended abnormally (status {status}); starting another")
