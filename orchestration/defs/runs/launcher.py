@@ -21,7 +21,7 @@ from dagster._core.launcher import DefaultRunLauncher, LaunchRunContext
 from orchestration.db import warehouse
 from orchestration.runs import launches, records
 
-POOL_TAG = "nexus/pool"  # on a run handed to the pool: which launch row carries it
+POOL_TAG = "nexus/pool"  # on a run handed to the pool (its engine event names the launch row)
 
 
 def launch_priority(run: dg.DagsterRun) -> int:
@@ -37,12 +37,11 @@ class WarmPoolRunLauncher(DefaultRunLauncher):
     def launch_run(self, context: LaunchRunContext) -> None:
         run = context.dagster_run
         with warehouse.connection() as conn:
-            pooled = launches.pool_state(conn).workers > 0
-            if pooled:
-                launch_id = launches.enqueue(conn, "execute", dagster_run_id=run.run_id, priority=launch_priority(run))
-        if not pooled:
-            return super().launch_run(context)
-        self._instance.add_run_tags(run.run_id, {POOL_TAG: str(launch_id)})
+            if not launches.pool_state(conn).workers:
+                return super().launch_run(context)
+            # Tagged before a worker can see it: the worker's own writes to the run come after.
+            self._instance.add_run_tags(run.run_id, {POOL_TAG: "warm"})
+            launch_id = launches.enqueue(conn, "execute", dagster_run_id=run.run_id, priority=launch_priority(run))
         self._instance.report_engine_event(f"handed to the warm worker pool (launch {launch_id})", run,
                                            cls=self.__class__)
 
