@@ -11,6 +11,7 @@ by the reaper (runs/supervisor.reap), which ends the run with the log's last lin
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import signal
@@ -92,9 +93,16 @@ def follow(conn, run_id: str, echo: Callable[[str], None], *, poll: float = 0.1,
 
 def stop(record: RunRecord) -> None:
     """Reach a running run's worker: SIGTERM by pid on this host, and Dagster's terminate."""
-    if worker_alive(record):
-        os.kill(record.worker_pid, signal.SIGTERM)
+    signal_worker(record)
     _terminate_in_dagster(record.dagster_run_id)
+
+
+def signal_worker(record: RunRecord) -> None:
+    """SIGTERM to the process executing the run, when it is alive on this host: the run is
+    cancelled there (a detached worker, or a pool worker that lives on)."""
+    if worker_alive(record):
+        with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
+            os.kill(record.worker_pid, signal.SIGTERM)
 
 
 def _terminate_in_dagster(dagster_run_id: str | None) -> None:

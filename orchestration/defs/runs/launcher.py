@@ -10,16 +10,11 @@ launcher does (its own process from the code server), so a deployment without a 
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import socket
-
 import dagster as dg
 from dagster._core.launcher import DefaultRunLauncher, LaunchRunContext
 
 from orchestration.db import warehouse
-from orchestration.runs import launches, records
+from orchestration.runs import launches, records, worker
 
 POOL_TAG = "nexus/pool"  # on a run handed to the pool (its engine event names the launch row)
 
@@ -59,7 +54,6 @@ class WarmPoolRunLauncher(DefaultRunLauncher):
                 if records.get_run(conn, report_run_id).cancel_requested:
                     continue  # `runs cancel` asked first and reached the worker itself
                 record = records.request_cancel(conn, report_run_id)
-                if record and record.worker_pid and record.worker_host == socket.gethostname():
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(record.worker_pid, signal.SIGTERM)
+                if record:
+                    worker.signal_worker(record)
         return True

@@ -27,11 +27,11 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from orchestration.db import warehouse
 from orchestration.defs.runs.execution import admitted_run_config, admitted_run_tags
 from orchestration.runs import launches, records, worker
+from orchestration.settings import REPO_ROOT
 
 Echo = Callable[[str], None]
 BEAT_SECONDS = 5.0
@@ -265,10 +265,9 @@ def code_location(instance):
     from dagster._core.storage.defs_state.base import set_defs_state_storage
     from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
-    root = Path(__file__).resolve().parents[3]
     origin = InProcessCodeLocationOrigin(
         loadable_target_origin=LoadableTargetOrigin(executable_path=sys.executable, module_name="orchestration.definitions",
-                                                    working_directory=str(root)),
+                                                    working_directory=str(REPO_ROOT)),
         location_name=LOCATION_NAME)
     # Loading reads Dagster's "current" definitions-state storage (a context variable an instance
     # sets while used as a context manager): make it this instance's, whatever another instance
