@@ -16,6 +16,7 @@ import psycopg2.errors
 from orchestration.settings import EMBEDDED_DATABASE, Settings, get_settings
 
 _server: Any = None  # the pgserver handle this process holds
+_created: set[str] = set()  # databases this process found or created on the embedded server
 
 
 def _embedded_server(settings: Settings):
@@ -39,8 +40,11 @@ def database_url(settings: Settings | None = None) -> str:
     if settings.external_database_url:
         return settings.external_database_url
     server = _embedded_server(settings)
-    admin_dsn = server.get_uri()
-    create_database_if_missing(admin_dsn, EMBEDDED_DATABASE)
+    if EMBEDDED_DATABASE not in _created:
+        # Once per process: the check is a connection of its own, and a warm worker connects
+        # dozens of times per run (a new server process each time, doubled by this check).
+        create_database_if_missing(server.get_uri(), EMBEDDED_DATABASE)
+        _created.add(EMBEDDED_DATABASE)
     return server.get_uri(EMBEDDED_DATABASE)
 
 

@@ -18,6 +18,7 @@ from orchestration.db import warehouse
 from orchestration.settings import Settings, get_settings
 
 STORAGE_URL_ENV = "NEXUS_DAGSTER_STORAGE_URL"
+COMPUTE_LOG_DIR_ENV = "NEXUS_COMPUTE_LOG_DIR"
 
 DAGSTER_YAML = """\
 # Written by nexus-reports; the storage URL comes from the environment so that the embedded
@@ -51,6 +52,14 @@ concurrency:
         limit: 6
   pools:
     default_limit: 4
+# A run's stdout and stderr in files the UI shows, as Dagster's default keeps them, but without
+# the console mirror's four processes per capture (defs/runs/compute_logs.py).
+compute_logs:
+  module: orchestration.defs.runs.compute_logs
+  class: CapturedComputeLogManager
+  config:
+    base_dir:
+      env: NEXUS_COMPUTE_LOG_DIR
 telemetry:
   enabled: false
 """
@@ -70,6 +79,7 @@ def prepare(settings: Settings | None = None) -> Path:
     os.environ["DAGSTER_HOME"] = str(home)
     os.environ["NEXUS_HOME"] = str(settings.home)
     os.environ[STORAGE_URL_ENV] = warehouse.dagster_storage_url(settings)
+    os.environ[COMPUTE_LOG_DIR_ENV] = str(home / "storage")  # where Dagster's default keeps them
     os.environ.update(warehouse.dbt_env(settings))
     ensure_storage(settings)
     return home

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -47,9 +48,15 @@ def _proc_kb(path: str, fields: tuple[str, ...]) -> int:
 
 @contextlib.contextmanager
 def pool_and_daemon(processes: int, echo: Echo = print, *, pool_env: dict[str, str] | None = None):
-    """`nexus-reports workers` and `dagster-daemon run` as child processes, until the pool is ready
-    and the daemon serves the queue; both stopped at the end (`pool_env`: the pool's environment,
-    e.g. with injected faults for a test)."""
+    """`nexus-reports workers`, a code server and `dagster-daemon run` as child processes, until
+    the pool is ready and the daemon serves the queue; all stopped at the end (`pool_env`: the
+    pool's environment, e.g. with injected faults for a test).
+
+    The daemon reaches the definitions through one long-lived code server, as under `dagster dev`
+    (`nexus-reports dev`) and on a cluster: a daemon given workspace.yaml's module itself starts
+    a code server of its own and replaces it every minute (a new process importing everything,
+    about a tenth of the machine's CPU during a fan-out)."""
+    from orchestration.defs.runs.pool import LOCATION_NAME
     from orchestration.runs import launches
     from orchestration.settings import REPO_ROOT
 
@@ -61,24 +68,31 @@ def pool_and_daemon(processes: int, echo: Echo = print, *, pool_env: dict[str, s
     bindir = Path(sys.executable).parent
     logs = Path(os.environ.get("NEXUS_HOME") or REPO_ROOT / ".nexus") / "logs"
     logs.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    workspace = logs / "bench-workspace.yaml"
+    workspace.write_text(f"load_from:\n  - grpc_server: {{host: 127.0.0.1, port: {port}, location_name: {LOCATION_NAME}}}\n")
     children = [
         subprocess.Popen([str(bindir / "nexus-reports"), "workers", "--processes", str(processes)], env=pool_env,
                          stdout=(logs / "bench-pool.log").open("w"), stderr=subprocess.STDOUT, cwd=REPO_ROOT),
-        subprocess.Popen([str(bindir / "dagster-daemon"), "run", "-w", str(REPO_ROOT / "workspace.yaml")],
-                         stdout=(logs / "bench-daemon.log").open("w"), stderr=subprocess.STDOUT, cwd=REPO_ROOT),
+        subprocess.Popen([str(bindir / "dagster"), "code-server", "start", "-m", "orchestration.definitions",
+                          "-d", str(REPO_ROOT), "-h", "127.0.0.1", "-p", str(port), "--location-name", LOCATION_NAME],
+                         stdout=(logs / "bench-code-server.log").open("w"), stderr=subprocess.STDOUT, cwd=REPO_ROOT),
     ]
     try:
         started = time.perf_counter()
+        _wait_for_code_server(port, children, logs, started)
+        children.append(subprocess.Popen([str(bindir / "dagster-daemon"), "run", "-w", str(workspace)],
+                                         stdout=(logs / "bench-daemon.log").open("w"), stderr=subprocess.STDOUT,
+                                         cwd=REPO_ROOT))
         while True:
             with warehouse.connection() as conn:
                 state = launches.pool_state(conn)
             if state.ready and state.workers >= processes:
                 break
-            if any(c.poll() is not None for c in children) or time.perf_counter() - started > 300:
-                raise RuntimeError(f"the worker pool or the daemon did not come up; see {logs}/bench-pool.log "
-                                   f"and bench-daemon.log: {(logs / 'bench-pool.log').read_text()[-1500:]}")
+            _check_alive(children, logs, started)
             time.sleep(1.0)
-        echo(f"worker pool ({processes} workers) and Dagster daemon ready in {time.perf_counter() - started:.0f} s")
+        echo(f"worker pool ({processes} workers), code server and Dagster daemon ready in "
+             f"{time.perf_counter() - started:.0f} s")
         yield PoolWatch()
     finally:
         for child in children:
@@ -90,3 +104,30 @@ def pool_and_daemon(processes: int, echo: Echo = print, *, pool_env: dict[str, s
                 child.kill()
         with warehouse.connection() as conn:  # whatever the pool could not say on its way out: it is gone
             launches.forget_pool(conn, children[0].pid)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _check_alive(children: list[subprocess.Popen], logs: Path, started: float) -> None:
+    if any(c.poll() is not None for c in children) or time.perf_counter() - started > 300:
+        tails = "; ".join(f"{log.name}: {log.read_text()[-800:]}" for log in sorted(logs.glob("bench-*.log")))
+        raise RuntimeError(f"the worker pool, the code server or the daemon did not come up; see {logs}: {tails}")
+
+
+def _wait_for_code_server(port: int, children: list[subprocess.Popen], logs: Path, started: float) -> None:
+    """Until the code server has loaded the definitions (a daemon that finds it loading keeps the
+    location in error until its next workspace refresh, a minute later)."""
+    from dagster._grpc.client import DagsterGrpcClient
+
+    client = DagsterGrpcClient(port=port, host="127.0.0.1")
+    while True:
+        try:
+            client.list_repositories()
+            return
+        except Exception:  # noqa: BLE001 - not listening or still loading
+            _check_alive(children, logs, started)
+            time.sleep(0.5)

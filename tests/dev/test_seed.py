@@ -461,3 +461,14 @@ def test_zero_incidents_and_default_end_date(conn, seeded):
         assert _one(conn, "select min(opened_at) from raw.incidents").date() >= end - dt.timedelta(days=182)
     finally:
         seeding.seed(conn, **ARGS)
+
+
+@pytest.mark.parametrize("table", [t for t in seeding.TABLES if t not in ("tenants", "attack_techniques")])
+def test_a_tenants_watermark_is_read_by_index(conn, seeded, table):
+    """Freshness (max(_loaded_at) of the tenant, every run) and the late-data check of the
+    corrections sensor read the loader watermark through an index, not by scanning the table."""
+    with conn, conn.cursor() as cur:
+        cur.execute("set local enable_seqscan = off")
+        cur.execute(f"explain select max(_loaded_at) from raw.{table} where tenant_id = 'acme'")
+        plan = " ".join(r[0] for r in cur.fetchall())
+    assert "Index" in plan and "Seq Scan" not in plan, plan
