@@ -23,10 +23,15 @@ COMPUTE_LOG_DIR_ENV = "NEXUS_COMPUTE_LOG_DIR"
 DAGSTER_YAML = """\
 # Written by nexus-reports; the storage URL comes from the environment so that the embedded
 # server's socket path or an external server's address never lands in a file.
+# Connections kept open and shared within a process (defs/runs/storage.py): by default every
+# statement of the daemon and the code server would open a new one.
 storage:
-  postgres:
-    postgres_url:
-      env: NEXUS_DAGSTER_STORAGE_URL
+  custom:
+    module: orchestration.defs.runs.storage
+    class: PooledPostgresStorage
+    config:
+      postgres_url:
+        env: NEXUS_DAGSTER_STORAGE_URL
 # The queued coordinator, checking a report launch (requester, template, tenant, window) before
 # the run starts: a refused launch fails with one line and no step runs. The queue is looked at
 # every second (Dagster's default is 5), so an ad-hoc run waits a second at most to be dequeued.
