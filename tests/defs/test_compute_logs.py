@@ -10,6 +10,7 @@ from pathlib import Path
 from dagster._core.storage.compute_log_manager import ComputeIOType
 
 from orchestration.defs import dagster_home
+from orchestration.defs.runs import pool
 from orchestration.defs.runs.compute_logs import CapturedComputeLogManager
 
 
@@ -28,10 +29,13 @@ def test_the_instance_keeps_compute_logs_where_dagsters_default_does(fresh_wareh
         manager = instance.compute_log_manager
         assert isinstance(manager, CapturedComputeLogManager)
         assert Path(manager._base_dir) == home / "storage"
+        assert manager.mirror  # a command executing a run in process (the demo) still echoes its output
+    assert pool.pooled_instance().compute_log_manager.mirror is False
 
 
 def test_a_capture_writes_both_streams_to_the_ui_files_and_starts_no_process(tmp_path, capfd):
     manager = CapturedComputeLogManager(base_dir=str(tmp_path))
+    manager.mirror = False  # as in a pool worker (pool.pooled_instance)
     key = ["a-run-id", "compute_logs", "step"]
     before = _children()
     with capfd.disabled(), manager.capture_logs(key):  # the process's own streams, as in a worker

@@ -162,11 +162,16 @@ def pooled_instance():
     """This long-lived process's Dagster instance, its storage connections kept open: by default
     dagster-postgres opens a new connection for every statement (about twenty per run, each a new
     server process), which suits short-lived run processes, not a warm one. The same switch the
-    webserver makes for itself."""
+    webserver makes for itself (with its own statement timeout, whatever storage dagster.yaml
+    names). Its runs' stdout and stderr go to the compute log files only."""
     import dagster as dg
+
+    from orchestration.defs.runs.compute_logs import CapturedComputeLogManager
 
     instance = dg.DagsterInstance.get()
     instance.optimize_for_webserver(statement_timeout=STORAGE_STATEMENT_TIMEOUT_MS, pool_recycle=3600, max_overflow=4)
+    if isinstance(instance.compute_log_manager, CapturedComputeLogManager):
+        instance.compute_log_manager.mirror = False  # no console to echo a run's output on: no processes for it
     return instance
 
 
